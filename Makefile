@@ -1,0 +1,44 @@
+# lakelens: `make demo` and `make test` set everything up from a bare machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format bench test-tools clean
+
+$(BIN)/python:
+	bash scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/lakelens demo
+
+test-tools:
+	bash scripts/install-test-tools.sh
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+# pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
+test: $(VENV)/.installed-dev test-tools lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/sdk_overhead.py
+
+clean:
+	rm -rf $(VENV) .lakelens .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,111 @@
+"""lakelens: observability for data pipelines.
+
+import lakelens
+
+@lakelens.asset("dlt_glucose_entries", deps=["nightscout_api"], freshness="2h")
+def load():
+    with lakelens.span("fetch_from_api") as s:
+        rows = fetch()
+        s.set("rows_fetched", len(rows))
+    lakelens.record(rows=len(rows))
+
+with lakelens.run("daily_glucose_pipeline", partition="2024-10-15"):
+    load()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lakelens._version import __version__
+from lakelens.errors import ConfigError, InvalidArgumentError, LakelensError, StoreError
+from lakelens.sdk import (
+    AssetDefinition,
+    RunContext,
+    Span,
+    asset,
+    check,
+    get_logger,
+    metric,
+    record,
+    run,
+    schema,
+    span,
+)
+from lakelens.sdk._runtime import RT
+
+if TYPE_CHECKING:
+    from lakelens.config import Settings
+    from lakelens.store import Store
+
+__all__ = [
+    "AssetDefinition",
+    "ConfigError",
+    "InvalidArgumentError",
+    "LakelensError",
+    "RunContext",
+    "Span",
+    "StoreError",
+    "__version__",
+    "asset",
+    "check",
+    "configure",
+    "flush",
+    "get_logger",
+    "metric",
+    "record",
+    "run",
+    "schema",
+    "span",
+    "stats",
+]
+
+
+def configure(
+    *,
+    home: str | None = None,
+    database_url: str | None = None,
+    log_format: str | None = None,
+    log_level: str | None = None,
+    settings: Settings | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
+    id_seed: int | None = None,
+    **options: Any,
+) -> None:
+    """Point the SDK somewhere else or change how it logs; flushes what was queued first.
+
+    Without a call, settings come from LAKELENS_* variables and lakelens.yaml. `clock` (a
+    function returning epoch seconds) and `id_seed` make recordings reproducible (the demo uses them).
+    """
+    overrides = {
+        key: value
+        for key, value in dict(
+            home=home,
+            database_url=database_url,
+            log_format=log_format,
+            log_level=log_level,
+            **options,
+        ).items()
+        if value is not None
+    }
+    RT.configure(settings=settings, store=store, clock=clock, id_seed=id_seed, **overrides)
+
+
+def flush(timeout: float | None = 30.0) -> bool:
+    """Block until every event recorded so far is committed to the store; False on timeout."""
+    return RT.flush(timeout)
+
+
+def stats() -> dict[str, Any]:
+    """Counters of the background writer: events written, pending, dropped (by kind)."""
+    writer = RT._writer
+    if writer is None:
+        return {"written": 0, "pending": 0, "dropped": {}, "last_error": None}
+    return {
+        "written": writer.written,
+        "pending": writer.pending(),
+        "dropped": dict(writer.dropped),
+        "last_error": writer.last_error,
+    }

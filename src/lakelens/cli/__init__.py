@@ -1,0 +1,1 @@
+"""The `lakelens` command line: thin commands over the library."""

@@ -1,0 +1,109 @@
+"""Events on their way to the store: the Batch the writer fills and the row layouts it uses.
+
+Kept free of SQLAlchemy so that `import lakelens` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakelens.model import (
+    Asset,
+    CheckResult,
+    LineageEdge,
+    Materialization,
+    MetricPoint,
+    Run,
+    SchemaSnapshot,
+)
+
+__all__ = ["LOG_COLUMNS", "SPAN_COLUMNS", "Batch", "dumps"]
+
+# A log row is a tuple in this order; the SDK builds these directly on its hot path.
+LOG_COLUMNS = (
+    "time",
+    "level",
+    "message",
+    "logger",
+    "run_id",
+    "asset",
+    "job",
+    "trace_id",
+    "span_id",
+    "attributes",
+)
+SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "run_id",
+    "asset",
+    "name",
+    "start_time",
+    "end_time",
+    "status",
+    "error_message",
+    "attributes",
+    "events",
+)
+_MAX_JSON_CHARS = 64 * 1024
+
+
+def dumps(value: Any) -> str | None:
+    """Compact JSON for an attributes column, bounded in size; None for empty values."""
+    if not value:
+        return None
+    text = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > _MAX_JSON_CHARS:
+        text = json.dumps({"_truncated": True, "_preview": text[: _MAX_JSON_CHARS // 2]})
+    return text
+
+
+@dataclass
+class Batch:
+    """Events grouped by table, in arrival order."""
+
+    assets: list[Asset] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    materializations: list[Materialization] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    logs: list[tuple[Any, ...]] = field(default_factory=list)
+    spans: list[tuple[Any, ...]] = field(default_factory=list)
+    edges: list[LineageEdge] = field(default_factory=list)
+    schemas: list[SchemaSnapshot] = field(default_factory=list)
+    metrics: list[MetricPoint] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.assets)
+            + len(self.runs)
+            + len(self.materializations)
+            + len(self.checks)
+            + len(self.logs)
+            + len(self.spans)
+            + len(self.edges)
+            + len(self.schemas)
+            + len(self.metrics)
+        )
+
+    def add(self, event: Any) -> None:
+        """File a model object under its table (log and span rows are added to their lists directly)."""
+        kind = type(event)
+        if kind is Run:
+            self.runs.append(event)
+        elif kind is Materialization:
+            self.materializations.append(event)
+        elif kind is CheckResult:
+            self.checks.append(event)
+        elif kind is Asset:
+            self.assets.append(event)
+        elif kind is LineageEdge:
+            self.edges.append(event)
+        elif kind is SchemaSnapshot:
+            self.schemas.append(event)
+        elif kind is MetricPoint:
+            self.metrics.append(event)
+        else:
+            raise TypeError(f"lakelens cannot store a {kind.__name__}")

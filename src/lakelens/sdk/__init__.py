@@ -1,0 +1,26 @@
+"""In-process instrumentation: runs, assets, spans, logs, checks and metrics."""
+
+from __future__ import annotations
+
+from lakelens.sdk._assets import AssetDefinition, Materializing, asset, record
+from lakelens.sdk._logs import get_logger
+from lakelens.sdk._quality import check, metric, schema
+from lakelens.sdk._runs import RunContext, run
+from lakelens.sdk._runtime import RT
+from lakelens.sdk._spans import Span, span
+
+__all__ = [
+    "RT",
+    "AssetDefinition",
+    "Materializing",
+    "RunContext",
+    "Span",
+    "asset",
+    "check",
+    "get_logger",
+    "metric",
+    "record",
+    "run",
+    "schema",
+    "span",
+]

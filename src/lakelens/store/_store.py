@@ -1,0 +1,113 @@
+"""The Store: one handle on the event database, created and migrated on first use."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from lakelens.config import Settings, load_settings
+from lakelens.errors import StoreError
+from lakelens.events import Batch
+from lakelens.store import migrate
+from lakelens.store.engine import create_store_engine, is_sqlite
+from lakelens.store.writes import write_batch
+
+__all__ = ["Store"]
+
+
+class Store:
+    """The event store at `url` (SQLite file or PostgreSQL); safe to share between threads."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        auto_upgrade: bool = True,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.url = url or self.settings.resolved_database_url
+        self._auto_upgrade = auto_upgrade
+        self._engine: sa.Engine | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Store:
+        return cls(settings=settings)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine; the first access creates the schema when it is missing."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    engine = create_store_engine(
+                        self.url, synchronous=self.settings.sqlite_synchronous
+                    )
+                    try:
+                        if self._auto_upgrade and not migrate.is_current(engine):
+                            migrate.upgrade(engine)
+                    except sa.exc.OperationalError as exc:
+                        engine.dispose()
+                        raise StoreError(
+                            f"Cannot open the store at {self.location}: {exc.orig}. "
+                            "Check LAKELENS_DATABASE_URL / LAKELENS_HOME."
+                        ) from None
+                    self._engine = engine
+        return self._engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def location(self) -> str:
+        """Where the data is, with any password hidden."""
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def connect(self) -> sa.Connection:
+        return self.engine.connect()
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Apply pending migrations; return (revision before, revision after)."""
+        engine = self._engine or create_store_engine(
+            self.url, synchronous=self.settings.sqlite_synchronous
+        )
+        self._engine = engine
+        return migrate.upgrade(engine)
+
+    def write(self, batch: Batch) -> None:
+        """Write one batch in one transaction."""
+        if len(batch):
+            write_batch(self.engine, batch)
+
+    def prune(
+        self,
+        older_than_days: float | None = None,
+        *,
+        now: float | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Delete events older than the retention window (LAKELENS_RETENTION_DAYS by default)."""
+        from lakelens.store.prune import prune
+
+        days = self.settings.retention_days if older_than_days is None else older_than_days
+        cutoff = (time.time() if now is None else now) - days * 86400
+        deleted = prune(self.engine, cutoff, progress=progress)
+        if is_sqlite(self.engine):
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
+
+    def dispose(self) -> None:
+        """Drop pooled connections (after fork, or when done)."""
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

@@ -1,0 +1,52 @@
+"""Schema upgrades through Alembic, serialized across processes, skipped when already at head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from lakelens.store.engine import is_sqlite
+from lakelens.store.schema import HEAD_REVISION
+
+__all__ = ["current_revision", "is_current", "upgrade"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant works; it only has to be the same in every lakelens process.
+_PG_LOCK_KEY = 0x1A6E1E45
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision recorded in the database, or None for an empty database."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def is_current(engine: sa.Engine) -> bool:
+    return current_revision(engine) == HEAD_REVISION
+
+
+def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
+    """Bring the schema to head; return (revision before, revision after)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.connect() as conn:
+        # One process migrates at a time; the others wait, then find the schema current.
+        if is_sqlite(engine):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        inspector = sa.inspect(conn)
+        before = None
+        if inspector.has_table("alembic_version"):
+            before = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        if before != HEAD_REVISION:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        conn.commit()
+    return before, HEAD_REVISION

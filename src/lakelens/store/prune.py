@@ -1,0 +1,60 @@
+"""Retention: delete what is older than the retention window, table by table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from lakelens.store import schema
+from lakelens.store.engine import is_sqlite
+
+__all__ = ["PRUNED_TABLES", "prune"]
+
+# (table, time column) in the order they are pruned.
+PRUNED_TABLES: tuple[tuple[sa.Table, str], ...] = (
+    (schema.logs, "time"),
+    (schema.spans, "start_time"),
+    (schema.metric_points, "time"),
+    (schema.check_results, "time"),
+    (schema.materializations, "start_time"),
+    (schema.runs, "start_time"),
+    (schema.schema_snapshots, "time"),
+)
+_CHUNK = 50_000
+
+
+def prune(
+    engine: sa.Engine,
+    cutoff: float,
+    *,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Delete rows older than `cutoff` (epoch seconds); return rows deleted per table.
+
+    Deletes in chunks so a big prune never holds the write lock for long. The newest schema
+    snapshot of each asset is kept whatever its age: drift detection compares against it.
+    """
+    deleted: dict[str, int] = {}
+    for table, column in PRUNED_TABLES:
+        time_col = table.c[column]
+        key = next(iter(table.primary_key.columns))
+        condition = time_col < cutoff
+        if table is schema.schema_snapshots:
+            newest = sa.select(sa.func.max(table.c.id)).group_by(table.c.asset)
+            condition = sa.and_(condition, table.c.id.not_in(newest))
+        total = 0
+        while True:
+            chunk = sa.select(key).where(condition).limit(_CHUNK).scalar_subquery()
+            with engine.connect() as conn:
+                if is_sqlite(engine):
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                result = conn.execute(sa.delete(table).where(key.in_(chunk)))
+                conn.commit()
+            total += result.rowcount or 0
+            if progress:
+                progress(table.name, total)
+            if (result.rowcount or 0) < _CHUNK:
+                break
+        deleted[table.name] = total
+    return deleted

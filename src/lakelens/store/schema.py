@@ -1,0 +1,184 @@
+"""The store's tables (SQLAlchemy Core). Times are UTC seconds since the epoch (double)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["HEAD_REVISION", "metadata"]
+
+# The newest Alembic revision in store/migrations/versions; a test keeps the two in step.
+HEAD_REVISION = "0001"
+
+metadata = sa.MetaData()
+
+# Log ids must be SQLite rowids (INTEGER PRIMARY KEY) so that appends stay cheap.
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_Time = sa.Double
+_Count = sa.BigInteger
+
+assets = sa.Table(
+    "assets",
+    metadata,
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False, server_default="asset"),
+    sa.Column("owner", sa.String(256)),
+    sa.Column("layer", sa.String(128)),
+    sa.Column("group_name", sa.String(256)),
+    sa.Column("description", sa.Text),
+    sa.Column("freshness_seconds", sa.Double),
+    sa.Column("availability_target", sa.Double),
+    sa.Column("expected_rows", _Count),
+    sa.Column("critical", sa.Boolean),
+    sa.Column("tags", sa.Text),
+    sa.Column("updated_at", _Time),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(128), primary_key=True),
+    sa.Column("job", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", _Time),
+    sa.Column("end_time", _Time),
+    sa.Column("partition", sa.String(256)),
+    sa.Column("trigger", sa.String(128)),
+    sa.Column("tags", sa.Text),
+    sa.Column("correlation_id", sa.String(128)),
+    sa.Column("trace_id", sa.String(64)),
+    sa.Column("parent_run_id", sa.String(128)),
+    sa.Column("error_type", sa.String(256)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("error_traceback", sa.Text),
+    sa.Index("ix_runs_start_time", "start_time"),
+    sa.Index("ix_runs_job_start", "job", "start_time"),
+)
+
+materializations = sa.Table(
+    "materializations",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(128), nullable=False),
+    sa.Column("asset", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", _Time),
+    sa.Column("end_time", _Time),
+    sa.Column("duration", sa.Double),
+    sa.Column("partition", sa.String(256)),
+    sa.Column("rows", _Count),
+    sa.Column("bytes", _Count),
+    sa.Column("inserts", _Count),
+    sa.Column("updates", _Count),
+    sa.Column("cpu_seconds", sa.Double),
+    sa.Column("peak_memory_bytes", _Count),
+    sa.Column("error_type", sa.String(256)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("error_traceback", sa.Text),
+    sa.Column("attributes", sa.Text),
+    # "last N runs of asset X"
+    sa.Index("ix_mat_asset_start", "asset", "start_time"),
+    sa.Index("ix_mat_run", "run_id"),
+    # "errors since T" and period aggregates
+    sa.Index("ix_mat_start", "start_time"),
+    sa.Index("ix_mat_status_start", "status", "start_time"),
+)
+
+check_results = sa.Table(
+    "check_results",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("asset", sa.String(512), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    sa.Column("value", sa.Double),
+    sa.Column("threshold", sa.Double),
+    sa.Column("valid_rows", _Count),
+    sa.Column("total_rows", _Count),
+    sa.Column("message", sa.Text),
+    sa.Column("attributes", sa.Text),
+    sa.Index("ix_check_asset_name_time", "asset", "name", "time"),
+    sa.Index("ix_check_time", "time"),
+    sa.Index("ix_check_run", "run_id"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("time", _Time, nullable=False),
+    sa.Column("level", sa.SmallInteger, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("logger", sa.String(256)),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("asset", sa.String(512)),
+    sa.Column("job", sa.String(512)),
+    sa.Column("trace_id", sa.String(64)),
+    sa.Column("span_id", sa.String(32)),
+    sa.Column("attributes", sa.Text),
+    # "logs of run R" in order
+    sa.Index("ix_logs_run", "run_id", "id"),
+    sa.Index("ix_logs_asset_time", "asset", "time"),
+    # "errors since T"
+    sa.Index("ix_logs_level_time", "level", "time"),
+    sa.Index("ix_logs_time", "time"),
+)
+
+spans = sa.Table(
+    "spans",
+    metadata,
+    sa.Column("trace_id", sa.String(64), primary_key=True),
+    sa.Column("span_id", sa.String(32), primary_key=True),
+    sa.Column("parent_id", sa.String(32)),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("asset", sa.String(512)),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("start_time", _Time, nullable=False),
+    sa.Column("end_time", _Time),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_message", sa.Text),
+    sa.Column("attributes", sa.Text),
+    sa.Column("events", sa.Text),
+    sa.Index("ix_spans_run", "run_id"),
+    sa.Index("ix_spans_start", "start_time"),
+)
+
+lineage_edges = sa.Table(
+    "lineage_edges",
+    metadata,
+    sa.Column("upstream", sa.String(512), primary_key=True),
+    sa.Column("downstream", sa.String(512), primary_key=True),
+    sa.Column("source", sa.String(32), primary_key=True),
+    sa.Column("columns", sa.Text),
+    sa.Column("updated_at", _Time),
+    sa.Index("ix_lineage_downstream", "downstream"),
+)
+
+schema_snapshots = sa.Table(
+    "schema_snapshots",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("asset", sa.String(512), nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("columns", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(128)),
+    sa.Index("ix_schema_asset_time", "asset", "time"),
+)
+
+metric_points = sa.Table(
+    "metric_points",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("time", _Time, nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("labels", sa.Text),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("asset", sa.String(512)),
+    sa.Index("ix_metric_name_time", "name", "time"),
+    sa.Index("ix_metric_time", "time"),
+)

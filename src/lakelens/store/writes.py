@@ -1,0 +1,303 @@
+"""Batched writes: one transaction per batch, upserts for state, plain appends for streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from lakelens.events import LOG_COLUMNS, SPAN_COLUMNS, Batch, dumps
+from lakelens.model import (
+    Asset,
+    CheckResult,
+    Materialization,
+    Run,
+    RunStatus,
+    SchemaSnapshot,
+    to_epoch,
+)
+from lakelens.store import schema
+from lakelens.store.engine import is_sqlite
+
+__all__ = ["write_batch"]
+
+
+def _merge(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Fold several events for one key into one row: later non-null values win; terminal status sticks."""
+    merged: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        current = merged.get(row[key])
+        if current is None:
+            merged[row[key]] = row
+            continue
+        for name, value in row.items():
+            if value is None:
+                continue
+            if (
+                name == "status"
+                and current.get("status") in RunStatus.TERMINAL
+                and value not in RunStatus.TERMINAL
+            ):
+                continue
+            current[name] = value
+    return list(merged.values())
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "job": run.job,
+        "status": run.status,
+        "start_time": to_epoch(run.start_time),
+        "end_time": to_epoch(run.end_time),
+        "partition": run.partition,
+        "trigger": run.trigger,
+        "tags": dumps(run.tags),
+        "correlation_id": run.correlation_id,
+        "trace_id": run.trace_id,
+        "parent_run_id": run.parent_run_id,
+        "error_type": run.error_type,
+        "error_message": run.error_message,
+        "error_traceback": run.error_traceback,
+    }
+
+
+def _materialization_row(mat: Materialization) -> dict[str, Any]:
+    start, end = to_epoch(mat.start_time), to_epoch(mat.end_time)
+    return {
+        "id": mat.id,
+        "run_id": mat.run_id,
+        "asset": mat.asset,
+        "status": mat.status,
+        "start_time": start,
+        "end_time": end,
+        "duration": end - start if start is not None and end is not None else None,
+        "partition": mat.partition,
+        "rows": mat.rows,
+        "bytes": mat.bytes,
+        "inserts": mat.inserts,
+        "updates": mat.updates,
+        "cpu_seconds": mat.cpu_seconds,
+        "peak_memory_bytes": mat.peak_memory_bytes,
+        "error_type": mat.error_type,
+        "error_message": mat.error_message,
+        "error_traceback": mat.error_traceback,
+        "attributes": dumps(mat.attributes),
+    }
+
+
+def _asset_row(asset: Asset) -> dict[str, Any]:
+    return {
+        "name": asset.name,
+        "kind": asset.kind,
+        "owner": asset.owner,
+        "layer": asset.layer,
+        "group_name": asset.group,
+        "description": asset.description,
+        "freshness_seconds": asset.freshness_seconds,
+        "availability_target": asset.availability_target,
+        "expected_rows": asset.expected_rows,
+        "critical": asset.critical,
+        "tags": dumps(asset.tags),
+        "updated_at": to_epoch(asset.updated_at),
+    }
+
+
+def _check_row(check: CheckResult) -> tuple[Any, ...]:
+    return (
+        check.id,
+        check.run_id,
+        check.asset,
+        check.name,
+        check.passed,
+        check.severity,
+        to_epoch(check.time),
+        check.value,
+        check.threshold,
+        check.valid_rows,
+        check.total_rows,
+        check.message,
+        dumps(check.attributes),
+    )
+
+
+_CHECK_COLUMNS = (
+    "id",
+    "run_id",
+    "asset",
+    "name",
+    "passed",
+    "severity",
+    "time",
+    "value",
+    "threshold",
+    "valid_rows",
+    "total_rows",
+    "message",
+    "attributes",
+)
+_METRIC_COLUMNS = ("time", "name", "kind", "value", "labels", "run_id", "asset")
+
+
+class _Statements:
+    """SQL for one dialect, built once: upserts via SQLAlchemy, appends as driver-level SQL."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.sqlite = is_sqlite(engine)
+        if self.sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+
+        def append_sql(
+            table: sa.Table, columns: Sequence[str], ignore_conflicts: bool = False
+        ) -> str:
+            marks = ", ".join([mark] * len(columns))
+            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+            return sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+
+        self.logs = append_sql(schema.logs, LOG_COLUMNS)
+        self.spans = append_sql(schema.spans, SPAN_COLUMNS, ignore_conflicts=True)
+        self.checks = append_sql(schema.check_results, _CHECK_COLUMNS, ignore_conflicts=True)
+        self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
+
+        self.runs = self._state_upsert(insert, schema.runs, "run_id")
+        self.materializations = self._state_upsert(insert, schema.materializations, "id")
+        assets = insert(schema.assets)
+        self.assets = assets.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                c.name: sa.func.coalesce(assets.excluded[c.name], c)
+                for c in schema.assets.c
+                if c.name != "name"
+            },
+        )
+        edges = insert(schema.lineage_edges)
+        self.edges = edges.on_conflict_do_update(
+            index_elements=["upstream", "downstream", "source"],
+            set_={
+                "columns": sa.func.coalesce(edges.excluded.columns, schema.lineage_edges.c.columns),
+                "updated_at": edges.excluded.updated_at,
+            },
+        )
+
+    @staticmethod
+    def _state_upsert(insert: Any, table: sa.Table, key: str) -> Any:
+        """Upsert where a later event fills in fields but never moves a finished status back."""
+        stmt = insert(table)
+        excluded = stmt.excluded
+        set_: dict[str, Any] = {
+            c.name: sa.func.coalesce(excluded[c.name], c) for c in table.c if c.name != key
+        }
+        set_["status"] = sa.case(
+            (
+                sa.and_(_is_terminal(table.c.status), sa.not_(_is_terminal(excluded.status))),
+                table.c.status,
+            ),
+            else_=excluded.status,
+        )
+        if "duration" in table.c:
+            set_["duration"] = sa.func.coalesce(
+                excluded.end_time, table.c.end_time
+            ) - sa.func.coalesce(excluded.start_time, table.c.start_time)
+        return stmt.on_conflict_do_update(index_elements=[key], set_=set_)
+
+
+def _is_terminal(column: Any) -> Any:
+    # Literal values, not bound parameters: "IN" with parameters cannot run under executemany.
+    return sa.or_(
+        *(column == sa.literal_column(f"'{status}'") for status in sorted(RunStatus.TERMINAL))
+    )
+
+
+_statements: dict[int, _Statements] = {}
+
+
+def _statements_for(engine: sa.Engine) -> _Statements:
+    found = _statements.get(id(engine))
+    if found is None:
+        found = _statements[id(engine)] = _Statements(engine)
+    return found
+
+
+def write_batch(engine: sa.Engine, batch: Batch) -> None:
+    """Write every event of `batch` in one transaction (BEGIN IMMEDIATE on SQLite)."""
+    sql = _statements_for(engine)
+    with engine.connect() as conn:
+        if sql.sqlite:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            _write(conn, sql, batch)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+
+def _write(conn: sa.Connection, sql: _Statements, batch: Batch) -> None:
+    if batch.assets:
+        conn.execute(sql.assets, _merge((_asset_row(a) for a in batch.assets), "name"))
+    if batch.runs:
+        conn.execute(sql.runs, _merge((_run_row(r) for r in batch.runs), "run_id"))
+    if batch.materializations:
+        conn.execute(
+            sql.materializations,
+            _merge((_materialization_row(m) for m in batch.materializations), "id"),
+        )
+    if batch.edges:
+        rows = {
+            (e.upstream, e.downstream, e.source): {
+                "upstream": e.upstream,
+                "downstream": e.downstream,
+                "source": e.source,
+                "columns": dumps(e.columns),
+                "updated_at": None,
+            }
+            for e in batch.edges
+        }
+        conn.execute(sql.edges, list(rows.values()))
+    if batch.checks:
+        conn.exec_driver_sql(sql.checks, [_check_row(c) for c in batch.checks])
+    if batch.logs:
+        conn.exec_driver_sql(sql.logs, batch.logs)
+    if batch.spans:
+        conn.exec_driver_sql(sql.spans, batch.spans)
+    if batch.metrics:
+        conn.exec_driver_sql(
+            sql.metrics,
+            [
+                (to_epoch(m.time), m.name, m.kind, m.value, dumps(m.labels), m.run_id, m.asset)
+                for m in batch.metrics
+            ],
+        )
+    if batch.schemas:
+        _write_schemas(conn, batch.schemas)
+
+
+def _write_schemas(conn: sa.Connection, snapshots: list[SchemaSnapshot]) -> None:
+    """Keep a snapshot only when the asset's columns differ from its latest stored snapshot."""
+    table = schema.schema_snapshots
+    latest: dict[str, str | None] = {}
+    for snap in snapshots:
+        if snap.asset not in latest:
+            latest[snap.asset] = conn.execute(
+                sa.select(table.c.hash)
+                .where(table.c.asset == snap.asset)
+                .order_by(table.c.time.desc(), table.c.id.desc())
+                .limit(1)
+            ).scalar()
+        if latest[snap.asset] == snap.hash:
+            continue
+        conn.execute(
+            table.insert().values(
+                asset=snap.asset,
+                time=to_epoch(snap.time),
+                hash=snap.hash,
+                columns=json.dumps([list(c) for c in snap.columns]),
+                run_id=snap.run_id,
+            )
+        )
+        latest[snap.asset] = snap.hash

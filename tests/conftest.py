@@ -1,0 +1,111 @@
+"""Shared fixtures: stores on SQLite and on a real PostgreSQL, and an SDK pointed at them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+STRICT = os.environ.get("LAKELENS_TEST_STRICT") == "1"
+POSTGRES_URL = os.environ.get(
+    "LAKELENS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def missing_tool(reason: str) -> None:
+    """Skip a test whose external tool is absent, or fail it under LAKELENS_TEST_STRICT=1 (CI)."""
+    if STRICT:
+        pytest.fail(
+            f"{reason} (LAKELENS_TEST_STRICT=1 turns this skip into a failure)", pytrace=False
+        )
+    pytest.skip(reason)
+
+
+def _postgres_reachable(url: str) -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'lakelens[postgres]')"
+    try:
+        with psycopg.connect(
+            url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3
+        ):
+            return None
+    except Exception as exc:
+        return f"no PostgreSQL at {url}: {str(exc).strip().splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the test server for this session, dropped afterwards."""
+    problem = _postgres_reachable(POSTGRES_URL)
+    if problem:
+        missing_tool(problem)
+    import psycopg
+
+    name = f"lakelens_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, _db = POSTGRES_URL.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _empty_postgres(url: str) -> None:
+    import sqlalchemy as sa
+
+    from lakelens.store import Store
+    from lakelens.store.schema import metadata
+
+    store = Store(url)
+    with store.engine.begin() as conn:
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
+    store.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty store, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lakelens.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def sdk(store_url: str, tmp_path: Path) -> Iterator[object]:
+    """The SDK recording into `store_url`; yields the Store. Resets the SDK afterwards."""
+    import lakelens
+    from lakelens.config import load_settings
+    from lakelens.store import Store
+
+    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
+    store = Store(settings=settings)
+    lakelens.configure(settings=settings, store=store)
+    try:
+        yield store
+    finally:
+        lakelens.flush()
+        lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
+        store.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test inherits a run id, a config file or a store location from the outside."""
+    for key in list(os.environ):
+        if key.startswith("LAKELENS_") and key not in (
+            "LAKELENS_TEST_STRICT",
+            "LAKELENS_TEST_POSTGRES_URL",
+        ):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("LOG_CORRELATION_ID", raising=False)
+    monkeypatch.setenv("LAKELENS_HOME", str(tmp_path / "default-home"))
