@@ -81,6 +81,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def empty_store_url(store_url: str) -> str:
+    """Like `store_url`, but with no tables at all (for migration tests)."""
+    if store_url.startswith("postgresql"):
+        import sqlalchemy as sa
+
+        from lakelens.store.engine import create_store_engine
+
+        engine = create_store_engine(store_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+    return store_url
+
+
+@pytest.fixture
 def sdk(store_url: str, tmp_path: Path) -> Iterator[object]:
     """The SDK recording into `store_url`; yields the Store. Resets the SDK afterwards."""
     import lakelens

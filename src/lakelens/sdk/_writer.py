@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 import threading
 import time
@@ -11,11 +10,26 @@ from collections.abc import Callable
 from typing import Any
 
 from lakelens.events import Batch, dumps
+from lakelens.model import MetricPoint
 
 __all__ = ["Writer"]
 
 _DEBUG = 10
 _MAX_BACKOFF = 5.0
+
+
+class _FlushMarker:
+    """Placed in the queue by flush(); set once everything queued before it is committed.
+
+    `need` holds, per droppable queue, the removal count at which every item queued before
+    the marker has been taken (or dropped).
+    """
+
+    __slots__ = ("done", "need")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.need = [0, 0, 0]
 
 
 class Writer:
@@ -46,8 +60,10 @@ class Writer:
         self._debug: deque[tuple[Any, ...]] = deque()
         self._other: deque[Any] = deque()
         self._retry: Batch | None = None
-        self._seq = itertools.count()
-        self._committed = -1
+        self._retry_markers: list[_FlushMarker] = []
+        self._markers: list[_FlushMarker] = []
+        # Items removed so far from the logs, debug and other queues (taken or dropped).
+        self._removed = [0, 0, 0]
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,18 +115,23 @@ class Writer:
             if self._debug:
                 self._debug.popleft()
                 self.dropped["debug_logs"] += 1
+                self._removed[1] += 1
             elif self._other:
                 victim = self._other.popleft()
-                self.dropped["metrics" if type(victim).__name__ == "MetricPoint" else "spans"] += 1
+                self.dropped["metrics" if type(victim) is MetricPoint else "spans"] += 1
+                self._removed[2] += 1
             elif self._logs:
                 self._logs.popleft()
                 self.dropped["logs"] += 1
+                self._removed[0] += 1
         except IndexError:  # the writer thread emptied it meanwhile
             pass
 
     def pending(self) -> int:
+        """Events queued or awaiting a retry (flush markers excluded)."""
         retry = len(self._retry) if self._retry is not None else 0
-        return len(self._critical) + len(self._logs) + len(self._debug) + len(self._other) + retry
+        critical = sum(1 for event in list(self._critical) if type(event) is not _FlushMarker)
+        return critical + len(self._logs) + len(self._debug) + len(self._other) + retry
 
     # -- flushing --------------------------------------------------------------------------
     def flush(self, timeout: float | None = 30.0) -> bool:
@@ -119,17 +140,15 @@ class Writer:
             return self.pending() == 0
         if threading.current_thread() is self._thread:
             return False
-        target = next(self._seq)
+        marker = _FlushMarker()
+        self._critical.append(marker)
+        self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._committed <= target:
-                self._wake.set()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                if self._thread is None or not self._thread.is_alive():
-                    return False
-                self._cond.wait(0.05 if remaining is None else min(remaining, 0.05))
+        while not marker.done.wait(0.05):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if not self._thread.is_alive():
+                return False
         return True
 
     def close(self, timeout: float = 30.0) -> bool:
@@ -161,10 +180,9 @@ class Writer:
         while True:
             batch: Batch | None
             if self._retry is not None:
-                batch, mark, complete = self._retry, -1, False
+                batch, markers = self._retry, self._retry_markers
             else:
-                mark = next(self._seq)
-                batch, complete = self._take()
+                batch, markers = self._take()
             if batch is not None:
                 try:
                     if self._sink is None:
@@ -172,14 +190,14 @@ class Writer:
                     self._sink(batch)
                 except Exception as exc:
                     # Keep the batch and retry: a locked or briefly unreachable store loses nothing.
-                    self._retry = batch
+                    self._retry, self._retry_markers = batch, markers
                     self._report(exc)
                     if self._closing:
                         return
                     time.sleep(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
                     continue
-                self._retry = None
+                self._retry, self._retry_markers = None, []
                 self.written += len(batch)
                 if self.last_error is not None:
                     print(
@@ -187,44 +205,62 @@ class Writer:
                         file=sys.stderr,
                     )
                     self.last_error = None
-            if complete:
-                # Everything queued before `mark` is now committed: release flush() callers.
-                with self._cond:
-                    self._committed = mark
-                    self._cond.notify_all()
-                if batch is None:
-                    return
+            for marker in markers:
+                marker.done.set()
+            if batch is None:
+                return
 
-    def _take(self) -> tuple[Batch | None, bool]:
-        """Take up to one batch; `complete` is True when every queue was seen empty."""
+    def _take(self) -> tuple[Batch | None, list[_FlushMarker]]:
+        """Take up to one batch, and the flush markers that this batch completes."""
         batch = Batch()
         critical, logs, debug, other = self._critical, self._logs, self._debug, self._other
+        waiting = self._markers
+        removed = self._removed
         try:
             while critical:
-                batch.add(critical.popleft())
+                event = critical.popleft()
+                if type(event) is _FlushMarker:
+                    # Everything the flushing thread queued is removed once these counts are reached.
+                    event.need = [
+                        removed[0] + len(logs),
+                        removed[1] + len(debug),
+                        removed[2] + len(other),
+                    ]
+                    waiting.append(event)
+                else:
+                    batch.add(event)
         except IndexError:
             pass
         budget = self._batch_size
+        taken = [0, 0, 0]
+        drained = [False, False, False]
         log_rows = batch.logs
-        for source in (logs, debug):
+        for index, source in ((0, logs), (1, debug)):
             try:
-                while source and budget > 0:
+                while budget > 0:
                     row = source.popleft()
                     attrs = row[9]
                     log_rows.append(row if attrs is None else (*row[:9], dumps(attrs)))
                     budget -= 1
+                    taken[index] += 1
             except IndexError:
-                pass
+                drained[index] = True
         try:
-            while other and budget > 0:
+            while budget > 0:
                 event = other.popleft()
-                if hasattr(event, "row"):
-                    batch.spans.append(event.row())
-                else:
+                if type(event) is MetricPoint:
                     batch.add(event)
+                else:
+                    batch.spans.append(event.row())
                 budget -= 1
+                taken[2] += 1
         except IndexError:
-            pass
+            drained[2] = True
+        for index in range(3):
+            removed[index] += taken[index]
+        done = [m for m in waiting if all(drained[i] or removed[i] >= m.need[i] for i in range(3))]
+        if done:
+            self._markers = [m for m in waiting if m not in done]
         dropped = sum(self.dropped.values())
         if dropped > self._dropped_reported:
             newly = dropped - self._dropped_reported
@@ -244,13 +280,12 @@ class Writer:
                     None,
                 )
             )
-        complete = budget > 0
         if not len(batch):
-            return None, complete
+            return None, done
         if log_rows:
             # Debug and other logs were queued separately; restore time order.
             log_rows.sort(key=_row_time)
-        return batch, complete
+        return batch, done
 
     def _report(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -38,14 +38,15 @@ def prune(
     deleted: dict[str, int] = {}
     for table, column in PRUNED_TABLES:
         time_col = table.c[column]
-        key = next(iter(table.primary_key.columns))
+        key_columns = list(table.primary_key.columns)
+        key = key_columns[0] if len(key_columns) == 1 else sa.tuple_(*key_columns)
         condition = time_col < cutoff
         if table is schema.schema_snapshots:
             newest = sa.select(sa.func.max(table.c.id)).group_by(table.c.asset)
             condition = sa.and_(condition, table.c.id.not_in(newest))
         total = 0
         while True:
-            chunk = sa.select(key).where(condition).limit(_CHUNK).scalar_subquery()
+            chunk = sa.select(*key_columns).where(condition).limit(_CHUNK)
             with engine.connect() as conn:
                 if is_sqlite(engine):
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
