@@ -131,3 +131,26 @@ def test_everything_flushed_survives_kill_9(store_url: str) -> None:
     assert numbers == [f'{{"i":{i}}}' for i in range(5000)]
     assert tuple(mat) == ("success", 42)
     assert run_status == "started"  # the run never ended: it was killed
+
+
+def test_queue_is_flushed_at_normal_exit(store_url: str) -> None:
+    script = textwrap.dedent(
+        """
+        import sys, lakelens
+        lakelens.configure(database_url=sys.argv[1], log_format="none")
+        log = lakelens.get_logger("exiting")
+        with lakelens.run("job", run_id="exit-run"):
+            for i in range(3000):
+                log.info("at exit", i=i)
+        # no flush(): the atexit hook must write everything
+        """
+    )
+    subprocess.run([sys.executable, "-c", script, store_url], check=True, timeout=120)
+    store = Store(store_url)
+    with store.connect() as conn:
+        count = conn.execute(
+            sa.text("SELECT count(*) FROM logs WHERE message = 'at exit'")
+        ).scalar()
+        status = conn.execute(sa.text("SELECT status FROM runs WHERE run_id = 'exit-run'")).scalar()
+    store.close()
+    assert (count, status) == (3000, "success")

@@ -237,3 +237,46 @@ def test_child_process_joins_the_run(sdk, tmp_path) -> None:
         and record.job == "parent_job"
         and record.trace_id == run.trace_id
     )
+
+
+def test_log_records_are_printed_as_json_lines_for_loki(sdk, capsys) -> None:
+    import json
+
+    lakelens.configure(settings=sdk.settings.replace(log_format="json"), store=sdk)
+    log = lakelens.get_logger("glucose")
+    with lakelens.run("job") as run, lakelens.asset("table_a"):
+        log.info("Fetched rows", rows=487)
+        log.debug("below the level: neither printed nor stored")
+    lakelens.flush()
+    lines = [
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if '"Fetched rows"' in line
+    ]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["event"] == "Fetched rows" and line["level"] == "info" and line["rows"] == 487
+    assert (
+        line["run_id"] == run.run_id and line["asset"] == "table_a" and line["logger"] == "glucose"
+    )
+    assert (
+        line["timestamp"].endswith("+00:00")
+        and len(line["span_id"]) == 16
+        and len(line["trace_id"]) == 32
+    )
+    with sdk.connect() as conn:
+        assert not [r for r in reads.logs(conn) if "below the level" in r.message]
+
+
+def test_exception_logs_keep_the_traceback(sdk) -> None:
+    log = lakelens.get_logger("glucose")
+    with lakelens.run("job"):
+        try:
+            raise KeyError("device")
+        except KeyError:
+            log.exception("lookup failed", device="x")
+    lakelens.flush()
+    with sdk.connect() as conn:
+        (record,) = [r for r in reads.logs(conn) if r.message == "lookup failed"]
+    assert record.level == 40 and "KeyError: 'device'" in record.attributes["exception"]
+    assert record.attributes["device"] == "x"
