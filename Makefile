@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+LINT_PATHS := $(wildcard src tests bench)
 
 .PHONY: demo test lint format bench test-tools clean
 
@@ -24,13 +25,13 @@ test-tools:
 	bash scripts/install-test-tools.sh
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
 test: $(VENV)/.installed-dev test-tools lint
