@@ -154,3 +154,31 @@ def require_count(value: object, *, name: str) -> int | None:
     if value < 0:  # type: ignore[operator]
         raise InvalidArgumentError(f"Invalid {name}={value!r}: it cannot be negative.")
     return int(value)  # type: ignore[call-overload]
+
+
+def parse_since(value: object, *, now: float, name: str = "--since") -> float:
+    """Epoch seconds for a window start: a duration back from `now` ('30m', '2h', '7d') or an ISO time.
+
+    Naive ISO times are taken as UTC.
+    """
+    from datetime import datetime, timezone
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return now - parse_duration(value, name=name)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    text = str(value).strip()
+    try:
+        return now - parse_duration(text, name=name)
+    except InvalidArgumentError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"Invalid {name} {text!r}: use a duration like 30m, 2h, 7d or an ISO time like 2024-10-15T10:00Z."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

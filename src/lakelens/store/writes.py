@@ -175,6 +175,8 @@ class _Statements:
                 if c.name != "name"
             },
         )
+        # Names seen only in materializations or lineage still become rows of the registry.
+        self.placeholders = insert(schema.assets).on_conflict_do_nothing(index_elements=["name"])
         edges = insert(schema.lineage_edges)
         self.edges = edges.on_conflict_do_update(
             index_elements=["upstream", "downstream", "source"],
@@ -237,9 +239,35 @@ def write_batch(engine: sa.Engine, batch: Batch) -> None:
             raise
 
 
+def _placeholders(batch: Batch) -> list[dict[str, Any]]:
+    """Registry rows for asset names this batch mentions but does not define."""
+    defined = {a.name for a in batch.assets}
+    kinds: dict[str, str] = {}
+    for edge in batch.edges:
+        kinds.setdefault(edge.upstream, "source")
+        kinds[edge.downstream] = "asset"
+    for mat in batch.materializations:
+        kinds[mat.asset] = "asset"
+    for check in batch.checks:
+        kinds.setdefault(check.asset, "asset")
+    return [{"name": name, "kind": kind} for name, kind in kinds.items() if name not in defined]
+
+
 def _write(conn: sa.Connection, sql: _Statements, batch: Batch) -> None:
     if batch.assets:
         conn.execute(sql.assets, _merge((_asset_row(a) for a in batch.assets), "name"))
+    placeholders = _placeholders(batch)
+    if placeholders:
+        conn.execute(sql.placeholders, placeholders)
+    materialized = sorted({m.asset for m in batch.materializations})
+    if materialized:
+        # A name first seen as someone's upstream is no mere source once it materializes.
+        assets = schema.assets
+        conn.execute(
+            sa.update(assets)
+            .where(assets.c.kind == "source", assets.c.name.in_(materialized))
+            .values(kind="asset")
+        )
     if batch.runs:
         conn.execute(sql.runs, _merge((_run_row(r) for r in batch.runs), "run_id"))
     if batch.materializations:
