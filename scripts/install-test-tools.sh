@@ -4,6 +4,7 @@
 # LAKELENS_TEST_STRICT=1) when a tool is absent, so this list must name every one they use.
 set -euo pipefail
 TOOLS="
+dot graphviz
 "
 missing=()
 while read -r cmd pkg; do

@@ -24,6 +24,20 @@ def missing_tool(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(name="require_tool")
+def _require_tool():  # type: ignore[no-untyped-def]
+    """`require_tool("dot", "apt-get install graphviz")`: skip (fail under strict) when absent."""
+    import shutil
+
+    def require(command: str, install_hint: str) -> str:
+        path = shutil.which(command)
+        if path is None:
+            missing_tool(f"`{command}` is not installed ({install_hint})")
+        return path  # type: ignore[return-value]
+
+    return require
+
+
 def _postgres_reachable(url: str) -> str | None:
     try:
         import psycopg

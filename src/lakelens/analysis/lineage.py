@@ -1,0 +1,314 @@
+"""Lineage: the asset graph, walks up and down it, cycles, and impact analysis."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from lakelens.store import schema
+
+__all__ = [
+    "EXTERNAL_KINDS",
+    "Impact",
+    "LineageGraph",
+    "LineageNode",
+    "TreeNode",
+    "annotate",
+    "find_cycles",
+    "impact",
+    "load_graph",
+    "neighbourhood",
+    "tree",
+]
+
+# Kinds that consume data outside the pipeline: changes reach people through them.
+EXTERNAL_KINDS = frozenset({"external", "dashboard"})
+PUBLISHING_LAYERS = frozenset({"mart", "marts", "publish", "publishing", "serving"})
+
+
+@dataclass
+class LineageNode:
+    """An asset as lineage sees it, with its health once `annotate()` has run."""
+
+    name: str
+    kind: str = "asset"
+    owner: str | None = None
+    layer: str | None = None
+    critical: bool = False
+    freshness_seconds: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str | None = None
+    last_success: float | None = None
+    age_seconds: float | None = None
+
+    @property
+    def stale(self) -> bool | None:
+        """True when older than its freshness SLA; None when it has no SLA or never succeeded."""
+        if self.freshness_seconds is None or self.age_seconds is None:
+            return None
+        return self.age_seconds > self.freshness_seconds
+
+
+@dataclass
+class LineageGraph:
+    nodes: dict[str, LineageNode]
+    upstream: dict[str, list[str]]
+    downstream: dict[str, list[str]]
+
+    def edges(self) -> list[tuple[str, str]]:
+        return [(up, down) for up in sorted(self.downstream) for down in self.downstream[up]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nodes
+
+
+def load_graph(conn: sa.Connection) -> LineageGraph:
+    """Every asset and every edge (edges from several sources count once)."""
+    import json
+
+    a = schema.assets
+    nodes = {
+        row.name: LineageNode(
+            name=row.name,
+            kind=row.kind or "asset",
+            owner=row.owner,
+            layer=row.layer,
+            critical=bool(row.critical),
+            freshness_seconds=row.freshness_seconds,
+            tags=json.loads(row.tags) if row.tags else {},
+        )
+        for row in conn.execute(
+            sa.select(
+                a.c.name,
+                a.c.kind,
+                a.c.owner,
+                a.c.layer,
+                a.c.critical,
+                a.c.freshness_seconds,
+                a.c.tags,
+            )
+        )
+    }
+    e = schema.lineage_edges
+    upstream: dict[str, set[str]] = {}
+    downstream: dict[str, set[str]] = {}
+    for up, down in conn.execute(sa.select(e.c.upstream, e.c.downstream).distinct()):
+        downstream.setdefault(up, set()).add(down)
+        upstream.setdefault(down, set()).add(up)
+        for name in (up, down):
+            if name not in nodes:
+                nodes[name] = LineageNode(name)
+    return LineageGraph(
+        nodes=nodes,
+        upstream={k: sorted(v) for k, v in upstream.items()},
+        downstream={k: sorted(v) for k, v in downstream.items()},
+    )
+
+
+def annotate(conn: sa.Connection, graph: LineageGraph, names: Iterable[str], *, now: float) -> None:
+    """Fill in last status, last success and age for `names` (one indexed lookup each)."""
+    m = schema.materializations
+    latest = (
+        sa.select(m.c.status, m.c.end_time)
+        .where(m.c.asset == sa.bindparam("name"))
+        .order_by(m.c.start_time.desc())
+        .limit(1)
+    )
+    success = sa.select(sa.func.max(m.c.end_time)).where(
+        m.c.asset == sa.bindparam("name"), m.c.status == "success"
+    )
+    for name in names:
+        node = graph.nodes.get(name)
+        if node is None:
+            continue
+        row = conn.execute(latest, {"name": name}).first()
+        node.status = row.status if row else None
+        node.last_success = conn.execute(success, {"name": name}).scalar()
+        node.age_seconds = None if node.last_success is None else max(0.0, now - node.last_success)
+
+
+@dataclass
+class TreeNode:
+    """One line of a lineage tree. `cycle`: the name repeats an ancestor; `repeated`: shown above."""
+
+    name: str
+    depth: int
+    children: list[TreeNode] = field(default_factory=list)
+    cycle: bool = False
+    repeated: bool = False
+    truncated: bool = False
+
+
+def tree(graph: LineageGraph, root: str, direction: str, depth: int | None = None) -> TreeNode:
+    """The upstream ('up') or downstream ('down') tree of `root`, never looping on cycles."""
+    links = graph.upstream if direction == "up" else graph.downstream
+    seen: set[str] = {root}
+    top = TreeNode(root, 0)
+    # Iterative DFS: graphs of thousands of nodes must not hit the recursion limit.
+    stack: list[tuple[TreeNode, frozenset[str]]] = [(top, frozenset({root}))]
+    while stack:
+        node, ancestors = stack.pop()
+        targets = links.get(node.name, [])
+        if depth is not None and node.depth >= depth:
+            node.truncated = bool(targets)
+            continue
+        for name in targets:
+            child = TreeNode(name, node.depth + 1)
+            node.children.append(child)
+            if name in ancestors:
+                child.cycle = True
+            elif name in seen:
+                child.repeated = True
+            else:
+                seen.add(name)
+                stack.append((child, ancestors | {name}))
+    return top
+
+
+def find_cycles(graph: LineageGraph, among: Iterable[str] | None = None) -> list[list[str]]:
+    """Strongly connected components with a loop (Tarjan, iterative), each sorted."""
+    names = sorted(graph.nodes if among is None else set(among))
+    allowed = set(names)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+    counter = 0
+    for start in names:
+        if start in index:
+            continue
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            name, child_index = work[-1]
+            if child_index == 0:
+                index[name] = low[name] = counter
+                counter += 1
+                stack.append(name)
+                on_stack.add(name)
+            children = [c for c in graph.downstream.get(name, []) if c in allowed]
+            if child_index < len(children):
+                work[-1] = (name, child_index + 1)
+                child = children[child_index]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[name] = min(low[name], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[name])
+            if low[name] == index[name]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == name:
+                        break
+                if len(component) > 1 or name in graph.downstream.get(name, []):
+                    cycles.append(sorted(component))
+    return sorted(cycles)
+
+
+@dataclass
+class Impact:
+    """What changing (or breaking) `asset` affects downstream."""
+
+    asset: str
+    direct: list[str]
+    transitive: list[tuple[str, int]]
+    publishing: list[str]
+    external: list[str]
+    owners: list[str]
+    cycles: list[list[str]]
+
+    @property
+    def affected_assets(self) -> list[str]:
+        """Affected assets inside the platform (external consumers and dashboards excluded)."""
+        return [n for n in self.direct + [t for t, _ in self.transitive] if n not in self.external]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {
+            "assets": len(self.affected_assets),
+            "publishing_endpoints": len(self.publishing),
+            "external": len(self.external),
+        }
+
+    @property
+    def recommendation(self) -> str:
+        if self.external:
+            return (
+                "Coordinate the change with the owners of the external consumers before deploying."
+            )
+        if self.publishing:
+            return "Check the publishing endpoints' consumers, then update downstream assets before deploying."
+        if self.direct:
+            return "Update the downstream assets first, then deploy."
+        return "Nothing depends on this asset: safe to change."
+
+
+def impact(graph: LineageGraph, asset: str) -> Impact:
+    """Everything downstream of `asset` with its shortest depth; cycles are reported, not followed twice."""
+    depths: dict[str, int] = {}
+    queue = deque([(asset, 0)])
+    while queue:
+        name, depth = queue.popleft()
+        for child in graph.downstream.get(name, []):
+            if child not in depths and child != asset:
+                depths[child] = depth + 1
+                queue.append((child, depth + 1))
+    ordered = sorted(depths.items(), key=lambda item: (item[1], item[0]))
+    external = [n for n, _ in ordered if graph.nodes[n].kind in EXTERNAL_KINDS]
+    publishing = [
+        n
+        for n, _ in ordered
+        if n not in external
+        and (
+            any(graph.nodes[c].kind in EXTERNAL_KINDS for c in graph.downstream.get(n, []))
+            or (graph.nodes[n].layer or "").lower() in PUBLISHING_LAYERS
+            or graph.nodes[n].tags.get("publishing", "").lower() in ("1", "true", "yes")
+        )
+    ]
+    owners = sorted({owner for n in depths if (owner := graph.nodes[n].owner)})
+    reach = set(depths) | {asset}
+    return Impact(
+        asset=asset,
+        direct=[n for n, d in ordered if d == 1],
+        transitive=[(n, d) for n, d in ordered if d > 1],
+        publishing=publishing,
+        external=external,
+        owners=owners,
+        cycles=find_cycles(graph, reach),
+    )
+
+
+def neighbourhood(graph: LineageGraph, asset: str, depth: int | None = None) -> LineageGraph:
+    """The subgraph of everything upstream and downstream of `asset` (within `depth`)."""
+    keep = {asset}
+    for links in (graph.upstream, graph.downstream):
+        frontier = [asset]
+        level = 0
+        seen = {asset}
+        while frontier and (depth is None or level < depth):
+            level += 1
+            nxt = []
+            for name in frontier:
+                for other in links.get(name, []):
+                    if other not in seen:
+                        seen.add(other)
+                        nxt.append(other)
+            frontier = nxt
+        keep |= seen
+    return LineageGraph(
+        nodes={n: graph.nodes[n] for n in sorted(keep)},
+        upstream={k: [u for u in v if u in keep] for k, v in graph.upstream.items() if k in keep},
+        downstream={
+            k: [d for d in v if d in keep] for k, v in graph.downstream.items() if k in keep
+        },
+    )

@@ -1,0 +1,1 @@
+"""Text formats lakelens writes for other tools: Graphviz, Mermaid, Prometheus, Grafana."""
