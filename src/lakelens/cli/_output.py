@@ -17,8 +17,10 @@ err_console = Console(stderr=True, highlight=False)
 def fail(message: str, code: int = 1) -> None:
     """Print one red line to stderr and exit with `code`."""
     import typer
+    from rich.markup import escape
 
-    err_console.print(f"[red]Error:[/red] {message}", markup=True, soft_wrap=True)
+    # The message may quote user input (asset names, paths): never read it as markup.
+    err_console.print(f"[red]Error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

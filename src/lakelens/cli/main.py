@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from typer._click.core import Context
 
 from lakelens._version import __version__
+from lakelens.errors import LakelensError
+
+
+class _Group(TyperGroup):
+    """The error boundary: a LakelensError becomes one red line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LakelensError as exc:
+            from lakelens.cli._output import fail
+
+            fail(str(exc))
+
 
 app = typer.Typer(
+    cls=_Group,
     name="lakelens",
     help="Observability for data pipelines: metrics, logs, traces, lineage and alerts.",
     no_args_is_help=True,
@@ -35,21 +55,22 @@ def _root(
 
 from lakelens.cli import db as _db  # noqa: E402
 from lakelens.cli import demo as _demo  # noqa: E402
+from lakelens.cli import lineage as _lineage  # noqa: E402
+from lakelens.cli import logs as _logs  # noqa: E402
+from lakelens.cli import trace as _trace  # noqa: E402
+from lakelens.cli import why as _why  # noqa: E402
 
 app.add_typer(_db.app, name="db")
+app.add_typer(_lineage.app, name="lineage")
+app.command("logs")(_logs.logs)
+app.command("trace")(_trace.trace)
+app.command("why")(_why.why)
 app.command("demo")(_demo.demo)
 
 
 def main() -> None:
-    """Console entry point: LakelensError becomes one red line and exit code 1, never a traceback."""
-    from lakelens.errors import LakelensError
-
+    """Console entry point."""
     try:
         app()
-    except LakelensError as exc:
-        from lakelens.cli._output import err_console
-
-        err_console.print(f"[red]Error:[/red] {exc}", soft_wrap=True)
-        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

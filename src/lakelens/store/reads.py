@@ -170,11 +170,20 @@ def logs(
     ]
 
 
-def spans(conn: sa.Connection, *, run_id: str | None = None) -> list[Span]:
+def spans(
+    conn: sa.Connection, *, run_id: str | None = None, trace_id: str | None = None
+) -> list[Span]:
+    """Spans of a run; with both arguments, those with the run id or (run id unset) the trace id."""
     t = schema.spans
     query = sa.select(t).order_by(t.c.start_time, t.c.span_id)
-    if run_id is not None:
+    if run_id is not None and trace_id is not None:
+        query = query.where(
+            sa.or_(t.c.run_id == run_id, sa.and_(t.c.run_id.is_(None), t.c.trace_id == trace_id))
+        )
+    elif run_id is not None:
         query = query.where(t.c.run_id == run_id)
+    elif trace_id is not None:
+        query = query.where(t.c.trace_id == trace_id)
     return [
         Span(
             trace_id=r["trace_id"],

@@ -1,0 +1,130 @@
+"""`why`: walk upstream from an unhealthy asset to the first failing or stale asset, with evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from lakelens.analysis.lineage import EXTERNAL_KINDS, LineageGraph, LineageNode, annotate
+from lakelens.model import LogRecord, Materialization, Span
+from lakelens.store import reads, schema
+
+__all__ = ["Diagnosis", "diagnose", "problem_of"]
+
+
+def problem_of(node: LineageNode) -> str | None:
+    """'failing', 'stale', or None for a healthy (or unjudgeable) asset."""
+    if node.status == "failure":
+        return "failing"
+    if node.stale:
+        return "stale"
+    return None
+
+
+@dataclass
+class Diagnosis:
+    """Why `asset` is unhealthy: the chain up to the root cause and what went wrong there."""
+
+    asset: str
+    problem: str | None
+    chain: list[str]
+    root_cause: str | None
+    root_problem: str | None
+    failure: Materialization | None = None
+    error_logs: list[LogRecord] = field(default_factory=list)
+    failing_span: Span | None = None
+    failing_since: float | None = None
+    failed_runs: int = 0
+    nodes: dict[str, LineageNode] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.root_cause is None
+
+
+def diagnose(conn: sa.Connection, graph: LineageGraph, asset: str, *, now: float) -> Diagnosis:
+    """Follow failing/stale upstream assets (failing first, nearest first) to the root cause."""
+    annotate(conn, graph, [asset], now=now)
+    chain = [asset]
+    current = asset
+    seen = {asset}
+    while True:
+        parents = [p for p in graph.upstream.get(current, []) if p not in seen]
+        annotate(conn, graph, parents, now=now)
+        troubled = [
+            p
+            for p in parents
+            if graph.nodes[p].kind not in EXTERNAL_KINDS and problem_of(graph.nodes[p]) is not None
+        ]
+        if not troubled:
+            break
+        troubled.sort(key=lambda p: (problem_of(graph.nodes[p]) != "failing", p))
+        current = troubled[0]
+        seen.add(current)
+        chain.append(current)
+    root = chain[-1]
+    root_problem = problem_of(graph.nodes[root])
+    own = problem_of(graph.nodes[asset])
+    diagnosis = Diagnosis(
+        asset=asset,
+        problem=own,
+        chain=chain,
+        root_cause=root if root_problem else None,
+        root_problem=root_problem,
+        nodes={n: graph.nodes[n] for n in chain},
+    )
+    if root_problem is None:
+        return diagnosis
+    _evidence(conn, diagnosis, root)
+    return diagnosis
+
+
+def _evidence(conn: sa.Connection, diagnosis: Diagnosis, root: str) -> None:
+    """The root cause's last failure, how long it has been failing, its error logs and failing span."""
+    m = schema.materializations
+    last_failure_id = conn.execute(
+        sa.select(m.c.id)
+        .where(m.c.asset == root, m.c.status == "failure")
+        .order_by(m.c.start_time.desc())
+        .limit(1)
+    ).scalar()
+    if last_failure_id is None:
+        return
+    failure = next(
+        x
+        for x in reads.materializations(conn, run_id=_run_of(conn, last_failure_id))
+        if x.id == last_failure_id
+    )
+    diagnosis.failure = failure
+    last_success = conn.execute(
+        sa.select(sa.func.max(m.c.start_time)).where(m.c.asset == root, m.c.status == "success")
+    ).scalar()
+    streak = sa.select(sa.func.count(), sa.func.min(m.c.start_time)).where(
+        m.c.asset == root, m.c.status == "failure"
+    )
+    if last_success is not None:
+        streak = streak.where(m.c.start_time > last_success)
+    count, first = conn.execute(streak).one()
+    diagnosis.failed_runs = int(count or 0)
+    diagnosis.failing_since = first
+    logs = schema.logs
+    rows = conn.execute(
+        sa.select(logs.c.id)
+        .where(logs.c.run_id == failure.run_id, logs.c.level >= 30)
+        .order_by(logs.c.id.desc())
+        .limit(8)
+    ).scalars()
+    wanted = set(rows)
+    diagnosis.error_logs = [r for r in reads.logs(conn, run_id=failure.run_id) if r.id in wanted]
+    error_spans = [s for s in reads.spans(conn, run_id=failure.run_id) if s.status == "error"]
+    if error_spans:
+        parents = {s.parent_id for s in error_spans}
+        # The deepest failing span: an error span none of whose children failed.
+        leaves = [s for s in error_spans if s.span_id not in parents]
+        diagnosis.failing_span = (leaves or error_spans)[0]
+
+
+def _run_of(conn: sa.Connection, materialization_id: str) -> str:
+    m = schema.materializations
+    return conn.execute(sa.select(m.c.run_id).where(m.c.id == materialization_id)).scalar_one()

@@ -1,0 +1,69 @@
+"""Options and helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lakelens.store import Store
+
+HomeOption = typer.Option(
+    None, "--home", help="Store directory (default: $LAKELENS_HOME or ./.lakelens)."
+)
+JsonOption = typer.Option(False, "--json", help="Print JSON (a stable shape) instead of a table.")
+NoColorOption = typer.Option(
+    False, "--no-color", help="Plain text without colours (also when not a terminal)."
+)
+
+
+def open_store(home: Optional[str]) -> Store:  # noqa: UP045
+    """The store named by --home, LAKELENS_DATABASE_URL or LAKELENS_HOME."""
+    from lakelens.config import load_settings
+    from lakelens.store import Store
+
+    return Store(settings=load_settings(home=home))
+
+
+def make_console(no_color: bool) -> Console:
+    from rich.console import Console
+
+    console = Console(highlight=False, no_color=no_color or None)
+    if not console.is_terminal:
+        # Piped or captured: do not wrap long names at 80 columns.
+        console = Console(highlight=False, no_color=True, width=200)
+    return console
+
+
+def now() -> float:
+    return time.time()
+
+
+def age(seconds: float | None) -> str:
+    """'4m ago', '2.3h ago', or 'never'."""
+    from lakelens.units import format_duration
+
+    if seconds is None:
+        return "never"
+    return f"{format_duration(seconds)} ago"
+
+
+STATUS_STYLE = {
+    "success": ("✓", "green"),
+    "failure": ("✗", "red"),
+    "started": ("…", "yellow"),
+    "canceled": ("⊘", "dim"),
+    "skipped": ("–", "dim"),
+}
+
+
+def status_text(status: str | None) -> str:
+    """Rich markup for a run status, e.g. '[green]✓ success[/]'."""
+    if status is None:
+        return "[dim]no runs[/]"
+    mark, style = STATUS_STYLE.get(status, ("?", "white"))
+    return f"[{style}]{mark} {status}[/]"

@@ -1,0 +1,300 @@
+"""`lakelens lineage`: upstream/downstream trees, impact analysis, and exports."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+
+app = typer.Typer(
+    help="Explore lineage: what feeds an asset and what it breaks.", no_args_is_help=True
+)
+
+
+class Direction(str, Enum):
+    up = "up"
+    down = "down"
+    both = "both"
+
+
+class Format(str, Enum):
+    dot = "dot"
+    mermaid = "mermaid"
+    json = "json"
+
+
+def _label(node: Any) -> str:
+    from rich.markup import escape
+
+    from lakelens.cli._common import age, status_text
+    from lakelens.units import format_duration
+
+    parts = [f"[bold]{escape(node.name)}[/]", f"[dim]({node.kind})[/]"]
+    if node.kind not in ("external", "dashboard", "source") or node.status:
+        parts.append(status_text(node.status))
+    if node.age_seconds is not None:
+        fresh = age(node.age_seconds)
+        if node.freshness_seconds:
+            style = "red" if node.stale else "green"
+            fresh = f"[{style}]{fresh}[/] [dim](SLA {format_duration(node.freshness_seconds)})[/]"
+        parts.append(fresh)
+    return " ".join(parts)
+
+
+def _tree_dict(node: Any, graph: Any) -> dict[str, Any]:
+    info = graph.nodes[node.name]
+    return {
+        "name": node.name,
+        "kind": info.kind,
+        "status": info.status,
+        "age_seconds": info.age_seconds,
+        "stale": info.stale,
+        "depth": node.depth,
+        "cycle": node.cycle,
+        "repeated": node.repeated,
+        "truncated": node.truncated,
+        "children": [_tree_dict(child, graph) for child in node.children],
+    }
+
+
+def _walk(node: Any) -> list[str]:
+    names = [node.name]
+    for child in node.children:
+        names.extend(_walk(child))
+    return names
+
+
+@app.command()
+def show(
+    asset: str = typer.Argument(..., help="Asset name."),
+    direction: Direction = typer.Option(Direction.both, "--direction", help="up, down or both."),
+    depth: Optional[int] = typer.Option(
+        None, "--depth", min=1, help="Levels to show (default: all)."
+    ),  # noqa: UP045
+    home: Optional[str] = HomeOption,  # noqa: UP045
+    json_output: bool = JsonOption,
+    no_color: bool = NoColorOption,
+) -> None:
+    """Show the lineage tree of ASSET: what feeds it and what it feeds, with status and freshness.
+
+    Example: lakelens lineage show dlt_glucose_entries --direction down --depth 3
+    """
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.lineage import annotate, find_cycles, load_graph, tree
+    from lakelens.cli._common import make_console, now, open_store
+    from lakelens.cli._output import print_json
+
+    store = open_store(home)
+    with store.connect() as conn:
+        name = resolve_asset(conn, asset)
+        graph = load_graph(conn)
+        trees = {
+            d: tree(graph, name, d, depth) for d in ("up", "down") if direction.value in (d, "both")
+        }
+        shown = {n for t in trees.values() for n in _walk(t)}
+        annotate(conn, graph, shown, now=now())
+    cycles = find_cycles(graph, shown)
+    if json_output:
+        print_json(
+            {
+                "asset": name,
+                "node": _tree_dict(trees.get("up") or trees["down"], graph) | {"children": []},
+                "upstream": _tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
+                "downstream": _tree_dict(trees["down"], graph)["children"]
+                if "down" in trees
+                else None,
+                "cycles": cycles,
+            }
+        )
+        return
+    console = make_console(no_color)
+    root = Tree(_label(graph.nodes[name]))
+
+    def add(branch: Tree, node: Any) -> None:
+        for child in node.children:
+            label = _label(graph.nodes[child.name])
+            if child.cycle:
+                label = f"[magenta]↻ {escape(child.name)} (cycle)[/]"
+            elif child.repeated:
+                label += " [dim](shown above)[/]"
+            elif child.truncated:
+                label += " [dim]… (more: raise --depth)[/]"
+            add(branch.add(label), child)
+
+    for key, title in (("up", "[upstream]"), ("down", "[downstream]")):
+        if key in trees:
+            section = root.add(f"[cyan]{escape(title)}[/]")
+            if not trees[key].children:
+                section.add("[dim](none)[/]")
+            add(section, trees[key])
+    console.print(root)
+    for cycle in cycles:
+        console.print(
+            f"[magenta]Cycle in declared lineage:[/] {escape(' → '.join([*cycle, cycle[0]]))}"
+        )
+
+
+@app.command()
+def impact(
+    asset: str = typer.Argument(..., help="Asset name."),
+    home: Optional[str] = HomeOption,  # noqa: UP045
+    json_output: bool = JsonOption,
+    no_color: bool = NoColorOption,
+) -> None:
+    """Impact analysis: everything downstream of ASSET, publishing endpoints, dashboards, owners.
+
+    Example: lakelens lineage impact dlt_glucose_entries
+    """
+    from rich.markup import escape
+
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.lineage import impact as compute_impact
+    from lakelens.analysis.lineage import load_graph
+    from lakelens.cli._common import make_console, open_store
+    from lakelens.cli._output import print_json
+
+    store = open_store(home)
+    with store.connect() as conn:
+        name = resolve_asset(conn, asset)
+        graph = load_graph(conn)
+    result = compute_impact(graph, name)
+    if json_output:
+        print_json(
+            {
+                "asset": name,
+                "direct": [_impact_entry(graph, n, 1) for n in result.direct],
+                "transitive": [_impact_entry(graph, n, d) for n, d in result.transitive],
+                "publishing_endpoints": result.publishing,
+                "external": result.external,
+                "owners": result.owners,
+                "cycles": result.cycles,
+                "totals": result.totals,
+                "recommendation": result.recommendation,
+            }
+        )
+        return
+    console = make_console(no_color)
+    console.print(f"[bold]Impact Analysis: {escape(name)}[/]\n")
+
+    def line(n: str, depth: int | None = None) -> str:
+        node = graph.nodes[n]
+        text = f"  • {escape(n)} [dim]({node.kind})[/]"
+        if depth and depth > 1:
+            text += f" [dim]depth {depth}[/]"
+        if node.owner:
+            text += f" [dim]— owner {escape(node.owner)}[/]"
+        return text
+
+    console.print("[bold]Direct dependencies (depth 1):[/]")
+    for n in result.direct:
+        console.print(line(n))
+    if not result.direct:
+        console.print("  [dim](none)[/]")
+    transitive = [(n, d) for n, d in result.transitive if n not in result.external]
+    if transitive:
+        console.print("\n[bold]Transitive dependencies (depth 2+):[/]")
+        for n, d in transitive:
+            console.print(line(n, d))
+    if result.publishing:
+        console.print("\n[bold]Publishing impact:[/]")
+        for n in result.publishing:
+            consumers = [c for c in graph.downstream.get(n, []) if c in result.external]
+            target = f" → {escape(', '.join(consumers))}" if consumers else ""
+            console.print(f"  [yellow]⚠[/] {escape(n)}{target}")
+    if result.external:
+        console.print("\n[bold]External consumers:[/]")
+        for n in result.external:
+            console.print(f"  [yellow]⚠[/] {line(n).removeprefix('  • ')}")
+    if result.owners:
+        console.print(f"\n[bold]Owners to notify:[/] {escape(', '.join(result.owners))}")
+    for cycle in result.cycles:
+        console.print(
+            f"\n[magenta]Cycle in declared lineage:[/] {escape(' → '.join([*cycle, cycle[0]]))}"
+        )
+    totals = result.totals
+    console.print("\n[bold]Total impact:[/]")
+    console.print(f"  {_plural(totals['assets'], 'asset')} affected")
+    console.print(f"  {_plural(totals['publishing_endpoints'], 'publishing endpoint')}")
+    dashboards = sum(1 for n in result.external if graph.nodes[n].kind == "dashboard")
+    others = len(result.external) - dashboards
+    if dashboards:
+        console.print(f"  {_plural(dashboards, 'external dashboard')}")
+    if others or not dashboards:
+        console.print(f"  {_plural(others, 'external consumer')}")
+    console.print(f"\n[bold]Recommendation:[/] {result.recommendation}")
+
+
+def _impact_entry(graph: Any, name: str, depth: int) -> dict[str, Any]:
+    node = graph.nodes[name]
+    return {"name": name, "depth": depth, "kind": node.kind, "owner": node.owner}
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+@app.command()
+def export(
+    asset: Optional[str] = typer.Argument(
+        None, help="Only the lineage around this asset (default: the whole graph)."
+    ),  # noqa: UP045
+    fmt: Format = typer.Option(Format.dot, "--format", help="dot (Graphviz), mermaid or json."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write to this file instead of stdout."
+    ),  # noqa: UP045
+    depth: Optional[int] = typer.Option(
+        None, "--depth", min=1, help="With ASSET: levels up and down to include."
+    ),  # noqa: UP045
+    home: Optional[str] = HomeOption,  # noqa: UP045
+) -> None:
+    """Export lineage as Graphviz DOT, Mermaid (graph LR) or JSON, for docs and diagrams.
+
+    A Mermaid export to a .md file is wrapped in a ```mermaid block.
+
+    Example: lakelens lineage export --format dot -o lineage.dot && dot -Tpng lineage.dot -o lineage.png
+    """
+    import json
+    import sys
+
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.lineage import annotate, load_graph, neighbourhood
+    from lakelens.cli._common import now, open_store
+    from lakelens.cli._output import err_console
+    from lakelens.export.lineage import to_dot, to_json, to_mermaid
+
+    store = open_store(home)
+    with store.connect() as conn:
+        graph = load_graph(conn)
+        name = resolve_asset(conn, asset) if asset is not None else None
+        if name is not None:
+            graph = neighbourhood(graph, name, depth)
+        annotate(conn, graph, list(graph.nodes), now=now())
+    if fmt is Format.dot:
+        text = to_dot(graph, highlight=name)
+    elif fmt is Format.mermaid:
+        text = to_mermaid(graph)
+        if output is not None and output.suffix.lower() in (".md", ".markdown"):
+            text = f"```mermaid\n{text}```\n"
+    else:
+        text = json.dumps(to_json(graph), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        from lakelens.errors import LakelensError
+
+        raise LakelensError(
+            f"Cannot write {output}: {exc.strerror}; choose another --output path."
+        ) from None
+    err_console.print(
+        f"Wrote {len(graph.nodes)} assets and {len(graph.edges())} edges to {output}."
+    )

@@ -1,0 +1,137 @@
+"""`lakelens logs`: search and tail the structured logs of runs and assets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import typer
+
+from lakelens.cli._common import HomeOption, NoColorOption
+
+_LEVEL_STYLE = {10: "dim", 20: "cyan", 30: "yellow", 40: "red", 50: "bold white on red"}
+
+
+def _json_line(record: Any) -> str:
+    return json.dumps(
+        {
+            "id": record.id,
+            "time": record.time.isoformat(),
+            "level": record.level_name,
+            "message": record.message,
+            "logger": record.logger,
+            "run_id": record.run_id,
+            "asset": record.asset,
+            "job": record.job,
+            "trace_id": record.trace_id,
+            "span_id": record.span_id,
+            "attributes": record.attributes,
+        },
+        default=str,
+        ensure_ascii=False,
+    )
+
+
+def _text_line(record: Any, with_date: bool) -> str:
+    from rich.markup import escape
+
+    stamp = record.time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+    style = _LEVEL_STYLE.get(record.level, "white")
+    source = record.asset or record.job or record.logger or "-"
+    message = record.message
+    error = record.attributes.get("error") or record.attributes.get("error_message")
+    if error and str(error) not in message:
+        message = f"{message} ({error})"
+    return f"[dim]\\[{stamp}][/] [{style}]{record.level_name:<7}[/] [bold]{escape(source)}[/]: {escape(message)}"
+
+
+def logs(
+    asset: Optional[str] = typer.Option(None, "--asset", "-a", help="Only records of this asset."),  # noqa: UP045
+    job: Optional[str] = typer.Option(
+        None, "--job", "-j", help="Only records of runs of this job."
+    ),  # noqa: UP045
+    run_id: Optional[str] = typer.Option(
+        None, "--run-id", "-r", help="Only records of this run (a unique prefix is enough)."
+    ),  # noqa: UP045
+    level: Optional[str] = typer.Option(
+        None, "--level", "-l", help="Minimum level: DEBUG, INFO, WARNING, ERROR, CRITICAL."
+    ),  # noqa: UP045
+    since: Optional[str] = typer.Option(
+        None, "--since", help="Start: 30m, 2h, 7d or an ISO time (UTC unless it says otherwise)."
+    ),  # noqa: UP045
+    until: Optional[str] = typer.Option(None, "--until", help="End: same forms as --since."),  # noqa: UP045
+    grep: Optional[str] = typer.Option(
+        None,
+        "--grep",
+        "-g",
+        help="Only records whose message or attributes contain TEXT (case-insensitive).",
+    ),  # noqa: UP045
+    limit: int = typer.Option(
+        100, "--limit", "-n", min=1, help="Show the newest N matching records."
+    ),
+    follow_: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="Keep printing new records as they are committed (Ctrl-C stops).",
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="JSON Lines: one object per record, with all attributes."
+    ),
+    home: Optional[str] = HomeOption,  # noqa: UP045
+    no_color: bool = NoColorOption,
+) -> None:
+    """Search logs by asset, job, run, level, time and text; --follow tails them live. Times are UTC.
+
+    Example: lakelens logs --asset dlt_glucose_entries --level ERROR --since 2h
+    """
+    import time
+
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.logs import LogFilter, follow, last_id, parse_level, search
+    from lakelens.analysis.runs import resolve_run_id
+    from lakelens.cli._common import make_console, open_store
+    from lakelens.units import parse_since
+
+    now = time.time()
+    where = LogFilter(
+        job=job,
+        min_level=parse_level(level),
+        since=parse_since(since, now=now) if since else None,
+        until=parse_since(until, now=now, name="--until") if until else None,
+        grep=grep,
+    )
+    store = open_store(home)
+    with store.connect() as conn:
+        if asset is not None:
+            where.asset = resolve_asset(conn, asset)
+        if run_id is not None:
+            where.run_id = resolve_run_id(conn, run_id)
+        position = last_id(conn)
+        records = search(conn, where, limit=limit, up_to_id=position)
+    console = make_console(no_color)
+    today = datetime.now(timezone.utc).date()
+
+    def emit(record: Any) -> None:
+        if json_output:
+            sys.stdout.write(_json_line(record) + "\n")
+            sys.stdout.flush()
+        else:
+            console.print(_text_line(record, record.time.date() != today), soft_wrap=True)
+
+    for record in records:
+        emit(record)
+    if not follow_:
+        if not records and not json_output:
+            if position == 0:
+                console.print("No logs recorded yet — try `lakelens demo`.")
+            else:
+                console.print("No log records match these filters.")
+        return
+    try:
+        for record in follow(store.connect, where, after_id=position):
+            emit(record)
+    except KeyboardInterrupt:
+        pass

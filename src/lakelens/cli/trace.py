@@ -1,0 +1,117 @@
+"""`lakelens trace`: a run's spans as a tree with offsets and durations."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds * 1000:,.0f}ms"
+
+
+def trace(
+    run_id: Optional[str] = typer.Argument(None, help="Run id, or a unique prefix of one."),  # noqa: UP045
+    asset: Optional[str] = typer.Option(
+        None, "--asset", "-a", help="With --last: the latest run of this asset."
+    ),  # noqa: UP045
+    last: bool = typer.Option(False, "--last", help="Trace the latest run of --asset."),
+    attrs: bool = typer.Option(False, "--attrs", help="Show each span's attributes."),
+    home: Optional[str] = HomeOption,  # noqa: UP045
+    json_output: bool = JsonOption,
+    no_color: bool = NoColorOption,
+) -> None:
+    """Show a run's trace: nested spans with start offset and duration, errors marked.
+
+    Example: lakelens trace --asset dlt_glucose_entries --last --attrs
+    """
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.runs import latest_run_of_asset, resolve_run_id
+    from lakelens.analysis.trace import load_trace
+    from lakelens.cli._common import make_console, open_store, status_text
+    from lakelens.cli._output import print_json
+    from lakelens.errors import InvalidArgumentError, LakelensError
+
+    if (run_id is None) == (asset is None) or (asset is not None and not last):
+        raise InvalidArgumentError(
+            "Give a RUN_ID, or --asset NAME --last for the latest run of an asset."
+        )
+    store = open_store(home)
+    with store.connect() as conn:
+        if asset is not None:
+            name = resolve_asset(conn, asset)
+            found = latest_run_of_asset(conn, name)
+            if found is None:
+                raise LakelensError(f"Asset {name!r} has no runs yet.")
+            run_id = found
+        assert run_id is not None
+        full_id = resolve_run_id(conn, run_id)
+        result = load_trace(conn, full_id)
+    if json_output:
+        print_json(
+            {
+                "run_id": full_id,
+                "trace_id": result.trace_id,
+                "status": result.run.status if result.run else None,
+                "duration_seconds": result.duration_seconds,
+                "span_count": result.span_count,
+                "error_count": result.error_count,
+                "spans": [
+                    {
+                        "span_id": n.span.span_id,
+                        "parent_id": n.span.parent_id,
+                        "name": n.span.name,
+                        "asset": n.span.asset,
+                        "depth": n.depth,
+                        "offset_seconds": n.offset_seconds,
+                        "duration_seconds": n.duration_seconds,
+                        "status": n.span.status,
+                        "error": n.span.error_message,
+                        "attributes": n.span.attributes,
+                    }
+                    for n in result.walk()
+                ],
+            }
+        )
+        return
+    console = make_console(no_color)
+    run = result.run
+    title = f"[bold]Trace:[/] {escape(run.job) if run else '(unknown run)'} [dim]run {escape(full_id)}[/]"
+    if run is not None:
+        title += f"  {status_text(run.status)}"
+    console.print(title)
+    console.print(
+        f"Duration: {_ms(result.duration_seconds)} · {result.span_count} spans · "
+        + (f"[red]{result.error_count} errors[/]" if result.error_count else "0 errors")
+    )
+    if run is not None and run.error_message:
+        console.print(f"[red]Error:[/] {escape(run.error_type or '')}: {escape(run.error_message)}")
+    if not result.roots:
+        console.print("[dim]This run recorded no spans.[/]")
+        return
+    tree = Tree("", hide_root=True)
+
+    def add(branch: Tree, node: Any) -> None:
+        span = node.span
+        end = node.offset_seconds + (node.duration_seconds or 0)
+        text = f"{escape(span.name)} [dim]\\[{_ms(node.offset_seconds)} - {_ms(end)}][/] {_ms(node.duration_seconds)}"
+        if span.status == "error":
+            text = f"[red]✗ {text} {escape(span.error_message or 'error')}[/]"
+        child_branch = branch.add(text)
+        if attrs and span.attributes:
+            for key, value in sorted(span.attributes.items()):
+                child_branch.add(f"[dim]{escape(str(key))} = {escape(repr(value))}[/]")
+        for child in node.children:
+            add(child_branch, child)
+
+    for root in result.roots:
+        add(tree, root)
+    console.print(tree)

@@ -1,0 +1,141 @@
+"""`lakelens why`: the root cause of a stale or failing asset, in one command."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+
+
+def why(
+    asset: str = typer.Argument(..., help="The asset that looks wrong (stale or failing)."),
+    home: Optional[str] = HomeOption,  # noqa: UP045
+    json_output: bool = JsonOption,
+    no_color: bool = NoColorOption,
+) -> None:
+    """Explain why ASSET is stale or failing: walk upstream to the first failing or stale asset
+    and show its last error, the error log lines of that run, and the failing span.
+
+    Example: lakelens why mrt_glucose_readings
+    """
+    import time
+
+    from rich.markup import escape
+
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.lineage import load_graph
+    from lakelens.analysis.why import diagnose
+    from lakelens.cli._common import age, make_console, open_store
+    from lakelens.cli._output import print_json
+    from lakelens.units import format_duration
+
+    now = time.time()
+    store = open_store(home)
+    with store.connect() as conn:
+        name = resolve_asset(conn, asset)
+        graph = load_graph(conn)
+        result = diagnose(conn, graph, name, now=now)
+    target = result.nodes[name]
+    if json_output:
+        failure = result.failure
+        print_json(
+            {
+                "asset": name,
+                "problem": result.problem,
+                "healthy": result.healthy,
+                "chain": result.chain,
+                "root_cause": result.root_cause,
+                "root_problem": result.root_problem,
+                "failing_since": result.failing_since,
+                "failed_runs": result.failed_runs,
+                "last_error": None
+                if failure is None
+                else {
+                    "run_id": failure.run_id,
+                    "time": failure.start_time.isoformat() if failure.start_time else None,
+                    "type": failure.error_type,
+                    "message": failure.error_message,
+                    "traceback": failure.error_traceback,
+                },
+                "error_logs": [
+                    {"time": r.time.isoformat(), "level": r.level_name, "message": r.message}
+                    for r in result.error_logs
+                ],
+                "failing_span": None
+                if result.failing_span is None
+                else {"name": result.failing_span.name, "error": result.failing_span.error_message},
+            }
+        )
+        return
+    console = make_console(no_color)
+
+    def freshness(node_name: str) -> str:
+        node = result.nodes[node_name]
+        text = f"last success {age(node.age_seconds)}"
+        if node.freshness_seconds:
+            text += f" (SLA {format_duration(node.freshness_seconds)})"
+        return text
+
+    if result.healthy:
+        console.print(
+            f"[green]✓ {escape(name)} looks healthy[/]: {freshness(name)}; no failing or stale upstream asset."
+        )
+        return
+    root = result.root_cause
+    assert root is not None
+    own = {
+        "failing": "[red]is failing[/]",
+        "stale": "[yellow]is stale[/]",
+        None: "[green]is healthy itself[/]",
+    }
+    console.print(f"[bold]{escape(name)}[/] {own[result.problem]} — {freshness(name)}.")
+    if root == name:
+        console.print("[bold]Root cause:[/] the asset itself (its upstream assets are healthy).")
+    else:
+        path = " ← ".join(escape(n) for n in result.chain)
+        console.print(
+            f"[bold]Root cause:[/] upstream [bold red]{escape(root)}[/] {own[result.root_problem]}"
+        )
+        console.print(f"  path: {path}")
+        if result.problem is None and target.freshness_seconds and target.age_seconds is not None:
+            left = target.freshness_seconds - target.age_seconds
+            if left > 0:
+                console.print(
+                    f"  {escape(name)} breaches its freshness SLA in {format_duration(left)} unless {escape(root)} recovers."
+                )
+    failure = result.failure
+    if failure is not None:
+        since = ""
+        if result.failing_since is not None:
+            since = f"failing for {format_duration(max(0.0, now - result.failing_since))}, {result.failed_runs} failed run(s) in a row; "
+        when = failure.start_time.strftime("%Y-%m-%d %H:%M:%S UTC") if failure.start_time else "?"
+        console.print(f"\n[bold]Last error[/] ({since}run {escape(failure.run_id)} at {when}):")
+        console.print(
+            f"  [red]{escape(failure.error_type or 'Error')}: {escape(failure.error_message or '')}[/]"
+        )
+        if result.failing_span is not None:
+            console.print(
+                f"  failing span: [bold]{escape(result.failing_span.name)}[/] — {escape(result.failing_span.error_message or '')}"
+            )
+        if result.error_logs:
+            console.print("\n[bold]Log lines of that run:[/]")
+            for record in result.error_logs:
+                style = "red" if record.level >= 40 else "yellow"
+                console.print(
+                    f"  [dim]\\[{record.time.strftime('%H:%M:%S')}][/] [{style}]{record.level_name:<7}[/] {escape(record.message)}",
+                    soft_wrap=True,
+                )
+        console.print(
+            f"\nNext: [bold]lakelens trace {escape(failure.run_id[:8])}[/] · "
+            f"[bold]lakelens logs --run-id {escape(failure.run_id[:8])}[/] · "
+            f"[bold]lakelens lineage impact {escape(root)}[/]"
+        )
+    else:
+        root_node = result.nodes[root]
+        console.print(
+            f"\n{escape(root)} has not failed; it simply has not succeeded recently ({freshness(root)}). "
+            "Check that its schedule is running."
+        )
+        _ = root_node
