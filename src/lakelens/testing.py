@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lakelens.config import Settings
+    from lakelens.store import Store
 
 __all__ = ["FakeClock", "recording"]
 
@@ -33,26 +37,38 @@ class FakeClock:
 
 
 @contextlib.contextmanager
-def recording(home: str | Path, **options: Any) -> Iterator[Any]:
-    """Record into a private store under `home` for the duration of the block; yields the Store.
+def recording(
+    home: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
+    id_seed: int | None = None,
+    **options: Any,
+) -> Iterator[Store]:
+    """Record into a private store for the duration of the block; yields the Store.
 
-    with lakelens.testing.recording(tmp_path) as store:
-        my_pipeline()
-    # everything recorded is committed and readable here
+        with lakelens.testing.recording(tmp_path) as store:
+            my_pipeline()
+        # everything recorded is committed and readable here
+
+    Everything queued is flushed at the end, and the SDK's previous configuration (settings,
+    store, clock, id stream) is put back.
     """
     import lakelens
     from lakelens.config import load_settings
     from lakelens.sdk._runtime import RT
     from lakelens.store import Store
 
-    previous = (RT._settings, RT._store, RT.clock)
-    settings = load_settings(
-        home=str(home), log_format=options.pop("log_format", "none"), **options
-    )
-    store = Store(settings=settings)
-    lakelens.configure(settings=settings, store=store)
+    if settings is None:
+        options.setdefault("log_format", "none")
+        settings = load_settings(home=None if home is None else str(home), **options)
+    if store is None:
+        store = Store(settings=settings)
+    saved = RT.save()
+    lakelens.configure(settings=settings, store=store, clock=clock, id_seed=id_seed)
     try:
         yield store
     finally:
         lakelens.flush()
-        RT.configure(settings=previous[0] or load_settings(), store=previous[1], clock=previous[2])
+        RT.restore(saved)

@@ -10,6 +10,8 @@ from lakelens.errors import InvalidArgumentError
 
 __all__ = [
     "SEVERITIES",
+    "format_bytes",
+    "format_count",
     "format_duration",
     "parse_duration",
     "parse_percent",
@@ -93,6 +95,22 @@ def format_duration(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+def format_count(n: float) -> str:
+    """1234 → '1.2K', 1_234_567 → '1.2M'."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{suffix}"
+    return f"{n:,.0f}" if isinstance(n, float) else str(n)
+
+
+def format_bytes(n: float) -> str:
+    """Bytes in decimal units: '450 MB', '2.5 MB', '900 B'."""
+    for size, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")):
+        if abs(n) >= size:
+            return f"{n / size:.0f} {unit}" if abs(n) >= 100 * size else f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
 
 
 # Ordered from least to most severe; the value is the numeric rank used in storage and routing.

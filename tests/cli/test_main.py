@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from lakelens import __version__
 from lakelens.cli.main import app
+from lakelens.store.schema import HEAD_REVISION
 
 runner = CliRunner()
 HEAVY = (
@@ -81,13 +82,13 @@ def test_db_upgrade_creates_then_reports_up_to_date(tmp_path) -> None:
     home = str(tmp_path / "home")
     first = runner.invoke(app, ["db", "upgrade", "--home", home])
     assert first.exit_code == 0, first.output
-    assert "Upgraded store" in first.output and "empty → 0001" in first.output
+    assert "Upgraded store" in first.output and f"empty → {HEAD_REVISION}" in first.output
     again = runner.invoke(app, ["db", "upgrade", "--home", home, "--json"])
     assert again.exit_code == 0, again.output
     data = json.loads(again.output)
     assert (
         data["changed"] is False
-        and data["after"] == "0001"
+        and data["after"] == HEAD_REVISION
         and data["location"].endswith("lakelens.db")
     )
 

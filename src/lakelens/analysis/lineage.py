@@ -109,25 +109,19 @@ def load_graph(conn: sa.Connection) -> LineageGraph:
 
 
 def annotate(conn: sa.Connection, graph: LineageGraph, names: Iterable[str], *, now: float) -> None:
-    """Fill in last status, last success and age for `names` (one indexed lookup each)."""
-    m = schema.materializations
-    latest = (
-        sa.select(m.c.status, m.c.end_time)
-        .where(m.c.asset == sa.bindparam("name"))
-        .order_by(m.c.start_time.desc())
-        .limit(1)
-    )
-    success = sa.select(sa.func.max(m.c.end_time)).where(
-        m.c.asset == sa.bindparam("name"), m.c.status == "success"
-    )
-    for name in names:
-        node = graph.nodes.get(name)
-        if node is None:
-            continue
-        row = conn.execute(latest, {"name": name}).first()
-        node.status = row.status if row else None
-        node.last_success = conn.execute(success, {"name": name}).scalar()
-        node.age_seconds = None if node.last_success is None else max(0.0, now - node.last_success)
+    """Fill in last status, last success and age for `names` from the assets' kept state."""
+    wanted = [n for n in dict.fromkeys(names) if n in graph.nodes]
+    a = schema.assets
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            sa.select(a.c.name, a.c.last_status, a.c.last_success_time).where(a.c.name.in_(chunk))
+        )
+        for name, status, last_success in rows:
+            node = graph.nodes[name]
+            node.status = status
+            node.last_success = last_success
+            node.age_seconds = None if last_success is None else max(0.0, now - last_success)
 
 
 @dataclass

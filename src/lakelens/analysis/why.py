@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -44,39 +45,62 @@ class Diagnosis:
 
 
 def diagnose(conn: sa.Connection, graph: LineageGraph, asset: str, *, now: float) -> Diagnosis:
-    """Follow failing/stale upstream assets (failing first, nearest first) to the root cause."""
-    annotate(conn, graph, [asset], now=now)
-    chain = [asset]
-    current = asset
-    seen = {asset}
-    while True:
-        parents = [p for p in graph.upstream.get(current, []) if p not in seen]
-        annotate(conn, graph, parents, now=now)
-        troubled = [
-            p
-            for p in parents
-            if graph.nodes[p].kind not in EXTERNAL_KINDS and problem_of(graph.nodes[p]) is not None
-        ]
-        if not troubled:
-            break
-        troubled.sort(key=lambda p: (problem_of(graph.nodes[p]) != "failing", p))
-        current = troubled[0]
-        seen.add(current)
-        chain.append(current)
-    root = chain[-1]
-    root_problem = problem_of(graph.nodes[root])
-    own = problem_of(graph.nodes[asset])
+    """Find the upstream problem behind `asset`.
+
+    Assets between the problem and `asset` often look healthy (their last run succeeded; they
+    simply have not run since), so every ancestor is examined. The root cause is a failing or
+    stale ancestor with no failing or stale ancestor of its own: failing before stale, then
+    the nearest. With no troubled ancestor, the asset's own problem (if any) is the answer.
+    """
+    parents_of: dict[str, str] = {}
+    depth = {asset: 0}
+    queue = deque([asset])
+    while queue:
+        name = queue.popleft()
+        for parent in graph.upstream.get(name, []):
+            if parent not in depth:
+                depth[parent] = depth[name] + 1
+                parents_of[parent] = name
+                queue.append(parent)
+    annotate(conn, graph, depth, now=now)
+
+    def troubled(name: str) -> bool:
+        node = graph.nodes[name]
+        return node.kind not in EXTERNAL_KINDS and problem_of(node) is not None
+
+    def has_troubled_ancestor(name: str) -> bool:
+        seen, stack = {name}, list(graph.upstream.get(name, []))
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if troubled(current):
+                return True
+            stack.extend(graph.upstream.get(current, []))
+        return False
+
+    origins = [n for n in depth if n != asset and troubled(n) and not has_troubled_ancestor(n)]
+    origins.sort(key=lambda n: (problem_of(graph.nodes[n]) != "failing", depth[n], n))
+    if origins:
+        root: str | None = origins[0]
+        chain = [origins[0]]
+        while chain[-1] != asset:
+            chain.append(parents_of[chain[-1]])
+        chain.reverse()
+    else:
+        root = asset if troubled(asset) else None
+        chain = [asset]
     diagnosis = Diagnosis(
         asset=asset,
-        problem=own,
+        problem=problem_of(graph.nodes[asset]),
         chain=chain,
-        root_cause=root if root_problem else None,
-        root_problem=root_problem,
+        root_cause=root,
+        root_problem=problem_of(graph.nodes[root]) if root else None,
         nodes={n: graph.nodes[n] for n in chain},
     )
-    if root_problem is None:
-        return diagnosis
-    _evidence(conn, diagnosis, root)
+    if root is not None:
+        _evidence(conn, diagnosis, root)
     return diagnosis
 
 

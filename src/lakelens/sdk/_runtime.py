@@ -94,6 +94,20 @@ class Runtime:
             self._ambient_checked = False
             self.ambient = None
 
+    def save(self) -> tuple[Any, ...]:
+        """The current configuration, for `restore()` (used by lakelens.testing.recording)."""
+        return (self._settings, self._store, self.clock, self.rng, self.deterministic)
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        """Flush, then go back to a configuration returned by `save()`."""
+        with self._lock:
+            self.shutdown()
+            self._settings, self._store, self.clock, self.rng, self.deterministic = saved
+            self._writer = None
+            self.log_render = None
+            self._ambient_checked = False
+            self.ambient = None
+
     # -- ids -------------------------------------------------------------------------------
     def new_id(self) -> str:
         """A UUID4-shaped id (random, or reproducible after configure(id_seed=…))."""

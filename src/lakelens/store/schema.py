@@ -7,7 +7,7 @@ import sqlalchemy as sa
 __all__ = ["HEAD_REVISION", "metadata"]
 
 # The newest Alembic revision in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 metadata = sa.MetaData()
 
@@ -31,6 +31,15 @@ assets = sa.Table(
     sa.Column("critical", sa.Boolean),
     sa.Column("tags", sa.Text),
     sa.Column("updated_at", _Time),
+    # Latest outcome, kept by the writer in the materialization's transaction (revision 0002),
+    # so health and freshness never scan the materializations table.
+    sa.Column("last_status", sa.String(16)),
+    sa.Column("last_start_time", _Time),
+    sa.Column("last_end_time", _Time),
+    sa.Column("last_run_id", sa.String(128)),
+    sa.Column("last_success_time", _Time),
+    sa.Column("last_failure_time", _Time),
+    sa.Column("failure_streak", sa.Integer),
 )
 
 runs = sa.Table(

@@ -271,10 +271,9 @@ def _write(conn: sa.Connection, sql: _Statements, batch: Batch) -> None:
     if batch.runs:
         conn.execute(sql.runs, _merge((_run_row(r) for r in batch.runs), "run_id"))
     if batch.materializations:
-        conn.execute(
-            sql.materializations,
-            _merge((_materialization_row(m) for m in batch.materializations), "id"),
-        )
+        merged = _merge((_materialization_row(m) for m in batch.materializations), "id")
+        conn.execute(sql.materializations, merged)
+        _update_asset_state(conn, merged)
     if batch.edges:
         rows = {
             (e.upstream, e.downstream, e.source): {
@@ -303,6 +302,62 @@ def _write(conn: sa.Connection, sql: _Statements, batch: Batch) -> None:
         )
     if batch.schemas:
         _write_schemas(conn, batch.schemas)
+
+
+_STATE_LATEST = """
+UPDATE assets SET
+  failure_streak = {streak},
+  last_status = :status, last_start_time = :start, last_end_time = :end_time, last_run_id = :run_id
+WHERE name = :asset AND (last_start_time IS NULL OR last_start_time <= :start)
+"""
+# In an UPDATE every right-hand side sees the old row, so the CASE reads the previous status.
+_FAILURE_STREAK = (
+    "CASE WHEN last_status = 'failure' AND last_start_time = :start "
+    "THEN failure_streak ELSE coalesce(failure_streak, 0) + 1 END"
+)
+_STATE_SQL = {
+    "success": (
+        sa.text(_STATE_LATEST.format(streak="0")),
+        sa.text(
+            "UPDATE assets SET last_success_time = :end_time WHERE name = :asset "
+            "AND (last_success_time IS NULL OR last_success_time < :end_time)"
+        ),
+    ),
+    "failure": (
+        sa.text(_STATE_LATEST.format(streak=_FAILURE_STREAK)),
+        sa.text(
+            "UPDATE assets SET last_failure_time = :end_time WHERE name = :asset "
+            "AND (last_failure_time IS NULL OR last_failure_time < :end_time)"
+        ),
+    ),
+}
+
+
+def _update_asset_state(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Move each asset's latest-outcome columns forward; older events arriving late change nothing."""
+    finished = sorted(
+        (
+            r
+            for r in rows
+            if r["status"] in _STATE_SQL and (r["start_time"] or r["end_time"]) is not None
+        ),
+        key=lambda r: r["start_time"] if r["start_time"] is not None else r["end_time"],
+    )
+    for status, (latest, extreme) in _STATE_SQL.items():
+        params = [
+            {
+                "asset": r["asset"],
+                "status": status,
+                "start": r["start_time"] if r["start_time"] is not None else r["end_time"],
+                "end_time": r["end_time"] if r["end_time"] is not None else r["start_time"],
+                "run_id": r["run_id"],
+            }
+            for r in finished
+            if r["status"] == status
+        ]
+        if params:
+            conn.execute(latest, params)
+            conn.execute(extreme, params)
 
 
 def _write_schemas(conn: sa.Connection, snapshots: list[SchemaSnapshot]) -> None:
