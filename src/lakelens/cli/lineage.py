@@ -72,9 +72,7 @@ def _walk(node: Any) -> list[str]:
 def show(
     asset: str = typer.Argument(..., help="Asset name."),
     direction: Direction = typer.Option(Direction.both, "--direction", help="up, down or both."),
-    depth: Optional[int] = typer.Option(
-        None, "--depth", min=1, help="Levels to show (default: all)."
-    ),  # noqa: UP045
+    depth: int | None = typer.Option(None, "--depth", min=1, help="Levels to show (default: all)."),
     home: Optional[str] = HomeOption,  # noqa: UP045
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
@@ -242,16 +240,16 @@ def _plural(count: int, noun: str) -> str:
 
 @app.command()
 def export(
-    asset: Optional[str] = typer.Argument(
+    asset: str | None = typer.Argument(
         None, help="Only the lineage around this asset (default: the whole graph)."
-    ),  # noqa: UP045
+    ),
     fmt: Format = typer.Option(Format.dot, "--format", help="dot (Graphviz), mermaid or json."),
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "--output", "-o", help="Write to this file instead of stdout."
-    ),  # noqa: UP045
-    depth: Optional[int] = typer.Option(
+    ),
+    depth: int | None = typer.Option(
         None, "--depth", min=1, help="With ASSET: levels up and down to include."
-    ),  # noqa: UP045
+    ),
     home: Optional[str] = HomeOption,  # noqa: UP045
 ) -> None:
     """Export lineage as Graphviz DOT, Mermaid (graph LR) or JSON, for docs and diagrams.

@@ -49,25 +49,23 @@ def _text_line(record: Any, with_date: bool) -> str:
 
 def logs(
     asset: Optional[str] = typer.Option(None, "--asset", "-a", help="Only records of this asset."),  # noqa: UP045
-    job: Optional[str] = typer.Option(
-        None, "--job", "-j", help="Only records of runs of this job."
-    ),  # noqa: UP045
-    run_id: Optional[str] = typer.Option(
+    job: str | None = typer.Option(None, "--job", "-j", help="Only records of runs of this job."),
+    run_id: str | None = typer.Option(
         None, "--run-id", "-r", help="Only records of this run (a unique prefix is enough)."
-    ),  # noqa: UP045
-    level: Optional[str] = typer.Option(
+    ),
+    level: str | None = typer.Option(
         None, "--level", "-l", help="Minimum level: DEBUG, INFO, WARNING, ERROR, CRITICAL."
-    ),  # noqa: UP045
-    since: Optional[str] = typer.Option(
+    ),
+    since: str | None = typer.Option(
         None, "--since", help="Start: 30m, 2h, 7d or an ISO time (UTC unless it says otherwise)."
-    ),  # noqa: UP045
+    ),
     until: Optional[str] = typer.Option(None, "--until", help="End: same forms as --since."),  # noqa: UP045
-    grep: Optional[str] = typer.Option(
+    grep: str | None = typer.Option(
         None,
         "--grep",
         "-g",
         help="Only records whose message or attributes contain TEXT (case-insensitive).",
-    ),  # noqa: UP045
+    ),
     limit: int = typer.Option(
         100, "--limit", "-n", min=1, help="Show the newest N matching records."
     ),

@@ -17,9 +17,9 @@ def _ms(seconds: float | None) -> str:
 
 def trace(
     run_id: Optional[str] = typer.Argument(None, help="Run id, or a unique prefix of one."),  # noqa: UP045
-    asset: Optional[str] = typer.Option(
+    asset: str | None = typer.Option(
         None, "--asset", "-a", help="With --last: the latest run of this asset."
-    ),  # noqa: UP045
+    ),
     last: bool = typer.Option(False, "--last", help="Trace the latest run of --asset."),
     attrs: bool = typer.Option(False, "--attrs", help="Show each span's attributes."),
     home: Optional[str] = HomeOption,  # noqa: UP045
