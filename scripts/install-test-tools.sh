@@ -5,6 +5,7 @@
 set -euo pipefail
 TOOLS="
 dot graphviz
+promtool prometheus
 "
 missing=()
 while read -r cmd pkg; do

@@ -25,13 +25,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QUANTILES",
+    "STATUS_RULE",
     "AssetAge",
     "AssetStats",
     "CheckStats",
+    "Completeness",
+    "Failures",
     "Latency",
     "RunStats",
     "Summary",
     "percentiles",
+    "status_of",
     "summary",
 ]
 
@@ -70,7 +74,12 @@ class AssetAge:
 
 @dataclass(frozen=True)
 class AssetStats:
-    """Assets known; active = materialized in the window; healthy/failing = their last outcome."""
+    """Assets known; active = materialized in the window; healthy/warning/failing = their state.
+
+    failing: the last materialization failed. warning: it succeeded, but the asset is older
+    than its freshness SLA or a check failed in that run. healthy: everything else that has
+    materialized at least once.
+    """
 
     total: int
     active: int
@@ -78,6 +87,25 @@ class AssetStats:
     failing: int
     freshest: AssetAge | None
     stalest: AssetAge | None
+    warning: int = 0
+    failing_assets: tuple[str, ...] = ()
+    warning_assets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failures:
+    """Failed materializations of the window, by error type and by asset (stage)."""
+
+    by_error_type: dict[str, int]
+    by_asset: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """Rows processed vs the rows expected (assets that declare expected_rows), in percent."""
+
+    percent: float | None
+    by_asset: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -102,9 +130,52 @@ class Summary:
     latency: Latency
     assets: AssetStats
     checks: CheckStats
+    failures: Failures = Failures({}, {})
+    completeness: Completeness = Completeness(None, {})
+
+    @property
+    def status(self) -> str:
+        """HEALTHY, DEGRADED or FAILING; the rule is in `status_reasons`."""
+        return status_of(self)[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["status"], data["status_reasons"] = status_of(self)
+        return data
+
+
+# The rule behind the overall status line (also written in `lakelens metrics summary --help`).
+STATUS_RULE = (
+    "FAILING when any asset's latest materialization failed; DEGRADED when none failed but an "
+    "asset is stale beyond its freshness SLA or failed a check in its latest run, or the run "
+    "success rate or the check pass rate of the period is below 95%; HEALTHY otherwise."
+)
+DEGRADED_BELOW_PERCENT = 95.0
+
+
+def status_of(result: Summary) -> tuple[str, list[str]]:
+    """The overall status and the reasons for it (see STATUS_RULE)."""
+    reasons: list[str] = []
+    assets = result.assets
+    if assets.failing:
+        names = ", ".join(assets.failing_assets[:5])
+        reasons.append(
+            f"{assets.failing} asset(s) failing: {names}"
+            if names
+            else f"{assets.failing} asset(s) failing"
+        )
+        return "FAILING", reasons
+    if assets.warning:
+        reasons.append(
+            f"{assets.warning} asset(s) stale or failing checks: {', '.join(assets.warning_assets[:5])}"
+        )
+    rate = result.runs.success_rate
+    if rate is not None and rate < DEGRADED_BELOW_PERCENT:
+        reasons.append(f"run success rate {rate:.2f}% < {DEGRADED_BELOW_PERCENT:g}%")
+    passed = result.checks.pass_rate
+    if passed is not None and passed < DEGRADED_BELOW_PERCENT:
+        reasons.append(f"check pass rate {passed:.2f}% < {DEGRADED_BELOW_PERCENT:g}%")
+    return ("DEGRADED" if reasons else "HEALTHY"), reasons
 
 
 @contextmanager
@@ -142,8 +213,12 @@ def summary(
             rows=rows,
             bytes=size,
             latency=_latency(conn, since, until),
-            assets=_assets(conn, since, until, now),
+            assets=_assets(conn, since, until, now)
+            if until is not None
+            else _current_assets(conn, since, now),
             checks=_checks(conn, since, until),
+            failures=_failures(conn, since, until),
+            completeness=_completeness(conn, since, until),
         )
 
 
@@ -280,6 +355,93 @@ def _assets(conn: sa.Connection, since: float, until: float | None, now: float) 
         freshest=ages[0] if ages else None,
         stalest=ages[-1] if ages else None,
     )
+
+
+def _current_assets(conn: sa.Connection, since: float, now: float) -> AssetStats:
+    """Asset health as of now, from the state the writer keeps on each asset (no table scans)."""
+    a, m, c = schema.assets, schema.materializations, schema.check_results
+    rows = conn.execute(
+        sa.select(a.c.name, a.c.last_status, a.c.last_success_time, a.c.freshness_seconds)
+    ).all()
+    active = conn.execute(
+        sa.select(sa.func.count(sa.distinct(m.c.asset))).where(m.c.start_time >= since)
+    ).scalar_one()
+    checks_failed = set(
+        conn.execute(
+            sa.select(c.c.asset)
+            .join(a, sa.and_(c.c.run_id == a.c.last_run_id, c.c.asset == a.c.name))
+            .where(c.c.passed.is_(False))
+            .distinct()
+        ).scalars()
+    )
+    failing: list[str] = []
+    warning: list[str] = []
+    healthy: list[str] = []
+    ages: list[AssetAge] = []
+    for name, status, last_success, sla in rows:
+        if last_success is not None and last_success <= now:
+            ages.append(AssetAge(name, float(last_success), now - float(last_success)))
+        if status == "failure":
+            failing.append(name)
+        elif status == "success":
+            stale = sla is not None and last_success is not None and now - last_success > sla
+            (warning if stale or name in checks_failed else healthy).append(name)
+    ages.sort(key=lambda age: (age.age_seconds, age.name))
+    return AssetStats(
+        total=len(rows),
+        active=int(active),
+        healthy=len(healthy),
+        failing=len(failing),
+        freshest=ages[0] if ages else None,
+        stalest=ages[-1] if ages else None,
+        warning=len(warning),
+        failing_assets=tuple(sorted(failing)),
+        warning_assets=tuple(sorted(warning)),
+    )
+
+
+def _failures(conn: sa.Connection, since: float, until: float | None) -> Failures:
+    m = schema.materializations
+    window = [m.c.status == "failure", *_window(m.c.start_time, since, until)]
+    by_type = conn.execute(
+        sa.select(sa.func.coalesce(m.c.error_type, "unknown"), sa.func.count())
+        .where(*window)
+        .group_by(m.c.error_type)
+    ).all()
+    by_asset = conn.execute(
+        sa.select(m.c.asset, sa.func.count()).where(*window).group_by(m.c.asset)
+    ).all()
+
+    def ordered(pairs: Sequence[Any]) -> dict[str, int]:
+        return dict(sorted(((str(k), int(v)) for k, v in pairs), key=lambda kv: (-kv[1], kv[0])))
+
+    return Failures(by_error_type=ordered(by_type), by_asset=ordered(by_asset))
+
+
+def _completeness(conn: sa.Connection, since: float, until: float | None) -> Completeness:
+    """Rows of successful materializations vs expected_rows × their number, per asset."""
+    m, a = schema.materializations, schema.assets
+    rows = conn.execute(
+        sa.select(
+            m.c.asset,
+            sa.func.coalesce(sa.func.sum(m.c.rows), 0),
+            sa.func.count(),
+            a.c.expected_rows,
+        )
+        .join(a, a.c.name == m.c.asset)
+        .where(
+            a.c.expected_rows > 0, m.c.status == "success", *_window(m.c.start_time, since, until)
+        )
+        .group_by(m.c.asset, a.c.expected_rows)
+    ).all()
+    if not rows:
+        return Completeness(None, {})
+    by_asset = {
+        name: 100.0 * int(got) / (int(expected) * int(n)) for name, got, n, expected in rows
+    }
+    total_got = sum(int(got) for _, got, _, _ in rows)
+    total_expected = sum(int(expected) * int(n) for _, _, n, expected in rows)
+    return Completeness(100.0 * total_got / total_expected, dict(sorted(by_asset.items())))
 
 
 def _checks(conn: sa.Connection, since: float, until: float | None) -> CheckStats:

@@ -28,7 +28,7 @@ def demo(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from lakelens.cli._output import console, err_console, print_json
+    from lakelens.cli._output import err_console, print_json
     from lakelens.demo import run_demo
 
     with Progress(
@@ -46,80 +46,57 @@ def demo(
     if json_output:
         print_json(result.to_dict())
         return
-    for line in render(result, home):
-        console.print(line, soft_wrap=True)
+    _render(result, home)
 
 
-def render(result: DemoResult, home: str | None) -> list[str]:
-    """The summary as Rich markup lines."""
+def _render(result: DemoResult, home: str | None) -> None:
+    """Where the data is, the same summary `lakelens metrics summary` prints, and next steps."""
     from rich.markup import escape
 
-    from lakelens.units import format_bytes, format_count, format_duration
+    from lakelens.cli._common import make_console
+    from lakelens.cli.metrics import render_summary
 
-    s = result.summary
-    runs, latency, assets, checks = s.runs, s.latency, s.assets, s.checks
+    console = make_console(False)
     window = _window(result.until - result.since)
-    lines = [
+    console.print(
         f"Recorded {result.runs:,} runs of glucose_pipeline ({window}, seed {result.seed}) "
         f"in {result.elapsed_seconds:.1f}s.",
+        soft_wrap=True,
+    )
+    console.print(
         f"Data is in [bold]{escape(result.location)}[/bold]"
         + (" (Replaced the previous demo recording.)" if result.replaced_previous else ""),
-        "",
-        f"[bold]Runs[/bold] (last {window})",
-        f"  Total:     {runs.total:,}",
-        f"  Success:   {runs.success:,} ({_rate(runs.success_rate)})",
-        f"  Failure:   {runs.failure:,} ({_rate(runs.failure_rate)})"
-        + "".join(f"  [red]{escape(text)}[/red] ×{n}" for text, n in result.errors.items()),
-        "",
-        "[bold]Data volume[/bold]",
-        f"  Rows:      {format_count(s.rows)}",
-        f"  Bytes:     {format_bytes(s.bytes)}",
-        "",
-        f"[bold]Latency[/bold] ({latency.count:,} materializations)",
-    ]
-    for name in ("p50", "p95", "p99"):
-        value = getattr(latency, name)
-        lines.append(f"  {name}:       {'-' if value is None else format_duration(value)}")
-    lines += [
-        "",
-        "[bold]Assets[/bold]",
-        f"  Total:     {assets.total}",
-        f"  Active:    {assets.active}",
-        f"  Healthy:   {assets.healthy}",
-        f"  Failing:   {assets.failing}",
-        *(
-            f"  {label}  {escape(age.name)} ({format_duration(age.age_seconds)} ago)"
-            for label, age in (("Freshest:", assets.freshest), ("Stalest: ", assets.stalest))
-            if age is not None
-        ),
-        "",
-        "[bold]Quality[/bold]",
-        f"  Checks:    {checks.total:,} run, {checks.failed:,} failed "
-        f"({_rate(checks.pass_rate)} passed)",
-        "",
-        "[bold]Next steps[/bold]",
-    ]
+        soft_wrap=True,
+    )
+    console.print()
+    render_summary(result.summary, console, title=f"Platform Metrics Summary (last {window})")
     where = f" --home {escape(home)}" if home else ""
     env = f"LAKELENS_HOME={escape(home)} " if home else ""
+    steps = []
     if result.ongoing_outage:
-        lines += [
-            f"  lakelens why mrt_glucose_readings{where}",
-            "      the Nightscout API has been down for 15 minutes: find the root cause",
-            f"  lakelens logs --level ERROR --since 1h{where}",
+        steps += [
+            (
+                f"lakelens why mrt_glucose_readings{where}",
+                "the Nightscout API has been down for 15 minutes: find the root cause",
+            ),
+            (f"lakelens logs --level ERROR --since 1h{where}", "the errors of the last hour"),
         ]
-    lines += [
-        f"  lakelens lineage impact dlt_glucose_entries{where}",
-        f"  lakelens trace --asset dlt_glucose_entries --last{where}",
-        f"  {env}python your_pipeline.py",
-        "      record your own pipeline here (example: lakelens/demo/glucose.py)",
-        f"  lakelens db prune{where} --older-than-days 7",
-        "      delete events older than a week",
+    steps += [
+        (f"lakelens metrics asset dlt_glucose_entries{where}", "one asset in depth"),
+        (f"lakelens lineage impact dlt_glucose_entries{where}", "what a change to it would break"),
+        (
+            f"lakelens trace --asset dlt_glucose_entries --last{where}",
+            "the spans of its latest run",
+        ),
+        (
+            f"{env}python your_pipeline.py",
+            "record your own pipeline here (example: lakelens/demo/glucose.py)",
+        ),
     ]
-    return lines
-
-
-def _rate(percent: float | None) -> str:
-    return "-" if percent is None else f"{percent:.2f}%"
+    console.print("\n[bold]Next steps[/bold]")
+    for command, why in steps:
+        console.print(f"  {command}", soft_wrap=True)
+        console.print(f"      [dim]{why}[/dim]", soft_wrap=True)
 
 
 def _window(seconds: float) -> str:

@@ -57,9 +57,11 @@ from lakelens.cli import db as _db  # noqa: E402
 from lakelens.cli import demo as _demo  # noqa: E402
 from lakelens.cli import lineage as _lineage  # noqa: E402
 from lakelens.cli import logs as _logs  # noqa: E402
+from lakelens.cli import metrics as _metrics  # noqa: E402
 from lakelens.cli import trace as _trace  # noqa: E402
 from lakelens.cli import why as _why  # noqa: E402
 
+app.add_typer(_metrics.app, name="metrics")
 app.add_typer(_db.app, name="db")
 app.add_typer(_lineage.app, name="lineage")
 app.command("logs")(_logs.logs)
