@@ -144,3 +144,22 @@ def test_unreachable_database_is_a_clear_error(tmp_path) -> None:
     assert (
         "Unsupported database 'mysql'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     )
+
+
+def test_every_command_is_documented() -> None:
+    """Each leaf command has a `lakelens …` heading in docs/cli.md (as sqlite-utils does)."""
+    from pathlib import Path
+
+    import typer.main
+
+    docs = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+
+    def leaves(command, path):  # type: ignore[no-untyped-def]
+        subs = getattr(command, "commands", None)
+        if not subs:
+            yield " ".join(path)
+        for name, sub in (subs or {}).items():
+            yield from leaves(sub, [*path, name])
+
+    missing = [p for p in leaves(typer.main.get_command(app), []) if f"## `lakelens {p}`" not in docs]
+    assert missing == [], f"undocumented commands: {missing}"
