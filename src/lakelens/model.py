@@ -206,6 +206,7 @@ class LineageEdge:
     downstream: str
     source: str = "sdk"
     columns: dict[str, list[str]] | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass

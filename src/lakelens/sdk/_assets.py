@@ -305,7 +305,14 @@ class AssetDefinition:
             self.model.updated_at = from_epoch(RT.clock())
             RT.writer.put(self.model)
             for dep in self.deps:
-                RT.writer.put(LineageEdge(upstream=dep, downstream=self.name, source="sdk"))
+                RT.writer.put(
+                    LineageEdge(
+                        upstream=dep,
+                        downstream=self.name,
+                        source="sdk",
+                        updated_at=self.model.updated_at,
+                    )
+                )
             self._declared_with = RT.writer
         return self
 

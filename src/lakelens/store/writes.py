@@ -281,7 +281,7 @@ def _write(conn: sa.Connection, sql: _Statements, batch: Batch) -> None:
                 "downstream": e.downstream,
                 "source": e.source,
                 "columns": dumps(e.columns),
-                "updated_at": None,
+                "updated_at": to_epoch(e.updated_at),
             }
             for e in batch.edges
         }
