@@ -1,0 +1,30 @@
+"""Ingest: turning what the ecosystem sends (native events, OpenLineage, OTLP) into store batches.
+
+Every converter returns an `Ingested`: the batch of accepted events and the rejected ones
+with a reason, so one bad event never sinks the good ones and never becomes a 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lakelens.events import Batch
+
+__all__ = ["Ingested", "Rejection"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An event that was not stored: its position in the request and why."""
+
+    index: int
+    reason: str
+
+
+@dataclass
+class Ingested:
+    """What a request contributed: events to write in one transaction, and what was refused."""
+
+    batch: Batch = field(default_factory=Batch)
+    rejected: list[Rejection] = field(default_factory=list)
+    accepted: int = 0
