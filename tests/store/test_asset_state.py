@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from lakelens.events import Batch
 from lakelens.model import Materialization
 from lakelens.store import Store, migrate, schema
+from lakelens.store.schema import HEAD_REVISION
 
 
 def _mat(mid: str, asset: str, status: str, start: float) -> Materialization:
@@ -118,7 +119,7 @@ def test_upgrade_from_0001_backfills_the_state(empty_store_url: str) -> None:
                 },
             )
         conn.commit()
-    assert store.upgrade() == ("0001", "0002")
+    assert store.upgrade() == ("0001", HEAD_REVISION)
     assert _state(store, "x") == {
         "last_status": "failure",
         "last_start_time": 300.0,

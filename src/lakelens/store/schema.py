@@ -7,7 +7,7 @@ import sqlalchemy as sa
 __all__ = ["HEAD_REVISION", "metadata"]
 
 # The newest Alembic revision in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 metadata = sa.MetaData()
 
@@ -190,4 +190,90 @@ metric_points = sa.Table(
     sa.Column("asset", sa.String(512)),
     sa.Index("ix_metric_name_time", "name", "time"),
     sa.Index("ix_metric_time", "time"),
+)
+
+# -- alerting (revision 0003) ------------------------------------------------------------------
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    # sha256 of rule + asset + check or error class: the dedup key (and PagerDuty's dedup_key).
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("asset", sa.String(512)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("details", sa.Text),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("occurrence", sa.String(256)),
+    sa.Column("count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("first_seen", _Time, nullable=False),
+    sa.Column("last_seen", _Time, nullable=False),
+    sa.Column("last_notified", _Time),
+    sa.Column("resolved_at", _Time),
+    sa.Column("acknowledged_at", _Time),
+    sa.Column("parent", sa.String(64)),
+    sa.Index("ix_alerts_status", "status"),
+    sa.Index("ix_alerts_asset", "asset"),
+)
+
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16)),
+    sa.Column("asset", sa.String(512)),
+    sa.Column("summary", sa.Text),
+    sa.Column("count", sa.Integer),
+    sa.Index("ix_alert_events_time", "time"),
+    sa.Index("ix_alert_events_fp", "fingerprint", "time"),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    # Also the idempotency key sent with every attempt (webhook-id, Slack/PD retries).
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("destination", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("next_attempt_at", _Time, nullable=False),
+    sa.Column("claimed_until", _Time),
+    sa.Column("delivered_at", _Time),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_notifications_due", "status", "next_attempt_at"),
+    sa.Index("ix_notifications_fp", "fingerprint"),
+    sa.Index("ix_notifications_created", "created_at"),
+)
+
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("asset", sa.String(512)),
+    sa.Column("starts_at", _Time, nullable=False),
+    sa.Column("ends_at", _Time, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_by", sa.String(128)),
+    sa.Column("ended_at", _Time),
+    sa.Index("ix_silences_ends", "ends_at"),
+)
+
+heartbeats = sa.Table(
+    "heartbeats",
+    metadata,
+    sa.Column("component", sa.String(64), primary_key=True),
+    sa.Column("last_run", _Time, nullable=False),
+    sa.Column("owner", sa.String(256)),
+    sa.Column("details", sa.Text),
 )
