@@ -1,0 +1,1 @@
+"""Alerting: rules → alerts (deduplicated by fingerprint) → routing → outbox → destinations."""
