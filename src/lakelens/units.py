@@ -154,7 +154,8 @@ def parse_percent(value: object, *, name: str = "percent") -> float:
         raise InvalidArgumentError(
             f"Invalid {name}={value!r}: a percentage lies between 0% and 100%."
         )
-    return number
+    # 99.9 / 100 is 0.9990000000000001 in binary floating point; targets are never that precise.
+    return round(number, 12)
 
 
 def require_count(value: object, *, name: str) -> int | None:

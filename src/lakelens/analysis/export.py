@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from lakelens.analysis._db import window
 from lakelens.analysis.summary import percentiles
 from lakelens.store import schema
 
@@ -37,7 +38,7 @@ def asset_periods(
     conn: sa.Connection, *, since: float, until: float | None = None
 ) -> list[AssetPeriod]:
     m, c, a = schema.materializations, schema.check_results, schema.assets
-    window = [m.c.start_time >= since] + ([m.c.start_time < until] if until is not None else [])
+    period = window(m.c.start_time, since, until)
     rows = conn.execute(
         sa.select(
             m.c.asset,
@@ -50,16 +51,16 @@ def asset_periods(
             sa.func.avg(m.c.duration),
             sa.func.max(m.c.duration),
         )
-        .where(*window)
+        .where(*period)
         .group_by(m.c.asset)
         .order_by(m.c.asset)
     ).all()
-    check_window = [c.c.time >= since] + ([c.c.time < until] if until is not None else [])
+    check_period = window(c.c.time, since, until)
     checks = {
         asset: (int(total), int(failed or 0))
         for asset, total, failed in conn.execute(
             sa.select(c.c.asset, sa.func.count(), sa.func.sum(sa.case((c.c.passed, 0), else_=1)))
-            .where(*check_window)
+            .where(*check_period)
             .group_by(c.c.asset)
         )
     }
@@ -68,7 +69,7 @@ def asset_periods(
     for asset, total, ok, failed, n_rows, n_bytes, cpu, avg, longest in rows:
         finished = int(ok or 0) + int(failed or 0)
         _, (p95,) = percentiles(
-            conn, m.c.duration, [m.c.asset == asset, *window, m.c.duration.is_not(None)], (0.95,)
+            conn, m.c.duration, [m.c.asset == asset, *period, m.c.duration.is_not(None)], (0.95,)
         )
         out.append(
             AssetPeriod(
@@ -115,10 +116,10 @@ def run_rows(
 ) -> Iterator[tuple[object, ...]]:
     """Every materialization (asset × run) of the period, oldest first, streamed."""
     m = schema.materializations
-    window = [m.c.start_time >= since] + ([m.c.start_time < until] if until is not None else [])
+    period = window(m.c.start_time, since, until)
     result = conn.execution_options(stream_results=True).execute(
         sa.select(*(m.c[name] for name in RUN_COLUMNS))
-        .where(*window)
+        .where(*period)
         .order_by(m.c.start_time, m.c.id)
     )
     for row in result:

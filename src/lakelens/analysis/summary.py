@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from lakelens.analysis._db import connection, window
 from lakelens.store import schema
 
 if TYPE_CHECKING:
@@ -178,22 +178,6 @@ def status_of(result: Summary) -> tuple[str, list[str]]:
     return ("DEGRADED" if reasons else "HEALTHY"), reasons
 
 
-@contextmanager
-def _connection(source: Store | sa.Connection | sa.Engine) -> Iterator[sa.Connection]:
-    if isinstance(source, sa.Connection):
-        yield source
-    else:
-        with source.connect() as conn:
-            yield conn
-
-
-def _window(column: Any, since: float, until: float | None) -> list[Any]:
-    conditions = [column >= since]
-    if until is not None:
-        conditions.append(column < until)
-    return conditions
-
-
 def _percent(part: int, whole: int) -> float | None:
     return None if whole == 0 else 100.0 * part / whole
 
@@ -203,7 +187,7 @@ def summary(
 ) -> Summary:
     """Summarize the window [since, until) (until None: up to now); ages are measured at `until` or now."""
     now = time.time() if until is None else until
-    with _connection(store) as conn:
+    with connection(store) as conn:
         rows, size = _volume(conn, since, until)
         return Summary(
             since=since,
@@ -227,7 +211,7 @@ def _runs(conn: sa.Connection, since: float, until: float | None) -> RunStats:
     counts: dict[str, int] = dict(
         conn.execute(
             sa.select(t.c.status, sa.func.count())
-            .where(*_window(t.c.start_time, since, until))
+            .where(*window(t.c.start_time, since, until))
             .group_by(t.c.status)
         ).all()
     )
@@ -242,7 +226,7 @@ def _volume(conn: sa.Connection, since: float, until: float | None) -> tuple[int
     rows, size = conn.execute(
         sa.select(
             sa.func.coalesce(sa.func.sum(t.c.rows), 0), sa.func.coalesce(sa.func.sum(t.c.bytes), 0)
-        ).where(*_window(t.c.start_time, since, until))
+        ).where(*window(t.c.start_time, since, until))
     ).one()
     return int(rows), int(size)
 
@@ -252,7 +236,7 @@ def _latency(conn: sa.Connection, since: float, until: float | None) -> Latency:
     count, values = percentiles(
         conn,
         t.c.duration,
-        [*_window(t.c.start_time, since, until), t.c.duration.is_not(None)],
+        [*window(t.c.start_time, since, until), t.c.duration.is_not(None)],
         QUANTILES,
     )
     return Latency(count, *values)
@@ -314,7 +298,7 @@ def _assets(conn: sa.Connection, since: float, until: float | None, now: float) 
     total = conn.execute(sa.select(sa.func.count()).select_from(schema.assets)).scalar_one()
     active = conn.execute(
         sa.select(sa.func.count(sa.distinct(m.c.asset))).where(
-            *_window(m.c.start_time, since, until)
+            *window(m.c.start_time, since, until)
         )
     ).scalar_one()
     upto = [] if until is None else [m.c.start_time < until]
@@ -402,14 +386,14 @@ def _current_assets(conn: sa.Connection, since: float, now: float) -> AssetStats
 
 def _failures(conn: sa.Connection, since: float, until: float | None) -> Failures:
     m = schema.materializations
-    window = [m.c.status == "failure", *_window(m.c.start_time, since, until)]
+    failed = [m.c.status == "failure", *window(m.c.start_time, since, until)]
     by_type = conn.execute(
         sa.select(sa.func.coalesce(m.c.error_type, "unknown"), sa.func.count())
-        .where(*window)
+        .where(*failed)
         .group_by(m.c.error_type)
     ).all()
     by_asset = conn.execute(
-        sa.select(m.c.asset, sa.func.count()).where(*window).group_by(m.c.asset)
+        sa.select(m.c.asset, sa.func.count()).where(*failed).group_by(m.c.asset)
     ).all()
 
     def ordered(pairs: Sequence[Any]) -> dict[str, int]:
@@ -430,7 +414,7 @@ def _completeness(conn: sa.Connection, since: float, until: float | None) -> Com
         )
         .join(a, a.c.name == m.c.asset)
         .where(
-            a.c.expected_rows > 0, m.c.status == "success", *_window(m.c.start_time, since, until)
+            a.c.expected_rows > 0, m.c.status == "success", *window(m.c.start_time, since, until)
         )
         .group_by(m.c.asset, a.c.expected_rows)
     ).all()
@@ -450,7 +434,7 @@ def _checks(conn: sa.Connection, since: float, until: float | None) -> CheckStat
         sa.select(
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(sa.case((c.c.passed, 0), else_=1)), 0),
-        ).where(*_window(c.c.time, since, until))
+        ).where(*window(c.c.time, since, until))
     ).one()
     total, failed = int(total), int(failed)
     return CheckStats(total, failed, _percent(total - failed, total))

@@ -305,6 +305,16 @@ def _render_asset(result: AssetMetrics, console: Console) -> None:
         console.print(checks)
 
 
+def _register_more() -> None:
+    from lakelens.cli import metrics_cost, metrics_slo
+
+    app.command("cost")(metrics_cost.cost)
+    app.command("slo")(metrics_slo.slo)
+
+
+_register_more()
+
+
 class ExportFormat(str, Enum):
     json = "json"
     csv = "csv"

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from lakelens.errors import StoreError
 
-__all__ = ["create_store_engine", "is_sqlite"]
+__all__ = ["create_store_engine", "dialect_insert", "is_sqlite"]
 
 # Milliseconds a SQLite writer waits for the lock before giving up (and the writer retries).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -18,6 +18,15 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def dialect_insert(engine: sa.Engine) -> Any:
+    """The dialect's `insert` construct, which has on_conflict_do_update / do_nothing."""
+    if is_sqlite(engine):
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    return insert
 
 
 def _normalize_url(url: str) -> sa.URL:

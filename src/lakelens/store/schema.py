@@ -7,7 +7,7 @@ import sqlalchemy as sa
 __all__ = ["HEAD_REVISION", "metadata"]
 
 # The newest Alembic revision in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 metadata = sa.MetaData()
 
@@ -276,4 +276,16 @@ heartbeats = sa.Table(
     sa.Column("last_run", _Time, nullable=False),
     sa.Column("owner", sa.String(256)),
     sa.Column("details", sa.Text),
+)
+
+# Batch ids the ingest endpoints have committed (revision 0004): a retried batch is stored once.
+ingest_batches = sa.Table(
+    "ingest_batches",
+    metadata,
+    sa.Column("batch_id", sa.String(128), primary_key=True),
+    sa.Column("received_at", _Time, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Index("ix_ingest_batches_received", "received_at"),
 )

@@ -19,7 +19,7 @@ from lakelens.model import (
     to_epoch,
 )
 from lakelens.store import schema
-from lakelens.store.engine import is_sqlite
+from lakelens.store.engine import dialect_insert, is_sqlite
 
 __all__ = ["write_batch"]
 
@@ -146,10 +146,7 @@ class _Statements:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.sqlite = is_sqlite(engine)
-        if self.sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        insert = dialect_insert(engine)
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
 
         def append_sql(
