@@ -19,7 +19,7 @@ from lakelens.model import (
     SchemaSnapshot,
 )
 
-__all__ = ["LOG_COLUMNS", "SPAN_COLUMNS", "Batch", "dumps"]
+__all__ = ["LOG_COLUMNS", "RESERVED_LOG_KEYS", "SPAN_COLUMNS", "Batch", "dumps", "log_attributes"]
 
 # A log row is a tuple in this order; the SDK builds these directly on its hot path.
 LOG_COLUMNS = (
@@ -49,13 +49,26 @@ SPAN_COLUMNS = (
     "events",
 )
 _MAX_JSON_CHARS = 64 * 1024
+# One encoder for every row: json.dumps with options builds a new one on each call.
+_encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+
+
+# Keys of a structlog event dict that are columns of the log row (or rendering only), not attributes.
+RESERVED_LOG_KEYS = frozenset(
+    ("event", "logger", "exc_info", "level", "timestamp", "run_id", "asset", "job", "trace_id", "span_id")
+)
+
+
+def log_attributes(values: dict[str, Any]) -> str | None:
+    """The attributes column of a log row: everything but the reserved keys, as JSON."""
+    return dumps({k: v for k, v in values.items() if k not in RESERVED_LOG_KEYS})
 
 
 def dumps(value: Any) -> str | None:
     """Compact JSON for an attributes column, bounded in size; None for empty values."""
     if not value:
         return None
-    text = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    text = _encode(value)
     if len(text) > _MAX_JSON_CHARS:
         text = json.dumps({"_truncated": True, "_preview": text[: _MAX_JSON_CHARS // 2]})
     return text

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 import traceback
-from datetime import datetime, timezone
 from typing import Any
 
 from lakelens.sdk._runtime import FRAME, RT
@@ -24,8 +25,6 @@ _METHOD_LEVELS = {
     "critical": 50,
     "fatal": 50,
 }
-_CONTEXT_KEYS = ("run_id", "asset", "job", "trace_id", "span_id")
-_RESERVED = frozenset(("event", "logger", "exc_info", "_record", "_from_structlog", *_CONTEXT_KEYS))
 
 
 def store_log(
@@ -64,21 +63,16 @@ def _format_exc_info(value: Any) -> str | None:
     return None
 
 
-def _store_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Add run/asset/span ids from the current context, then queue the record for the store."""
+def _process(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+    """Queue the record for the store (with run/asset/span ids from the context), then render it.
+
+    One processor instead of a chain: this runs for every log line of the pipeline, so the
+    clock is read once and nothing is rendered when LAKELENS_LOG_FORMAT=none.
+    """
+    now = RT.clock()
     run, mat, span = FRAME.get()
     if run is None:
         run = RT.ambient_run()
-    if run is not None:
-        event_dict.setdefault("run_id", run.run_id)
-        event_dict.setdefault("job", run.job)
-    if mat is not None:
-        event_dict.setdefault("asset", mat.name)
-    if span is not None:
-        event_dict.setdefault("trace_id", span.trace_id)
-        event_dict.setdefault("span_id", span.span_id)
-    elif run is not None:
-        event_dict.setdefault("trace_id", run.trace_id)
     exc_info = event_dict.pop("exc_info", None)
     if exc_info is None and method_name == "exception":
         exc_info = True
@@ -86,62 +80,73 @@ def _store_processor(logger: Any, method_name: str, event_dict: dict[str, Any]) 
         formatted = _format_exc_info(exc_info)
         if formatted:
             event_dict["exception"] = formatted
-    attributes = {k: v for k, v in event_dict.items() if k not in _RESERVED} or None
-    RT.writer.put_log(
-        (
-            RT.clock(),
-            _METHOD_LEVELS.get(method_name, 20),
-            str(event_dict.get("event", "")),
-            event_dict.get("logger"),
-            event_dict.get("run_id"),
-            event_dict.get("asset"),
-            event_dict.get("job"),
-            event_dict.get("trace_id"),
-            event_dict.get("span_id"),
-            attributes,
-        )
-    )
-    return event_dict
-
-
-def _iso_now() -> str:
-    return datetime.fromtimestamp(RT.clock(), tz=timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _build_renderer() -> Any:
-    import structlog
-
-    fmt = RT.settings.log_format
-    if fmt == "none":
-
-        def drop(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
-            raise structlog.DropEvent
-
-        return drop
-    if fmt == "json":
-        json_renderer = structlog.processors.JSONRenderer()
-
-        def render_json(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
-            event_dict["level"] = "warning" if method_name == "warn" else method_name
-            event_dict["timestamp"] = _iso_now()
-            return json_renderer(logger, method_name, event_dict)
-
-        return render_json
-    console = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-
-    def render_console(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
-        event_dict["level"] = method_name
-        event_dict["timestamp"] = _iso_now()
-        return console(logger, method_name, event_dict)
-
-    return render_console
-
-
-def _render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+    get = event_dict.get
+    run_id = get("run_id") or (run.run_id if run is not None else None)
+    job = get("job") or (run.job if run is not None else None)
+    asset = get("asset") or (mat.name if mat is not None else None)
+    trace_id = get("trace_id") or (span.trace_id if span is not None else (run.trace_id if run is not None else None))
+    span_id = get("span_id") or (span.span_id if span is not None else None)
     render = RT.log_render
     if render is None:
         render = RT.log_render = _build_renderer()
-    return render(logger, method_name, event_dict)
+    if render is not _render_nothing:
+        # Every change to event_dict happens before it is queued: the writer thread reads it
+        # (skipping the keys in events.RESERVED_LOG_KEYS) while the renderer only reads it too.
+        if run_id is not None:
+            event_dict.setdefault("run_id", run_id)
+            event_dict.setdefault("job", job)
+            event_dict.setdefault("trace_id", trace_id)
+        if asset is not None:
+            event_dict.setdefault("asset", asset)
+        if span_id is not None:
+            event_dict.setdefault("span_id", span_id)
+        event_dict["level"] = "warning" if method_name == "warn" else method_name
+        event_dict["timestamp"] = _iso(now)
+    RT.writer.put_log(
+        (now, _METHOD_LEVELS.get(method_name, 20), str(get("event", "")), get("logger"), run_id, asset, job, trace_id, span_id, event_dict)
+    )
+    return render(method_name, event_dict, now)
+
+
+_second = [-1, ""]
+
+
+def _iso(moment: float) -> str:
+    """ISO 8601 UTC with milliseconds; the date-time part is formatted once per second."""
+    whole = int(moment)
+    cached = _second
+    if cached[0] != whole:
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        cached[0] = whole
+    return f"{cached[1]}.{int((moment - whole) * 1000):03d}+00:00"
+
+
+def _render_nothing(method_name: str, event_dict: dict[str, Any], now: float) -> str:
+    return ""
+
+
+_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
+def _render_json(method_name: str, event_dict: dict[str, Any], now: float) -> str:
+    return _json(event_dict)
+
+
+def _build_renderer() -> Any:
+    fmt = RT.settings.log_format
+    if fmt == "none":
+        return _render_nothing
+    if fmt == "json":
+        return _render_json
+    import structlog
+
+    console = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    def render_console(method_name: str, event_dict: dict[str, Any], now: float) -> Any:
+        # The console renderer pops keys: give it a copy, the writer thread reads the original.
+        return console(None, method_name, dict(event_dict))
+
+    return render_console
 
 
 class _StderrLogger:
@@ -150,8 +155,8 @@ class _StderrLogger:
     __slots__ = ()
 
     def msg(self, message: str) -> None:
-        stream = sys.stderr
-        stream.write(message + "\n")
+        if message:
+            sys.stderr.write(message + "\n")
 
     log = debug = info = warn = warning = error = err = critical = exception = fatal = msg
 
@@ -168,7 +173,7 @@ def get_logger(name: str | None = None, **initial_values: Any) -> Any:
     if name is not None:
         initial_values.setdefault("logger", name)
     wrapper = structlog.make_filtering_bound_logger(RT.settings.log_level_number)
-    return wrapper(_StderrLogger(), [_store_processor, _render], initial_values)  # type: ignore[call-arg]
+    return wrapper(_StderrLogger(), [_process], initial_values)  # type: ignore[call-arg]
 
 
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}

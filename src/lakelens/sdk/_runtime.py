@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextvars
 import hashlib
+import itertools
 import os
 import random
 import sys
@@ -54,11 +55,12 @@ class Runtime:
         self.clock: Callable[[], float] = time.time
         self.rng = random.Random()
         self.deterministic = False
+        self._new_span_ids()
         self.ambient: RunState | None = None
         self._ambient_checked = False
         self._stdlib_installed = False
         self._atexit_registered = False
-        self.log_render: Callable[[Any, str, dict[str, Any]], Any] | None = None
+        self.log_render: Callable[[str, dict[str, Any], float], Any] | None = None
 
     # -- configuration ---------------------------------------------------------------------
     @property
@@ -91,6 +93,7 @@ class Runtime:
             self.clock = clock or time.time
             self.deterministic = id_seed is not None
             self.rng = random.Random(id_seed)
+            self._new_span_ids()
             self._ambient_checked = False
             self.ambient = None
 
@@ -103,10 +106,17 @@ class Runtime:
         with self._lock:
             self.shutdown()
             self._settings, self._store, self.clock, self.rng, self.deterministic = saved
+            self._new_span_ids()
             self._writer = None
             self.log_render = None
             self._ambient_checked = False
             self.ambient = None
+
+    def _new_span_ids(self) -> None:
+        """Span ids are a random per-process prefix and a counter: unique, and appended in
+        order to the spans index (random ids scatter inserts across it)."""
+        self.span_prefix = f"{self.rng.getrandbits(32):08x}"
+        self.span_counter = itertools.count(1)
 
     # -- ids -------------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -177,8 +187,13 @@ class Runtime:
             self._writer = None
         if self._store is not None:
             self._store.dispose()
-        if not self.deterministic:
+        if self.deterministic:
+            # Same seed in parent and child would give both the same ids.
+            self.rng = random.Random(self.rng.getrandbits(64) ^ os.getpid())
+        else:
             self.rng = random.Random()
+        # Never share span ids with the parent: a new random prefix for this process.
+        self._new_span_ids()
         self._lock = threading.RLock()
 
     # -- the run a child process inherits ------------------------------------------------

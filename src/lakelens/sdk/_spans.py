@@ -67,7 +67,7 @@ class Span:
             self.parent_id = None
         self.run_id = run.run_id if run is not None else None
         self.asset = mat.name if mat is not None else None
-        self.span_id = f"{RT.rng.getrandbits(64):016x}"
+        self.span_id = RT.span_prefix + format(next(RT.span_counter) & 0xFFFFFFFF, "08x")
         self._token = FRAME.set((frame[0], mat, self))
         self.start = RT.clock()
         return self

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from lakelens.events import Batch, dumps
+from lakelens.events import Batch, log_attributes
 from lakelens.model import MetricPoint
 
 __all__ = ["Writer"]
@@ -104,11 +104,14 @@ class Writer:
 
     def put_other(self, event: Any) -> None:
         """Queue a span or a metric point."""
-        self._other.append(event)
-        if len(self._logs) + len(self._debug) + len(self._other) > self._capacity:
+        other = self._other
+        other.append(event)
+        if len(self._logs) + len(self._debug) + len(other) > self._capacity:
             self._drop()
         if self._thread is None:
             self._start()
+        elif len(other) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
 
     def _drop(self) -> None:
         try:
@@ -240,7 +243,7 @@ class Writer:
                 while budget > 0:
                     row = source.popleft()
                     attrs = row[9]
-                    log_rows.append(row if attrs is None else (*row[:9], dumps(attrs)))
+                    log_rows.append(row if attrs is None else (*row[:9], log_attributes(attrs)))
                     budget -= 1
                     taken[index] += 1
             except IndexError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -141,6 +142,38 @@ _CHECK_COLUMNS = (
 _METRIC_COLUMNS = ("time", "name", "kind", "value", "labels", "run_id", "asset")
 
 
+# SQLite allows 32,766 parameters per statement; 500 rows of a dozen columns stay well below.
+_MULTIROW = 500
+
+
+class _Appender:
+    """INSERT for append-only rows. On SQLite, many rows per statement: executemany there
+    releases and re-takes the GIL for every row, which starves it next to a busy pipeline
+    thread (measured in bench/sdk_overhead.py)."""
+
+    def __init__(self, table: str, columns: Sequence[str], mark: str, ignore_conflicts: bool, *, multirow: bool) -> None:
+        self.head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+        self.row_marks = "(" + ", ".join([mark] * len(columns)) + ")"
+        self.tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+        self.single = self.head + self.row_marks + self.tail
+        self.multirow = multirow
+        self._sql: dict[int, str] = {}
+
+    def _statement(self, rows: int) -> str:
+        sql = self._sql.get(rows)
+        if sql is None:
+            sql = self._sql[rows] = self.head + ", ".join([self.row_marks] * rows) + self.tail
+        return sql
+
+    def write(self, conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not self.multirow:
+            conn.exec_driver_sql(self.single, list(rows))
+            return
+        for start in range(0, len(rows), _MULTIROW):
+            chunk = rows[start : start + _MULTIROW]
+            conn.exec_driver_sql(self._statement(len(chunk)), tuple(chain.from_iterable(chunk)))
+
+
 class _Statements:
     """SQL for one dialect, built once: upserts via SQLAlchemy, appends as driver-level SQL."""
 
@@ -151,10 +184,8 @@ class _Statements:
 
         def append_sql(
             table: sa.Table, columns: Sequence[str], ignore_conflicts: bool = False
-        ) -> str:
-            marks = ", ".join([mark] * len(columns))
-            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-            return sql + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+        ) -> _Appender:
+            return _Appender(table.name, columns, mark, ignore_conflicts, multirow=self.sqlite)
 
         self.logs = append_sql(schema.logs, LOG_COLUMNS)
         self.spans = append_sql(schema.spans, SPAN_COLUMNS, ignore_conflicts=True)
@@ -284,14 +315,14 @@ def _write(conn: sa.Connection, sql: _Statements, batch: Batch) -> None:
         }
         conn.execute(sql.edges, list(rows.values()))
     if batch.checks:
-        conn.exec_driver_sql(sql.checks, [_check_row(c) for c in batch.checks])
+        sql.checks.write(conn, [_check_row(c) for c in batch.checks])
     if batch.logs:
-        conn.exec_driver_sql(sql.logs, batch.logs)
+        sql.logs.write(conn, batch.logs)
     if batch.spans:
-        conn.exec_driver_sql(sql.spans, batch.spans)
+        sql.spans.write(conn, batch.spans)
     if batch.metrics:
-        conn.exec_driver_sql(
-            sql.metrics,
+        sql.metrics.write(
+            conn,
             [
                 (to_epoch(m.time), m.name, m.kind, m.value, dumps(m.labels), m.run_id, m.asset)
                 for m in batch.metrics
