@@ -7,7 +7,7 @@ import sqlalchemy as sa
 __all__ = ["HEAD_REVISION", "metadata"]
 
 # The newest Alembic revision in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 metadata = sa.MetaData()
 
@@ -248,6 +248,8 @@ notifications = sa.Table(
     sa.Column("next_attempt_at", _Time, nullable=False),
     sa.Column("claimed_until", _Time),
     sa.Column("delivered_at", _Time),
+    # When the last attempt ended in delivered, failed or gave_up (revision 0005).
+    sa.Column("finished_at", _Time),
     sa.Column("last_status_code", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.Index("ix_notifications_due", "status", "next_attempt_at"),

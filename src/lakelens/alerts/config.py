@@ -1,0 +1,319 @@
+"""Alerting configuration: destinations (environment or lakelens.yaml), routing, dedup, rules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakelens.config import Settings
+from lakelens.errors import ConfigError
+from lakelens.units import parse_duration, parse_percent, parse_severity
+
+__all__ = ["AbsenceRule", "AlertingConfig", "RuleSettings", "ThresholdRule", "load_alerting"]
+
+# The seed's routing, by destination type: INFO → Slack; WARNING → + email; ERROR → + PagerDuty
+# (low urgency); CRITICAL → every destination. Webhooks and Alertmanager take every severity:
+# they exist to hand alerts to another system, which routes them itself.
+DEFAULT_ROUTES: dict[str, frozenset[str]] = {
+    "info": frozenset({"slack", "webhook", "alertmanager"}),
+    "warning": frozenset({"slack", "email", "webhook", "alertmanager"}),
+    "error": frozenset({"slack", "email", "pagerduty", "webhook", "alertmanager"}),
+    "critical": frozenset({"*"}),
+}
+DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """`queue_size > 10000 for 5m → critical`, or a built-in such as an asset's average duration."""
+
+    name: str
+    metric: str
+    op: str
+    threshold: float
+    severity: str
+    for_seconds: float = 0.0
+    window_seconds: float = 3600.0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    asset: str | None = None
+
+
+@dataclass(frozen=True)
+class AbsenceRule:
+    """A heartbeat: no run of `job` (or materialization of `asset`) for `interval_seconds`."""
+
+    name: str
+    interval_seconds: float
+    severity: str
+    job: str | None = None
+    asset: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    failure: bool = True
+    checks: bool = True
+    pass_rate_below: float = 95.0
+    pass_rate_window: float = 86400.0
+    pass_rate_min_results: int = 5
+    freshness: bool = True
+    failure_rate_above: float = 10.0
+    failure_rate_window: float = 3600.0
+    failure_rate_min_runs: int = 5
+    slow_factor: float = 2.0
+    slow_min_history: int = 5
+    slow_history: int = 20
+    volume_mads: float = 3.0
+    volume_window: float = 14 * 86400.0
+    volume_min_points: int = 5
+    schema_drift_window: float = 86400.0
+    thresholds: tuple[ThresholdRule, ...] = ()
+    absences: tuple[AbsenceRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    """Everything the evaluator and the delivery worker need."""
+
+    destinations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    owner_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tag_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dedup_window: float = 3600.0
+    rule_dedup: dict[str, float] = field(default_factory=dict)
+    evaluation_interval: float = 30.0
+    max_attempts: int = 8
+    max_age: float = 86400.0
+    public_url: str | None = None
+    rules: RuleSettings = field(default_factory=RuleSettings)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.destinations)
+
+    def dedup_for(self, rule: str) -> float:
+        return self.rule_dedup.get(rule, self.dedup_window)
+
+    def route(
+        self, severity: str, *, owner: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """The destination names an alert of `severity` (and owner, tags) goes to."""
+        if severity in self.routes:
+            names = list(self.routes[severity])
+        else:
+            kinds = DEFAULT_ROUTES.get(severity, DEFAULT_ROUTES["critical"])
+            names = [
+                n for n, c in self.destinations.items() if "*" in kinds or c.get("type") in kinds
+            ]
+        if owner and owner in self.owner_routes:
+            names += self.owner_routes[owner]
+        for key, value in (tags or {}).items():
+            names += self.tag_routes.get(f"{key}={value}", ())
+        return [n for n in dict.fromkeys(names) if n in self.destinations]
+
+
+def _env_destinations(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    prefix = "LAKELENS_ALERT_"
+
+    def get(key: str) -> str | None:
+        value = env.get(prefix + key)
+        return value if value else None
+
+    if get("SLACK_WEBHOOK"):
+        found["slack"] = {
+            "type": "slack",
+            "url": get("SLACK_WEBHOOK"),
+            "channel": get("SLACK_CHANNEL"),
+        }
+    if get("PAGERDUTY_KEY"):
+        found["pagerduty"] = {
+            "type": "pagerduty",
+            "routing_key": get("PAGERDUTY_KEY"),
+            "url": get("PAGERDUTY_URL") or DEFAULT_PAGERDUTY_URL,
+        }
+    if get("EMAIL_SMTP_HOST"):
+        found["email"] = {
+            "type": "email",
+            "host": get("EMAIL_SMTP_HOST"),
+            "port": int(get("EMAIL_SMTP_PORT") or 587),
+            "user": get("EMAIL_SMTP_USER"),
+            "password": get("EMAIL_SMTP_PASSWORD"),
+            "sender": get("EMAIL_FROM") or get("EMAIL_SMTP_USER") or "lakelens@localhost",
+            "recipients": [
+                r.strip() for r in (get("EMAIL_RECIPIENTS") or "").split(",") if r.strip()
+            ],
+            "security": get("EMAIL_SECURITY"),
+        }
+    if get("WEBHOOK_URL"):
+        found["webhook"] = {
+            "type": "webhook",
+            "url": get("WEBHOOK_URL"),
+            "secret": get("WEBHOOK_SECRET"),
+        }
+    if get("ALERTMANAGER_URL"):
+        found["alertmanager"] = {"type": "alertmanager", "url": get("ALERTMANAGER_URL")}
+    return {name: {k: v for k, v in cfg.items() if v is not None} for name, cfg in found.items()}
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where} must be a destination name or a list of names, not {value!r}.")
+
+
+def _rules(raw: Mapping[str, Any]) -> RuleSettings:
+    base = RuleSettings()
+    values: dict[str, Any] = {}
+
+    def section(name: str) -> Mapping[str, Any]:
+        item = raw.get(name, {})
+        if item is False:
+            return {"enabled": False}
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"alerts.rules.{name} in lakelens.yaml must be a mapping.")
+        return item
+
+    for flag in ("failure", "checks", "freshness"):
+        values[flag] = bool(section(flag).get("enabled", True))
+    rate = section("pass_rate")
+    if "below" in rate:
+        values["pass_rate_below"] = (
+            parse_percent(rate["below"], name="alerts.rules.pass_rate.below") * 100
+        )
+    if "window" in rate:
+        values["pass_rate_window"] = parse_duration(
+            rate["window"], name="alerts.rules.pass_rate.window"
+        )
+    failure_rate = section("failure_rate")
+    if "above" in failure_rate:
+        values["failure_rate_above"] = (
+            parse_percent(failure_rate["above"], name="alerts.rules.failure_rate.above") * 100
+        )
+    if "window" in failure_rate:
+        values["failure_rate_window"] = parse_duration(
+            failure_rate["window"], name="alerts.rules.failure_rate.window"
+        )
+    if "min_runs" in failure_rate:
+        values["failure_rate_min_runs"] = int(failure_rate["min_runs"])
+    slow = section("slow_run")
+    if "factor" in slow:
+        values["slow_factor"] = float(slow["factor"])
+    if "min_history" in slow:
+        values["slow_min_history"] = int(slow["min_history"])
+    thresholds = []
+    for index, item in enumerate(raw.get("thresholds", []) or []):
+        where = f"alerts.rules.thresholds[{index}]"
+        try:
+            op = str(item["op"])
+            if op not in (">", ">=", "<", "<=", "==", "!="):
+                raise ConfigError(f"{where}.op must be one of > >= < <= == !=, not {op!r}.")
+            thresholds.append(
+                ThresholdRule(
+                    name=str(item.get("name") or item["metric"]),
+                    metric=str(item["metric"]),
+                    op=op,
+                    threshold=float(item["threshold"]),
+                    severity=parse_severity(
+                        item.get("severity", "warning"), name=f"{where}.severity"
+                    ),
+                    for_seconds=parse_duration(item["for"], name=f"{where}.for")
+                    if item.get("for")
+                    else 0.0,
+                    window_seconds=parse_duration(item.get("window", "1h"), name=f"{where}.window"),
+                    labels={str(k): str(v) for k, v in (item.get("labels") or {}).items()},
+                    asset=item.get("asset"),
+                )
+            )
+        except KeyError as missing:
+            raise ConfigError(f"{where} needs {missing}: see docs/alerting.md.") from None
+    absences = []
+    for index, item in enumerate(raw.get("heartbeats", []) or []):
+        where = f"alerts.rules.heartbeats[{index}]"
+        if not (item.get("job") or item.get("asset")) or "every" not in item:
+            raise ConfigError(f"{where} needs `job` or `asset`, and `every` (e.g. 15m).")
+        absences.append(
+            AbsenceRule(
+                name=str(item.get("name") or f"heartbeat {item.get('job') or item.get('asset')}"),
+                interval_seconds=parse_duration(item["every"], name=f"{where}.every"),
+                severity=parse_severity(item.get("severity", "error"), name=f"{where}.severity"),
+                job=item.get("job"),
+                asset=item.get("asset"),
+            )
+        )
+    values["thresholds"] = tuple(thresholds)
+    values["absences"] = tuple(absences)
+    return RuleSettings(**{**base.__dict__, **values})
+
+
+def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> AlertingConfig:
+    """Alerting from LAKELENS_ALERT_* variables and the `alerts:` section of lakelens.yaml."""
+    env = os.environ if env is None else env
+    raw = settings.raw.get("alerts", {}) or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("The `alerts:` section of lakelens.yaml must be a mapping.")
+    destinations = _env_destinations(env)
+    from_file: set[str] = set()
+    for index, item in enumerate(raw.get("destinations", []) or []):
+        if not isinstance(item, Mapping) or "type" not in item:
+            raise ConfigError(
+                f"alerts.destinations[{index}] in lakelens.yaml needs a `type` (slack, email, …)."
+            )
+        name = str(item.get("name") or item["type"])
+        if name in from_file:
+            raise ConfigError(
+                f"Two alert destinations in lakelens.yaml are named {name!r}; give each a distinct `name`."
+            )
+        from_file.add(name)
+        destinations[name] = dict(item)
+    routing = raw.get("routing", {}) or {}
+    routes = {
+        parse_severity(key, name="alerts.routing key"): _names(value, f"alerts.routing.{key}")
+        for key, value in routing.items()
+        if key not in ("owners", "tags")
+    }
+    owner_routes = {
+        str(k): _names(v, f"alerts.routing.owners.{k}")
+        for k, v in (routing.get("owners") or {}).items()
+    }
+    tag_routes = {
+        str(k): _names(v, f"alerts.routing.tags.{k}")
+        for k, v in (routing.get("tags") or {}).items()
+    }
+    for where, names in [
+        *(("routing", n) for n in routes.values()),
+        *(("owners", n) for n in owner_routes.values()),
+    ]:
+        unknown = [n for n in names if n not in destinations]
+        if unknown:
+            raise ConfigError(
+                f"alerts.{where} names unknown destination(s) {', '.join(unknown)}; "
+                f"configured: {', '.join(destinations) or 'none'}."
+            )
+    dedup = env.get("LAKELENS_ALERT_DEDUP_WINDOW") or raw.get("dedup_window", "60m")
+    rules_raw = raw.get("rules", {}) or {}
+    rule_dedup = {
+        str(name): parse_duration(section["dedup_window"], name=f"alerts.rules.{name}.dedup_window")
+        for name, section in rules_raw.items()
+        if isinstance(section, Mapping) and "dedup_window" in section
+    }
+    interval = env.get("LAKELENS_ALERT_EVALUATION_INTERVAL") or raw.get(
+        "evaluation_interval", "30s"
+    )
+    return AlertingConfig(
+        destinations=destinations,
+        routes=routes,
+        owner_routes=owner_routes,
+        tag_routes=tag_routes,
+        dedup_window=parse_duration(dedup, name="alerts.dedup_window"),
+        rule_dedup=rule_dedup,
+        evaluation_interval=parse_duration(interval, name="alerts.evaluation_interval"),
+        max_attempts=int(raw.get("max_attempts", 8)),
+        max_age=parse_duration(raw.get("max_age", "24h"), name="alerts.max_age"),
+        public_url=env.get("LAKELENS_PUBLIC_URL") or raw.get("public_url"),
+        rules=_rules(rules_raw),
+    )

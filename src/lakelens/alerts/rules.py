@@ -1,0 +1,612 @@
+"""Alert rules: each turns the store's current state into findings (conditions that hold now).
+
+A finding's fingerprint is the dedup key: sha256 of "rule|asset|detail" where detail is the
+error class (failures), the check name (checks), the job (heartbeats) or the rule name
+(thresholds). Findings are recomputed on every evaluation; one that is no longer produced
+means its condition cleared and its alert resolves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import operator
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from lakelens.alerts.config import AlertingConfig, ThresholdRule
+from lakelens.analysis.lineage import EXTERNAL_KINDS, LineageGraph, load_graph
+from lakelens.store import schema
+from lakelens.units import format_duration
+
+__all__ = ["Finding", "evaluate_rules"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass
+class Finding:
+    """A condition that holds now and deserves an alert."""
+
+    rule: str
+    key: str
+    severity: str
+    title: str
+    summary: str
+    asset: str | None = None
+    run_id: str | None = None
+    occurrence: str | None = None
+    partition: str | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    parent: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.rule}|{self.key}".encode()).hexdigest()[:32]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f}ms"
+
+
+class _Context:
+    def __init__(self, conn: sa.Connection, config: AlertingConfig, now: float) -> None:
+        self.conn = conn
+        self.config = config
+        self.now = now
+        self._graph: LineageGraph | None = None
+        self._downstream: dict[str, list[str]] = {}
+        self.assets = {
+            row.name: row
+            for row in conn.execute(
+                sa.select(
+                    schema.assets.c.name,
+                    schema.assets.c.kind,
+                    schema.assets.c.owner,
+                    schema.assets.c.critical,
+                    schema.assets.c.tags,
+                    schema.assets.c.freshness_seconds,
+                    schema.assets.c.last_status,
+                    schema.assets.c.last_run_id,
+                    schema.assets.c.last_start_time,
+                    schema.assets.c.last_success_time,
+                )
+            )
+        }
+
+    @property
+    def graph(self) -> LineageGraph:
+        if self._graph is None:
+            self._graph = load_graph(self.conn)
+        return self._graph
+
+    def downstream(self, asset: str) -> list[str]:
+        cached = self._downstream.get(asset)
+        if cached is not None:
+            return cached
+        seen: list[str] = []
+        stack = list(self.graph.downstream.get(asset, []))
+        while stack:
+            name = stack.pop()
+            if name not in seen and name != asset:
+                seen.append(name)
+                stack.extend(self.graph.downstream.get(name, []))
+        self._downstream[asset] = sorted(seen)
+        return self._downstream[asset]
+
+    def feeds_dashboard(self, asset: str) -> bool:
+        return any(
+            self.graph.nodes[n].kind == "dashboard"
+            for n in self.downstream(asset)
+            if n in self.graph.nodes
+        )
+
+
+def _failures(ctx: _Context) -> list[Finding]:
+    m = schema.materializations
+    out = []
+    for name, row in ctx.assets.items():
+        if row.last_status != "failure":
+            continue
+        failed = ctx.conn.execute(
+            sa.select(m.c.error_type, m.c.error_message, m.c.partition, m.c.run_id)
+            .where(m.c.asset == name, m.c.run_id == row.last_run_id, m.c.status == "failure")
+            .limit(1)
+        ).first()
+        error_type = (failed.error_type if failed else None) or "Error"
+        message = (failed.error_message if failed else None) or "failed"
+        critical = bool(row.critical) or ctx.feeds_dashboard(name)
+        out.append(
+            Finding(
+                rule="asset_failed",
+                key=f"{name}|{error_type}",
+                severity="critical" if critical else "error",
+                title="Asset Materialization Failed",
+                summary=f"{name} failed: {error_type}: {message}"[:500],
+                asset=name,
+                run_id=row.last_run_id,
+                occurrence=row.last_run_id,
+                partition=failed.partition if failed else None,
+                error=f"{error_type}: {message}",
+                details={
+                    "error_type": error_type,
+                    "critical_because": "critical"
+                    if row.critical
+                    else ("feeds a dashboard" if critical else None),
+                },
+            )
+        )
+    return out
+
+
+def _checks(ctx: _Context) -> list[Finding]:
+    """A check that failed in its asset's latest run; a check whose pass rate is too low."""
+    c, a = schema.check_results, schema.assets
+    out = []
+    failed = ctx.conn.execute(
+        sa.select(
+            c.c.id,
+            c.c.asset,
+            c.c.name,
+            c.c.severity,
+            c.c.value,
+            c.c.threshold,
+            c.c.valid_rows,
+            c.c.total_rows,
+            c.c.message,
+            c.c.run_id,
+        )
+        .join(a, sa.and_(a.c.name == c.c.asset, a.c.last_run_id == c.c.run_id))
+        .where(c.c.passed.is_(False))
+        .order_by(c.c.asset, c.c.name, c.c.time)
+    ).all()
+    for row in failed:
+        detail = row.message or (
+            f"{row.valid_rows:,}/{row.total_rows:,} rows valid"
+            if row.total_rows is not None and row.valid_rows is not None
+            else f"value {row.value} vs threshold {row.threshold}"
+            if row.value is not None
+            else "failed"
+        )
+        out.append(
+            Finding(
+                rule="check_failed",
+                key=f"{row.asset}|{row.name}",
+                severity=row.severity,
+                title="Quality Check Failed",
+                summary=f"{row.name} failed on {row.asset}: {detail}",
+                asset=row.asset,
+                run_id=row.run_id,
+                occurrence=row.id,
+                error=detail,
+                details={"check": row.name, "value": row.value, "threshold": row.threshold},
+            )
+        )
+    rules = ctx.config.rules
+    since = ctx.now - rules.pass_rate_window
+    rates = ctx.conn.execute(
+        sa.select(
+            c.c.asset, c.c.name, sa.func.count(), sa.func.sum(sa.case((c.c.passed, 1), else_=0))
+        )
+        .where(c.c.time >= since)
+        .group_by(c.c.asset, c.c.name)
+    ).all()
+    for asset, name, total, passed in rates:
+        rate = 100.0 * int(passed or 0) / int(total)
+        if int(total) >= rules.pass_rate_min_results and rate < rules.pass_rate_below:
+            out.append(
+                Finding(
+                    rule="validation_pass_rate",
+                    key=f"{asset}|{name}",
+                    severity="warning",
+                    title="Validation Pass Rate Low",
+                    summary=f"validation_pass_rate of {name} on {asset} is {rate:.1f}% < {rules.pass_rate_below:g}% "
+                    f"over {format_duration(rules.pass_rate_window)}",
+                    asset=asset,
+                    details={"check": name, "pass_rate": rate, "results": int(total)},
+                )
+            )
+    return out
+
+
+def _freshness(ctx: _Context) -> list[Finding]:
+    out = []
+    for name, row in ctx.assets.items():
+        sla, last = row.freshness_seconds, row.last_success_time
+        if not sla or last is None:
+            continue
+        age = ctx.now - last
+        if age <= sla:
+            continue
+        severity = "critical" if age > 2 * sla else "warning"
+        out.append(
+            Finding(
+                rule="freshness",
+                key=name,
+                severity=severity,
+                title="Freshness SLA Breached",
+                summary=f"{name} is stale: last success {format_duration(age)} ago (SLA {format_duration(sla)})",
+                asset=name,
+                details={"age_seconds": age, "sla_seconds": sla, "last_success": last},
+            )
+        )
+    return out
+
+
+def _failure_rate(ctx: _Context) -> list[Finding]:
+    rules = ctx.config.rules
+    m, r = schema.materializations, schema.runs
+    since = ctx.now - rules.failure_rate_window
+    out = []
+    for kind, table, column in (("asset", m, m.c.asset), ("job", r, r.c.job)):
+        rows = ctx.conn.execute(
+            sa.select(
+                column,
+                sa.func.sum(sa.case((table.c.status == "failure", 1), else_=0)),
+                sa.func.count(),
+            )
+            .where(table.c.start_time >= since, table.c.status.in_(("success", "failure")))
+            .group_by(column)
+        ).all()
+        for name, failed, total in rows:
+            rate = 100.0 * int(failed or 0) / int(total)
+            if int(total) >= rules.failure_rate_min_runs and rate > rules.failure_rate_above:
+                out.append(
+                    Finding(
+                        rule="failure_rate",
+                        key=f"{kind}:{name}",
+                        severity="warning",
+                        title="Failure Rate High",
+                        summary=f"{kind} {name}: {rate:.0f}% of {total} runs failed in the last "
+                        f"{format_duration(rules.failure_rate_window)} (> {rules.failure_rate_above:g}%)",
+                        asset=name if kind == "asset" else None,
+                        details={"scope": kind, "failure_rate": rate, "runs": int(total)},
+                    )
+                )
+    return out
+
+
+def _slow_and_volume(ctx: _Context) -> list[Finding]:
+    """Duration above k × the median of recent successes; rows outside median ± 3 scaled MADs."""
+    rules = ctx.config.rules
+    m = schema.materializations
+    out = []
+    for name, row in ctx.assets.items():
+        if row.last_status != "success":
+            continue
+        recent = ctx.conn.execute(
+            sa.select(m.c.duration, m.c.rows, m.c.run_id, m.c.start_time)
+            .where(
+                m.c.asset == name,
+                m.c.status == "success",
+                m.c.start_time >= ctx.now - rules.volume_window,
+            )
+            .order_by(m.c.start_time.desc())
+            .limit(max(rules.slow_history, 200) + 1)
+        ).all()
+        if len(recent) < 2:
+            continue
+        latest, history = recent[0], recent[1:]
+        durations = [h.duration for h in history[: rules.slow_history] if h.duration is not None]
+        if latest.duration is not None and len(durations) >= rules.slow_min_history:
+            median = statistics.median(durations)
+            if median > 0 and latest.duration > rules.slow_factor * median:
+                out.append(
+                    Finding(
+                        rule="slow_run",
+                        key=name,
+                        severity="warning",
+                        title="Asset Running Slow",
+                        summary=f"{name} running slow ({_ms(latest.duration)} vs {_ms(median)} avg)",
+                        asset=name,
+                        run_id=latest.run_id,
+                        occurrence=latest.run_id,
+                        details={
+                            "duration": latest.duration,
+                            "median": median,
+                            "factor": rules.slow_factor,
+                        },
+                    )
+                )
+        counts = [h.rows for h in history if h.rows is not None]
+        if latest.rows is not None and len(counts) >= rules.volume_min_points:
+            median = statistics.median(counts)
+            mad = statistics.median(abs(c - median) for c in counts) * 1.4826
+            low, high = median - rules.volume_mads * mad, median + rules.volume_mads * mad
+            if latest.rows < low or latest.rows > high:
+                bound, limit = (
+                    ("below the lower bound", low)
+                    if latest.rows < low
+                    else ("above the upper bound", high)
+                )
+                change = 100.0 * (latest.rows - median) / median if median else 0.0
+                out.append(
+                    Finding(
+                        rule="volume_anomaly",
+                        key=name,
+                        severity="warning",
+                        title="Volume Anomaly",
+                        summary=f"{name} wrote {latest.rows:,} rows, {bound} {limit:,.0f} "
+                        f"(median {median:,.0f}, {change:+.0f}%)",
+                        asset=name,
+                        run_id=latest.run_id,
+                        occurrence=latest.run_id,
+                        details={"rows": latest.rows, "median": median, "low": low, "high": high},
+                    )
+                )
+    return out
+
+
+def _schema_drift(ctx: _Context) -> list[Finding]:
+    s = schema.schema_snapshots
+    window = ctx.now - ctx.config.rules.schema_drift_window
+    out = []
+    recent = ctx.conn.execute(
+        sa.select(s.c.asset, s.c.id, s.c.time, s.c.columns, s.c.hash)
+        .where(s.c.time >= window)
+        .order_by(s.c.asset, s.c.time.desc(), s.c.id.desc())
+    ).all()
+    latest: dict[str, Any] = {}
+    for row in recent:
+        latest.setdefault(row.asset, row)
+    for asset, row in latest.items():
+        previous = ctx.conn.execute(
+            sa.select(s.c.columns, s.c.hash)
+            .where(
+                s.c.asset == asset,
+                sa.or_(s.c.time < row.time, sa.and_(s.c.time == row.time, s.c.id < row.id)),
+            )
+            .order_by(s.c.time.desc(), s.c.id.desc())
+            .limit(1)
+        ).first()
+        if previous is None or previous.hash == row.hash:
+            continue
+        before = dict(map(tuple, json.loads(previous.columns)))
+        after = dict(map(tuple, json.loads(row.columns)))
+        added = sorted(set(after) - set(before))
+        removed = sorted(set(before) - set(after))
+        changed = sorted(c for c in set(before) & set(after) if before[c] != after[c])
+        parts = (
+            [f"+{c}" for c in added]
+            + [f"-{c}" for c in removed]
+            + [f"{c}: {before[c]} → {after[c]}" for c in changed]
+        )
+        out.append(
+            Finding(
+                rule="schema_drift",
+                key=asset,
+                severity="warning",
+                title="Schema Drift",
+                summary=f"{asset} schema changed: {', '.join(parts)}"[:500],
+                asset=asset,
+                occurrence=row.hash,
+                details={"added": added, "removed": removed, "changed": changed},
+            )
+        )
+    return out
+
+
+def _metric_value(ctx: _Context, rule: ThresholdRule) -> tuple[float | None, bool]:
+    """(current value, held for the rule's `for` duration) of a custom or built-in metric."""
+    if rule.metric.startswith("asset_") and rule.asset:
+        m = schema.materializations
+        since = ctx.now - rule.window_seconds
+        where = [m.c.asset == rule.asset, m.c.start_time >= since]
+        column = {
+            "asset_duration_avg": sa.func.avg(m.c.duration),
+            "asset_duration_max": sa.func.max(m.c.duration),
+            "asset_rows_avg": sa.func.avg(m.c.rows),
+            "asset_failure_rate": 100.0
+            * sa.func.avg(sa.case((m.c.status == "failure", 1.0), else_=0.0)),
+        }.get(rule.metric)
+        if column is None:
+            if rule.metric == "asset_freshness_seconds":
+                row = ctx.assets.get(rule.asset)
+                last = row.last_success_time if row is not None else None
+                return (None if last is None else ctx.now - last), True
+            return None, False
+        value = ctx.conn.execute(sa.select(column).where(*where)).scalar()
+        return (None if value is None else float(value)), True
+    p = schema.metric_points
+    rows = ctx.conn.execute(
+        sa.select(p.c.time, p.c.value, p.c.labels)
+        .where(
+            p.c.name == rule.metric,
+            p.c.time >= ctx.now - max(rule.for_seconds, 0) - rule.window_seconds,
+        )
+        .order_by(p.c.time.desc())
+    ).all()
+    wanted = dict(rule.labels)
+    points = [
+        r
+        for r in rows
+        if all((json.loads(r.labels) if r.labels else {}).get(k) == v for k, v in wanted.items())
+    ]
+    if not points:
+        return None, False
+    test = _OPS[rule.op]
+    value = float(points[0].value)
+    if not test(value, rule.threshold):
+        return value, False
+    streak_start = points[0].time
+    for point in points[1:]:
+        if not test(float(point.value), rule.threshold):
+            break
+        streak_start = point.time
+    return value, ctx.now - streak_start >= rule.for_seconds
+
+
+def _thresholds(ctx: _Context) -> list[Finding]:
+    out = []
+    for rule in ctx.config.rules.thresholds:
+        value, held = _metric_value(ctx, rule)
+        if value is None or not held or not _OPS[rule.op](value, rule.threshold):
+            continue
+        labels = ",".join(f"{k}={v}" for k, v in sorted(rule.labels.items()))
+        target = (
+            rule.metric
+            + (f"{{{labels}}}" if labels else "")
+            + (f" of {rule.asset}" if rule.asset else "")
+        )
+        held_for = f" for {format_duration(rule.for_seconds)}" if rule.for_seconds else ""
+        out.append(
+            Finding(
+                rule="threshold",
+                key=f"{rule.name}|{rule.asset or ''}|{labels}",
+                severity=rule.severity,
+                title=f"Threshold: {rule.name}",
+                summary=f"{target} = {value:g} {rule.op} {rule.threshold:g}{held_for}",
+                asset=rule.asset,
+                details={
+                    "metric": rule.metric,
+                    "value": value,
+                    "threshold": rule.threshold,
+                    "op": rule.op,
+                },
+            )
+        )
+    return out
+
+
+def _absences(ctx: _Context) -> list[Finding]:
+    out = []
+    r = schema.runs
+    for rule in ctx.config.rules.absences:
+        if rule.job:
+            last = ctx.conn.execute(
+                sa.select(sa.func.max(r.c.start_time)).where(r.c.job == rule.job)
+            ).scalar()
+            subject = f"job {rule.job}"
+        else:
+            row = ctx.assets.get(rule.asset or "")
+            last = row.last_start_time if row is not None else None
+            subject = f"asset {rule.asset}"
+        if last is not None and ctx.now - last <= rule.interval_seconds:
+            continue
+        since = "never" if last is None else f"{format_duration(ctx.now - last)} ago"
+        out.append(
+            Finding(
+                rule="absence",
+                key=f"{rule.job or ''}|{rule.asset or ''}",
+                severity=rule.severity,
+                title="Heartbeat Missing",
+                summary=f"No run of {subject} for {format_duration(rule.interval_seconds)} (last: {since})",
+                asset=rule.asset,
+                details={"last_run": last, "interval_seconds": rule.interval_seconds},
+            )
+        )
+    return out
+
+
+def _delivery_failures(ctx: _Context) -> list[Finding]:
+    """A destination whose latest finished delivery (in the last day) failed for good: tell the others."""
+    n = schema.notifications
+    out = []
+    rows = ctx.conn.execute(
+        sa.select(
+            n.c.destination,
+            sa.func.max(sa.case((n.c.status == "delivered", n.c.finished_at))),
+            sa.func.max(sa.case((n.c.status.in_(("failed", "gave_up")), n.c.finished_at))),
+        )
+        .where(n.c.finished_at >= ctx.now - 86400, n.c.action != "test")
+        .group_by(n.c.destination)
+    ).all()
+    for destination, last_ok, last_failed in rows:
+        if last_failed is None or (last_ok is not None and last_ok >= last_failed):
+            continue
+        if destination not in ctx.config.destinations:
+            continue
+        error = ctx.conn.execute(
+            sa.select(n.c.last_error)
+            .where(n.c.destination == destination, n.c.finished_at == last_failed)
+            .limit(1)
+        ).scalar()
+        out.append(
+            Finding(
+                rule="alert_delivery_failed",
+                key=destination,
+                severity="error",
+                title="Alert Delivery Failing",
+                summary=f"Alerts to {destination} are not arriving: {error or 'failed'}"[:500],
+                details={"destination": destination, "exclude_destination": destination},
+            )
+        )
+    return out
+
+
+def _group_by_lineage(ctx: _Context, findings: list[Finding]) -> None:
+    """Downstream freshness and failure alerts caused by a failing upstream asset become its impact."""
+    failing = {f.asset: f for f in findings if f.rule == "asset_failed" and f.asset}
+    if not failing:
+        return
+    for root, finding in failing.items():
+        impact = ctx.downstream(root)
+        finding.details["impact"] = impact
+        finding.details["dashboards"] = [
+            n for n in impact if ctx.graph.nodes[n].kind in EXTERNAL_KINDS
+        ]
+    for finding in findings:
+        if (
+            finding.rule not in ("freshness", "asset_failed", "failure_rate", "absence")
+            or not finding.asset
+        ):
+            continue
+        upstream_failures = [
+            root
+            for root in failing
+            if root != finding.asset and finding.asset in ctx.downstream(root)
+        ]
+        if not upstream_failures:
+            continue
+        # The most upstream failure: one with no failing asset above it.
+        roots = [
+            r
+            for r in upstream_failures
+            if not any(r in ctx.downstream(o) for o in upstream_failures if o != r)
+        ]
+        finding.parent = failing[sorted(roots or upstream_failures)[0]].fingerprint
+
+
+RULES: tuple[tuple[str, Callable[[_Context], list[Finding]]], ...] = (
+    ("failure", _failures),
+    ("checks", _checks),
+    ("freshness", _freshness),
+    ("failure_rate", _failure_rate),
+    ("slow_and_volume", _slow_and_volume),
+    ("schema_drift", _schema_drift),
+    ("thresholds", _thresholds),
+    ("absences", _absences),
+    ("delivery", _delivery_failures),
+)
+
+
+def evaluate_rules(conn: sa.Connection, config: AlertingConfig, *, now: float) -> list[Finding]:
+    """Every finding that holds at `now`, grouped by lineage."""
+    ctx = _Context(conn, config, now)
+    enabled = config.rules
+    findings: list[Finding] = []
+    for name, rule in RULES:
+        if name == "failure" and not enabled.failure:
+            continue
+        if name == "checks" and not enabled.checks:
+            continue
+        if name == "freshness" and not enabled.freshness:
+            continue
+        findings.extend(rule(ctx))
+    _group_by_lineage(ctx, findings)
+    by_fingerprint: dict[str, Finding] = {}
+    for finding in findings:
+        by_fingerprint.setdefault(finding.fingerprint, finding)
+    return list(by_fingerprint.values())
