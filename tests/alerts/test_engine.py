@@ -385,7 +385,7 @@ def test_failure_rate_checks_threshold_and_heartbeat(recorder, receiver) -> None
         clock.advance(60)
     with lakelens.run("job"), lakelens.asset("checked"):
         lakelens.check("range", passed=False, severity="error", valid_rows=480, total_rows=487)
-    for minute in range(7):
+    for _minute in range(7):
         lakelens.metric("queue_size", 12_000, queue="articles")
         lakelens.metric("queue_size", 5, queue="other")
         clock.advance(60)

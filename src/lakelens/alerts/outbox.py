@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -191,11 +192,16 @@ class DeliveryWorker:
         self, stop: threading.Event, *, interval: float = 1.0, wake: threading.Event | None = None
     ) -> None:
         """Deliver until `stop` is set; `wake` (set on new outbox rows) cuts the wait short."""
+        last_error = None
         while not stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # keep delivering; the heartbeat shows when this loop stalls
-                pass
+                last_error = None
+            except Exception as exc:  # keep delivering; the heartbeat shows a stalled loop
+                message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                if message != last_error:
+                    print(f"lakelens: alert delivery failed ({message}); retrying.", file=sys.stderr)
+                last_error = message
             (wake or stop).wait(interval)
             if wake is not None:
                 wake.clear()
