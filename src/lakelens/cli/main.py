@@ -53,6 +53,7 @@ def _root(
     """Observability for data pipelines: metrics, logs, traces, lineage and alerts."""
 
 
+from lakelens.cli import alerts as _alerts  # noqa: E402
 from lakelens.cli import db as _db  # noqa: E402
 from lakelens.cli import demo as _demo  # noqa: E402
 from lakelens.cli import lineage as _lineage  # noqa: E402
@@ -62,6 +63,7 @@ from lakelens.cli import trace as _trace  # noqa: E402
 from lakelens.cli import why as _why  # noqa: E402
 
 app.add_typer(_metrics.app, name="metrics")
+app.add_typer(_alerts.app, name="alerts")
 app.add_typer(_db.app, name="db")
 app.add_typer(_lineage.app, name="lineage")
 app.command("logs")(_logs.logs)

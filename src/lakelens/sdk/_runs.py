@@ -164,6 +164,10 @@ class RunContext:
                 error_traceback=error[2],
             )
         )
+        if status == "failure":
+            from lakelens.sdk._alerting import alert_after_failure
+
+            alert_after_failure()
 
     def __call__(self, fn: F) -> F:
         """Use as a decorator: every call of `fn` is one run."""

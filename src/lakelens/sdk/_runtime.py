@@ -171,6 +171,9 @@ class Runtime:
             self._writer = None
 
     def _at_exit(self) -> None:
+        from lakelens.sdk._alerting import wait_for_alerts
+
+        wait_for_alerts()
         writer = self._writer
         if writer is not None and not writer.flush(timeout=30.0):
             pending = writer.pending()

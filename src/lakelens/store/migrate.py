@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,8 +29,18 @@ def is_current(engine: sa.Engine) -> bool:
     return current_revision(engine) == HEAD_REVISION
 
 
+# Alembic keeps the running migration in module-level proxies (alembic.op, alembic.context):
+# two threads of one process must never migrate at the same time, whatever the database.
+_ALEMBIC_LOCK = threading.Lock()
+
+
 def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
     """Bring the schema to head; return (revision before, revision after)."""
+    with _ALEMBIC_LOCK:
+        return _upgrade(engine)
+
+
+def _upgrade(engine: sa.Engine) -> tuple[str | None, str]:
     from alembic import command
     from alembic.config import Config
 

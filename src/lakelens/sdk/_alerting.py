@@ -1,0 +1,68 @@
+"""Alerts from the pipeline process itself: a failed run triggers one evaluation and delivery.
+
+So alerts go out even when no server or cron job runs. It happens in a background thread and
+never blocks or fails the pipeline; at exit the process waits a bounded time for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+from lakelens.sdk._runtime import RT
+
+__all__ = ["alert_after_failure", "wait_for_alerts"]
+
+_threads: list[threading.Thread] = []
+EXIT_WAIT_SECONDS = 15.0
+
+
+def _configured() -> bool:
+    if os.environ.get("LAKELENS_ALERT_IN_PROCESS", "1").lower() in ("0", "false", "no"):
+        return False
+    if any(
+        k.startswith("LAKELENS_ALERT_") and k.endswith(("_WEBHOOK", "_KEY", "_SMTP_HOST", "_URL"))
+        for k in os.environ
+    ):
+        return True
+    alerts = RT.settings.raw.get("alerts") if RT.settings.raw else None
+    return bool(isinstance(alerts, dict) and alerts.get("destinations"))
+
+
+def _evaluate(store: Any, writer: Any) -> None:
+    try:
+        if writer is not None:
+            writer.flush(timeout=30.0)
+        from lakelens.alerts.service import AlertingService
+
+        service = AlertingService(store)
+        try:
+            service.run_once()
+        finally:
+            service.close()
+    except Exception as exc:  # never let alerting break the pipeline
+        print(
+            f"lakelens: could not send alerts for the failed run ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
+
+
+def alert_after_failure() -> None:
+    """Start an evaluation for a run that just failed, when alert destinations are configured."""
+    if not _configured():
+        return
+    # The store and writer of this run: the SDK may be pointed elsewhere by the time it runs.
+    thread = threading.Thread(
+        target=_evaluate, args=(RT.store, RT._writer), name="lakelens-alerts", daemon=True
+    )
+    _threads.append(thread)
+    thread.start()
+
+
+def wait_for_alerts(timeout: float = EXIT_WAIT_SECONDS) -> None:
+    """Give running evaluations up to `timeout` seconds to finish (called at exit)."""
+    for thread in list(_threads):
+        thread.join(timeout)
+    _threads.clear()
