@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -415,3 +417,44 @@ def test_failure_rate_checks_threshold_and_heartbeat(recorder, receiver) -> None
     late = engine.evaluate(now=clock() + 3 * HOUR)
     assert alert(store, "absence")["summary"].startswith("No run of job nightly for 2.0h")
     assert late.fired
+
+
+def test_the_loop_reacts_to_a_failure_committed_by_another_process(tmp_path, receiver) -> None:
+    """With a 60 s evaluation interval, only the change marker can deliver within seconds."""
+    import threading
+
+    from lakelens.alerts.service import AlertingService
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    store = Store(url)
+    cfg = AlertingConfig(
+        destinations={"hook": {"type": "webhook", "url": receiver.url_for("/hook")}},
+        evaluation_interval=60,
+    )
+    service = AlertingService(store, cfg)
+    stop = threading.Event()
+    loop = threading.Thread(target=service.run_forever, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        time.sleep(0.5)  # the first (empty) evaluation has run
+        script = textwrap.dedent(
+            """
+            import sys, lakelens
+            lakelens.configure(database_url=sys.argv[1], log_format="none")
+            try:
+                with lakelens.run("job"), lakelens.asset("loader"):
+                    raise RuntimeError("Connection timeout after 30s")
+            except RuntimeError:
+                pass
+            lakelens.flush()
+            """
+        )
+        env = dict(os.environ, LAKELENS_ALERT_IN_PROCESS="0")
+        subprocess.run([sys.executable, "-c", script, url], check=True, timeout=60, env=env)
+        (request,) = receiver.wait_for(1, timeout=10)
+        assert request.json()["data"]["asset"] == "loader"
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+        service.close()
+        store.close()

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from lakelens.alerts.config import AlertingConfig, load_alerting
 from lakelens.alerts.engine import AlertEngine, Evaluation
 from lakelens.alerts.outbox import DeliveryWorker, WorkerStats
 from lakelens.errors import LakelensError
+from lakelens.store import schema
 
 if TYPE_CHECKING:
     from lakelens.store import Store
 
-__all__ = ["AlertingService", "build_destinations"]
+__all__ = ["POLL_SECONDS", "AlertingService", "build_destinations"]
+
+# How often the evaluator looks for new failures between full evaluations.
+POLL_SECONDS = 0.25
 
 
 def build_destinations(config: AlertingConfig) -> tuple[dict[str, Any], dict[str, str]]:
@@ -53,13 +60,26 @@ class AlertingService:
             max_age=self.config.max_age,
         )
         self.wake = threading.Event()
+        # Set by the server after it commits an ingested batch with a failure in it.
+        self.evaluate_now = threading.Event()
 
     def run_once(self, *, now: float | None = None) -> Cycle:
         evaluation = self.engine.evaluate(now=now)
         return Cycle(evaluation, self.worker.run_once())
 
-    def run_forever(self, stop: threading.Event) -> None:
-        """Evaluate every evaluation_interval (or sooner when woken) and deliver continuously."""
+    def change_marker(self) -> tuple[Any, ...]:
+        """Cheap reads that move when something alert-worthy is committed, by any process."""
+        a, c, s = schema.assets, schema.check_results, schema.schema_snapshots
+        with self.store.connect() as conn:
+            return (
+                conn.execute(sa.select(sa.func.max(a.c.last_failure_time))).scalar(),
+                conn.execute(sa.select(sa.func.max(c.c.time))).scalar(),
+                conn.execute(sa.select(sa.func.max(s.c.id))).scalar(),
+            )
+
+    def run_forever(self, stop: threading.Event, *, poll: float = POLL_SECONDS) -> None:
+        """Evaluate every evaluation_interval, and within `poll` seconds of a new failure,
+        check result or schema change; deliver continuously in a second thread."""
         delivery = threading.Thread(
             target=self.worker.run_forever,
             args=(stop,),
@@ -69,11 +89,18 @@ class AlertingService:
         )
         delivery.start()
         last_error = None
+        marker: tuple[Any, ...] | None = None
+        next_full = 0.0
         while not stop.is_set():
             try:
-                result = self.engine.evaluate()
-                if result.notifications:
-                    self.wake.set()
+                current = self.change_marker()
+                if current != marker or time.monotonic() >= next_full or self.evaluate_now.is_set():
+                    self.evaluate_now.clear()
+                    result = self.engine.evaluate()
+                    if result.notifications:
+                        self.wake.set()
+                    marker = current
+                    next_full = time.monotonic() + self.config.evaluation_interval
                 last_error = None
             except Exception as exc:  # the heartbeat shows a stalled evaluator; keep trying
                 message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
@@ -82,7 +109,7 @@ class AlertingService:
                         f"lakelens: alert evaluation failed ({message}); retrying.", file=sys.stderr
                     )
                 last_error = message
-            stop.wait(self.config.evaluation_interval)
+            stop.wait(poll)
         delivery.join(timeout=5)
 
     def close(self) -> None:
