@@ -1,0 +1,196 @@
+"""Alert latency: a failing materialization committed → its notification at a webhook receiver.
+
+Starts `lakelens serve` (which runs the alert evaluator and delivery worker) on 127.0.0.1
+with a webhook destination pointing at a receiver in this process, then a writer process
+records failures one at a time through the SDK into the same store. For each failure the
+latency is (receiver got the body) − (the writer's flush() returned, i.e. committed).
+
+    .venv/bin/python bench/alert_latency.py            # 200 failures
+    .venv/bin/python bench/alert_latency.py --quick    # 20 failures
+    .venv/bin/python bench/alert_latency.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+GOAL_P99 = 1.0
+LAKELENS = str(Path(sys.executable).with_name("lakelens"))
+
+WRITER = textwrap.dedent(
+    """
+    import json, sys, time, lakelens
+    lakelens.configure(home=sys.argv[1], log_format="none")
+    count, assets = int(sys.argv[2]), int(sys.argv[3])
+    for i in range(count):
+        asset = f"bench_asset_{i % assets}"
+        # Alternate: a success resolves the previous alert, so every failure fires anew.
+        with lakelens.run("bench", run_id=f"ok-{i}"), lakelens.asset(asset):
+            pass
+        lakelens.flush()
+        time.sleep(0.3)
+        try:
+            with lakelens.run("bench", run_id=f"fail-{i}"), lakelens.asset(asset):
+                raise RuntimeError(f"bench failure {i}")
+        except RuntimeError:
+            pass
+        lakelens.flush()
+        print(json.dumps({"i": i, "asset": asset, "committed": time.time()}), flush=True)
+        time.sleep(0.9)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Receiver:
+    """Records when each trigger notification arrives, keyed by its run id."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                arrived = time.time()
+                try:
+                    data = json.loads(body)["data"]
+                    if data.get("action") == "trigger" and data.get("run_id"):
+                        with receiver.lock:
+                            receiver.arrivals.setdefault(data["run_id"], arrived)
+                except (ValueError, KeyError, TypeError):
+                    pass
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def wait_http(url: str, timeout: float) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"lakelens serve did not answer at {url} within {timeout:.0f}s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * q
+    low = int(h)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (h - low) * (ordered[high] - ordered[low])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 failures instead of 200")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    count = 20 if args.quick else 200
+    receiver = Receiver()
+    with tempfile.TemporaryDirectory(prefix="lakelens-alert-bench-") as home:
+        port = free_port()
+        env = dict(
+            os.environ,
+            LAKELENS_HOME=home,
+            LAKELENS_ALERT_WEBHOOK_URL=receiver.url,
+            LAKELENS_ALERT_IN_PROCESS="0",  # measure the server's loop, not the pipeline's own
+            LAKELENS_LOG_FORMAT="none",
+        )
+        subprocess.run(
+            [LAKELENS, "db", "upgrade", "--home", home], check=True, env=env, capture_output=True
+        )
+        server = subprocess.Popen(
+            [LAKELENS, "serve", "--port", str(port), "--home", home],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/livez", 30)
+            writer = subprocess.run(
+                [sys.executable, "-c", WRITER, home, str(count), "50"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=count * 3 + 60,
+                check=True,
+            )
+            committed = [json.loads(line) for line in writer.stdout.splitlines()]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(receiver.arrivals) < len(committed):
+                time.sleep(0.1)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    latencies = [
+        receiver.arrivals[f"fail-{c['i']}"] - c["committed"]
+        for c in committed
+        if f"fail-{c['i']}" in receiver.arrivals
+    ]
+    missing = len(committed) - len(latencies)
+    result = {
+        "failures": len(committed),
+        "delivered": len(latencies),
+        "missing": missing,
+        "p50_seconds": percentile(latencies, 0.5) if latencies else None,
+        "p99_seconds": percentile(latencies, 0.99) if latencies else None,
+        "max_seconds": max(latencies) if latencies else None,
+        "mean_seconds": statistics.fmean(latencies) if latencies else None,
+        "goal_p99_seconds": GOAL_P99,
+    }
+    result["verdict"] = (
+        "PASS" if latencies and not missing and result["p99_seconds"] <= GOAL_P99 else "FAIL"
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"Alert latency, commit → webhook body, {result['failures']} failures ({result['delivered']} delivered)"
+        )
+        if latencies:
+            print(f"   p50 {result['p50_seconds'] * 1000:8.0f} ms")
+            print(
+                f"   p99 {result['p99_seconds'] * 1000:8.0f} ms   goal <= {GOAL_P99 * 1000:.0f} ms   {result['verdict']}"
+            )
+            print(f"   max {result['max_seconds'] * 1000:8.0f} ms")
+        if missing:
+            print(f"   {missing} failures never arrived: FAIL")
+    return 0 if result["verdict"] == "PASS" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
