@@ -58,6 +58,7 @@ def test_prune_deletes_only_events_older_than_the_window(store_url: str) -> None
         "materializations": 1,
         "runs": 1,
         "schema_snapshots": 1,
+        "ingest_batches": 0,
     }
     assert {table for table, _ in progress} == set(deleted)
     with store.connect() as conn:

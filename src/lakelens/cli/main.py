@@ -56,9 +56,11 @@ def _root(
 from lakelens.cli import alerts as _alerts  # noqa: E402
 from lakelens.cli import db as _db  # noqa: E402
 from lakelens.cli import demo as _demo  # noqa: E402
+from lakelens.cli import health as _health  # noqa: E402
 from lakelens.cli import lineage as _lineage  # noqa: E402
 from lakelens.cli import logs as _logs  # noqa: E402
 from lakelens.cli import metrics as _metrics  # noqa: E402
+from lakelens.cli import serve as _serve  # noqa: E402
 from lakelens.cli import trace as _trace  # noqa: E402
 from lakelens.cli import why as _why  # noqa: E402
 
@@ -70,6 +72,8 @@ app.command("logs")(_logs.logs)
 app.command("trace")(_trace.trace)
 app.command("why")(_why.why)
 app.command("demo")(_demo.demo)
+app.command("serve")(_serve.serve)
+app.command("health")(_health.health)
 
 
 def main() -> None:

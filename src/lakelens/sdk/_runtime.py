@@ -147,8 +147,15 @@ class Runtime:
                     from lakelens.sdk._writer import Writer
 
                     settings = self.settings
+                    if settings.url:
+                        # LAKELENS_URL: batches go to a lakelens server, spooled to disk first.
+                        from lakelens.sdk._remote import remote_sink_factory
+
+                        sink = remote_sink_factory(settings)
+                    else:
+                        sink = lambda: self.store.write  # noqa: E731
                     self._writer = Writer(
-                        lambda: self.store.write,
+                        sink,
                         queue_size=settings.queue_size,
                         batch_size=settings.batch_size,
                         flush_interval=settings.flush_interval,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -79,10 +80,11 @@ class Store:
         self._engine = engine
         return migrate.upgrade(engine)
 
-    def write(self, batch: Batch) -> None:
-        """Write one batch in one transaction."""
-        if len(batch):
-            write_batch(self.engine, batch)
+    def write(self, batch: Batch, *, batch_id: str | None = None, **claim: Any) -> bool:
+        """Write one batch in one transaction; with `batch_id`, at most once (False for a repeat)."""
+        if batch_id is None and not len(batch):
+            return True
+        return write_batch(self.engine, batch, batch_id=batch_id, **claim)
 
     def prune(
         self,

@@ -151,7 +151,15 @@ class _Appender:
     releases and re-takes the GIL for every row, which starves it next to a busy pipeline
     thread (measured in bench/sdk_overhead.py)."""
 
-    def __init__(self, table: str, columns: Sequence[str], mark: str, ignore_conflicts: bool, *, multirow: bool) -> None:
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[str],
+        mark: str,
+        ignore_conflicts: bool,
+        *,
+        multirow: bool,
+    ) -> None:
         self.head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         self.row_marks = "(" + ", ".join([mark] * len(columns)) + ")"
         self.tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
@@ -253,18 +261,54 @@ def _statements_for(engine: sa.Engine) -> _Statements:
     return found
 
 
-def write_batch(engine: sa.Engine, batch: Batch) -> None:
-    """Write every event of `batch` in one transaction (BEGIN IMMEDIATE on SQLite)."""
+def write_batch(
+    engine: sa.Engine,
+    batch: Batch,
+    *,
+    batch_id: str | None = None,
+    source: str = "native",
+    accepted: int | None = None,
+    rejected: int = 0,
+    now: float | None = None,
+) -> bool:
+    """Write every event of `batch` in one transaction (BEGIN IMMEDIATE on SQLite).
+
+    With a `batch_id`, the id is claimed in the same transaction first: a batch sent twice
+    (a client retrying after a lost answer) is written once, and False is returned for the
+    repeat. Two concurrent requests with one id serialize on that row.
+    """
+    import time
+
     sql = _statements_for(engine)
     with engine.connect() as conn:
         if sql.sqlite:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            _write(conn, sql, batch)
+            if batch_id is not None:
+                insert = dialect_insert(engine)
+                claim = (
+                    insert(schema.ingest_batches)
+                    .values(
+                        batch_id=batch_id,
+                        received_at=time.time() if now is None else now,
+                        source=source,
+                        accepted=len(batch) if accepted is None else accepted,
+                        rejected=rejected,
+                    )
+                    .on_conflict_do_nothing(index_elements=["batch_id"])
+                    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
+                    .returning(schema.ingest_batches.c.batch_id)
+                )
+                if conn.execute(claim).first() is None:
+                    conn.rollback()
+                    return False
+            if len(batch):
+                _write(conn, sql, batch)
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
+    return True
 
 
 def _placeholders(batch: Batch) -> list[dict[str, Any]]:

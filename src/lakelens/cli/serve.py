@@ -1,0 +1,179 @@
+"""`lakelens serve`: the HTTP server (ingest, read API, /metrics, health) under uvicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Optional
+
+import typer
+
+from lakelens.cli._common import HomeOption
+from lakelens.errors import LakelensError
+
+# uvicorn limits that keep slow or numerous clients from exhausting the worker.
+KEEP_ALIVE_SECONDS = 5
+GRACEFUL_SHUTDOWN_SECONDS = 30
+MAX_CONNECTIONS = 1000
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def _configure_logging(log_format: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    for name in ("lakelens.server", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    if log_format == "none":
+        logging.getLogger("lakelens.server.access").setLevel(logging.WARNING)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line (not a uvicorn traceback) when the address cannot be bound."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise LakelensError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port or --host."
+            ) from None
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on."),
+    home: Optional[str] = HomeOption,  # noqa: UP045
+    insecure: bool = typer.Option(
+        False,
+        "--insecure",
+        help="Listen on a non-loopback address without LAKELENS_API_TOKEN (prints a warning).",
+    ),
+    no_alerts: bool = typer.Option(
+        False,
+        "--no-alerts",
+        help="Do not run the alert evaluator and delivery worker (for extra ingest replicas).",
+    ),
+) -> None:
+    """Run the HTTP server: ingest (native, OpenLineage, OTLP), the read API, /metrics, /health.
+
+    Writes need 'Authorization: Bearer $LAKELENS_API_TOKEN' when the token is set, reads too
+    unless LAKELENS_PUBLIC_READ=1. A non-loopback --host needs the token (or --insecure).
+
+    Example: LAKELENS_API_TOKEN=… lakelens serve --host 0.0.0.0 --port 8765
+    """
+    from lakelens.cli._output import err_console
+    from lakelens.config import load_settings
+    from lakelens.server.security import is_loopback
+
+    settings = load_settings(home=home)
+    if not is_loopback(host) and not settings.api_token:
+        if not insecure:
+            raise LakelensError(
+                f"Refusing to listen on {host} without LAKELENS_API_TOKEN: anyone who can reach "
+                "it could read and write your data. Set LAKELENS_API_TOKEN, or pass --insecure."
+            )
+        err_console.print(
+            f"[yellow]Warning:[/] listening on {host} without LAKELENS_API_TOKEN (--insecure): "
+            "anyone who can reach this port can read and write your data."
+        )
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise LakelensError(
+            "The server needs FastAPI and uvicorn: pip install 'fastapi>=0.115' 'uvicorn>=0.30'"
+        ) from None
+    from lakelens.server.app import create_app
+    from lakelens.store import Store
+
+    _check_port(host, port)
+    store = Store(settings=settings)
+    store.engine  # noqa: B018 -- open (and migrate) now: a bad URL fails here in one line
+    app = create_app(settings, store, run_alerts=not no_alerts)
+    ctx = app.state.ctx
+    stopping = ctx.stopping
+    alerts_thread = None
+    if not no_alerts:
+        import threading
+
+        from lakelens.alerts.service import AlertingService
+
+        ctx.alerts = AlertingService(store)
+        alerts_thread = threading.Thread(
+            target=ctx.alerts.run_forever, args=(stopping,), name="lakelens-alerts", daemon=True
+        )
+    _configure_logging(settings.log_format, settings.log_level)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.set()  # live log streams end, so in-flight requests can finish
+            super().handle_exit(sig, frame)
+            # A requested stop that shut down gracefully is a clean exit (status 0): uvicorn
+            # would re-raise the signal afterwards and end the process with -SIGTERM.
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        limit_concurrency=MAX_CONNECTIONS,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    err_console.print(
+        f"lakelens {_version()} serving http://{shown}:{port} — store {store.location}"
+        + ("" if settings.api_token else " — no API token set")
+        + (" — alerts off" if no_alerts else "")
+        + " (Ctrl-C stops)",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    try:
+        if alerts_thread is not None:
+            alerts_thread.start()
+        Server(config).run()
+    finally:
+        stopping.set()
+        if alerts_thread is not None:
+            alerts_thread.join(timeout=10)
+            ctx.alerts.close()
+        store.close()
+
+
+def _version() -> str:
+    from lakelens._version import __version__
+
+    return __version__

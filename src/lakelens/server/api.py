@@ -1,0 +1,338 @@
+"""The read API: JSON views of what `analysis/` computes, the same numbers as the CLI."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from lakelens.errors import InvalidArgumentError
+from lakelens.model import Run, RunStatus, from_epoch
+from lakelens.server.context import ServerContext
+from lakelens.server.security import require_read
+from lakelens.server.shapes import (
+    impact_dict,
+    json_response,
+    jsonable,
+    log_dict,
+    node_dict,
+    run_dict,
+    trace_dict,
+    tree_dict,
+)
+from lakelens.store import schema
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/api/v1",
+    dependencies=[Depends(require_read)],
+    tags=["read"],
+    default_response_class=JSONResponse,
+)
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown asset or run; `detail` suggests close names."}
+}
+
+
+# JSON nests one level per depth: deeper trees are cut (marked truncated) at this depth.
+MAX_DEPTH = 256
+
+
+class Direction(str, Enum):
+    up = "up"
+    down = "down"
+    both = "both"
+
+
+def _ctx(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+def _since(text: str | None, now: float, name: str) -> float | None:
+    from lakelens.units import parse_since
+
+    return None if text is None else parse_since(text, now=now, name=name)
+
+
+@router.get("/summary", summary="Platform summary of a period (`lakelens metrics summary`)")
+def get_summary(
+    request: Request,
+    period: str = Query("24h", description="30m, 24h, 7d, … or an ISO start time (UTC)."),
+) -> Response:
+    from lakelens.analysis.summary import summary
+
+    ctx = _ctx(request)
+    since = _since(period, ctx.clock(), "period")
+    with ctx.store.connect() as conn:
+        result = summary(conn, since=since)  # type: ignore[arg-type]
+    return json_response(jsonable({"period": period, **result.to_dict()}))
+
+
+@router.get("/assets", summary="Every asset with its latest status and freshness")
+def get_assets(request: Request) -> Response:
+    from lakelens.analysis.lineage import annotate, load_graph
+
+    ctx = _ctx(request)
+    with ctx.store.connect() as conn:
+        graph = load_graph(conn)
+        annotate(conn, graph, list(graph.nodes), now=ctx.clock())
+    return json_response({"assets": [node_dict(graph.nodes[name]) for name in sorted(graph.nodes)]})
+
+
+@router.get(
+    "/assets/{name:path}",
+    summary="One asset in depth (`lakelens metrics asset`) with its lineage neighbours",
+    responses=_NOT_FOUND,
+)
+def get_asset(
+    request: Request,
+    name: str,
+    runs: int = Query(20, ge=1, le=10_000, description="How many recent runs to analyse."),
+) -> Response:
+    from lakelens.analysis.asset_metrics import asset_metrics
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.lineage import load_graph
+
+    ctx = _ctx(request)
+    with ctx.store.connect() as conn:
+        resolved = resolve_asset(conn, name)
+        result = asset_metrics(conn, resolved, runs=runs, now=ctx.clock())
+        graph = load_graph(conn)
+    data: dict[str, Any] = jsonable(result.to_dict())
+    data["upstream_assets"] = graph.upstream.get(resolved, [])
+    data["downstream_assets"] = graph.downstream.get(resolved, [])
+    return json_response(data)
+
+
+def _run_from_row(row: Any) -> Run:
+    return Run(
+        run_id=row["run_id"],
+        job=row["job"],
+        status=row["status"],
+        start_time=from_epoch(row["start_time"]),
+        end_time=from_epoch(row["end_time"]),
+        partition=row["partition"],
+        trigger=row["trigger"],
+        tags=json.loads(row["tags"]) if row["tags"] else {},
+        correlation_id=row["correlation_id"],
+        trace_id=row["trace_id"],
+        parent_run_id=row["parent_run_id"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+    )
+
+
+@router.get("/runs", summary="Recent runs, newest first", responses=_NOT_FOUND)
+def get_runs(
+    request: Request,
+    asset: str | None = Query(None, description="Only runs that materialized this asset."),
+    job: str | None = Query(None, description="Only runs of this job."),
+    status: str | None = Query(None, description="queued, started, success, failure, canceled."),
+    since: str | None = Query(None, description="Started after: 30m, 2h, 7d or an ISO time."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> Response:
+    from lakelens.analysis.assets import resolve_asset
+
+    ctx = _ctx(request)
+    if status is not None and status not in RunStatus.ALL:
+        raise InvalidArgumentError(
+            f"Invalid status {status!r}: use one of {', '.join(sorted(RunStatus.ALL))}."
+        )
+    start = _since(since, ctx.clock(), "since")
+    r, m = schema.runs, schema.materializations
+    query = sa.select(r).order_by(r.c.start_time.desc().nulls_last(), r.c.run_id.desc())
+    with ctx.store.connect() as conn:
+        if asset is not None:
+            name = resolve_asset(conn, asset)
+            query = query.where(r.c.run_id.in_(sa.select(m.c.run_id).where(m.c.asset == name)))
+        if job is not None:
+            query = query.where(r.c.job == job)
+        if status is not None:
+            query = query.where(r.c.status == status)
+        if start is not None:
+            query = query.where(r.c.start_time >= start)
+        rows = conn.execute(query.limit(limit)).mappings().all()
+    return json_response({"runs": [run_dict(_run_from_row(row)) for row in rows]})
+
+
+@router.get(
+    "/runs/{run_id}",
+    summary="One run: its materializations, checks and spans (`lakelens trace`)",
+    responses=_NOT_FOUND,
+)
+def get_run(request: Request, run_id: str) -> Response:
+    from lakelens.analysis.runs import resolve_run_id
+    from lakelens.analysis.trace import load_trace
+    from lakelens.store import reads
+
+    ctx = _ctx(request)
+    with ctx.store.connect() as conn:
+        full = resolve_run_id(conn, run_id)
+        run = reads.runs(conn, run_id=full)[0]
+        materializations = reads.materializations(conn, run_id=full)
+        checks = reads.check_results(conn, run_id=full)
+        trace = load_trace(conn, full)
+    return json_response(
+        {
+            "run": run_dict(run, full=True),
+            "materializations": jsonable(materializations),
+            "checks": jsonable(checks),
+            "trace": jsonable(trace_dict(full, trace)),
+        }
+    )
+
+
+def log_filter(
+    conn: sa.Connection,
+    *,
+    now: float,
+    asset: str | None,
+    job: str | None,
+    run_id: str | None,
+    level: str | None,
+    since: str | None,
+    until: str | None,
+    q: str | None,
+) -> Any:
+    """The LogFilter of the query parameters, with asset and run id resolved like the CLI."""
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.logs import LogFilter, parse_level
+    from lakelens.analysis.runs import resolve_run_id
+
+    return LogFilter(
+        asset=None if asset is None else resolve_asset(conn, asset),
+        job=job,
+        run_id=None if run_id is None else resolve_run_id(conn, run_id),
+        min_level=parse_level(level),
+        since=_since(since, now, "since"),
+        until=_since(until, now, "until"),
+        grep=q or None,
+    )
+
+
+@router.get(
+    "/logs",
+    summary="Search logs, newest page first; follow `next_cursor` for older records",
+    responses=_NOT_FOUND,
+)
+def get_logs(
+    request: Request,
+    asset: str | None = Query(None),
+    job: str | None = Query(None),
+    run_id: str | None = Query(None, description="A run id or a unique prefix."),
+    level: str | None = Query(None, description="Minimum level: DEBUG … CRITICAL."),
+    since: str | None = Query(None, description="30m, 2h, 7d or an ISO time."),
+    until: str | None = Query(None),
+    q: str | None = Query(None, description="Text in the message or attributes."),
+    cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> Response:
+    from lakelens.analysis.logs import _record
+
+    ctx = _ctx(request)
+    t = schema.logs
+    with ctx.store.connect() as conn:
+        where = log_filter(
+            conn,
+            now=ctx.clock(),
+            asset=asset,
+            job=job,
+            run_id=run_id,
+            level=level,
+            since=since,
+            until=until,
+            q=q,
+        )
+        clauses = where.where()
+        if cursor is not None:
+            clauses.append(t.c.id < cursor)
+        # Pages follow the log id, not the time: records that arrive late are never skipped.
+        rows = conn.execute(
+            sa.select(t).where(*clauses).order_by(t.c.id.desc()).limit(limit + 1)
+        ).all()
+    more = len(rows) > limit
+    page = [_record(row) for row in reversed(rows[:limit])]
+    return json_response(
+        {
+            "records": [log_dict(r) for r in page],
+            "next_cursor": page[0].id if more and page else None,
+        }
+    )
+
+
+@router.get("/lineage", summary="The whole lineage graph (`lakelens lineage export --format json`)")
+def get_lineage_graph(request: Request) -> Response:
+    from lakelens.analysis.lineage import annotate, load_graph
+    from lakelens.export.lineage import to_json
+
+    ctx = _ctx(request)
+    with ctx.store.connect() as conn:
+        graph = load_graph(conn)
+        annotate(conn, graph, list(graph.nodes), now=ctx.clock())
+    return json_response(jsonable(to_json(graph)))
+
+
+@router.get(
+    "/lineage/{name:path}/impact",
+    summary="Impact analysis (`lakelens lineage impact`)",
+    responses=_NOT_FOUND,
+)
+def get_impact(request: Request, name: str) -> Response:
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.lineage import impact, load_graph
+
+    ctx = _ctx(request)
+    with ctx.store.connect() as conn:
+        resolved = resolve_asset(conn, name)
+        graph = load_graph(conn)
+    return json_response(impact_dict(impact(graph, resolved), graph))
+
+
+@router.get(
+    "/lineage/{name:path}",
+    summary="Upstream and downstream trees of an asset (`lakelens lineage show`)",
+    responses=_NOT_FOUND,
+)
+def get_lineage(
+    request: Request,
+    name: str,
+    direction: Direction = Query(Direction.both),
+    depth: int | None = Query(
+        None, ge=1, le=MAX_DEPTH, description=f"Levels to include (at most {MAX_DEPTH})."
+    ),
+) -> Response:
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.lineage import annotate, find_cycles, load_graph, tree
+
+    ctx = _ctx(request)
+    with ctx.store.connect() as conn:
+        resolved = resolve_asset(conn, name)
+        graph = load_graph(conn)
+        trees = {
+            d: tree(graph, resolved, d, depth or MAX_DEPTH)
+            for d in ("up", "down")
+            if direction.value in (d, "both")
+        }
+        shown: set[str] = set()
+        stack = list(trees.values())
+        while stack:
+            node = stack.pop()
+            shown.add(node.name)
+            stack.extend(node.children)
+        annotate(conn, graph, shown, now=ctx.clock())
+    first = trees.get("up") or trees["down"]
+    # Plain data already, and possibly deep: no jsonable() walk.
+    return json_response(
+        {
+            "asset": resolved,
+            "node": tree_dict(first, graph) | {"children": []},
+            "upstream": tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
+            "downstream": tree_dict(trees["down"], graph)["children"] if "down" in trees else None,
+            "cycles": find_cycles(graph, shown),
+        }
+    )

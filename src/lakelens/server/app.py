@@ -1,0 +1,176 @@
+"""The ASGI application: `create_app()` wires settings, the store and the routers together.
+
+    uvicorn --factory lakelens.server.app:create_app
+
+Errors are converted once, here: an unknown asset or run is a 404 whose `detail` suggests
+close names, bad input a 400 naming what is wrong, an unreachable store a 503; anything
+else is a 500 whose details stay in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from lakelens._version import __version__
+from lakelens.server.context import ServerContext
+from lakelens.server.security import clean
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from lakelens.config import Settings
+    from lakelens.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("lakelens.server")
+access_log = logging.getLogger("lakelens.server.access")
+
+
+class AccessLog:
+    """One line per request: client, method, path, status, milliseconds (values cleaned)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 0
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                '%s "%s %s" %d %.1fms',
+                clean(client[0] if client else "-", 64),
+                clean(scope.get("method", "-"), 16),
+                clean(scope.get("path", "-")),
+                status or 500,
+                (time.perf_counter() - began) * 1000,
+            )
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        location = [str(p) for p in error.get("loc", ())]
+        where = location[0] if location else "request"
+        name = ".".join(location[1:]) or "body"
+        parts.append(f"{where} parameter {name!r}: {error.get('msg', 'invalid')}")
+    return "Invalid " + "; ".join(parts) + "."
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    import sqlalchemy as sa
+
+    from lakelens.analysis.assets import UnknownAssetError
+    from lakelens.analysis.runs import UnknownRunError
+    from lakelens.errors import LakelensError, StoreError
+
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return _error(404, str(exc))
+
+    async def bad_request(request: Request, exc: Exception) -> JSONResponse:
+        return _error(400, str(exc))
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error("store unavailable: %s", clean(str(exc).splitlines()[0] if str(exc) else exc))
+        return _error(
+            503, "The store is not reachable right now; retry later.", {"Retry-After": "5"}
+        )
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _error(400, _validation_message(exc))
+
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "internal error on %s %s: %s",
+            clean(request.method, 16),
+            clean(request.url.path),
+            clean(f"{type(exc).__name__}: {exc}"),
+            exc_info=exc,
+        )
+        return _error(500, "Internal server error; the server log has the details.")
+
+    app.add_exception_handler(UnknownAssetError, not_found)
+    app.add_exception_handler(UnknownRunError, not_found)
+    app.add_exception_handler(StoreError, unavailable)
+    app.add_exception_handler(sa.exc.OperationalError, unavailable)
+    app.add_exception_handler(LakelensError, bad_request)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(Exception, internal)
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+    run_alerts: bool = True,
+) -> FastAPI:
+    """The lakelens HTTP API over `store` (default: the store named by `settings`).
+
+    `clock` (epoch seconds) is what "now" means for ages and ingest defaults; `run_alerts`
+    is False on ingest-only replicas (`lakelens serve --no-alerts`).
+    """
+    from lakelens.config import load_settings
+    from lakelens.server import api, ingest, metrics, probes, stream
+
+    settings = settings or load_settings()
+    owns_store = store is None
+    if store is None:
+        from lakelens.store import Store
+
+        store = Store(settings=settings)
+    ctx = ServerContext.build(settings, store, clock=clock)
+    ctx.run_alerts = run_alerts
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        yield {}
+        ctx.stopping.set()
+        if owns_store:
+            ctx.store.close()
+
+    app = FastAPI(
+        title="lakelens",
+        version=__version__,
+        description=(
+            "Observability for data pipelines: ingest (native, OpenLineage, OTLP), the read "
+            "API over the same analysis as the CLI, Prometheus metrics and health."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    _install_error_handlers(app)
+    app.add_middleware(AccessLog)
+    # The stream's fixed path must come before /logs/{…}-like patterns: it is registered first.
+    app.include_router(stream.router)
+    app.include_router(api.router)
+    app.include_router(ingest.router)
+    app.include_router(metrics.router)
+    app.include_router(probes.router)
+    return app

@@ -1,0 +1,88 @@
+"""What every endpoint shares: settings, the store, access rules, the clock and ingest counters."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lakelens.server.security import BODY_TIMEOUT, MAX_BODY_BYTES, Access
+
+if TYPE_CHECKING:
+    from lakelens.config import Settings
+    from lakelens.server.health import HealthChecker
+    from lakelens.store import Store
+
+__all__ = ["ServerContext", "env_flag"]
+
+
+def env_flag(name: str) -> bool:
+    """A LAKELENS_* switch: 1, true, yes or on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+@dataclass
+class IngestCounters:
+    """Events this process accepted and rejected, by source (exposed on /metrics)."""
+
+    accepted: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, source: str, accepted: int, rejected: int) -> None:
+        with self._lock:
+            self.accepted[source] += accepted
+            self.rejected[source] += rejected
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    store: Store
+    access: Access
+    health: HealthChecker
+    clock: Callable[[], float] = time.time
+    max_body_bytes: int = MAX_BODY_BYTES
+    body_timeout: float = BODY_TIMEOUT
+    run_alerts: bool = True
+    # The AlertingService when this process runs the evaluator (`lakelens serve`).
+    alerts: Any = None
+    counters: IngestCounters = field(default_factory=IngestCounters)
+    # Set when the server begins to shut down: live log streams end so the shutdown is prompt.
+    stopping: threading.Event = field(default_factory=threading.Event)
+    max_streams: int = 32
+    streams: int = 0
+    streams_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> ServerContext:
+        from lakelens.server.health import HealthChecker
+
+        clock = clock or time.time
+        return cls(
+            settings=settings,
+            store=store,
+            # LAKELENS_PUBLIC_READ is not a Settings field (yet): read it here, once.
+            access=Access(settings.api_token, public_read=env_flag("LAKELENS_PUBLIC_READ")),
+            health=HealthChecker.from_settings(settings, store, clock=clock),
+            clock=clock,
+            body_timeout=_env_float("LAKELENS_BODY_TIMEOUT", BODY_TIMEOUT),
+        )

@@ -1,0 +1,473 @@
+"""Health: built-in and user component checks, each cached and bounded by a timeout.
+
+Used by `/health` and by `lakelens health`; free of FastAPI. A check is any callable taking
+no arguments and returning a status ('healthy', 'degraded', 'unhealthy' and common
+synonyms), a bool, a `(status, details)` pair, or a dict with a 'status' key. A check that
+raises or runs past its timeout is reported as unhealthy with the reason; it never takes
+the endpoint down, and a check still stuck from an earlier call is not started twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lakelens.config import Settings
+    from lakelens.store import Store
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "STATUSES",
+    "ComponentResult",
+    "HealthChecker",
+    "overall_status",
+]
+
+STATUSES = ("healthy", "degraded", "unhealthy")
+ENTRY_POINT_GROUP = "lakelens.health_checks"
+WARNING_PERCENT = 80.0
+CRITICAL_PERCENT = 95.0
+SLOW_STORE_MS = 1000.0
+_SYNONYMS = {
+    "healthy": "healthy",
+    "ok": "healthy",
+    "up": "healthy",
+    "pass": "healthy",
+    "passing": "healthy",
+    "green": "healthy",
+    "degraded": "degraded",
+    "warning": "degraded",
+    "warn": "degraded",
+    "yellow": "degraded",
+    "unhealthy": "unhealthy",
+    "critical": "unhealthy",
+    "down": "unhealthy",
+    "fail": "unhealthy",
+    "failing": "unhealthy",
+    "error": "unhealthy",
+    "red": "unhealthy",
+}
+
+
+@dataclass
+class ComponentResult:
+    """One component's state at `checked_at` (epoch seconds)."""
+
+    name: str
+    status: str
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    checked_at: float = 0.0
+    duration_ms: float = 0.0
+    critical: bool = True
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "critical": self.critical,
+            "details": self.details,
+            "error": self.error,
+            "checked_at": self.checked_at,
+            "duration_ms": round(self.duration_ms, 3),
+            "cached": self.cached,
+        }
+
+
+@dataclass
+class _Component:
+    name: str
+    check: Callable[[], Any]
+    timeout: float
+    ttl: float
+    critical: bool
+    last: ComponentResult | None = None
+    last_at: float = 0.0
+    running: Future[ComponentResult] | None = None
+    started: float = 0.0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _jsonable(details: Any) -> dict[str, Any]:
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        details = {"value": details}
+    try:
+        loaded = json.loads(json.dumps(dict(details), default=str))
+    except (TypeError, ValueError):
+        return {"value": str(details)[:1000]}
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+def normalize(value: Any) -> tuple[str, dict[str, Any], str | None]:
+    """(status, details, error) from whatever a check returned."""
+    details: Any = {}
+    error: str | None = None
+    if value is None or value is True:
+        status: Any = "healthy"
+    elif value is False:
+        status = "unhealthy"
+    elif isinstance(value, str):
+        status = value
+    elif isinstance(value, tuple) and len(value) == 2:
+        status, details = value
+    elif isinstance(value, Mapping):
+        rest = dict(value)
+        status = rest.pop("status", "healthy")
+        error = rest.pop("error", None)
+        details = rest.pop("details", rest)
+    else:
+        return "unhealthy", {}, f"the check returned {type(value).__name__}, not a status"
+    canonical = _SYNONYMS.get(str(status).strip().lower()) if isinstance(status, str) else None
+    if canonical is None:
+        return "unhealthy", _jsonable(details), f"the check returned an unknown status {status!r}"
+    return canonical, _jsonable(details), None if error is None else str(error)[:300]
+
+
+def overall_status(results: Mapping[str, ComponentResult]) -> str:
+    """The worst critical status; a non-critical unhealthy component only degrades."""
+    worst = 0
+    for result in results.values():
+        rank = STATUSES.index(result.status)
+        if not result.critical:
+            rank = min(rank, 1)
+        worst = max(worst, rank)
+    return STATUSES[worst]
+
+
+class HealthChecker:
+    """The components of `/health` and their cached results."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._components: dict[str, _Component] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: Store, *, clock: Callable[[], float] = time.time
+    ) -> HealthChecker:
+        """Store, disk, memory and freshness, then the checks of lakelens.yaml and entry points."""
+        options = settings.raw.get("health") if isinstance(settings.raw, Mapping) else None
+        options = options if isinstance(options, Mapping) else {}
+        ttl = _positive(options.get("cache_seconds"), 30.0)
+        timeout = _positive(options.get("timeout_seconds"), 5.0)
+        checker = cls(clock=clock)
+        checker.register("store", lambda: check_store(store), ttl=ttl, timeout=timeout)
+        checker.register("disk", lambda: check_disk(settings, store), ttl=ttl, timeout=timeout)
+        checker.register("memory", check_memory, ttl=ttl, timeout=timeout)
+        checker.register(
+            "freshness", lambda: check_freshness(store, clock()), ttl=ttl, timeout=timeout
+        )
+        for name, target in _entry_point_checks():
+            if name not in checker._components:
+                checker.register(name, target, ttl=ttl, timeout=timeout)
+        checks = options.get("checks")
+        if isinstance(checks, Mapping):
+            for name, spec in checks.items():
+                checker._register_spec(str(name), spec, ttl=ttl, timeout=timeout)
+        return checker
+
+    def register(
+        self,
+        name: str,
+        check: Callable[[], Any],
+        *,
+        timeout: float = 5.0,
+        ttl: float = 30.0,
+        critical: bool = True,
+    ) -> None:
+        """Add (or replace) a component; `critical=False` lets it degrade but never fail health."""
+        with self._lock:
+            self._components[name] = _Component(name, check, timeout, ttl, critical)
+
+    def _register_spec(self, name: str, spec: Any, *, ttl: float, timeout: float) -> None:
+        options: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {"check": spec}
+        target = options.get("check") or options.get("target")
+        self.register(
+            name,
+            _imported(str(target)) if target else _broken(f"no 'check' given for {name!r}"),
+            timeout=_positive(options.get("timeout_seconds", options.get("timeout")), timeout),
+            ttl=_positive(options.get("cache_seconds", options.get("ttl")), ttl),
+            critical=bool(options.get("critical", True)),
+        )
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._components)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._components
+
+    # -- running checks ----------------------------------------------------------------------
+    def _start(self, component: _Component) -> Future[ComponentResult] | ComponentResult:
+        """A fresh cached result, or the future of a run (an earlier stuck one is reused)."""
+        now = time.monotonic()
+        with self._lock:
+            if component.last is not None and now - component.last_at < component.ttl:
+                cached = ComponentResult(**{**component.last.__dict__, "cached": True})
+                return cached
+            if component.running is None or component.running.done():
+                future: Future[ComponentResult] = Future()
+                component.running, component.started = future, now
+                threading.Thread(
+                    target=self._run,
+                    args=(component, future),
+                    name=f"lakelens-health-{component.name}",
+                    daemon=True,
+                ).start()
+            return component.running
+
+    def _run(self, component: _Component, future: Future[ComponentResult]) -> None:
+        began = time.perf_counter()
+        try:
+            status, details, error = normalize(component.check())
+        except BaseException as exc:  # a check must never take the endpoint down
+            status, details, error = "unhealthy", {}, _first_line(exc)
+            if not isinstance(exc, Exception):
+                traceback.print_exc()
+        future.set_result(
+            ComponentResult(
+                name=component.name,
+                status=status,
+                details=details,
+                error=error,
+                checked_at=self.clock(),
+                duration_ms=(time.perf_counter() - began) * 1000,
+                critical=component.critical,
+            )
+        )
+
+    def _finish(
+        self, component: _Component, pending: Future[ComponentResult] | ComponentResult
+    ) -> ComponentResult:
+        if isinstance(pending, ComponentResult):
+            return pending
+        remaining = component.timeout - (time.monotonic() - component.started)
+        try:
+            result = pending.result(timeout=max(0.0, remaining))
+        except FutureTimeout:
+            result = ComponentResult(
+                name=component.name,
+                status="unhealthy",
+                error=f"timed out after {component.timeout:g}s",
+                checked_at=self.clock(),
+                duration_ms=(time.monotonic() - component.started) * 1000,
+                critical=component.critical,
+            )
+        with self._lock:
+            component.last, component.last_at = result, time.monotonic()
+        return result
+
+    def check(self, name: str) -> ComponentResult:
+        """One component (KeyError when there is no such component)."""
+        component = self._components[name]
+        return self._finish(component, self._start(component))
+
+    def check_all(self) -> dict[str, Any]:
+        """Every component, run concurrently: the body of `/health`."""
+        with self._lock:
+            components = list(self._components.values())
+        pending = [(c, self._start(c)) for c in components]
+        results = {c.name: self._finish(c, p) for c, p in pending}
+        from lakelens._version import __version__
+
+        return {
+            "status": overall_status(results),
+            "version": __version__,
+            "checked_at": self.clock(),
+            "components": {name: r.to_dict() for name, r in results.items()},
+        }
+
+
+def _positive(value: Any, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+def _broken(reason: str) -> Callable[[], Any]:
+    def check() -> Any:
+        raise LookupError(reason)
+
+    return check
+
+
+def _imported(target: str) -> Callable[[], Any]:
+    """The callable at 'package.module:function', imported on first use."""
+    loaded: list[Callable[[], Any]] = []
+
+    def check() -> Any:
+        if not loaded:
+            import importlib
+
+            module_name, _, attribute = target.partition(":")
+            if not module_name or not attribute:
+                raise LookupError(f"{target!r} is not of the form 'package.module:function'")
+            value: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                value = getattr(value, part)
+            if not callable(value):
+                raise LookupError(f"{target!r} is not callable")
+            loaded.append(value)
+        return loaded[0]()
+
+    return check
+
+
+def _entry_point_checks() -> list[tuple[str, Callable[[], Any]]]:
+    from importlib.metadata import entry_points
+
+    found: list[tuple[str, Callable[[], Any]]] = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+
+        def check(point: Any = point) -> Any:
+            return point.load()()
+
+        found.append((point.name, check))
+    return found
+
+
+# -- built-in components ---------------------------------------------------------------------
+
+
+def _threshold(percent: float) -> str:
+    if percent >= CRITICAL_PERCENT:
+        return "unhealthy"
+    if percent >= WARNING_PERCENT:
+        return "degraded"
+    return "healthy"
+
+
+def schema_state(store: Store) -> tuple[str | None, str | None]:
+    """(revision in the database, newest revision this lakelens ships)."""
+    from lakelens.store import migrate
+
+    return migrate.current_revision(store.engine), _script_head()
+
+
+_HEAD: list[str | None] = []
+
+
+def _script_head() -> str | None:
+    if not _HEAD:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        from lakelens.store import migrate
+
+        config = Config()
+        config.set_main_option("script_location", str(migrate._MIGRATIONS))
+        _HEAD.append(ScriptDirectory.from_config(config).get_current_head())
+    return _HEAD[0]
+
+
+def check_store(store: Store) -> tuple[str, dict[str, Any]]:
+    import sqlalchemy as sa
+
+    began = time.perf_counter()
+    with store.connect() as conn:
+        conn.execute(sa.text("SELECT 1")).scalar()
+    latency = (time.perf_counter() - began) * 1000
+    current, head = schema_state(store)
+    details = {
+        "backend": "sqlite" if store.is_sqlite else "postgresql",
+        "location": store.location,
+        "latency_ms": round(latency, 3),
+        "revision": current,
+        "head": head,
+    }
+    if current != head:
+        details["problem"] = "migrations are not applied: run `lakelens db upgrade`"
+        return "degraded", details
+    return ("degraded" if latency > SLOW_STORE_MS else "healthy"), details
+
+
+def _data_path(settings: Settings, store: Store) -> str:
+    import os
+
+    if store.is_sqlite:
+        import sqlalchemy as sa
+
+        database = sa.engine.make_url(store.url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return os.path.dirname(os.path.abspath(database))
+    home = os.path.abspath(settings.home)
+    while not os.path.exists(home):
+        home = os.path.dirname(home)
+    return home
+
+
+def check_disk(settings: Settings, store: Store) -> tuple[str, dict[str, Any]]:
+    import psutil
+
+    path = _data_path(settings, store)
+    usage = psutil.disk_usage(path)
+    return _threshold(usage.percent), {
+        "path": path,
+        "percent": usage.percent,
+        "free_bytes": usage.free,
+        "warning_percent": WARNING_PERCENT,
+        "critical_percent": CRITICAL_PERCENT,
+    }
+
+
+def check_memory() -> tuple[str, dict[str, Any]]:
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return _threshold(memory.percent), {
+        "percent": memory.percent,
+        "available_bytes": memory.available,
+        "warning_percent": WARNING_PERCENT,
+        "critical_percent": CRITICAL_PERCENT,
+    }
+
+
+def check_freshness(store: Store, now: float) -> tuple[str, dict[str, Any]]:
+    """Assets older than their freshness SLA (from the state kept on the assets table)."""
+    import sqlalchemy as sa
+
+    from lakelens.store import schema
+
+    a = schema.assets
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.select(a.c.name, a.c.freshness_seconds, a.c.last_success_time, a.c.critical)
+            .where(a.c.freshness_seconds.is_not(None), a.c.last_success_time.is_not(None))
+            .order_by(a.c.name)
+        ).all()
+    breaching = [
+        {
+            "asset": name,
+            "age_seconds": round(now - last, 3),
+            "sla_seconds": sla,
+            "critical": bool(critical),
+        }
+        for name, sla, last, critical in rows
+        if now - last > sla
+    ]
+    breaching.sort(key=lambda b: (not b["critical"], -b["age_seconds"] / b["sla_seconds"]))
+    status = "healthy"
+    if breaching:
+        status = "unhealthy" if any(b["critical"] for b in breaching) else "degraded"
+    return status, {
+        "assets_with_sla": len(rows),
+        "breaching_count": len(breaching),
+        "breaching": breaching[:20],
+    }

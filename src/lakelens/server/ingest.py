@@ -1,0 +1,349 @@
+"""Ingest endpoints: native events, OpenLineage (Marquez path) and OTLP/HTTP traces and logs.
+
+Every request is committed to the store (one transaction) before the response is sent.
+The body is read under the size limit, converted in a worker thread, and the response says
+how many events were accepted and which were rejected, with reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from lakelens.errors import InvalidArgumentError
+from lakelens.ingest import Ingested
+from lakelens.server.commit import BATCH_ID_HEADER, commit, parse_batch_id
+from lakelens.server.context import ServerContext
+from lakelens.server.security import clean, read_body, require_write
+
+__all__ = ["router"]
+
+log = logging.getLogger("lakelens.server")
+router = APIRouter(dependencies=[Depends(require_write)], tags=["ingest"])
+
+_RESULT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "accepted": {"type": "integer"},
+        "rejected": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"index": {"type": "integer"}, "reason": {"type": "string"}},
+            },
+        },
+        "duplicate": {"type": "boolean"},
+    },
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed body; `detail` says what is wrong."},
+    401: {"description": "Missing or wrong bearer token."},
+    408: {"description": "The body took too long to arrive."},
+    413: {"description": "The body is larger than 20 MiB."},
+    415: {"description": "Unsupported Content-Type or Content-Encoding."},
+    503: {"description": "The store is not reachable; retry later."},
+}
+_RESULTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Every event was stored.",
+        "content": {"application/json": {"schema": _RESULT_SCHEMA}},
+    },
+    207: {
+        "description": "Some events were stored; `rejected` lists the others with reasons.",
+        "content": {"application/json": {"schema": _RESULT_SCHEMA}},
+    },
+    422: {
+        "description": "No event could be stored; `rejected` says why.",
+        "content": {"application/json": {"schema": _RESULT_SCHEMA}},
+    },
+    **_ERRORS,
+}
+_HEADER_DOC = {
+    "name": BATCH_ID_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 128, "pattern": "^[A-Za-z0-9._:-]+$"},
+    "description": "Batch id: a request repeated with the same id is stored once.",
+}
+_NATIVE_BODY = {
+    "parameters": [_HEADER_DOC],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type"],
+                        "properties": {
+                            "type": {
+                                "type": "string",
+                                "enum": [
+                                    "asset",
+                                    "run",
+                                    "materialization",
+                                    "check",
+                                    "log",
+                                    "span",
+                                    "lineage",
+                                    "schema",
+                                    "metric",
+                                ],
+                            }
+                        },
+                        "additionalProperties": True,
+                    },
+                }
+            }
+        },
+    },
+}
+_OPENLINEAGE_BODY = {
+    "parameters": [_HEADER_DOC],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "object", "description": "One OpenLineage RunEvent."},
+                        {"type": "array", "items": {"type": "object"}},
+                    ]
+                }
+            }
+        },
+    },
+}
+
+
+def _otlp_body(what: str) -> dict[str, Any]:
+    return {
+        "parameters": [_HEADER_DOC],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-protobuf": {
+                    "schema": {"type": "string", "format": "binary"},
+                },
+                "application/json": {
+                    "schema": {"type": "object", "description": f"OTLP/JSON {what}."}
+                },
+            },
+        },
+    }
+
+
+def _ctx(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+def _convert(convert: Callable[..., Ingested], *args: Any, now: float) -> Ingested:
+    """Run a converter; anything it raises on bad input becomes a 400, never a 500."""
+    try:
+        return convert(*args, now=now)
+    except InvalidArgumentError:
+        raise
+    except RecursionError:
+        raise InvalidArgumentError("The body is nested too deeply.") from None
+    except Exception as exc:
+        # User input may be in the message: one cleaned line; the traceback only at DEBUG.
+        log.error("cannot convert a request body: %s", clean(f"{type(exc).__name__}: {exc}"))
+        log.debug("converter traceback", exc_info=True)
+        raise InvalidArgumentError(
+            f"The body could not be read: {clean(type(exc).__name__)}: {clean(exc, 160)}."
+        ) from None
+
+
+async def _store(
+    request: Request, ingested: Ingested, *, source: str, batch_id: str | None, now: float
+) -> bool:
+    """Commit in a worker thread; True unless the batch id was already committed."""
+    ctx = _ctx(request)
+    fresh = await run_in_threadpool(
+        commit, ctx.store, ingested, source=source, batch_id=batch_id, now=now
+    )
+    if fresh:
+        ctx.counters.add(source, ingested.accepted, len(ingested.rejected))
+        if ctx.alerts is not None and _has_failure(ingested):
+            ctx.alerts.evaluate_now.set()
+    if ingested.rejected:
+        first = ingested.rejected[0]
+        log.info(
+            "%s: %d accepted, %d rejected (first: #%d %s)",
+            source,
+            ingested.accepted,
+            len(ingested.rejected),
+            first.index,
+            clean(first.reason),
+        )
+    return fresh
+
+
+def _has_failure(ingested: Ingested) -> bool:
+    """Whether the batch holds something the alert evaluator should look at right away."""
+    batch = ingested.batch
+    return (
+        any(r.status == "failure" for r in batch.runs)
+        or any(m.status == "failure" for m in batch.materializations)
+        or any(not c.passed for c in batch.checks)
+        or bool(batch.schemas)
+    )
+
+
+def _result(ingested: Ingested, *, duplicate: bool) -> JSONResponse:
+    status = 200
+    if ingested.rejected:
+        status = 207 if ingested.accepted else 422
+    body: dict[str, Any] = {
+        "accepted": ingested.accepted,
+        "rejected": [{"index": r.index, "reason": r.reason} for r in ingested.rejected],
+    }
+    if duplicate:
+        body["duplicate"] = True
+    return JSONResponse(body, status_code=status)
+
+
+def _batch_id(request: Request) -> str | None:
+    return parse_batch_id(request.headers.get(BATCH_ID_HEADER))
+
+
+@router.post(
+    "/api/v1/events",
+    summary="Native lakelens events (what the SDK sends)",
+    responses=_RESULTS,
+    openapi_extra=_NATIVE_BODY,
+)
+async def post_events(request: Request) -> Response:
+    """A JSON array of events `{"type": "run"|"materialization"|..., ...fields}`."""
+    from lakelens.ingest import native
+
+    ctx = _ctx(request)
+    batch_id = _batch_id(request)
+    body = await read_body(request, limit=ctx.max_body_bytes, timeout=ctx.body_timeout)
+    now = ctx.clock()
+
+    def convert(data: bytes, *, now: float) -> Ingested:
+        return native.to_ingested(native.loads(data), now=now)
+
+    ingested = await run_in_threadpool(_convert, convert, body, now=now)
+    fresh = await _store(request, ingested, source="native", batch_id=batch_id, now=now)
+    return _result(ingested, duplicate=not fresh)
+
+
+@router.post(
+    "/api/v1/lineage",
+    summary="OpenLineage RunEvents (Marquez-compatible path)",
+    responses=_RESULTS,
+    openapi_extra=_OPENLINEAGE_BODY,
+)
+async def post_openlineage(request: Request) -> Response:
+    """One OpenLineage RunEvent or an array of them."""
+    from lakelens.ingest import native
+
+    converter = _load("lakelens.ingest.openlineage", "to_ingested")
+    ctx = _ctx(request)
+    batch_id = _batch_id(request)
+    body = await read_body(request, limit=ctx.max_body_bytes, timeout=ctx.body_timeout)
+    now = ctx.clock()
+
+    def convert(data: bytes, *, now: float) -> Ingested:
+        return converter(native.loads(data), now=now)
+
+    ingested = await run_in_threadpool(_convert, convert, body, now=now)
+    fresh = await _store(request, ingested, source="openlineage", batch_id=batch_id, now=now)
+    return _result(ingested, duplicate=not fresh)
+
+
+_OTLP_TYPES = ("application/x-protobuf", "application/protobuf", "application/json")
+
+
+async def _otlp(request: Request, what: str) -> Response:
+    converter = _load("lakelens.ingest.otlp", f"{what}_to_ingested")
+    content_type = request.headers.get("content-type", "")
+    base = content_type.split(";")[0].strip().lower()
+    if base not in _OTLP_TYPES:
+        raise HTTPException(
+            415,
+            f"Unsupported Content-Type {clean(base or 'none', 60)!r}: OTLP/HTTP takes "
+            "application/x-protobuf or application/json.",
+        )
+    ctx = _ctx(request)
+    batch_id = _batch_id(request)
+    body = await read_body(request, limit=ctx.max_body_bytes, timeout=ctx.body_timeout)
+    now = ctx.clock()
+    ingested = await run_in_threadpool(_convert, converter, body, content_type, now=now)
+    await _store(request, ingested, source=f"otlp_{what}", batch_id=batch_id, now=now)
+    return _otlp_response(what, ingested, protobuf=base != "application/json")
+
+
+def _otlp_response(what: str, ingested: Ingested, *, protobuf: bool) -> Response:
+    """OTLP's Export*ServiceResponse: empty on full success, partial_success otherwise."""
+    rejected = len(ingested.rejected)
+    message = "; ".join(f"#{r.index}: {r.reason}" for r in ingested.rejected[:5])
+    field = "rejected_spans" if what == "traces" else "rejected_log_records"
+    if not protobuf:
+        body: dict[str, Any] = {}
+        if rejected:
+            camel = "rejectedSpans" if what == "traces" else "rejectedLogRecords"
+            body["partialSuccess"] = {camel: rejected, "errorMessage": message}
+        return JSONResponse(body)
+    payload = b""
+    if rejected:
+        try:
+            if what == "traces":
+                from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb
+            else:
+                from opentelemetry.proto.collector.logs.v1 import (  # type: ignore[no-redef]
+                    logs_service_pb2 as pb,
+                )
+        except ImportError:
+            pass
+        else:
+            kind = "Trace" if what == "traces" else "Logs"
+            response = getattr(pb, f"Export{kind}ServiceResponse")()
+            partial = response.partial_success
+            setattr(partial, field, rejected)
+            partial.error_message = message
+            payload = response.SerializeToString()
+    return Response(payload, media_type="application/x-protobuf")
+
+
+@router.post(
+    "/v1/traces",
+    summary="OTLP/HTTP traces (protobuf or JSON)",
+    responses={200: {"description": "Stored; partial_success counts rejected spans."}, **_ERRORS},
+    openapi_extra=_otlp_body("ExportTraceServiceRequest"),
+)
+async def post_traces(request: Request) -> Response:
+    return await _otlp(request, "traces")
+
+
+@router.post(
+    "/v1/logs",
+    summary="OTLP/HTTP logs (protobuf or JSON)",
+    responses={
+        200: {"description": "Stored; partial_success counts rejected log records."},
+        **_ERRORS,
+    },
+    openapi_extra=_otlp_body("ExportLogsServiceRequest"),
+)
+async def post_logs(request: Request) -> Response:
+    return await _otlp(request, "logs")
+
+
+def _load(module: str, name: str) -> Callable[..., Ingested]:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        log.exception("cannot load %s.%s", module, name)
+        raise HTTPException(
+            501, f"This server cannot convert this format ({module} is missing)."
+        ) from None
