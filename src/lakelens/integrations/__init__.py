@@ -1,0 +1,1 @@
+"""Integrations: what Dagster, dbt and dlt record, turned into lakelens events."""
