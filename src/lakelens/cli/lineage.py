@@ -45,22 +45,6 @@ def _label(node: Any) -> str:
     return " ".join(parts)
 
 
-def _tree_dict(node: Any, graph: Any) -> dict[str, Any]:
-    info = graph.nodes[node.name]
-    return {
-        "name": node.name,
-        "kind": info.kind,
-        "status": info.status,
-        "age_seconds": info.age_seconds,
-        "stale": info.stale,
-        "depth": node.depth,
-        "cycle": node.cycle,
-        "repeated": node.repeated,
-        "truncated": node.truncated,
-        "children": [_tree_dict(child, graph) for child in node.children],
-    }
-
-
 def _walk(node: Any) -> list[str]:
     names = [node.name]
     for child in node.children:
@@ -86,6 +70,7 @@ def show(
 
     from lakelens.analysis.assets import resolve_asset
     from lakelens.analysis.lineage import annotate, find_cycles, load_graph, tree
+    from lakelens.analysis.shapes import tree_dict
     from lakelens.cli._common import make_console, now, open_store
     from lakelens.cli._output import print_json
 
@@ -103,9 +88,9 @@ def show(
         print_json(
             {
                 "asset": name,
-                "node": _tree_dict(trees.get("up") or trees["down"], graph) | {"children": []},
-                "upstream": _tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
-                "downstream": _tree_dict(trees["down"], graph)["children"]
+                "node": tree_dict(trees.get("up") or trees["down"], graph) | {"children": []},
+                "upstream": tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
+                "downstream": tree_dict(trees["down"], graph)["children"]
                 if "down" in trees
                 else None,
                 "cycles": cycles,
@@ -164,19 +149,9 @@ def impact(
         graph = load_graph(conn)
     result = compute_impact(graph, name)
     if json_output:
-        print_json(
-            {
-                "asset": name,
-                "direct": [_impact_entry(graph, n, 1) for n in result.direct],
-                "transitive": [_impact_entry(graph, n, d) for n, d in result.transitive],
-                "publishing_endpoints": result.publishing,
-                "external": result.external,
-                "owners": result.owners,
-                "cycles": result.cycles,
-                "totals": result.totals,
-                "recommendation": result.recommendation,
-            }
-        )
+        from lakelens.analysis.shapes import impact_dict
+
+        print_json(impact_dict(result, graph))
         return
     console = make_console(no_color)
     console.print(f"[bold]Impact Analysis: {escape(name)}[/]\n")
@@ -227,11 +202,6 @@ def impact(
     if others or not dashboards:
         console.print(f"  {_plural(others, 'external consumer')}")
     console.print(f"\n[bold]Recommendation:[/] {result.recommendation}")
-
-
-def _impact_entry(graph: Any, name: str, depth: int) -> dict[str, Any]:
-    node = graph.nodes[name]
-    return {"name": name, "depth": depth, "kind": node.kind, "owner": node.owner}
 
 
 def _plural(count: int, noun: str) -> str:

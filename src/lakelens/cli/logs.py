@@ -15,23 +15,9 @@ _LEVEL_STYLE = {10: "dim", 20: "cyan", 30: "yellow", 40: "red", 50: "bold white 
 
 
 def _json_line(record: Any) -> str:
-    return json.dumps(
-        {
-            "id": record.id,
-            "time": record.time.isoformat(),
-            "level": record.level_name,
-            "message": record.message,
-            "logger": record.logger,
-            "run_id": record.run_id,
-            "asset": record.asset,
-            "job": record.job,
-            "trace_id": record.trace_id,
-            "span_id": record.span_id,
-            "attributes": record.attributes,
-        },
-        default=str,
-        ensure_ascii=False,
-    )
+    from lakelens.analysis.shapes import log_dict
+
+    return json.dumps(log_dict(record), default=str, ensure_ascii=False)
 
 
 def _text_line(record: Any, with_date: bool) -> str:

@@ -56,31 +56,9 @@ def trace(
         full_id = resolve_run_id(conn, run_id)
         result = load_trace(conn, full_id)
     if json_output:
-        print_json(
-            {
-                "run_id": full_id,
-                "trace_id": result.trace_id,
-                "status": result.run.status if result.run else None,
-                "duration_seconds": result.duration_seconds,
-                "span_count": result.span_count,
-                "error_count": result.error_count,
-                "spans": [
-                    {
-                        "span_id": n.span.span_id,
-                        "parent_id": n.span.parent_id,
-                        "name": n.span.name,
-                        "asset": n.span.asset,
-                        "depth": n.depth,
-                        "offset_seconds": n.offset_seconds,
-                        "duration_seconds": n.duration_seconds,
-                        "status": n.span.status,
-                        "error": n.span.error_message,
-                        "attributes": n.span.attributes,
-                    }
-                    for n in result.walk()
-                ],
-            }
-        )
+        from lakelens.analysis.shapes import trace_dict
+
+        print_json(trace_dict(full_id, result))
         return
     console = make_console(no_color)
     run = result.run
