@@ -50,7 +50,7 @@ ORPHAN_SCAN_SECONDS = 15.0
 _RETRYABLE = {401, 403, 404, 408, 425, 429}
 
 
-def remote_sink_factory(settings: Settings) -> Callable[[], Callable[[Batch], None]]:
+def remote_sink_factory(settings: Settings) -> Callable[[], Callable[[Batch], object]]:
     """The Writer's sink factory for `settings.url` (the hook in sdk/_runtime.py)."""
     return lambda: RemoteSink(settings.url or "", token=settings.api_token, home=settings.home)
 

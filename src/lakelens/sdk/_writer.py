@@ -42,7 +42,7 @@ class Writer:
 
     def __init__(
         self,
-        sink: Callable[[], Callable[[Batch], None]],
+        sink: Callable[[], Callable[[Batch], object]],
         *,
         queue_size: int = 100_000,
         batch_size: int = 5_000,
@@ -50,7 +50,7 @@ class Writer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sink_factory = sink
-        self._sink: Callable[[Batch], None] | None = None
+        self._sink: Callable[[Batch], object] | None = None
         self._capacity = queue_size
         self._batch_size = batch_size
         self._interval = flush_interval
