@@ -206,3 +206,26 @@ def test_json_export_and_neighbourhood(tmp_path) -> None:
     } in data["edges"]
     assert json.loads(json.dumps(data)) == data
     store.close()
+
+
+def test_graph_cache_reloads_only_when_lineage_changes(tmp_path) -> None:
+    from lakelens.analysis.lineage import GraphCache
+
+    store = _store(f"sqlite:///{tmp_path / 'l.db'}", [("a", "b")])
+    cache = GraphCache()
+    with store.connect() as conn:
+        first = cache.get(conn)
+        assert cache.get(conn) is first  # unchanged: the same graph
+    batch = Batch()
+    batch.add(LineageEdge("b", "c", updated_at=time.time()))  # type: ignore[arg-type]
+    store.write(batch)
+    with store.connect() as conn:
+        second = cache.get(conn)
+    assert second is not first and second.downstream["b"] == ["c"]
+    later = Batch()
+    later.add(Materialization("m1", "r1", "a", "success"))  # 'a' stops being a bare source
+    store.write(later)
+    with store.connect() as conn:
+        third = cache.get(conn)
+    assert third is not second and third.nodes["a"].kind == "asset"
+    store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from lakelens.store import schema
 
 __all__ = [
     "EXTERNAL_KINDS",
+    "GraphCache",
     "Impact",
     "LineageGraph",
     "LineageNode",
@@ -106,6 +108,41 @@ def load_graph(conn: sa.Connection) -> LineageGraph:
         upstream={k: sorted(v) for k, v in upstream.items()},
         downstream={k: sorted(v) for k, v in downstream.items()},
     )
+
+
+class GraphCache:
+    """The last graph loaded from a store, reloaded only when assets or edges changed.
+
+    A long-running process (the server) answers lineage requests from memory; the check is
+    one small aggregate query. Callers must `annotate()` the nodes they show: the nodes are
+    shared between calls.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._marker: tuple[object, ...] | None = None
+        self._graph: LineageGraph | None = None
+
+    @staticmethod
+    def _marker_of(conn: sa.Connection) -> tuple[object, ...]:
+        a, e = schema.assets, schema.lineage_edges
+        edges = conn.execute(sa.select(sa.func.count(), sa.func.max(e.c.updated_at))).one()
+        assets = conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.max(a.c.updated_at),
+                sa.func.sum(sa.case((a.c.kind == "source", 1), else_=0)),
+            )
+        ).one()
+        return (*edges, *assets)
+
+    def get(self, conn: sa.Connection) -> LineageGraph:
+        marker = self._marker_of(conn)
+        with self._lock:
+            if self._graph is None or marker != self._marker:
+                self._graph = load_graph(conn)
+                self._marker = marker
+            return self._graph
 
 
 def annotate(conn: sa.Connection, graph: LineageGraph, names: Iterable[str], *, now: float) -> None:

@@ -265,6 +265,10 @@ def get_logs(
     )
 
 
+# One lineage graph per store, reused while its assets and edges are unchanged.
+_GRAPHS: dict[str, Any] = {}
+
+
 @router.get("/lineage", summary="The whole lineage graph (`lakelens lineage export --format json`)")
 def get_lineage_graph(request: Request) -> Response:
     from lakelens.analysis.lineage import annotate, load_graph
@@ -284,12 +288,12 @@ def get_lineage_graph(request: Request) -> Response:
 )
 def get_impact(request: Request, name: str) -> Response:
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.lineage import impact, load_graph
+    from lakelens.analysis.lineage import GraphCache, impact
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
-        graph = load_graph(conn)
+        graph = _GRAPHS.setdefault(ctx.store.url, GraphCache()).get(conn)
     return json_response(impact_dict(impact(graph, resolved), graph))
 
 
