@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Any
@@ -251,13 +252,15 @@ def _is_terminal(column: Any) -> Any:
     )
 
 
-_statements: dict[int, _Statements] = {}
+# Keyed by the engine itself, weakly: an id() could be reused by another engine (of another
+# dialect) once the first is garbage-collected.
+_statements: weakref.WeakKeyDictionary[sa.Engine, _Statements] = weakref.WeakKeyDictionary()
 
 
 def _statements_for(engine: sa.Engine) -> _Statements:
-    found = _statements.get(id(engine))
+    found = _statements.get(engine)
     if found is None:
-        found = _statements[id(engine)] = _Statements(engine)
+        found = _statements[engine] = _Statements(engine)
     return found
 
 
