@@ -34,14 +34,11 @@ WRITER = textwrap.dedent(
     """
     import json, sys, time, lakelens
     lakelens.configure(home=sys.argv[1], log_format="none")
-    count, assets = int(sys.argv[2]), int(sys.argv[3])
+    count = int(sys.argv[2])
     for i in range(count):
-        asset = f"bench_asset_{i % assets}"
-        # Alternate: a success resolves the previous alert, so every failure fires anew.
-        with lakelens.run("bench", run_id=f"ok-{i}"), lakelens.asset(asset):
-            pass
-        lakelens.flush()
-        time.sleep(0.3)
+        # A new asset each time: a new fingerprint, so every failure notifies (a repeat of a
+        # firing alert would rightly be deduplicated).
+        asset = f"bench_asset_{i}"
         try:
             with lakelens.run("bench", run_id=f"fail-{i}"), lakelens.asset(asset):
                 raise RuntimeError(f"bench failure {i}")
@@ -49,7 +46,7 @@ WRITER = textwrap.dedent(
             pass
         lakelens.flush()
         print(json.dumps({"i": i, "asset": asset, "committed": time.time()}), flush=True)
-        time.sleep(0.9)
+        time.sleep(0.6)
     """
 )
 
@@ -142,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_http(f"http://127.0.0.1:{port}/livez", 30)
             writer = subprocess.run(
-                [sys.executable, "-c", WRITER, home, str(count), "50"],
+                [sys.executable, "-c", WRITER, home, str(count)],
                 env=env,
                 capture_output=True,
                 text=True,
