@@ -55,7 +55,18 @@ _encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=Fals
 
 # Keys of a structlog event dict that are columns of the log row (or rendering only), not attributes.
 RESERVED_LOG_KEYS = frozenset(
-    ("event", "logger", "exc_info", "level", "timestamp", "run_id", "asset", "job", "trace_id", "span_id")
+    (
+        "event",
+        "logger",
+        "exc_info",
+        "level",
+        "timestamp",
+        "run_id",
+        "asset",
+        "job",
+        "trace_id",
+        "span_id",
+    )
 )
 
 

@@ -161,5 +161,7 @@ def test_every_command_is_documented() -> None:
         for name, sub in (subs or {}).items():
             yield from leaves(sub, [*path, name])
 
-    missing = [p for p in leaves(typer.main.get_command(app), []) if f"## `lakelens {p}`" not in docs]
+    missing = [
+        p for p in leaves(typer.main.get_command(app), []) if f"## `lakelens {p}`" not in docs
+    ]
     assert missing == [], f"undocumented commands: {missing}"

@@ -200,7 +200,9 @@ class DeliveryWorker:
             except Exception as exc:  # keep delivering; the heartbeat shows a stalled loop
                 message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 if message != last_error:
-                    print(f"lakelens: alert delivery failed ({message}); retrying.", file=sys.stderr)
+                    print(
+                        f"lakelens: alert delivery failed ({message}); retrying.", file=sys.stderr
+                    )
                 last_error = message
             (wake or stop).wait(interval)
             if wake is not None:

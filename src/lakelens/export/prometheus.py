@@ -89,6 +89,7 @@ class StoreCollector:
             .order_by(m.c.asset, m.c.status)
         )
         totals: dict[str, list[float]] = {}
+        failed: set[str] = set()
         for row in conn.execute(query):
             asset, status, count, n_rows, inserts, updates, n_bytes, cpu_s, dur_sum, dur_count = (
                 row[:10]
@@ -96,6 +97,7 @@ class StoreCollector:
             executions.add_metric([asset, status], count)
             if status == "failure":
                 failures.add_metric([asset], count)
+                failed.add(asset)
             buckets = [
                 (str(bound), int(row[10 + i] or 0)) for i, bound in enumerate(DURATION_BUCKETS)
             ]
@@ -104,6 +106,11 @@ class StoreCollector:
             acc = totals.setdefault(asset, [0, 0, 0, 0, 0.0])
             for i, value in enumerate((n_rows, inserts, updates, n_bytes, cpu_s)):
                 acc[i] += value
+        # Zeros for assets that never failed: an asset's first failure is then an increase
+        # that rate() sees, not a new series starting at 1 (which alert rules would miss).
+        for asset in sorted(totals.keys() - failed):
+            executions.add_metric([asset, "failure"], 0)
+            failures.add_metric([asset], 0)
         for asset, (n_rows, inserts, updates, n_bytes, cpu_s) in sorted(totals.items()):
             rows.add_metric([asset, "processed"], n_rows)
             rows.add_metric([asset, "inserted"], inserts)

@@ -84,7 +84,9 @@ def _process(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
     run_id = get("run_id") or (run.run_id if run is not None else None)
     job = get("job") or (run.job if run is not None else None)
     asset = get("asset") or (mat.name if mat is not None else None)
-    trace_id = get("trace_id") or (span.trace_id if span is not None else (run.trace_id if run is not None else None))
+    trace_id = get("trace_id") or (
+        span.trace_id if span is not None else (run.trace_id if run is not None else None)
+    )
     span_id = get("span_id") or (span.span_id if span is not None else None)
     render = RT.log_render
     if render is None:
@@ -103,7 +105,18 @@ def _process(logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
         event_dict["level"] = "warning" if method_name == "warn" else method_name
         event_dict["timestamp"] = _iso(now)
     RT.writer.put_log(
-        (now, _METHOD_LEVELS.get(method_name, 20), str(get("event", "")), get("logger"), run_id, asset, job, trace_id, span_id, event_dict)
+        (
+            now,
+            _METHOD_LEVELS.get(method_name, 20),
+            str(get("event", "")),
+            get("logger"),
+            run_id,
+            asset,
+            job,
+            trace_id,
+            span_id,
+            event_dict,
+        )
     )
     return render(method_name, event_dict, now)
 
