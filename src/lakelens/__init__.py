@@ -20,24 +20,51 @@ from typing import TYPE_CHECKING, Any
 
 from lakelens._version import __version__
 from lakelens.errors import ConfigError, InvalidArgumentError, LakelensError, StoreError
-from lakelens.sdk import (
-    AssetDefinition,
-    RunContext,
-    Span,
-    asset,
-    check,
-    get_logger,
-    metric,
-    record,
-    run,
-    schema,
-    span,
-)
-from lakelens.sdk._runtime import RT
 
 if TYPE_CHECKING:
     from lakelens.config import Settings
+    from lakelens.sdk import (
+        AssetDefinition,
+        RunContext,
+        Span,
+        asset,
+        check,
+        get_logger,
+        metric,
+        record,
+        run,
+        schema,
+        span,
+    )
     from lakelens.store import Store
+
+# The SDK loads on first use, so that the CLI (which imports this package) starts quickly.
+_SDK_NAMES = frozenset(
+    (
+        "AssetDefinition",
+        "RunContext",
+        "Span",
+        "asset",
+        "check",
+        "get_logger",
+        "metric",
+        "record",
+        "run",
+        "schema",
+        "span",
+    )
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SDK_NAMES:
+        import lakelens.sdk
+
+        value = getattr(lakelens.sdk, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lakelens' has no attribute {name!r}")
+
 
 __all__ = [
     "AssetDefinition",
@@ -90,16 +117,22 @@ def configure(
         ).items()
         if value is not None
     }
+    from lakelens.sdk._runtime import RT
+
     RT.configure(settings=settings, store=store, clock=clock, id_seed=id_seed, **overrides)
 
 
 def flush(timeout: float | None = 30.0) -> bool:
     """Block until every event recorded so far is committed to the store; False on timeout."""
+    from lakelens.sdk._runtime import RT
+
     return RT.flush(timeout)
 
 
 def stats() -> dict[str, Any]:
     """Counters of the background writer: events written, pending, dropped (by kind)."""
+    from lakelens.sdk._runtime import RT
+
     writer = RT._writer
     if writer is None:
         return {"written": 0, "pending": 0, "dropped": {}, "last_error": None}

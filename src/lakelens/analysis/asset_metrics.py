@@ -130,7 +130,9 @@ def asset_metrics(conn: sa.Connection, name: str, *, runs: int = 20, now: float)
     if run_ids:
         results = conn.execute(
             sa.select(c.c.name, c.c.severity, c.c.passed, c.c.value, c.c.time)
-            .where(c.c.asset == name, c.c.run_id.in_(run_ids))
+            # `asset || ''` keeps SQLite on the run_id index: the asset's own index would
+            # read every check result the asset ever had.
+            .where((c.c.asset + "") == name, c.c.run_id.in_(run_ids))
             .order_by(c.c.name, c.c.time)
         ).all()
         by_name: dict[str, list[Any]] = {}

@@ -203,6 +203,8 @@ def find_cycles(graph: LineageGraph, among: Iterable[str] | None = None) -> list
     """Strongly connected components with a loop (Tarjan, iterative), each sorted."""
     names = sorted(graph.nodes if among is None else set(among))
     allowed = set(names)
+    # Each node's children within `allowed`, computed once (not on every visit).
+    children_of = {n: [c for c in graph.downstream.get(n, []) if c in allowed] for n in names}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
@@ -220,7 +222,7 @@ def find_cycles(graph: LineageGraph, among: Iterable[str] | None = None) -> list
                 counter += 1
                 stack.append(name)
                 on_stack.add(name)
-            children = [c for c in graph.downstream.get(name, []) if c in allowed]
+            children = children_of[name]
             if child_index < len(children):
                 work[-1] = (name, child_index + 1)
                 child = children[child_index]
@@ -261,7 +263,8 @@ class Impact:
     @property
     def affected_assets(self) -> list[str]:
         """Affected assets inside the platform (external consumers and dashboards excluded)."""
-        return [n for n in self.direct + [t for t, _ in self.transitive] if n not in self.external]
+        external = set(self.external)
+        return [n for n in self.direct + [t for t, _ in self.transitive] if n not in external]
 
     @property
     def totals(self) -> dict[str, int]:
@@ -296,10 +299,11 @@ def impact(graph: LineageGraph, asset: str) -> Impact:
                 queue.append((child, depth + 1))
     ordered = sorted(depths.items(), key=lambda item: (item[1], item[0]))
     external = [n for n, _ in ordered if graph.nodes[n].kind in EXTERNAL_KINDS]
+    external_set = set(external)
     publishing = [
         n
         for n, _ in ordered
-        if n not in external
+        if n not in external_set
         and (
             any(graph.nodes[c].kind in EXTERNAL_KINDS for c in graph.downstream.get(n, []))
             or (graph.nodes[n].layer or "").lower() in PUBLISHING_LAYERS

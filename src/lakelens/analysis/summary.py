@@ -350,14 +350,14 @@ def _current_assets(conn: sa.Connection, since: float, now: float) -> AssetStats
     active = conn.execute(
         sa.select(sa.func.count(sa.distinct(m.c.asset))).where(m.c.start_time >= since)
     ).scalar_one()
-    checks_failed = set(
-        conn.execute(
-            sa.select(c.c.asset)
-            .join(a, sa.and_(c.c.run_id == a.c.last_run_id, c.c.asset == a.c.name))
-            .where(c.c.passed.is_(False))
-            .distinct()
-        ).scalars()
+    # Driven from the small assets table, one indexed probe each (ix_check_run): a join
+    # let an un-analysed SQLite scan a million check results first (1.5 s vs 1 ms).
+    failed_check = (
+        sa.select(c.c.id)
+        .where(c.c.run_id == a.c.last_run_id, c.c.asset == a.c.name, c.c.passed.is_(False))
+        .exists()
     )
+    checks_failed = set(conn.execute(sa.select(a.c.name).where(failed_check)).scalars())
     failing: list[str] = []
     warning: list[str] = []
     healthy: list[str] = []

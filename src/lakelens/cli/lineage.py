@@ -15,6 +15,10 @@ app = typer.Typer(
 )
 
 
+# The human listing stops here; --json always has everything.
+LIST_LIMIT = 50
+
+
 class Direction(str, Enum):
     up = "up"
     down = "down"
@@ -166,24 +170,33 @@ def impact(
         return text
 
     console.print("[bold]Direct dependencies (depth 1):[/]")
-    for n in result.direct:
+    for n in result.direct[:LIST_LIMIT]:
         console.print(line(n))
+    if len(result.direct) > LIST_LIMIT:
+        console.print(
+            f"  [dim]… and {len(result.direct) - LIST_LIMIT:,} more (all of them with --json)[/]"
+        )
     if not result.direct:
         console.print("  [dim](none)[/]")
-    transitive = [(n, d) for n, d in result.transitive if n not in result.external]
+    external = set(result.external)
+    transitive = [(n, d) for n, d in result.transitive if n not in external]
     if transitive:
         console.print("\n[bold]Transitive dependencies (depth 2+):[/]")
-        for n, d in transitive:
+        for n, d in transitive[:LIST_LIMIT]:
             console.print(line(n, d))
+        if len(transitive) > LIST_LIMIT:
+            console.print(
+                f"  [dim]… and {len(transitive) - LIST_LIMIT:,} more (all of them with --json)[/]"
+            )
     if result.publishing:
         console.print("\n[bold]Publishing impact:[/]")
-        for n in result.publishing:
-            consumers = [c for c in graph.downstream.get(n, []) if c in result.external]
+        for n in result.publishing[:LIST_LIMIT]:
+            consumers = [c for c in graph.downstream.get(n, []) if c in external]
             target = f" → {escape(', '.join(consumers))}" if consumers else ""
             console.print(f"  [yellow]⚠[/] {escape(n)}{target}")
     if result.external:
         console.print("\n[bold]External consumers:[/]")
-        for n in result.external:
+        for n in result.external[:LIST_LIMIT]:
             console.print(f"  [yellow]⚠[/] {line(n).removeprefix('  • ')}")
     if result.owners:
         console.print(f"\n[bold]Owners to notify:[/] {escape(', '.join(result.owners))}")
