@@ -33,7 +33,7 @@ def upgrade() -> None:
     # (asset, start_time) index instead of the status index (an hour on a 1M-row store).
     plus = "+" if op.get_bind().dialect.name == "sqlite" else ""
     op.execute(
-        """
+        f"""
         UPDATE assets SET
           last_status = (SELECT m.status FROM materializations m
                          WHERE m.asset = assets.name AND {plus}m.status IN ('success', 'failure')
@@ -44,10 +44,10 @@ def upgrade() -> None:
                                WHERE m.asset = assets.name AND {plus}m.status = 'success'),
           last_failure_time = (SELECT max(m.end_time) FROM materializations m
                                WHERE m.asset = assets.name AND {plus}m.status = 'failure')
-        """.format(plus=plus)
+        """
     )
     op.execute(
-        """
+        f"""
         UPDATE assets SET
           last_end_time = (SELECT m.end_time FROM materializations m
                            WHERE m.asset = assets.name AND m.start_time = assets.last_start_time
@@ -61,7 +61,7 @@ def upgrade() -> None:
                                 (SELECT max(s.start_time) FROM materializations s
                                  WHERE s.asset = assets.name AND {plus}s.status = 'success'), -1))
         WHERE last_start_time IS NOT NULL
-        """.format(plus=plus)
+        """
     )
 
 
