@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: demo test lint format bench test-tools clean
+.PHONY: demo test lint format bench bench-queries test-tools clean
 
 $(BIN)/python:
 	bash scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
@@ -40,6 +40,12 @@ test: $(VENV)/.installed-dev test-tools lint
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/sdk_overhead.py
+	$(BIN)/python bench/alert_latency.py
+
+# The 1M-materialization store takes about 2 minutes and 4 GB to build (cached in .bench-data/).
+bench-queries: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/queries.py
 
 clean:
 	rm -rf $(VENV) .lakelens .pytest_cache .mypy_cache .ruff_cache test-artifacts
