@@ -161,3 +161,23 @@ def test_a_failing_pipeline_sends_its_alert_before_it_exits(tmp_path, receiver) 
     data = request.json()["data"]
     assert data["rule"] == "asset_failed" and data["asset"] == "loader"
     assert "Connection refused to nightscout.api" in data["summary"]
+
+
+def test_metrics_summary_counts_active_alerts(home) -> None:
+    assert (
+        json.loads(invoke("metrics", "summary", "--json", "--home", home).output)["alerts"][
+            "firing"
+        ]
+        == 0
+    )
+    invoke("alerts", "run", "--once", "--home", home)
+    data = json.loads(invoke("metrics", "summary", "--json", "--home", home).output)
+    assert data["alerts"]["firing"] == 1
+    assert (
+        data["alerts"]["top"][0][0] == "critical" and "loader failed" in data["alerts"]["top"][0][1]
+    )
+    text = invoke("metrics", "summary", "--home", home).output
+    assert (
+        "Active alerts: 1" in text
+        and "✗ loader failed: RuntimeError: Connection timeout after 30s" in text
+    )

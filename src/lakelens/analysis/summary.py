@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -101,6 +101,14 @@ class Failures:
 
 
 @dataclass(frozen=True)
+class ActiveAlerts:
+    """Alerts firing now (acknowledged and silenced ones excluded), most severe first."""
+
+    firing: int
+    top: tuple[tuple[str, str], ...]  # (severity, summary)
+
+
+@dataclass(frozen=True)
 class Completeness:
     """Rows processed vs the rows expected (assets that declare expected_rows), in percent."""
 
@@ -132,6 +140,7 @@ class Summary:
     checks: CheckStats
     failures: Failures = Failures({}, {})
     completeness: Completeness = Completeness(None, {})
+    alerts: ActiveAlerts = field(default_factory=lambda: ActiveAlerts(0, ()))
 
     @property
     def status(self) -> str:
@@ -203,6 +212,7 @@ def summary(
             checks=_checks(conn, since, until),
             failures=_failures(conn, since, until),
             completeness=_completeness(conn, since, until),
+            alerts=_active_alerts(conn),
         )
 
 
@@ -382,6 +392,18 @@ def _current_assets(conn: sa.Connection, since: float, now: float) -> AssetStats
         failing_assets=tuple(sorted(failing)),
         warning_assets=tuple(sorted(warning)),
     )
+
+
+def _active_alerts(conn: sa.Connection) -> ActiveAlerts:
+    a = schema.alerts
+    rows = conn.execute(
+        sa.select(a.c.severity, a.c.summary).where(a.c.status == "firing", a.c.parent.is_(None))
+    ).all()
+    rank = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+    ordered = sorted(
+        ((r.severity, r.summary) for r in rows), key=lambda item: (rank.get(item[0], 9), item[1])
+    )
+    return ActiveAlerts(len(ordered), tuple(ordered[:5]))
 
 
 def _failures(conn: sa.Connection, since: float, until: float | None) -> Failures:

@@ -105,7 +105,17 @@ def render_summary(result: Summary, console: Console, *, title: str) -> None:
         "[bold]Quality[/]",
         f"  Pass rate: {_rate(checks.pass_rate)}",
         f"  Checks:    {checks.total:,} run, {checks.failed:,} failed",
+        "",
+        f"[bold]Active alerts:[/] {result.alerts.firing}",
     ]
+    marks = {
+        "critical": "[red]✗[/]",
+        "error": "[red]✗[/]",
+        "warning": "[yellow]⚠[/]",
+        "info": "[cyan]ℹ[/]",
+    }
+    for severity, text in result.alerts.top:
+        lines.append(f"  {marks.get(severity, '•')} {escape(text)}")
     for line in lines:
         console.print(line)
 
