@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from lakelens.store import schema
 if TYPE_CHECKING:
     from lakelens.store import Store
 
-__all__ = ["POLL_SECONDS", "AlertingService", "build_destinations"]
+__all__ = ["POLL_SECONDS", "AlertingService", "Leadership", "build_destinations"]
 
 # How often the evaluator looks for new failures between full evaluations.
 POLL_SECONDS = 0.25
@@ -43,6 +44,48 @@ def build_destinations(config: AlertingConfig) -> tuple[dict[str, Any], dict[str
 class Cycle:
     evaluation: Evaluation
     delivery: WorkerStats
+
+
+# Held for as long as one server is the evaluator; PostgreSQL releases it when that server's
+# session ends (crash included), and the next server to ask becomes the evaluator.
+_PG_LEADER_LOCK = 0x1A6E1E47
+
+
+class Leadership:
+    """Who evaluates alerts when several servers share a PostgreSQL store: the holder of a
+    session-level advisory lock on a dedicated connection. On SQLite everyone may (it is one
+    machine, and evaluations serialize on the write lock anyway)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: sa.Connection | None = None
+        self.held = False
+
+    def acquire(self) -> bool:
+        if self.store.is_sqlite:
+            return True
+        try:
+            if self._conn is None:
+                self._conn = self.store.engine.connect()
+            if self.held:
+                self._conn.execute(sa.text("SELECT 1"))  # still alive, still ours
+            else:
+                self.held = bool(
+                    self._conn.execute(
+                        sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_LEADER_LOCK}
+                    ).scalar()
+                )
+            self._conn.commit()  # never idle in a transaction; the session lock survives commits
+        except Exception:
+            self.release()
+        return self.held
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                self._conn.close()
+        self._conn = None
+        self.held = False
 
 
 class AlertingService:
@@ -91,8 +134,14 @@ class AlertingService:
         last_error = None
         marker: tuple[Any, ...] | None = None
         next_full = 0.0
+        leadership = Leadership(self.store)
         while not stop.is_set():
             try:
+                if not leadership.acquire():
+                    # Another server evaluates; this one still delivers (rows are leased).
+                    marker = None
+                    stop.wait(poll)
+                    continue
                 current = self.change_marker()
                 if current != marker or time.monotonic() >= next_full or self.evaluate_now.is_set():
                     self.evaluate_now.clear()
@@ -110,6 +159,7 @@ class AlertingService:
                     )
                 last_error = message
             stop.wait(poll)
+        leadership.release()
         delivery.join(timeout=5)
 
     def close(self) -> None:
