@@ -6,6 +6,7 @@ set -euo pipefail
 TOOLS="
 dot graphviz
 promtool prometheus
+chromium chromium
 "
 missing=()
 while read -r cmd pkg; do

@@ -137,7 +137,7 @@ def create_app(
     is False on ingest-only replicas (`lakelens serve --no-alerts`).
     """
     from lakelens.config import load_settings
-    from lakelens.server import api, ingest, metrics, probes, stream
+    from lakelens.server import api, ingest, metrics, pages, probes, stream
 
     settings = settings or load_settings()
     owns_store = store is None
@@ -173,4 +173,6 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(metrics.router)
     app.include_router(probes.router)
+    # The dashboard's HTML pages under / (after the API, so /api/... and /health win).
+    app.include_router(pages.router)
     return app

@@ -1,0 +1,554 @@
+"""Server-side SVG charts for the dashboard: run bars, sparklines, the lineage DAG and waterfalls.
+
+Every function returns `Markup` built only from numbers and `escape()`d text, so asset names,
+span names and attributes can never become markup. No inline styles (the pages' CSP forbids
+them): colours come from classes in lakelens.css or from presentation attributes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from markupsafe import Markup, escape
+
+from lakelens.units import format_duration
+
+if TYPE_CHECKING:
+    from lakelens.analysis.lineage import LineageGraph
+    from lakelens.analysis.trace import Trace
+
+__all__ = [
+    "Bar",
+    "DagLayout",
+    "asset_url",
+    "bar_chart",
+    "layout_dag",
+    "lineage_svg",
+    "sparkline",
+    "waterfall_svg",
+]
+
+
+def asset_url(name: str) -> str:
+    """The page of an asset; any name (slashes, quotes, spaces) survives the round trip."""
+    return "/assets/" + quote(name, safe="")
+
+
+def _num(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One run in a bar chart: its value (None: unknown), whether it failed, a link and a tooltip."""
+
+    value: float | None
+    failed: bool = False
+    href: str | None = None
+    title: str = ""
+
+
+def bar_chart(
+    bars: Sequence[Bar],
+    *,
+    label: str,
+    fmt: Callable[[float], str] = format_duration,
+    width: int = 720,
+    height: int = 180,
+    reference: float | None = None,
+    reference_label: str = "avg",
+    start_label: str = "",
+    end_label: str = "",
+) -> Markup:
+    """Bars oldest → newest; failed runs drawn red with a marker, a dashed reference line (average)."""
+    left, right, top, bottom = 56, 10, 12, 22
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [b.value for b in bars if b.value is not None]
+    healthy = [b.value for b in bars if b.value is not None and not b.failed]
+    peak = max([*values, reference or 0.0, 0.0]) or 1.0
+    # Failed runs that hit a timeout would flatten every other bar: scale to the successful
+    # runs and draw taller failures clipped (their real value is in the tooltip).
+    if healthy and max(healthy) > 0 and peak > 3 * max(healthy):
+        peak = 1.25 * max(healthy)
+    out = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}" preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(label)}</title>",
+    ]
+    for fraction in (0.0, 0.5, 1.0):
+        y = top + plot_h * (1 - fraction)
+        out.append(
+            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{_num(y)}" y2="{_num(y)}"/>'
+            f'<text class="axis" x="{left - 6}" y="{_num(y + 4)}" text-anchor="end">'
+            f"{escape(fmt(peak * fraction)) if fraction else '0'}</text>"
+        )
+    if not bars:
+        out.append(
+            f'<text class="empty" x="{width / 2}" y="{height / 2}" text-anchor="middle">'
+            "No runs recorded yet</text></svg>"
+        )
+        return Markup("".join(out))
+    slot = plot_w / len(bars)
+    gap = min(2.0, slot * 0.2)
+    for i, bar in enumerate(bars):
+        x = left + i * slot + gap / 2
+        w = max(slot - gap, 1.0)
+        value = bar.value or 0.0
+        clipped = value > peak
+        h = max(plot_h * min(value, peak) / peak, 1.5 if bar.value is not None else 0)
+        y = top + plot_h - h
+        cls = "bar fail" if bar.failed else "bar"
+        piece = (
+            f'<rect class="{cls}" x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{_num(h)}">'
+            f"<title>{escape(bar.title)}</title></rect>"
+        )
+        if clipped:
+            piece += (
+                f'<path class="clip-mark" d="M{_num(x)} {_num(y + 7)}l{_num(w)} -5m{_num(-w)} 10'
+                f'l{_num(w)} -5"/>'
+            )
+        if bar.failed:
+            cx = x + w / 2
+            piece += (
+                f'<path class="fail-mark" d="M{_num(cx - 4)} {top + plot_h + 5}l4 7l4 -7z">'
+                f"<title>{escape(bar.title)}</title></path>"
+            )
+        if bar.href:
+            piece = f'<a href="{escape(bar.href)}">{piece}</a>'
+        out.append(piece)
+    for text, x, anchor in ((start_label, left, "start"), (end_label, width - right, "end")):
+        if text:
+            out.append(
+                f'<text class="axis" x="{x}" y="{height - 2}" text-anchor="{anchor}">'
+                f"{escape(text)}</text>"
+            )
+    if reference is not None and reference > 0:
+        off_scale = reference > peak
+        y = top + plot_h * (1 - min(reference, peak) / peak)
+        text = f"{reference_label} {fmt(reference)}" + (" ↑ above the scale" if off_scale else "")
+        out.append(
+            f'<line class="ref" x1="{left}" x2="{width - right}" y1="{_num(y)}" y2="{_num(y)}"/>'
+            f'<text class="ref-label" x="{width - right - 4}" y="{_num(y - 4)}" text-anchor="end">'
+            f"{escape(text)}</text>"
+        )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def sparkline(
+    values: Sequence[float | None],
+    failures: Sequence[bool],
+    *,
+    width: int = 120,
+    height: int = 28,
+    label: str = "",
+) -> Markup:
+    """A tiny line of durations (oldest → newest) with failed runs as red dots."""
+    known = [v for v in values if v is not None]
+    out = [
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(label)}">'
+    ]
+    if not known:
+        out.append("</svg>")
+        return Markup("".join(out))
+    peak = max(known) or 1.0
+    step = (width - 6) / max(len(values) - 1, 1)
+    points: list[tuple[float, float]] = []
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        points.append((3 + i * step, height - 3 - (height - 6) * value / peak))
+    path = " ".join(f"{_num(x)},{_num(y)}" for x, y in points)
+    out.append(f'<polyline class="spark-line" points="{path}"/>')
+    for i, failed in enumerate(failures):
+        if failed:
+            value = values[i] if i < len(values) else None
+            y = height - 3 - (height - 6) * (value or 0.0) / peak
+            out.append(
+                f'<circle class="spark-fail" cx="{_num(3 + i * step)}" cy="{_num(y)}" r="2.6"/>'
+            )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+# -- lineage -----------------------------------------------------------------------------------
+
+NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 156, 52, 30, 16, 14
+# Graphs up to this wide shrink to fit their box; wider ones scroll at full size.
+FIT_WIDTH = 1700
+
+
+@dataclass
+class DagLayout:
+    """Positions of a layered left-to-right drawing; dummies carry long edges across layers."""
+
+    layer: dict[str, int]
+    position: dict[str, tuple[float, float]]
+    # Each edge (up, down) as the points it passes through, left to right.
+    routes: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
+    width: float = 0.0
+    height: float = 0.0
+
+
+def _acyclic_edges(names: list[str], downstream: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """The edges minus those that close a cycle (found by an iterative DFS), as (up, down)."""
+    state: dict[str, int] = {}
+    kept: list[tuple[str, str]] = []
+    for start in names:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(downstream.get(start, [])))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                continue
+            if child == node or state.get(child) == 1:
+                continue  # a back edge: drawing it is fine, layering by it is not
+            kept.append((node, child))
+            if child not in state:
+                state[child] = 1
+                stack.append((child, iter(downstream.get(child, []))))
+    return kept
+
+
+def layout_dag(graph: LineageGraph, *, sweeps: int = 6) -> DagLayout:
+    """Longest-path layering, dummy nodes for long edges, barycentric ordering in both directions."""
+    names = sorted(graph.nodes)
+    downstream = {n: [d for d in graph.downstream.get(n, []) if d in graph.nodes] for n in names}
+    edges = _acyclic_edges(names, downstream)
+    parents: dict[str, list[str]] = {n: [] for n in names}
+    children: dict[str, list[str]] = {n: [] for n in names}
+    for up, down in edges:
+        parents[down].append(up)
+        children[up].append(down)
+    # Longest path from the sources, in topological order (Kahn).
+    indegree = {n: len(parents[n]) for n in names}
+    queue = [n for n in names if indegree[n] == 0]
+    layer = dict.fromkeys(names, 0)
+    head = 0
+    while head < len(queue):
+        node = queue[head]
+        head += 1
+        for child in children[node]:
+            layer[child] = max(layer[child], layer[node] + 1)
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                queue.append(child)
+    # Pull sources right next to their first consumer (an API feeding layer 3 sits in layer 2).
+    for name in names:
+        if not parents[name] and children[name]:
+            layer[name] = max(layer[name], min(layer[c] for c in children[name]) - 1)
+
+    # Chains of dummies for edges that skip layers, so ordering sees them and edges route around.
+    up_of: dict[str, list[str]] = {n: [] for n in names}
+    chains: dict[tuple[str, str], list[str]] = {}
+    dummy_layer: dict[str, int] = {}
+    all_edges = [(u, d) for u in names for d in downstream[u]]
+    for up, down in all_edges:
+        chain: list[str] = []
+        if layer[down] - layer[up] > 1:
+            for step in range(layer[up] + 1, layer[down]):
+                dummy = f"\x00{len(dummy_layer)}"
+                dummy_layer[dummy] = step
+                up_of[dummy] = []
+                chain.append(dummy)
+        chains[(up, down)] = chain
+        path = [up, *chain, down]
+        for a, b in itertools.pairwise(path):
+            if layer.get(b, dummy_layer.get(b, 0)) > layer.get(a, dummy_layer.get(a, 0)):
+                up_of[b].append(a)
+    levels: dict[str, int] = {**layer, **dummy_layer}
+    count = max(levels.values(), default=-1) + 1
+    rows: list[list[str]] = [[] for _ in range(count)]
+    for name in [*names, *dummy_layer]:
+        rows[levels[name]].append(name)
+    down_of: dict[str, list[str]] = {n: [] for n in levels}
+    for node, ups in up_of.items():
+        for up in ups:
+            down_of[up].append(node)
+
+    def order(row: list[str], neighbours: dict[str, list[str]], index: dict[str, int]) -> None:
+        keyed = []
+        for i, node in enumerate(row):
+            around = [index[n] for n in neighbours[node] if n in index]
+            keyed.append((sum(around) / len(around) if around else float(i), i, node))
+        keyed.sort()
+        row[:] = [node for _, _, node in keyed]
+
+    for sweep in range(sweeps):
+        forward = sweep % 2 == 0
+        span = range(1, count) if forward else range(count - 2, -1, -1)
+        for level in span:
+            other = rows[level - 1] if forward else rows[level + 1]
+            index = {n: i for i, n in enumerate(other)}
+            order(rows[level], up_of if forward else down_of, index)
+
+    def slot(node: str) -> float:
+        return NODE_H if node in layer else 8.0
+
+    tallest = max((sum(slot(n) + GAP_Y for n in row) for row in rows), default=0.0)
+    position: dict[str, tuple[float, float]] = {}
+    for level, row in enumerate(rows):
+        used = sum(slot(n) + GAP_Y for n in row)
+        y = PAD + (tallest - used) / 2
+        x = PAD + level * (NODE_W + GAP_X)
+        for node in row:
+            position[node] = (x, y + (slot(node) - NODE_H) / 2 if node not in layer else y)
+            y += slot(node) + GAP_Y
+    routes: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for (up, down), chain in chains.items():
+        ux, uy = position[up]
+        dx, dy = position[down]
+        if layer[down] > layer[up]:
+            points = [(ux + NODE_W, uy + NODE_H / 2)]
+            points += [(position[d][0] + NODE_W / 2, position[d][1] + NODE_H / 2) for d in chain]
+            points.append((dx, dy + NODE_H / 2))
+        else:  # a back edge or a same-layer edge: loop out on the right and come back
+            points = [(ux + NODE_W, uy + NODE_H / 2), (dx, dy + NODE_H / 2)]
+        routes[(up, down)] = points
+    return DagLayout(
+        layer=layer,
+        position={n: position[n] for n in names},
+        routes=routes,
+        width=PAD * 2 + max(count, 1) * (NODE_W + GAP_X) - GAP_X,
+        height=PAD * 2 + max(tallest - GAP_Y, NODE_H),
+    )
+
+
+def _curve(points: list[tuple[float, float]]) -> str:
+    """A smooth path through points left to right (horizontal tangents at each point)."""
+    (x0, y0), rest = points[0], points[1:]
+    parts = [f"M{_num(x0)} {_num(y0)}"]
+    px, py = x0, y0
+    for x, y in rest:
+        if x > px:
+            mid = (x - px) / 2
+            parts.append(
+                f"C{_num(px + mid)} {_num(py)} {_num(x - mid)} {_num(y)} {_num(x)} {_num(y)}"
+            )
+        else:
+            loop = 40.0
+            parts.append(
+                f"C{_num(px + loop)} {_num(py)} {_num(x - loop)} {_num(y)} {_num(x)} {_num(y)}"
+            )
+        px, py = x, y
+    return " ".join(parts)
+
+
+def _health(status: str | None, stale: bool | None) -> str:
+    if status == "failure":
+        return "failing"
+    if stale:
+        return "stale"
+    if status == "success":
+        return "healthy"
+    if status in ("started", "queued"):
+        return "running"
+    return "unknown"
+
+
+def _label_lines(name: str, width: int = 19) -> list[str]:
+    """The name on one or two lines, broken after a separator when one is near the middle."""
+    if len(name) <= width:
+        return [name]
+    cut = max((i + 1 for i, ch in enumerate(name[:width]) if ch in "_.-/: "), default=0)
+    if cut < width // 2:
+        cut = width
+    return [name[:cut], _truncate(name[cut:], width)]
+
+
+def _node_shape(kind: str) -> str:
+    if kind in ("external", "source"):
+        return (
+            f'<rect class="shape" x="0" y="0" width="{NODE_W}" height="{NODE_H}" '
+            f'rx="{NODE_H / 2}" ry="{NODE_H / 2}"/>'
+        )
+    if kind == "dashboard":
+        s = 10
+        return (
+            f'<path class="shape" d="M{s} 0H{NODE_W}L{NODE_W - s} {NODE_H}H0Z"/>'
+            f'<path class="glyph" d="M{NODE_W - 34} 44v-7m5 7v-12m5 12v-9"/>'
+        )
+    if kind == "model":
+        return f'<rect class="shape" x="0" y="0" width="{NODE_W}" height="{NODE_H}" rx="9"/>'
+    # tables and plain assets: square corners with a band on the left
+    return (
+        f'<rect class="shape" x="0" y="0" width="{NODE_W}" height="{NODE_H}" rx="2"/>'
+        f'<rect class="band" x="0" y="0" width="5" height="{NODE_H}"/>'
+    )
+
+
+def lineage_svg(
+    graph: LineageGraph,
+    *,
+    selected: str | None = None,
+    impacted: set[str] | None = None,
+    fmt_age: Callable[[float], str] = format_duration,
+) -> Markup:
+    """The graph as a layered DAG: nodes coloured by health, shaped by kind, linked to their pages.
+
+    `selected` and `impacted` are drawn highlighted server-side (the page works without JS);
+    lineage.js moves the highlight when another node is chosen.
+    """
+    layout = layout_dag(graph)
+    ids = {name: f"n{i}" for i, name in enumerate(sorted(graph.nodes))}
+    highlight = selected is not None and impacted is not None
+    impacted = impacted or set()
+    w, h = _num(layout.width), _num(layout.height)
+    classes = (
+        "dag"
+        + (" has-selection" if highlight else "")
+        + (" fit" if layout.width <= FIT_WIDTH else "")
+    )
+    out = [
+        f'<svg class="{classes}" width="{w}" height="{h}" '
+        f'viewBox="0 0 {w} {h}" role="group" aria-label="Lineage graph, '
+        f'{len(graph.nodes)} assets">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" class="arrow"/>'
+        "</marker></defs>",
+        '<g class="edges">',
+    ]
+    for (up, down), points in sorted(layout.routes.items()):
+        cls = "edge"
+        if selected and (up == selected or up in impacted) and down in impacted:
+            cls += " hot"
+        out.append(
+            f'<path class="{cls}" d="{_curve(points)}" data-from="{ids[up]}" '
+            f'data-to="{ids[down]}" marker-end="url(#arrow)"/>'
+        )
+    out.append('</g><g class="nodes">')
+    for name in sorted(graph.nodes):
+        node = graph.nodes[name]
+        x, y = layout.position[name]
+        health = _health(node.status, node.stale)
+        kind = node.kind or "asset"
+        classes = f"node {health} kind-{escape(kind)}"
+        if name == selected:
+            classes += " selected"
+        elif name in impacted:
+            classes += " impacted"
+        meta = [kind]
+        if node.layer:
+            meta.append(node.layer)
+        if node.age_seconds is not None:
+            meta.append(fmt_age(node.age_seconds) + " ago")
+        tooltip = [name, f"kind: {kind}", f"health: {health}"]
+        if node.owner:
+            tooltip.append(f"owner: {node.owner}")
+        if node.age_seconds is not None:
+            sla = (
+                f" (SLA {fmt_age(node.freshness_seconds)})"
+                if node.freshness_seconds is not None
+                else ""
+            )
+            tooltip.append(f"last success {fmt_age(node.age_seconds)} ago{sla}")
+        lines = _label_lines(name)
+        label = "".join(
+            f'<text class="label" x="13" y="{(17 + 13 * i) if len(lines) > 1 else 21}">'
+            f"{escape(line)}</text>"
+            for i, line in enumerate(lines)
+        )
+        out.append(
+            f'<a class="{classes}" href="{escape(asset_url(name))}" data-id="{ids[name]}" '
+            f'data-name="{escape(name)}" data-health="{health}" '
+            f'transform="translate({_num(x)} {_num(y)})">'
+            f"<title>{escape(chr(10).join(tooltip))}</title>"
+            f"{_node_shape(kind)}"
+            f'<circle class="dot" cx="{NODE_W - 11}" cy="11" r="4"/>'
+            f"{label}"
+            f'<text class="meta" x="13" y="{44 if len(lines) > 1 else 37}">'
+            f"{escape(_truncate(' · '.join(meta), 27))}</text>"
+            "</a>"
+        )
+    out.append("</g></svg>")
+    return Markup("".join(out))
+
+
+# -- traces ------------------------------------------------------------------------------------
+
+
+def _attributes_text(attributes: dict[str, Any], limit: int = 12) -> str:
+    items = list(attributes.items())
+    lines = [f"{k} = {_truncate(str(v), 120)}" for k, v in items[:limit]]
+    if len(items) > limit:
+        lines.append(f"… {len(items) - limit} more")
+    return "\n".join(lines)
+
+
+def waterfall_svg(trace: Trace, *, width: int = 1100) -> Markup:
+    """Spans as rows: bar offset = start, width = duration, indented by depth, errors red."""
+    nodes = trace.walk()
+    label_w, row_h, top = 330, 26, 30
+    bar_w = width - label_w - 90
+    total = trace.duration_seconds or max(
+        (n.offset_seconds + (n.duration_seconds or 0.0) for n in nodes), default=0.0
+    )
+    total = total or 1e-3
+    height = top + row_h * max(len(nodes), 1) + 8
+    out = [
+        f'<svg class="waterfall" viewBox="0 0 {width} {height}" role="group" '
+        f'aria-label="Trace waterfall, {len(nodes)} spans">'
+    ]
+    for i in range(5):
+        x = label_w + bar_w * i / 4
+        out.append(
+            f'<line class="grid" x1="{_num(x)}" x2="{_num(x)}" y1="{top - 6}" y2="{height - 4}"/>'
+            f'<text class="axis" x="{_num(x)}" y="{top - 12}" text-anchor="middle">'
+            f"{escape(format_duration(total * i / 4) if i else '0')}</text>"
+        )
+    for i, node in enumerate(nodes):
+        span = node.span
+        y = top + i * row_h
+        duration = node.duration_seconds
+        x = label_w + bar_w * min(node.offset_seconds / total, 1.0)
+        w = max(bar_w * (duration or 0.0) / total, 2.0)
+        w = min(w, label_w + bar_w - x + 1) if duration is not None else 2.0
+        error = span.status == "error"
+        tip = [f"{span.name} — {format_duration(duration) if duration is not None else 'open'}"]
+        tip.append(f"starts at +{format_duration(node.offset_seconds)}")
+        if span.asset:
+            tip.append(f"asset: {span.asset}")
+        if span.error_message:
+            tip.append(f"error: {_truncate(span.error_message, 300)}")
+        if span.attributes:
+            tip.append(_attributes_text(span.attributes))
+        indent = 10 + 14 * min(node.depth, 12)
+        out.append(
+            f'<g class="span{" error" if error else ""} depth-{min(node.depth, 5)}" '
+            f'tabindex="0" role="button" data-span="span-{i}" '
+            f'aria-label="{escape(span.name)}, {escape(tip[0])}">'
+            f"<title>{escape(chr(10).join(tip))}</title>"
+            f'<rect class="row" x="0" y="{y}" width="{width}" height="{row_h}"/>'
+        )
+        if node.depth:
+            out.append(f'<path class="tree" d="M{indent - 8} {y + 4}v{row_h / 2 - 4}h5"/>')
+        out.append(
+            f'<text class="name" x="{indent}" y="{y + 17}">'
+            f"{escape(_truncate(span.name, max(12, 40 - node.depth * 2)))}</text>"
+            f'<rect class="bar" x="{_num(x)}" y="{y + 6}" width="{_num(w)}" height="{row_h - 12}" '
+            'rx="2"/>'
+            f'<text class="dur" x="{_num(min(x + w + 6, width - 80))}" y="{y + 17}">'
+            f"{escape(format_duration(duration) if duration is not None else 'open')}</text>"
+            "</g>"
+        )
+    if not nodes:
+        out.append(
+            f'<text class="empty" x="{width / 2}" y="{top + 14}" text-anchor="middle">'
+            "No spans were recorded for this run</text>"
+        )
+    out.append("</svg>")
+    return Markup("".join(out))

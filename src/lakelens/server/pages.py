@@ -1,0 +1,723 @@
+"""The web dashboard under `/`: server-rendered pages over the same analysis as the API and CLI.
+
+Each route parses its input, calls `analysis/`, and renders a Jinja2 template (autoescape on);
+charts are SVG from `charts.py`. Pages carry a Content-Security-Policy without inline
+scripts or styles: behaviour lives in /static/lakelens.js, looks in /static/lakelens.css.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from lakelens._version import __version__
+from lakelens.server import charts
+from lakelens.server.security import clean
+
+if TYPE_CHECKING:
+    import jinja2
+    import sqlalchemy as sa
+
+    from lakelens.server.context import ServerContext
+
+__all__ = ["CSP", "router"]
+
+log = logging.getLogger("lakelens.server")
+router = APIRouter(include_in_schema=False)
+
+HERE = Path(__file__).parent
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+PERIODS = ("1h", "24h", "7d")
+REFRESH_DEFAULT = 30
+# A run is flagged slow when it took this many times the asset's average.
+SLOW_FACTOR = 1.5
+LEVEL_CHOICES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_STATIC = {"lakelens.css": "text/css", "lakelens.js": "text/javascript"}
+
+
+# -- formatting (only how numbers look; never which numbers) -------------------------------------
+
+
+def _dur(seconds: float | None) -> str:
+    from lakelens.units import format_duration
+
+    return "—" if seconds is None else format_duration(max(0.0, seconds))
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}%"
+
+
+def _count(value: float | None) -> str:
+    from lakelens.units import format_count
+
+    return "—" if value is None else format_count(value)
+
+
+def _bytes(value: float | None) -> str:
+    from lakelens.units import format_bytes
+
+    return "—" if value is None else format_bytes(value)
+
+
+def _utc(moment: float | datetime | None) -> str:
+    if moment is None:
+        return "—"
+    if isinstance(moment, (int, float)):
+        moment = datetime.fromtimestamp(moment, tz=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _clock(moment: float | datetime | None) -> str:
+    if moment is None:
+        return "—"
+    if isinstance(moment, (int, float)):
+        moment = datetime.fromtimestamp(moment, tz=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%H:%M:%S")
+
+
+def _short(moment: float | None) -> str:
+    if moment is None:
+        return ""
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%b %d %H:%M")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        dur=_dur,
+        ms=_ms,
+        pct=_pct,
+        count=_count,
+        bytes=_bytes,
+        utc=_utc,
+        clock=_clock,
+        asset_url=charts.asset_url,
+        q=lambda text: quote(str(text), safe=""),
+    )
+    env.globals.update(version=__version__, urlencode=urlencode)
+    return env
+
+
+# -- plumbing: access, errors, headers, timing ---------------------------------------------------
+
+
+class _PageError(Exception):
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def _ctx(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+def _html(
+    request: Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> HTMLResponse:
+    body = (
+        _environment()
+        .get_template(template)
+        .render(request_path=request.url.path, nav=context.pop("nav", ""), **context)
+    )
+    return HTMLResponse(body, status_code=status, headers=_HEADERS)
+
+
+def _page(
+    request: Request,
+    template: str,
+    nav: str,
+    build: Callable[[sa.Connection, ServerContext], dict[str, Any]],
+) -> HTMLResponse:
+    """Check access, build the context from one connection, render; errors become HTML pages."""
+    import sqlalchemy as sa
+
+    from lakelens.analysis.assets import UnknownAssetError
+    from lakelens.analysis.runs import UnknownRunError
+    from lakelens.errors import LakelensError, StoreError
+
+    ctx = _ctx(request)
+    began = time.perf_counter()
+    if not ctx.access.allows(request.headers.get("authorization"), write=False):
+        return _error_page(
+            request,
+            _PageError(
+                401,
+                "Sign-in needed",
+                "This server requires a token for reads. Start it with LAKELENS_PUBLIC_READ=1 "
+                "to open the dashboard on a trusted network.",
+            ),
+        )
+    try:
+        with ctx.store.connect() as conn:
+            context = build(conn, ctx)
+    except _PageError as exc:
+        return _error_page(request, exc)
+    except (UnknownAssetError, UnknownRunError) as exc:
+        return _error_page(request, _PageError(404, "Not found", str(exc)))
+    except (StoreError, sa.exc.OperationalError) as exc:
+        log.error("store unavailable: %s", clean(str(exc).splitlines()[0] if str(exc) else exc))
+        return _error_page(
+            request,
+            _PageError(
+                503, "Store unavailable", "The store is not reachable right now; retry later."
+            ),
+        )
+    except LakelensError as exc:
+        return _error_page(request, _PageError(400, "Invalid request", str(exc)))
+    context["nav"] = nav
+    response = _html(request, template, context, status=context.pop("http_status", 200))
+    response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - began) * 1000:.1f}"
+    return response
+
+
+def _error_page(request: Request, error: _PageError) -> HTMLResponse:
+    return _html(
+        request,
+        "error.html",
+        {"status": error.status, "title": error.title, "message": error.message, "nav": ""},
+        status=error.status,
+    )
+
+
+def _since(text: str, now: float, name: str) -> float:
+    from lakelens.units import parse_since
+
+    return parse_since(text, now=now, name=name)
+
+
+# -- static files ---------------------------------------------------------------------------------
+
+
+@router.get("/static/{filename}")
+def static(filename: str) -> Response:
+    """The dashboard's one stylesheet and one script (nothing else is served from disk)."""
+    media = _STATIC.get(filename)
+    if media is None:
+        return Response("Not found", status_code=404, media_type="text/plain")
+    return FileResponse(
+        HERE / "static" / filename,
+        media_type=media,
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status_code=204)
+
+
+# -- overview -------------------------------------------------------------------------------------
+
+
+def _store_size(ctx: ServerContext) -> int | None:
+    import sqlalchemy as sa
+
+    store = ctx.store
+    if store.is_sqlite:
+        database = sa.engine.make_url(store.url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return sum(
+            os.path.getsize(database + suffix)
+            for suffix in ("", "-wal", "-shm")
+            if os.path.exists(database + suffix)
+        )
+    with store.connect() as conn:
+        size = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
+    return None if size is None else int(size)
+
+
+def _resources(ctx: ServerContext) -> dict[str, Any]:
+    from lakelens.server.health import check_disk, check_memory
+
+    disk_status, disk = check_disk(ctx.settings, ctx.store)
+    memory_status, memory = check_memory()
+    return {
+        "disk": {"status": disk_status, **disk},
+        "memory": {"status": memory_status, **memory},
+        "store_bytes": _store_size(ctx),
+        "backend": "SQLite" if ctx.store.is_sqlite else "PostgreSQL",
+    }
+
+
+def _freshness(node: Any) -> dict[str, Any] | None:
+    """How an asset's age compares with its SLA (None when it has no SLA or never succeeded)."""
+    if node.freshness_seconds is None or node.age_seconds is None:
+        return None
+    return {
+        "name": node.name,
+        "age": node.age_seconds,
+        "sla": node.freshness_seconds,
+        "ratio": node.age_seconds / node.freshness_seconds if node.freshness_seconds else 0.0,
+        "stale": bool(node.stale),
+    }
+
+
+def _overview(
+    period: str, refresh: int
+) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
+    def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
+        from lakelens.alerts.state import alerts
+        from lakelens.analysis.asset_metrics import asset_metrics
+        from lakelens.analysis.assets import asset_names
+        from lakelens.analysis.lineage import annotate, load_graph
+        from lakelens.analysis.summary import status_of, summary
+
+        now = ctx.clock()
+        result = summary(conn, since=_since(period, now, "period"))
+        status, reasons = status_of(result)
+        graph = load_graph(conn)
+        annotate(conn, graph, list(graph.nodes), now=now)
+        layers = charts.layout_dag(graph).layer if graph.nodes else {}
+        known = set(asset_names(conn))
+        rows = []
+        checks: list[tuple[str, Any]] = []
+        for name in sorted(graph.nodes, key=lambda n: (layers.get(n, 0), n)):
+            node = graph.nodes[name]
+            metrics = asset_metrics(conn, name, runs=20, now=now) if name in known else None
+            slow = None
+            if (
+                metrics is not None
+                and metrics.last_duration
+                and metrics.avg_duration
+                and metrics.last_duration > SLOW_FACTOR * metrics.avg_duration
+            ):
+                slow = f"{_ms(metrics.last_duration)} vs {_ms(metrics.avg_duration)} avg"
+            rows.append(
+                {
+                    "node": node,
+                    "metrics": metrics,
+                    "fresh": _freshness(node),
+                    "slow": slow,
+                    "spark": charts.sparkline(
+                        metrics.duration_trend,
+                        metrics.failure_trend,
+                        label=f"Durations of the last {len(metrics.runs)} runs of {name}",
+                    )
+                    if metrics is not None and metrics.runs
+                    else None,
+                }
+            )
+            if metrics is not None:
+                checks.extend((name, check) for check in metrics.checks)
+        checks.sort(key=lambda item: (item[1].pass_rate, item[0], item[1].name))
+        freshness = [f for f in (_freshness(graph.nodes[n]) for n in graph.nodes) if f]
+        worst = max(freshness, key=lambda f: (f["ratio"], f["name"]), default=None)
+        return {
+            "title": "Operations overview",
+            "period": period,
+            "periods": PERIODS,
+            "refresh": refresh,
+            "summary": result,
+            "status": status,
+            "reasons": reasons,
+            "worst": worst,
+            "stale_count": sum(1 for f in freshness if f["stale"]),
+            "assets": rows,
+            "checks": checks,
+            "alerts": alerts(conn)[:8],
+            "resources": _resources(ctx),
+            "now": now,
+        }
+
+    return build
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(
+    request: Request,
+    period: str = Query("24h"),
+    refresh: int = Query(REFRESH_DEFAULT, ge=0, le=3600),
+) -> HTMLResponse:
+    return _page(request, "overview.html", "overview", _overview(period, refresh))
+
+
+# -- asset ----------------------------------------------------------------------------------------
+
+
+def _schema_view(conn: sa.Connection, name: str) -> dict[str, Any] | None:
+    """The latest columns, with what changed since the previous distinct schema."""
+    from lakelens.store import reads
+
+    snapshots = reads.schema_snapshots(conn, asset=name)
+    if not snapshots:
+        return None
+    latest = snapshots[-1]
+    previous = next((s for s in reversed(snapshots) if s.hash != latest.hash), None)
+    changed_at = None
+    if previous is not None:
+        # The first snapshot with the latest hash after the previous schema: when it changed.
+        index = snapshots.index(previous)
+        changed_at = next((s.time for s in snapshots[index + 1 :] if s.hash == latest.hash), None)
+    before = dict(previous.columns) if previous else {}
+    columns = []
+    for column, kind in latest.columns:
+        change = None
+        if previous is not None:
+            if column not in before:
+                change = "added"
+            elif before[column] != kind:
+                change = f"type was {before[column]}"
+        columns.append({"name": column, "type": kind, "change": change})
+    removed = [c for c in before if c not in dict(latest.columns)]
+    return {
+        "columns": columns,
+        "removed": removed,
+        "changed_at": changed_at,
+        "since": snapshots[0].time,
+        "versions": len({s.hash for s in snapshots}),
+        "hash": latest.hash,
+    }
+
+
+def _distribution(conn: sa.Connection, name: str, run_id: str | None) -> list[dict[str, Any]]:
+    """Numeric statistics the latest checks recorded (mean, std, min, max, nulls …)."""
+    from lakelens.store import reads
+
+    if run_id is None:
+        return []
+    figures = []
+    for result in reads.check_results(conn, run_id=run_id):
+        if result.asset != name:
+            continue
+        for key, value in sorted(result.attributes.items()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                figures.append({"check": result.name, "name": key, "value": value})
+    return figures
+
+
+def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
+    def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
+        from lakelens.analysis.asset_metrics import asset_metrics
+        from lakelens.analysis.assets import resolve_asset
+        from lakelens.analysis.lineage import annotate, load_graph, neighbourhood
+
+        now = ctx.clock()
+        resolved = resolve_asset(conn, name)
+        metrics = asset_metrics(conn, resolved, runs=runs, now=now)
+        graph = load_graph(conn)
+        hood = neighbourhood(graph, resolved, depth=1)
+        annotate(conn, graph, list(hood.nodes), now=now)
+        node = graph.nodes[resolved]
+        newest_first = metrics.runs
+        oldest_first = list(reversed(newest_first))
+        finished = [r for r in newest_first if r.status in ("success", "failure")]
+        duration_bars = [
+            charts.Bar(
+                r.duration_seconds,
+                failed=r.status == "failure",
+                href=f"/runs/{quote(r.run_id, safe='')}",
+                title=(
+                    f"{_utc(r.start_time)} — {r.status}, {_ms(r.duration_seconds)}"
+                    + (f"\n{r.error_type}: {r.error_message}" if r.error_type else "")
+                ),
+            )
+            for r in oldest_first
+        ]
+        rows_bars = [
+            charts.Bar(
+                None if r.rows is None else float(r.rows),
+                failed=r.status == "failure",
+                href=f"/runs/{quote(r.run_id, safe='')}",
+                title=f"{_utc(r.start_time)} — {r.status}, "
+                + ("no rows recorded" if r.rows is None else f"{r.rows:,} rows"),
+            )
+            for r in oldest_first
+        ]
+        durations = [r.duration_seconds for r in finished if r.duration_seconds is not None]
+        first = _short(oldest_first[0].start_time) if oldest_first else ""
+        last = _short(oldest_first[-1].start_time) if oldest_first else ""
+        return {
+            "title": resolved,
+            "name": resolved,
+            "m": metrics,
+            "node": node,
+            "fresh": _freshness(node),
+            "runs_param": runs,
+            "counts": {
+                "runs": len(newest_first),
+                "success": sum(1 for r in newest_first if r.status == "success"),
+                "failure": sum(1 for r in newest_first if r.status == "failure"),
+                "max": max(durations, default=None),
+            },
+            "duration_chart": charts.bar_chart(
+                duration_bars,
+                label=f"Duration per run of {resolved}, failures marked",
+                reference=metrics.avg_duration,
+                start_label=first,
+                end_label=last,
+            ),
+            "rows_chart": charts.bar_chart(
+                rows_bars,
+                label=f"Rows per run of {resolved}",
+                fmt=_count,
+                reference=metrics.avg_rows,
+                start_label=first,
+                end_label=last,
+            ),
+            "schema": _schema_view(conn, resolved),
+            "distribution": _distribution(
+                conn, resolved, newest_first[0].run_id if newest_first else None
+            ),
+            "upstream": [graph.nodes[n] for n in graph.upstream.get(resolved, [])],
+            "downstream": [graph.nodes[n] for n in graph.downstream.get(resolved, [])],
+            "mini_lineage": charts.lineage_svg(
+                hood, selected=resolved, impacted=set(hood.downstream.get(resolved, []))
+            ),
+            "now": now,
+        }
+
+    return build
+
+
+@router.get("/assets/{name:path}", response_class=HTMLResponse)
+def asset_page(request: Request, name: str, runs: int = Query(50, ge=1, le=1000)) -> HTMLResponse:
+    return _page(request, "asset.html", "assets", _asset(name, runs))
+
+
+@router.get("/assets")
+def assets_index() -> RedirectResponse:
+    return RedirectResponse("/#assets", status_code=307)
+
+
+# -- lineage --------------------------------------------------------------------------------------
+
+
+def _lineage(name: str | None) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
+    def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
+        from lakelens.analysis.assets import resolve_asset
+        from lakelens.analysis.lineage import (
+            annotate,
+            find_cycles,
+            impact,
+            load_graph,
+            neighbourhood,
+        )
+        from lakelens.server.shapes import impact_dict
+
+        now = ctx.clock()
+        graph = load_graph(conn)
+        resolved = None if name is None else resolve_asset(conn, name)
+        shown = graph if resolved is None else neighbourhood(graph, resolved)
+        annotate(conn, graph, list(shown.nodes), now=now)
+        result = impact(graph, resolved) if resolved else None
+        impacted = (
+            {*result.direct, *(n for n, _ in result.transitive)} if result is not None else None
+        )
+        health: dict[str, int] = {}
+        for node in shown.nodes.values():
+            key = charts._health(node.status, node.stale)
+            health[key] = health.get(key, 0) + 1
+        return {
+            "title": f"Lineage of {resolved}" if resolved else "Lineage",
+            "name": resolved,
+            "svg": charts.lineage_svg(shown, selected=resolved, impacted=impacted),
+            "total": len(graph.nodes),
+            "shown": len(shown.nodes),
+            "edges": len(shown.edges()),
+            "health": health,
+            "impact": impact_dict(result, graph) if result is not None else None,
+            "cycles": find_cycles(shown),
+            "names": sorted(shown.nodes),
+        }
+
+    return build
+
+
+@router.get("/lineage", response_class=HTMLResponse)
+def lineage_page(request: Request) -> HTMLResponse:
+    return _page(request, "lineage.html", "lineage", _lineage(None))
+
+
+@router.get("/lineage/{name:path}", response_class=HTMLResponse)
+def lineage_asset_page(request: Request, name: str) -> HTMLResponse:
+    return _page(request, "lineage.html", "lineage", _lineage(name))
+
+
+# -- logs -----------------------------------------------------------------------------------------
+
+
+def _level_class(level: str) -> str:
+    return level.lower() if level in LEVEL_CHOICES else "info"
+
+
+def _logs(
+    params: dict[str, str | None], limit: int
+) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
+    def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
+        from lakelens.analysis.assets import UnknownAssetError, asset_names
+        from lakelens.analysis.logs import last_id, search
+        from lakelens.analysis.runs import UnknownRunError
+        from lakelens.errors import LakelensError
+        from lakelens.server.api import log_filter
+
+        problem = None
+        where = None
+        records = []
+        newest = last_id(conn)
+        try:
+            where = log_filter(
+                conn,
+                now=ctx.clock(),
+                asset=params["asset"],
+                job=None,
+                run_id=params["run_id"],
+                level=params["level"],
+                since=params["since"],
+                until=None,
+                q=params["q"],
+            )
+            records = list(reversed(search(conn, where, limit=limit, up_to_id=newest)))
+        except (UnknownAssetError, UnknownRunError, LakelensError) as exc:
+            problem = str(exc)
+        stream = {k: v for k, v in params.items() if v and k in ("asset", "run_id", "level", "q")}
+        if where is not None and where.asset:
+            stream["asset"] = where.asset
+        if where is not None and where.run_id:
+            stream["run_id"] = where.run_id
+        return {
+            "title": "Logs",
+            "params": params,
+            "records": records,
+            "problem": problem,
+            "levels": LEVEL_CHOICES,
+            "level_class": _level_class,
+            "asset_names": asset_names(conn),
+            "stream_query": urlencode({**stream, "after": newest}),
+            "limit": limit,
+            "http_status": 404 if problem and "nknown" in problem else 400 if problem else 200,
+        }
+
+    return build
+
+
+@router.get("/logs", response_class=HTMLResponse)
+def logs_page(
+    request: Request,
+    asset: str | None = Query(None),
+    run_id: str | None = Query(None),
+    level: str | None = Query(None),
+    since: str | None = Query(None),
+    q: str | None = Query(None),
+    limit: int = Query(200, ge=1, le=2000),
+) -> HTMLResponse:
+    params = {
+        "asset": asset or None,
+        "run_id": run_id or None,
+        "level": level or None,
+        "since": since or None,
+        "q": q or None,
+    }
+    response = _page(request, "logs.html", "logs", _logs(params, limit))
+    return response
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
+    def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
+        from lakelens.analysis.logs import LogFilter, search
+        from lakelens.analysis.runs import resolve_run_id
+        from lakelens.analysis.trace import load_trace
+        from lakelens.store import reads
+
+        full = resolve_run_id(conn, run_id)
+        run = reads.runs(conn, run_id=full)[0]
+        trace = load_trace(conn, full)
+        spans = [
+            {"index": i, "node": node, "span": node.span} for i, node in enumerate(trace.walk())
+        ]
+        return {
+            "title": f"Run {full[:12]}",
+            "run": run,
+            "materializations": reads.materializations(conn, run_id=full),
+            "checks": reads.check_results(conn, run_id=full),
+            "trace": trace,
+            "spans": spans,
+            "waterfall": charts.waterfall_svg(trace),
+            "logs": search(conn, LogFilter(run_id=full), limit=1000),
+            "level_class": _level_class,
+        }
+
+    return build
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str) -> HTMLResponse:
+    return _page(request, "run.html", "runs", _run(run_id))
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def _alerts(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from lakelens.alerts.state import alerts, history, status
+    from lakelens.store import schema
+
+    now = ctx.clock()
+    s = schema.silences
+    silences = [
+        dict(row)
+        for row in conn.execute(
+            sa.select(s)
+            .where(sa.or_(s.c.ends_at > now - 7 * 86400, s.c.ended_at > now - 7 * 86400))
+            .order_by(s.c.starts_at.desc())
+            .limit(100)
+        ).mappings()
+    ]
+    for silence in silences:
+        silence["active"] = (
+            silence["ended_at"] is None and silence["starts_at"] <= now < silence["ends_at"]
+        )
+    return {
+        "title": "Alerts",
+        "firing": alerts(conn),
+        "history": history(conn, since=now - 7 * 86400, limit=200),
+        "silences": silences,
+        "counts": status(conn, now=now),
+        "now": now,
+    }
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request) -> HTMLResponse:
+    return _page(request, "alerts.html", "alerts", _alerts)

@@ -1,0 +1,319 @@
+"""End to end: headless Chromium (driven by Playwright) against `lakelens serve` on a demo store.
+
+Screenshots of every page land in test-artifacts/dashboard/ (git-ignored) for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+XSS_ASSET = "<img src=x onerror=alert(1)>"
+XSS_MESSAGE = "</script><script>alert(1)</script>"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Writes a log record from another process, as a pipeline would.
+WRITER = """
+import sys, lakelens
+from lakelens.config import load_settings
+lakelens.configure(settings=load_settings(home=sys.argv[1], log_format="none"))
+lakelens.get_logger("e2e").warning(sys.argv[2], source="another process")
+assert lakelens.flush(10)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
+
+
+def _record_hostile(home: Path) -> None:
+    """An asset and a log made of markup, next to the demo's data."""
+    import lakelens
+    from lakelens.config import load_settings
+    from lakelens.testing import recording
+
+    settings = load_settings(home=str(home), log_format="none")
+    with (
+        recording(settings=settings),
+        lakelens.run("hostile"),
+        lakelens.asset(XSS_ASSET, deps=["stg_glucose_entries"]),
+    ):
+        lakelens.get_logger("hostile").error(XSS_MESSAGE, html="<b onmouseover=alert(2)>")
+        lakelens.record(rows=1)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`lakelens serve` on 127.0.0.1 over a store filled by the demo (plus hostile names)."""
+    import httpx
+
+    from lakelens.demo import run_demo
+
+    home = tmp_path_factory.mktemp("browser") / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith("LAKELENS_")]:
+            patch.delenv(key)
+        run_demo(home, runs=288)
+        _record_hostile(home)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = home.parent / "serve.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lakelens", "serve", "--home", str(home), "--port", str(port)],
+            env={**_clean_env(), "LAKELENS_LOG_FORMAT": "json"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"lakelens serve exited:\n{log_path.read_text()}")
+            try:
+                if httpx.get(url + "/livez", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"lakelens serve did not start:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        failed = httpx.get(url + "/api/v1/runs", params={"status": "failure", "limit": 1}).json()
+        yield {"url": url, "home": home, "failed_run": failed["runs"][0]["run_id"]}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "Playwright is not installed (pip install playwright; no `playwright install`)"
+        if os.environ.get("LAKELENS_TEST_STRICT") == "1":
+            pytest.fail(f"{reason} (LAKELENS_TEST_STRICT=1 turns this skip into a failure)")
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def browser(require_tool: Callable[[str, str], str], playwright: Any) -> Iterator[Any]:
+    path = require_tool("chromium", "apt-get install chromium")
+    instance = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+    yield instance
+    instance.close()
+
+
+class Watched:
+    """A page that remembers console errors, page errors and dialogs."""
+
+    def __init__(self, browser: Any, width: int = 1280, height: int = 800) -> None:
+        self.page = browser.new_page(viewport={"width": width, "height": height})
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+
+        def dialog(d: Any) -> None:
+            self.dialogs.append(d.message)
+            d.dismiss()
+
+        self.page.on("dialog", dialog)
+
+    def open(self, url: str) -> Any:
+        response = self.page.goto(url)
+        self.page.wait_for_load_state("networkidle")
+        return response
+
+    def shot(self, name: str, *, full_page: bool = True) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+def _pages(server: dict[str, Any]) -> dict[str, str]:
+    from urllib.parse import quote
+
+    return {
+        "overview": "/",
+        "overview-7d": "/?period=7d",
+        "asset": "/assets/dlt_glucose_entries",
+        "asset-healthy": "/assets/publish_glucose_marts",
+        "lineage": "/lineage",
+        "lineage-asset": "/lineage/stg_glucose_entries",
+        "logs": "/logs",
+        "logs-errors": "/logs?level=warning",
+        "run": f"/runs/{server['failed_run']}",
+        "alerts": "/alerts",
+        "xss-asset": f"/assets/{quote(XSS_ASSET, safe='')}",
+    }
+
+
+def test_every_page_loads_without_console_errors(server: dict[str, Any], browser: Any) -> None:
+    wide = Watched(browser)
+    for name, path in _pages(server).items():
+        response = wide.open(server["url"] + path)
+        assert response.status == 200, path
+        assert response.headers["content-security-policy"].startswith("default-src 'none'")
+        wide.shot(name, full_page=not name.startswith("logs"))
+        assert wide.errors == [], (path, wide.errors)
+    narrow = Watched(browser, 390, 844)
+    for name in ("overview", "asset", "lineage", "logs", "run"):
+        narrow.open(server["url"] + _pages(server)[name])
+        # Nothing but the scroll boxes (tables, graphs) is wider than the screen.
+        width = narrow.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390 + 1, (name, width)
+        narrow.shot(f"{name}-narrow", full_page=name != "logs")
+        assert narrow.errors == [], (name, narrow.errors)
+    missing = wide.open(server["url"] + "/assets/dlt_glucose_entris")
+    assert missing.status == 404
+    assert "Did you mean" in wide.page.inner_text("main")
+    wide.shot("not-found")
+    assert wide.dialogs == [] and narrow.dialogs == []
+
+
+def test_click_from_overview_to_asset_lineage_and_trace(
+    server: dict[str, Any], browser: Any
+) -> None:
+    w = Watched(browser)
+    page = w.page
+    w.open(server["url"] + "/")
+    page.click("#assets a.asset >> text=dlt_glucose_entries")
+    page.wait_for_url("**/assets/dlt_glucose_entries")
+    assert "duration per run" in page.inner_text("main").lower()
+    page.click("text=Lineage & impact")
+    page.wait_for_url("**/lineage/dlt_glucose_entries")
+    # Selecting a node highlights everything downstream of it, without leaving the page.
+    node = page.locator('svg.dag a.node[data-name="fct_glucose_readings"]')
+    node.click()
+    assert "selected" in (node.get_attribute("class") or "")
+    impacted = page.locator("svg.dag a.node.impacted")
+    names = sorted(impacted.evaluate_all("els => els.map(e => e.dataset.name)"))
+    assert names == [
+        "fct_daily_glucose_metrics",
+        "mrt_glucose_hourly_patterns",
+        "mrt_glucose_readings",
+        "publish_glucose_marts",
+        "superset_glucose_dashboard",
+    ]
+    assert page.locator("svg.dag path.edge.hot").count() == 5
+    assert page.inner_text("#sel-count") == "5"
+    w.shot("lineage-selected", full_page=False)
+    # The second click follows the node's link.
+    node.click()
+    page.wait_for_url("**/assets/fct_glucose_readings")
+    page.click(".runs-table a >> text=trace")
+    page.wait_for_url("**/runs/**")
+    spans = page.locator("svg.waterfall g.span")
+    assert spans.count() >= 2
+    spans.nth(1).click()
+    opened = page.locator("details.span-detail[open]")
+    assert opened.count() == 1
+    assert "dbt.run_model" in page.inner_text("main") or opened.count() == 1
+    w.shot("run-span-selected", full_page=False)
+    assert w.errors == [] and w.dialogs == []
+
+
+def _write_log(home: Path, message: str) -> float:
+    """Write one record from another process; returns when it was committed (monotonic)."""
+    subprocess.run(
+        [sys.executable, "-c", WRITER, str(home), message],
+        env=_clean_env(),
+        check=True,
+        timeout=60,
+    )
+    return time.monotonic()
+
+
+def test_live_tail_shows_records_from_another_process(server: dict[str, Any], browser: Any) -> None:
+    w = Watched(browser)
+    page = w.page
+    w.open(server["url"] + "/logs")
+    before = page.locator("#log-rows tr").count()
+    page.check("#live-tail")
+    page.locator("#live-status.live").wait_for(timeout=5000)
+    marker = f"e2e marker {time.time():.6f}"
+    written = _write_log(server["home"], marker)
+    page.locator("#log-rows tr").first.get_by_text(marker).wait_for(timeout=2000)
+    assert time.monotonic() - written < 2.0
+    assert page.locator("#log-rows tr").count() == before + 1
+    assert page.locator("#log-rows tr.lvl-warning").first.inner_text().count(marker) == 1
+    # Hostile text through the stream is appended as text too.
+    _write_log(server["home"], XSS_MESSAGE)
+    page.locator("#log-rows tr").first.get_by_text(XSS_MESSAGE).wait_for(timeout=2000)
+    w.shot("logs-live", full_page=False)
+    page.uncheck("#live-tail")
+    assert page.inner_text("#live-status") == ""
+    assert w.errors == [] and w.dialogs == []
+
+
+def test_hostile_names_render_as_text_and_no_dialog_fires(
+    server: dict[str, Any], browser: Any
+) -> None:
+    from urllib.parse import quote
+
+    w = Watched(browser)
+    page = w.page
+    for path in (
+        f"/assets/{quote(XSS_ASSET, safe='')}",
+        f"/lineage/{quote(XSS_ASSET, safe='')}",
+        "/lineage",
+        "/logs?level=error",
+        "/",
+    ):
+        w.open(server["url"] + path)
+        page.wait_for_timeout(100)
+        assert page.locator("main img, main iframe").count() == 0, path
+    w.open(server["url"] + f"/assets/{quote(XSS_ASSET, safe='')}")
+    assert XSS_ASSET in page.inner_text("h1")
+    w.open(server["url"] + "/logs?level=error")
+    assert XSS_MESSAGE in page.inner_text("#log-rows")
+    assert w.dialogs == []
+    assert w.errors == []
+
+
+def test_overview_refreshes_in_place_keeping_scroll_and_period(
+    server: dict[str, Any], browser: Any
+) -> None:
+    w = Watched(browser, 1280, 600)
+    page = w.page
+    w.open(server["url"] + "/?period=7d&refresh=1")
+    page.evaluate("window.scrollTo(0, 500)")
+    page.evaluate("document.querySelector('.tiles').setAttribute('data-probe', '1')")
+    page.evaluate("window.lakelensProbe = 'same document'")
+    # The content is replaced (the probe disappears) by a fetch, not a reload.
+    page.locator("[data-probe]").wait_for(state="detached", timeout=5000)
+    assert page.evaluate("window.scrollY") == 500
+    assert page.url.endswith("/?period=7d&refresh=1")
+    assert page.locator('.segmented a[aria-current="true"]').inner_text() == "7d"
+    assert page.evaluate("window.lakelensProbe") == "same document"  # never reloaded
+    page.select_option("#refresh-select", "0")
+    assert page.url.endswith("refresh=0")
+    assert w.errors == []
