@@ -54,6 +54,7 @@ class AssetMetrics:
     last_duration: float | None
     avg_duration: float | None
     p95_duration: float | None
+    p99_duration: float | None
     failure_rate: float | None
     avg_rows: float | None
     total_bytes: int
@@ -84,12 +85,12 @@ class AssetMetrics:
         return data
 
 
-def _p95(values: list[float]) -> float | None:
+def _percentile(values: list[float], q: float) -> float | None:
     """numpy's linear percentile (the same definition as the summary)."""
     if not values:
         return None
     ordered = sorted(values)
-    h = (len(ordered) - 1) * 0.95
+    h = (len(ordered) - 1) * q
     low = math.floor(h)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (h - low) * (ordered[high] - ordered[low])
@@ -165,7 +166,8 @@ def asset_metrics(conn: sa.Connection, name: str, *, runs: int = 20, now: float)
         last_status=asset["last_status"],
         last_duration=finished[0].duration_seconds if finished else None,
         avg_duration=sum(durations) / len(durations) if durations else None,
-        p95_duration=_p95(durations),
+        p95_duration=_percentile(durations, 0.95),
+        p99_duration=_percentile(durations, 0.99),
         failure_rate=100.0 * failures / len(finished) if finished else None,
         avg_rows=sum(row_counts) / len(row_counts) if row_counts else None,
         total_bytes=sum(r.bytes or 0 for r in rows),

@@ -259,6 +259,7 @@ def _render_asset(result: AssetMetrics, console: Console) -> None:
         ("Last run duration", _seconds(result.last_duration)),
         ("Average duration", _seconds(result.avg_duration)),
         ("P95 duration", _seconds(result.p95_duration)),
+        ("P99 duration", _seconds(result.p99_duration)),
         ("Failure rate", f"{_rate(result.failure_rate)} ({failures}/{len(finished)})"),
         ("Avg rows/run", "-" if result.avg_rows is None else format_count(round(result.avg_rows))),
         (
