@@ -7,6 +7,7 @@ TOOLS="
 dot graphviz
 promtool prometheus
 chromium chromium
+amtool prometheus-alertmanager
 "
 missing=()
 while read -r cmd pkg; do

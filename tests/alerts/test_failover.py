@@ -50,7 +50,9 @@ def _evaluator_owner(store: Store) -> str | None:
 def test_one_evaluator_and_failover_without_duplicates(postgres_url, receiver) -> None:
     store = Store(postgres_url)
     with store.engine.begin() as conn:  # earlier tests' failing assets would alert too
-        conn.execute(sa.text(f"TRUNCATE {', '.join(t.name for t in schema.metadata.sorted_tables)}"))
+        conn.execute(
+            sa.text(f"TRUNCATE {', '.join(t.name for t in schema.metadata.sorted_tables)}")
+        )
     env = dict(os.environ, LAKELENS_ALERT_IN_PROCESS="0")
     hook = receiver.url_for("/hook")
     servers = [

@@ -170,11 +170,13 @@ def exposition(ctx: ServerContext) -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.process_collector import ProcessCollector
 
+    from lakelens.export.alerting_metrics import alerting_families
     from lakelens.export.prometheus import StoreCollector
 
     with ctx.store.connect() as conn:
         families = list(StoreCollector(conn, since=None, now=ctx.clock()).collect())
         families += runtime_families(ctx, conn)
+        families += alerting_families(conn, now=ctx.clock())
         families += list(ProcessCollector(registry=None).collect())
         taken = {f.name for f in families} | {s.name for f in families for s in f.samples}
         families += custom_families(conn, taken)
