@@ -154,6 +154,16 @@ class Runtime:
                         sink = remote_sink_factory(settings)
                     else:
                         sink = lambda: self.store.write  # noqa: E731
+                    if (
+                        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                        or os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+                    ):
+                        # Telemetry out: spans and logs also go to an OTLP collector.
+                        from lakelens.sdk._otlp import OtlpExporter
+
+                        inner = sink
+                        sink = lambda: OtlpExporter(inner())  # noqa: E731
                     self._writer = Writer(
                         sink,
                         queue_size=settings.queue_size,
