@@ -1,4 +1,4 @@
-"""Several servers on one PostgreSQL store: exactly one evaluates; when it dies another takes over."""
+"""Two `lakelens serve` on one PostgreSQL store: exactly one evaluates; when it dies the other takes over."""
 
 from __future__ import annotations
 
@@ -12,19 +12,6 @@ import time
 import sqlalchemy as sa
 
 from lakelens.store import Store, schema
-
-LOOP = textwrap.dedent(
-    """
-    import sys, threading
-    from lakelens.alerts.config import AlertingConfig
-    from lakelens.alerts.service import AlertingService
-    from lakelens.store import Store
-    store = Store(sys.argv[1])
-    cfg = AlertingConfig(destinations={"hook": {"type": "webhook", "url": sys.argv[2]}}, evaluation_interval=2)
-    print("ready", flush=True)
-    AlertingService(store, cfg).run_forever(threading.Event())
-    """
-)
 
 FAIL = textwrap.dedent(
     """
@@ -40,6 +27,47 @@ FAIL = textwrap.dedent(
 )
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(postgres_url: str, hook: str, home: str) -> tuple[subprocess.Popen[str], str]:
+    """A real `lakelens serve` on a free port, evaluating alerts every 2 s."""
+    import httpx
+
+    port = _free_port()
+    env = dict(
+        os.environ,
+        LAKELENS_DATABASE_URL=postgres_url,
+        LAKELENS_ALERT_WEBHOOK_URL=hook,
+        LAKELENS_ALERT_EVALUATION_INTERVAL="2s",
+        LAKELENS_ALERT_IN_PROCESS="0",
+        LAKELENS_LOG_FORMAT="none",
+    )
+    lakelens_cli = os.path.join(os.path.dirname(sys.executable), "lakelens")
+    proc = subprocess.Popen(
+        [lakelens_cli, "serve", "--port", str(port), "--home", home],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/livez", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("lakelens serve did not start")
+
+
 def _evaluator_owner(store: Store) -> str | None:
     with store.connect() as conn:
         return conn.execute(
@@ -47,7 +75,9 @@ def _evaluator_owner(store: Store) -> str | None:
         ).scalar()
 
 
-def test_one_evaluator_and_failover_without_duplicates(postgres_url, receiver) -> None:
+def test_two_servers_one_evaluator_and_failover_without_duplicates(
+    postgres_url, receiver, tmp_path
+) -> None:
     store = Store(postgres_url)
     with store.engine.begin() as conn:  # earlier tests' failing assets would alert too
         conn.execute(
@@ -55,18 +85,8 @@ def test_one_evaluator_and_failover_without_duplicates(postgres_url, receiver) -
         )
     env = dict(os.environ, LAKELENS_ALERT_IN_PROCESS="0")
     hook = receiver.url_for("/hook")
-    servers = [
-        subprocess.Popen(
-            [sys.executable, "-c", LOOP, postgres_url, hook],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(2)
-    ]
+    servers = [_serve(postgres_url, hook, str(tmp_path / f"server{n}"))[0] for n in range(2)]
     try:
-        for server in servers:
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 20
         while _evaluator_owner(store) is None and time.monotonic() < deadline:
             time.sleep(0.2)
