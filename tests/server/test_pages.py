@@ -320,7 +320,8 @@ def demo_client(demo: dict[str, Any]) -> Iterator[Any]:
         yield test_client
 
 
-def test_pages_render_in_under_300ms_on_the_demo_store(demo_client: Any) -> None:
+def test_every_page_renders_on_the_demo_store(demo_client: Any) -> None:
+    """Render time is measured by bench/pages.py (a timed assertion would flake on shared machines)."""
     run_id = demo_client.get("/api/v1/runs", params={"status": "failure"}).json()["runs"][0]
     paths = [
         "/",
@@ -334,13 +335,7 @@ def test_pages_render_in_under_300ms_on_the_demo_store(demo_client: Any) -> None
         "/alerts",
     ]
     for path in paths:
-        demo_client.get(path)  # warm: templates compiled, connections pooled
-    for path in paths:
-        began = time.perf_counter()
-        response = demo_client.get(path)
-        elapsed = (time.perf_counter() - began) * 1000
-        assert_html_page(response)
-        assert elapsed < 300, f"{path} took {elapsed:.0f} ms"
+        assert_html_page(demo_client.get(path))
 
 
 def test_demo_overview_equals_the_api(demo_client: Any) -> None:
