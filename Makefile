@@ -20,6 +20,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/lakelens demo
+	@echo
+	@echo "The lakelens command is in $(VENV)/bin: run '. $(VENV)/bin/activate' to use it, then"
+	@echo "'lakelens serve' and open http://127.0.0.1:8765/ for the dashboard."
 
 test-tools:
 	bash scripts/install-test-tools.sh
