@@ -726,3 +726,47 @@ def test_parent_run_unit_tests_and_compile_runs(tmp_path: Path, store: Store) ->
     unit = checks["joins_customers"]
     assert (unit.asset, unit.passed, unit.severity) == ("fct_orders", False, "error")
     assert unit.attributes["dbt.test_type"] == "unit"
+
+
+def test_dbt_log_lines_join_the_orchestrated_run(dbt_runs: DbtRuns, tmp_path: Path) -> None:
+    """dbt run in-process inside a lakelens run: `lakelens logs --run-id` tells the whole story."""
+    from dbt.cli.main import dbtRunner
+
+    import lakelens
+    from lakelens.cli.main import app
+    from lakelens.config import load_settings
+    from lakelens.integrations.dbt import log_callback
+
+    lakelens.configure(settings=load_settings(home=str(tmp_path), log_format="none"))
+    root_logger = logging.getLogger()
+    saved = (root_logger.level, list(root_logger.handlers))
+    try:
+        with lakelens.run("orchestrated", run_id="orchestrated-1"):
+            lakelens.get_logger("orchestrator").info("starting dbt")
+            outcome = dbtRunner(callbacks=[log_callback]).invoke(
+                [
+                    "run",
+                    "--project-dir",
+                    str(dbt_runs.project),
+                    "--profiles-dir",
+                    str(dbt_runs.project),
+                ]
+            )
+            lakelens.get_logger("orchestrator").info("dbt finished")
+        assert outcome.success
+        lakelens.flush()
+    finally:
+        root_logger.setLevel(saved[0])
+        root_logger.handlers[:] = saved[1]
+        lakelens.configure(settings=load_settings(home=str(tmp_path / "x"), log_format="none"))
+    result = CliRunner().invoke(
+        app, ["logs", "--run-id", "orchestrated-1", "--json", "-n", "500", "--home", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    loggers = [r["logger"] for r in records]
+    assert loggers[0] == "orchestrator" and loggers[-1] == "orchestrator" and "dbt" in loggers
+    dbt_lines = [r for r in records if r["logger"] == "dbt"]
+    assert all(r["run_id"] == "orchestrated-1" and r["job"] == "orchestrated" for r in dbt_lines)
+    assert any("Completed successfully" in r["message"] for r in dbt_lines)
+    assert any(r["asset"] == "stg_orders" for r in dbt_lines)  # node lines carry their model
