@@ -90,3 +90,15 @@ def test_retention_setting_is_the_default(tmp_path) -> None:
     store.write(_events(now, 6, "six"))
     assert store.prune(now=now)["runs"] == 1
     store.close()
+
+
+def test_prune_refreshes_planner_statistics(tmp_path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'l.db'}")
+    now = time.time()
+    for age in (1, 2, 3):
+        store.write(_events(now, age, f"d{age}"))
+    store.prune(30, now=now)
+    with store.connect() as conn:
+        analysed = {row[0] for row in conn.exec_driver_sql("SELECT tbl FROM sqlite_stat1")}
+    assert {"logs", "materializations", "runs"} <= analysed
+    store.close()
