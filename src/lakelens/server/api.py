@@ -75,11 +75,11 @@ def get_summary(
 
 @router.get("/assets", summary="Every asset with its latest status and freshness")
 def get_assets(request: Request) -> Response:
-    from lakelens.analysis.lineage import annotate, load_graph
+    from lakelens.analysis.lineage import annotate
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
-        graph = load_graph(conn)
+        graph = ctx.graph(conn)
         annotate(conn, graph, list(graph.nodes), now=ctx.clock())
     return json_response({"assets": [node_dict(graph.nodes[name]) for name in sorted(graph.nodes)]})
 
@@ -96,13 +96,12 @@ def get_asset(
 ) -> Response:
     from lakelens.analysis.asset_metrics import asset_metrics
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.lineage import load_graph
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
         result = asset_metrics(conn, resolved, runs=runs, now=ctx.clock())
-        graph = load_graph(conn)
+        graph = ctx.graph(conn)
     data: dict[str, Any] = jsonable(result.to_dict())
     data["upstream_assets"] = graph.upstream.get(resolved, [])
     data["downstream_assets"] = graph.downstream.get(resolved, [])
@@ -265,18 +264,14 @@ def get_logs(
     )
 
 
-# One lineage graph per store, reused while its assets and edges are unchanged.
-_GRAPHS: dict[str, Any] = {}
-
-
 @router.get("/lineage", summary="The whole lineage graph (`lakelens lineage export --format json`)")
 def get_lineage_graph(request: Request) -> Response:
-    from lakelens.analysis.lineage import annotate, load_graph
+    from lakelens.analysis.lineage import annotate
     from lakelens.export.lineage import to_json
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
-        graph = load_graph(conn)
+        graph = ctx.graph(conn)
         annotate(conn, graph, list(graph.nodes), now=ctx.clock())
     return json_response(jsonable(to_json(graph)))
 
@@ -288,12 +283,12 @@ def get_lineage_graph(request: Request) -> Response:
 )
 def get_impact(request: Request, name: str) -> Response:
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.lineage import GraphCache, impact
+    from lakelens.analysis.lineage import impact
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
-        graph = _GRAPHS.setdefault(ctx.store.url, GraphCache()).get(conn)
+        graph = ctx.graph(conn)
     return json_response(impact_dict(impact(graph, resolved), graph))
 
 
@@ -311,12 +306,12 @@ def get_lineage(
     ),
 ) -> Response:
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.lineage import annotate, find_cycles, load_graph, tree
+    from lakelens.analysis.lineage import annotate, find_cycles, tree
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
-        graph = load_graph(conn)
+        graph = ctx.graph(conn)
         trees = {
             d: tree(graph, resolved, d, depth or MAX_DEPTH)
             for d in ("up", "down")

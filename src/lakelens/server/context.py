@@ -65,6 +65,17 @@ class ServerContext:
     max_streams: int = 32
     streams: int = 0
     streams_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The lineage graph, read again only when assets or edges change (every page and
+    # lineage endpoint needs it; a 10,000-node graph takes ~100 ms to load).
+    graphs: Any = field(default=None, repr=False)
+
+    def graph(self, conn: Any) -> Any:
+        """The store's lineage graph (analysis.lineage.LineageGraph), from the cache."""
+        if self.graphs is None:
+            from lakelens.analysis.lineage import GraphCache
+
+            self.graphs = GraphCache()
+        return self.graphs.get(conn)
 
     @classmethod
     def build(

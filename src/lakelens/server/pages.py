@@ -296,13 +296,13 @@ def _overview(
         from lakelens.alerts.state import alerts
         from lakelens.analysis.asset_metrics import asset_metrics
         from lakelens.analysis.assets import asset_names
-        from lakelens.analysis.lineage import annotate, load_graph
+        from lakelens.analysis.lineage import annotate
         from lakelens.analysis.summary import status_of, summary
 
         now = ctx.clock()
         result = summary(conn, since=_since(period, now, "period"))
         status, reasons = status_of(result)
-        graph = load_graph(conn)
+        graph = ctx.graph(conn)
         annotate(conn, graph, list(graph.nodes), now=now)
         layers = charts.layout_dag(graph).layer if graph.nodes else {}
         known = set(asset_names(conn))
@@ -426,12 +426,12 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.analysis.asset_metrics import asset_metrics
         from lakelens.analysis.assets import resolve_asset
-        from lakelens.analysis.lineage import annotate, load_graph, neighbourhood
+        from lakelens.analysis.lineage import annotate, neighbourhood
 
         now = ctx.clock()
         resolved = resolve_asset(conn, name)
         metrics = asset_metrics(conn, resolved, runs=runs, now=now)
-        graph = load_graph(conn)
+        graph = ctx.graph(conn)
         hood = neighbourhood(graph, resolved, depth=1)
         annotate(conn, graph, list(hood.nodes), now=now)
         node = graph.nodes[resolved]
@@ -526,13 +526,12 @@ def _lineage(name: str | None) -> Callable[[sa.Connection, ServerContext], dict[
             annotate,
             find_cycles,
             impact,
-            load_graph,
             neighbourhood,
         )
         from lakelens.server.shapes import impact_dict
 
         now = ctx.clock()
-        graph = load_graph(conn)
+        graph = ctx.graph(conn)
         resolved = None if name is None else resolve_asset(conn, name)
         shown = graph if resolved is None else neighbourhood(graph, resolved)
         annotate(conn, graph, list(shown.nodes), now=now)
