@@ -181,3 +181,16 @@ def test_metrics_summary_counts_active_alerts(home) -> None:
         "Active alerts: 1" in text
         and "✗ loader failed: RuntimeError: Connection timeout after 30s" in text
     )
+
+
+def test_in_process_alerting_follows_the_alerting_config(tmp_path, monkeypatch) -> None:
+    """A PagerDuty URL without a key is no destination: the failed run evaluates nothing."""
+    from lakelens.sdk._alerting import _configured
+
+    lakelens.configure(settings=load_settings(home=str(tmp_path), log_format="none"))
+    monkeypatch.setenv("LAKELENS_ALERT_PAGERDUTY_URL", "http://127.0.0.1:9/pd")
+    assert _configured() is False
+    monkeypatch.setenv("LAKELENS_ALERT_PAGERDUTY_KEY", "k" * 32)
+    assert _configured() is True
+    monkeypatch.setenv("LAKELENS_ALERT_IN_PROCESS", "0")
+    assert _configured() is False

@@ -20,15 +20,19 @@ EXIT_WAIT_SECONDS = 15.0
 
 
 def _configured() -> bool:
+    """True when alerting has somewhere to send (the same rule as alerts/config.py uses)."""
     if os.environ.get("LAKELENS_ALERT_IN_PROCESS", "1").lower() in ("0", "false", "no"):
         return False
-    if any(
-        k.startswith("LAKELENS_ALERT_") and k.endswith(("_WEBHOOK", "_KEY", "_SMTP_HOST", "_URL"))
-        for k in os.environ
-    ):
-        return True
-    alerts = RT.settings.raw.get("alerts") if RT.settings.raw else None
-    return bool(isinstance(alerts, dict) and alerts.get("destinations"))
+    from lakelens.alerts.config import load_alerting
+
+    try:
+        return load_alerting(RT.settings).enabled
+    except Exception as exc:  # a bad alerting config must not break the pipeline
+        print(
+            f"lakelens: alerting is misconfigured ({exc}); no alerts from this run.",
+            file=sys.stderr,
+        )
+        return False
 
 
 def _evaluate(store: Any, writer: Any) -> None:
