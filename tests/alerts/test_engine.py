@@ -458,3 +458,21 @@ def test_the_loop_reacts_to_a_failure_committed_by_another_process(tmp_path, rec
         loop.join(timeout=10)
         service.close()
         store.close()
+
+
+def test_failed_checks_of_assets_sharing_their_latest_run_each_alert(recorder, receiver) -> None:
+    store, clock = recorder
+    with lakelens.run("job"):
+        for asset in ("orders", "customers"):
+            with lakelens.asset(asset):
+                lakelens.check(
+                    "not_null", passed=False, severity="error", valid_rows=9, total_rows=10
+                )
+    lakelens.flush()
+    AlertEngine(store, config(receiver)).evaluate(now=clock())
+    a = schema.alerts
+    with store.connect() as conn:
+        assets = sorted(
+            conn.execute(sa.select(a.c.asset).where(a.c.rule == "check_failed")).scalars()
+        )
+    assert assets == ["customers", "orders"]

@@ -122,7 +122,8 @@ def _failures(ctx: _Context) -> list[Finding]:
             continue
         failed = ctx.conn.execute(
             sa.select(m.c.error_type, m.c.error_message, m.c.partition, m.c.run_id)
-            .where(m.c.asset == name, m.c.run_id == row.last_run_id, m.c.status == "failure")
+            # `status || ''`: look the run up by its index, not through every failure.
+            .where(m.c.asset == name, m.c.run_id == row.last_run_id, (m.c.status + "") == "failure")
             .limit(1)
         ).first()
         error_type = (failed.error_type if failed else None) or "Error"
@@ -153,25 +154,37 @@ def _failures(ctx: _Context) -> list[Finding]:
 
 def _checks(ctx: _Context) -> list[Finding]:
     """A check that failed in its asset's latest run; a check whose pass rate is too low."""
-    c, a = schema.check_results, schema.assets
+    c = schema.check_results
     out = []
-    failed = ctx.conn.execute(
-        sa.select(
-            c.c.id,
-            c.c.asset,
-            c.c.name,
-            c.c.severity,
-            c.c.value,
-            c.c.threshold,
-            c.c.valid_rows,
-            c.c.total_rows,
-            c.c.message,
-            c.c.run_id,
-        )
-        .join(a, sa.and_(a.c.name == c.c.asset, a.c.last_run_id == c.c.run_id))
-        .where(c.c.passed.is_(False))
-        .order_by(c.c.asset, c.c.name, c.c.time)
-    ).all()
+    # Failed checks of each asset's latest run: probe the run_id index with the latest run
+    # ids; a join let the planner scan every check result first (1.5 s a pass at 1M rows).
+    latest: dict[str, set[str]] = {}  # one run can be the latest of several assets
+    for name, asset_row in ctx.assets.items():
+        if asset_row.last_run_id:
+            latest.setdefault(asset_row.last_run_id, set()).add(name)
+    run_ids = sorted(latest)
+    failed = []
+    for first in range(0, len(run_ids), 500):
+        failed += [
+            row
+            for row in ctx.conn.execute(
+                sa.select(
+                    c.c.id,
+                    c.c.asset,
+                    c.c.name,
+                    c.c.severity,
+                    c.c.value,
+                    c.c.threshold,
+                    c.c.valid_rows,
+                    c.c.total_rows,
+                    c.c.message,
+                    c.c.run_id,
+                    c.c.time,
+                ).where(c.c.run_id.in_(run_ids[first : first + 500]), c.c.passed.is_(False))
+            )
+            if row.asset in latest.get(row.run_id, ())
+        ]
+    failed.sort(key=lambda r: (r.asset, r.name, r.time))
     for row in failed:
         detail = row.message or (
             f"{row.valid_rows:,}/{row.total_rows:,} rows valid"
@@ -290,7 +303,9 @@ def _slow_and_volume(ctx: _Context) -> list[Finding]:
             sa.select(m.c.duration, m.c.rows, m.c.run_id, m.c.start_time)
             .where(
                 m.c.asset == name,
-                m.c.status == "success",
+                # `status || ''` keeps the planner on (asset, start_time): the status index
+                # reads every success of every asset in the window (29 s a pass at 1M rows).
+                (m.c.status + "") == "success",
                 m.c.start_time >= ctx.now - rules.volume_window,
             )
             .order_by(m.c.start_time.desc())
