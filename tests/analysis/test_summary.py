@@ -163,8 +163,10 @@ def test_percentiles_match_numpys_linear_definition(store_url: str, n: int) -> N
                     for i, v in enumerate(values)
                 ],
             )
-        with store.connect() as conn:
-            count, found = percentiles(conn, t.c.duration, [t.c.asset == "x"], QUANTILES)
+        with store.reader() as db:
+            count, found = percentiles(
+                db, "materializations", "duration", "asset = :a", {"a": "x"}, QUANTILES
+            )
     finally:
         store.close()
     assert count == n
@@ -176,10 +178,9 @@ def test_percentiles_match_numpys_linear_definition(store_url: str, n: int) -> N
 
 def test_percentiles_of_nothing_are_none(store_url: str) -> None:
     store = Store(store_url)
-    t = tables.materializations
     try:
-        with store.connect() as conn:
-            assert percentiles(conn, t.c.duration, [], (0.5,)) == (0, [None])
+        with store.reader() as db:
+            assert percentiles(db, "materializations", "duration", "", {}, (0.5,)) == (0, [None])
     finally:
         store.close()
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+from lakelens.analysis._db import Reader, borrow
 
-from lakelens.store import schema
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["AssetMetrics", "CheckRate", "RunRow", "asset_metrics"]
 
@@ -96,61 +97,59 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (h - low) * (ordered[high] - ordered[low])
 
 
-def asset_metrics(conn: sa.Connection, name: str, *, runs: int = 20, now: float) -> AssetMetrics:
+def asset_metrics(
+    conn: Reader | sa.Connection, name: str, *, runs: int = 20, now: float
+) -> AssetMetrics:
     """The asset's definition, state and its last `runs` finished or running materializations."""
-    a, m, c, e = schema.assets, schema.materializations, schema.check_results, schema.lineage_edges
-    asset = conn.execute(sa.select(a).where(a.c.name == name)).mappings().one()
-    recent = conn.execute(
-        sa.select(
-            m.c.run_id,
-            m.c.start_time,
-            m.c.duration,
-            m.c.rows,
-            m.c.bytes,
-            m.c.status,
-            m.c.error_type,
-            m.c.error_message,
-        )
-        .where(m.c.asset == name)
-        .order_by(m.c.start_time.desc(), m.c.id.desc())
-        .limit(runs)
-    ).all()
+    db = borrow(conn)
+    found = db.dicts("SELECT * FROM assets WHERE name = :name", {"name": name})
+    if not found:
+        raise LookupError(f"no asset {name!r}")
+    asset = found[0]
+    recent = db.rows(
+        "SELECT run_id, start_time, duration, rows, bytes, status, error_type, error_message "
+        "FROM materializations WHERE asset = :name ORDER BY start_time DESC, id DESC "
+        "LIMIT :runs",
+        {"name": name, "runs": runs},
+    )
     rows = [RunRow(*r) for r in recent]
     finished = [r for r in rows if r.status in ("success", "failure")]
     durations = [r.duration_seconds for r in finished if r.duration_seconds is not None]
     row_counts = [r.rows for r in rows if r.status == "success" and r.rows is not None]
     failures = sum(1 for r in finished if r.status == "failure")
-    upstream = conn.execute(
-        sa.select(sa.func.count(sa.distinct(e.c.upstream))).where(e.c.downstream == name)
-    ).scalar_one()
-    downstream = conn.execute(
-        sa.select(sa.func.count(sa.distinct(e.c.downstream))).where(e.c.upstream == name)
-    ).scalar_one()
+    upstream = db.value(
+        "SELECT count(DISTINCT upstream) FROM lineage_edges WHERE downstream = :name",
+        {"name": name},
+    )
+    downstream = db.value(
+        "SELECT count(DISTINCT downstream) FROM lineage_edges WHERE upstream = :name",
+        {"name": name},
+    )
     run_ids = sorted({r.run_id for r in rows})
     checks: list[CheckRate] = []
     if run_ids:
-        results = conn.execute(
-            sa.select(c.c.name, c.c.severity, c.c.passed, c.c.value, c.c.time)
-            # `asset || ''` keeps SQLite on the run_id index: the asset's own index would
-            # read every check result the asset ever had.
-            .where((c.c.asset + "") == name, c.c.run_id.in_(run_ids))
-            .order_by(c.c.name, c.c.time)
-        ).all()
+        # `asset || ''` keeps SQLite on the run_id index: the asset's own index would read
+        # every check result the asset ever had.
+        results = db.rows(
+            "SELECT name, severity, passed, value, time FROM check_results "
+            "WHERE asset || '' = :name AND run_id IN :run_ids ORDER BY name, time",
+            {"name": name, "run_ids": run_ids},
+        )
         by_name: dict[str, list[Any]] = {}
         for result in results:
-            by_name.setdefault(result.name, []).append(result)
+            by_name.setdefault(result[0], []).append(result)
         for check_name, items in by_name.items():
-            passed = sum(1 for i in items if i.passed)
-            last = items[-1]
+            passed = sum(1 for i in items if i[2])
+            _, severity, last_passed, last_value, _ = items[-1]
             checks.append(
                 CheckRate(
                     name=check_name,
-                    severity=last.severity,
+                    severity=severity,
                     results=len(items),
                     passed=passed,
                     pass_rate=100.0 * passed / len(items),
-                    last_passed=bool(last.passed),
-                    last_value=last.value,
+                    last_passed=bool(last_passed),
+                    last_value=last_value,
                 )
             )
     last_success = asset["last_success_time"]

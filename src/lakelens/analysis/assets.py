@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
+from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import LakelensError
-from lakelens.store import schema
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["UnknownAssetError", "asset_names", "resolve_asset"]
 
@@ -16,21 +18,17 @@ class UnknownAssetError(LakelensError):
     """The name matches no recorded asset."""
 
 
-def asset_names(conn: sa.Connection) -> list[str]:
+def asset_names(conn: Reader | sa.Connection) -> list[str]:
     """Every asset the store knows of (the registry includes lineage-only names)."""
-    return list(
-        conn.execute(sa.select(schema.assets.c.name).order_by(schema.assets.c.name)).scalars()
-    )
+    return borrow(conn).column("SELECT name FROM assets ORDER BY name")
 
 
-def resolve_asset(conn: sa.Connection, name: str) -> str:
+def resolve_asset(conn: Reader | sa.Connection, name: str) -> str:
     """`name` itself when recorded; otherwise UnknownAssetError with the closest names."""
-    exists = conn.execute(
-        sa.select(schema.assets.c.name).where(schema.assets.c.name == name)
-    ).first()
-    if exists:
+    db = borrow(conn)
+    if db.row("SELECT name FROM assets WHERE name = :name", {"name": name}):
         return name
-    names = asset_names(conn)
+    names = asset_names(db)
     if not names:
         raise UnknownAssetError(
             f"Unknown asset {name!r}: no assets are recorded yet — try `lakelens demo`."

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from lakelens.analysis._db import window
+from lakelens.analysis._db import borrow, since_until, window
 from lakelens.analysis.summary import percentiles
 from lakelens.store import schema
 
@@ -66,10 +66,17 @@ def asset_periods(
     }
     last_success = dict(conn.execute(sa.select(a.c.name, a.c.last_success_time)).all())
     out = []
+    db = borrow(conn)
+    period_sql, params = since_until("start_time", since, until)
     for asset, total, ok, failed, n_rows, n_bytes, cpu, avg, longest in rows:
         finished = int(ok or 0) + int(failed or 0)
         _, (p95,) = percentiles(
-            conn, m.c.duration, [m.c.asset == asset, *period, m.c.duration.is_not(None)], (0.95,)
+            db,
+            "materializations",
+            "duration",
+            f"asset = :asset AND {period_sql} AND duration IS NOT NULL",
+            {"asset": asset, **params},
+            (0.95,),
         )
         out.append(
             AssetPeriod(

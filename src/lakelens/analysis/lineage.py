@@ -6,10 +6,12 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+from lakelens.analysis._db import Reader, borrow
 
-from lakelens.store import schema
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = [
     "EXTERNAL_KINDS",
@@ -67,37 +69,28 @@ class LineageGraph:
         return name in self.nodes
 
 
-def load_graph(conn: sa.Connection) -> LineageGraph:
+def load_graph(conn: Reader | sa.Connection) -> LineageGraph:
     """Every asset and every edge (edges from several sources count once)."""
     import json
 
-    a = schema.assets
+    db = borrow(conn)
     nodes = {
-        row.name: LineageNode(
-            name=row.name,
-            kind=row.kind or "asset",
-            owner=row.owner,
-            layer=row.layer,
-            critical=bool(row.critical),
-            freshness_seconds=row.freshness_seconds,
-            tags=json.loads(row.tags) if row.tags else {},
+        name: LineageNode(
+            name=name,
+            kind=kind or "asset",
+            owner=owner,
+            layer=layer,
+            critical=bool(critical),
+            freshness_seconds=freshness,
+            tags=json.loads(tags) if tags else {},
         )
-        for row in conn.execute(
-            sa.select(
-                a.c.name,
-                a.c.kind,
-                a.c.owner,
-                a.c.layer,
-                a.c.critical,
-                a.c.freshness_seconds,
-                a.c.tags,
-            )
+        for name, kind, owner, layer, critical, freshness, tags in db.rows(
+            "SELECT name, kind, owner, layer, critical, freshness_seconds, tags FROM assets"
         )
     }
-    e = schema.lineage_edges
     upstream: dict[str, set[str]] = {}
     downstream: dict[str, set[str]] = {}
-    for up, down in conn.execute(sa.select(e.c.upstream, e.c.downstream).distinct()):
+    for up, down in db.rows("SELECT DISTINCT upstream, downstream FROM lineage_edges"):
         downstream.setdefault(up, set()).add(down)
         upstream.setdefault(down, set()).add(up)
         for name in (up, down):
@@ -124,19 +117,16 @@ class GraphCache:
         self._graph: LineageGraph | None = None
 
     @staticmethod
-    def _marker_of(conn: sa.Connection) -> tuple[object, ...]:
-        a, e = schema.assets, schema.lineage_edges
-        edges = conn.execute(sa.select(sa.func.count(), sa.func.max(e.c.updated_at))).one()
-        assets = conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.max(a.c.updated_at),
-                sa.func.sum(sa.case((a.c.kind == "source", 1), else_=0)),
-            )
-        ).one()
+    def _marker_of(conn: Reader | sa.Connection) -> tuple[object, ...]:
+        db = borrow(conn)
+        edges = db.rows("SELECT count(*), max(updated_at) FROM lineage_edges")[0]
+        assets = db.rows(
+            "SELECT count(*), max(updated_at), "
+            "sum(CASE WHEN kind = 'source' THEN 1 ELSE 0 END) FROM assets"
+        )[0]
         return (*edges, *assets)
 
-    def get(self, conn: sa.Connection) -> LineageGraph:
+    def get(self, conn: Reader | sa.Connection) -> LineageGraph:
         marker = self._marker_of(conn)
         with self._lock:
             if self._graph is None or marker != self._marker:
@@ -145,14 +135,16 @@ class GraphCache:
             return self._graph
 
 
-def annotate(conn: sa.Connection, graph: LineageGraph, names: Iterable[str], *, now: float) -> None:
+def annotate(
+    conn: Reader | sa.Connection, graph: LineageGraph, names: Iterable[str], *, now: float
+) -> None:
     """Fill in last status, last success and age for `names` from the assets' kept state."""
+    db = borrow(conn)
     wanted = [n for n in dict.fromkeys(names) if n in graph.nodes]
-    a = schema.assets
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = conn.execute(
-            sa.select(a.c.name, a.c.last_status, a.c.last_success_time).where(a.c.name.in_(chunk))
+        rows = db.rows(
+            "SELECT name, last_status, last_success_time FROM assets WHERE name IN :names",
+            {"names": wanted[start : start + 500]},
         )
         for name, status, last_success in rows:
             node = graph.nodes[name]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
+from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import InvalidArgumentError
 from lakelens.model import LEVELS, LogRecord, from_epoch
-from lakelens.store import schema
 
-__all__ = ["LogFilter", "follow", "parse_level", "search"]
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = ["LogFilter", "follow", "page", "parse_level", "search"]
+
+COLUMNS = "id, time, level, message, logger, run_id, asset, job, trace_id, span_id, attributes"
 
 
 def parse_level(text: str | None) -> int | None:
@@ -41,66 +45,93 @@ class LogFilter:
     until: float | None = None
     grep: str | None = None
 
-    def where(self) -> list[sa.ColumnElement[bool]]:
-        t = schema.logs
-        clauses: list[sa.ColumnElement[bool]] = []
-        if self.asset is not None:
-            clauses.append(t.c.asset == self.asset)
-        if self.job is not None:
-            clauses.append(t.c.job == self.job)
-        if self.run_id is not None:
-            clauses.append(t.c.run_id == self.run_id)
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        """The filter as an SQL condition on `logs` (always true when nothing is set)."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        for column, value in (("asset", self.asset), ("job", self.job), ("run_id", self.run_id)):
+            if value is not None:
+                clauses.append(f"{column} = :{column}")
+                params[column] = value
         if self.min_level is not None:
-            clauses.append(t.c.level >= self.min_level)
+            clauses.append("level >= :min_level")
+            params["min_level"] = self.min_level
         if self.since is not None:
-            clauses.append(t.c.time >= self.since)
+            clauses.append("time >= :since")
+            params["since"] = self.since
         if self.until is not None:
-            clauses.append(t.c.time < self.until)
+            clauses.append("time < :until")
+            params["until"] = self.until
         if self.grep:
+            # Case-insensitive substring; '/' escapes the pattern's own % and _.
+            escaped = self.grep.replace("/", "//").replace("%", "/%").replace("_", "/_")
             clauses.append(
-                sa.or_(
-                    t.c.message.icontains(self.grep, autoescape=True),
-                    t.c.attributes.icontains(self.grep, autoescape=True),
-                )
+                "(lower(message) LIKE lower(:grep) ESCAPE '/' "
+                "OR lower(attributes) LIKE lower(:grep) ESCAPE '/')"
             )
-        return clauses
+            params["grep"] = f"%{escaped}%"
+        return (" AND ".join(clauses) or "1 = 1"), params
 
 
-def _record(row: sa.Row) -> LogRecord:
+def _record(row: Sequence[Any]) -> LogRecord:
+    """A LogRecord from a row of COLUMNS."""
+    id_, at, level, message, logger, run_id, asset, job, trace_id, span_id, attributes = row
     return LogRecord(
-        id=row.id,
-        time=from_epoch(row.time),  # type: ignore[arg-type]
-        level=row.level,
-        message=row.message,
-        logger=row.logger,
-        run_id=row.run_id,
-        asset=row.asset,
-        job=row.job,
-        trace_id=row.trace_id,
-        span_id=row.span_id,
-        attributes=json.loads(row.attributes) if row.attributes else {},
+        id=id_,
+        time=from_epoch(at),  # type: ignore[arg-type]
+        level=level,
+        message=message,
+        logger=logger,
+        run_id=run_id,
+        asset=asset,
+        job=job,
+        trace_id=trace_id,
+        span_id=span_id,
+        attributes=json.loads(attributes) if attributes else {},
     )
 
 
 def search(
-    conn: sa.Connection, where: LogFilter, *, limit: int = 100, up_to_id: int | None = None
+    conn: Reader | sa.Connection,
+    where: LogFilter,
+    *,
+    limit: int = 100,
+    up_to_id: int | None = None,
 ) -> list[LogRecord]:
     """The newest `limit` matching records (with id <= `up_to_id` when given), oldest first."""
-    t = schema.logs
-    clauses = where.where()
+    condition, params = where.sql()
     if up_to_id is not None:
-        clauses.append(t.c.id <= up_to_id)
-    query = sa.select(t).where(*clauses).order_by(t.c.time.desc(), t.c.id.desc()).limit(limit)
-    rows = conn.execute(query).all()
+        condition += " AND id <= :up_to_id"
+        params["up_to_id"] = up_to_id
+    rows = borrow(conn).rows(
+        f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY time DESC, id DESC LIMIT :limit",
+        {**params, "limit": limit},
+    )
     return [_record(r) for r in reversed(rows)]
 
 
-def last_id(conn: sa.Connection) -> int:
-    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(schema.logs.c.id), 0))).scalar_one()
+def page(
+    conn: Reader | sa.Connection, where: LogFilter, *, before_id: int | None, limit: int
+) -> tuple[list[LogRecord], bool]:
+    """Up to `limit` matching records with ids below `before_id`, oldest first, and whether
+    more lie below. Pages follow the log id, not the time: late records are never skipped."""
+    condition, params = where.sql()
+    if before_id is not None:
+        condition += " AND id < :before_id"
+        params["before_id"] = before_id
+    rows = borrow(conn).rows(
+        f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY id DESC LIMIT :limit",
+        {**params, "limit": limit + 1},
+    )
+    return [_record(r) for r in reversed(rows[:limit])], len(rows) > limit
+
+
+def last_id(conn: Reader | sa.Connection) -> int:
+    return int(borrow(conn).value("SELECT coalesce(max(id), 0) FROM logs"))
 
 
 def follow(
-    connect: Callable[[], sa.Connection],
+    connect: Callable[[], Any],
     where: LogFilter,
     *,
     after_id: int,
@@ -109,36 +140,45 @@ def follow(
 ) -> Iterator[LogRecord]:
     """Yield matching records committed after `after_id`, in commit order, each exactly once.
 
-    Ids are handed out before commit (PostgreSQL sequences; several writer processes), so a
-    record can appear later with an id lower than one already shown. Ids skipped by a poll
-    are kept as "holes" and looked up again until they appear or `_HOLE_SECONDS` pass.
+    `connect` opens a connection per poll (a Reader, or a SQLAlchemy connection); it is closed
+    after the poll. Ids are handed out before commit (PostgreSQL sequences; several writer
+    processes), so a record can appear later with an id lower than one already shown. Ids
+    skipped by a poll are kept as "holes" and looked up again until they appear or
+    `_HOLE_SECONDS` pass.
     """
-    t = schema.logs
     position = after_id
     holes: dict[int, float] = {}
-    clauses = where.where()
+    condition, params = where.sql()
     while not stop():
         now = time.monotonic()
-        with connect() as conn:
+        conn = connect()
+        try:
+            db = borrow(conn)
             if holes:
                 wanted = sorted(holes)
-                present = set(conn.execute(sa.select(t.c.id).where(t.c.id.in_(wanted))).scalars())
-                if present:
-                    late = conn.execute(
-                        sa.select(t).where(t.c.id.in_(sorted(present)), *clauses).order_by(t.c.id)
-                    ).all()
+                present: list[int] = []
+                for chunk in range(0, len(wanted), _CHUNK):  # bound parameters are limited
+                    found_ids = wanted[chunk : chunk + _CHUNK]
+                    present += db.column(
+                        "SELECT id FROM logs WHERE id IN :ids ORDER BY id", {"ids": found_ids}
+                    )
+                for chunk in range(0, len(present), _CHUNK):
+                    late = db.rows(
+                        f"SELECT {COLUMNS} FROM logs WHERE id IN :present AND {condition} "
+                        "ORDER BY id",
+                        {**params, "present": present[chunk : chunk + _CHUNK]},
+                    )
                     for row in late:
                         yield _record(row)
-                    for found in present:
-                        holes.pop(found, None)
+                for found in present:
+                    holes.pop(found, None)
                 for hole, since in list(holes.items()):
                     if now - since > _HOLE_SECONDS:
                         del holes[hole]
             while True:
-                ids = list(
-                    conn.execute(
-                        sa.select(t.c.id).where(t.c.id > position).order_by(t.c.id).limit(_PAGE)
-                    ).scalars()
+                ids = db.column(
+                    "SELECT id FROM logs WHERE id > :position ORDER BY id LIMIT :page",
+                    {"position": position, "page": _PAGE},
                 )
                 if not ids:
                     break
@@ -149,19 +189,22 @@ def follow(
                             dict.fromkeys(range(expected, min(found, expected + _MAX_HOLES)), now)
                         )
                     expected = found + 1
-                rows = conn.execute(
-                    sa.select(t)
-                    .where(t.c.id > position, t.c.id <= ids[-1], *clauses)
-                    .order_by(t.c.id)
-                ).all()
+                rows = db.rows(
+                    f"SELECT {COLUMNS} FROM logs WHERE id > :position AND id <= :last "
+                    f"AND {condition} ORDER BY id",
+                    {**params, "position": position, "last": ids[-1]},
+                )
                 for row in rows:
                     yield _record(row)
                 position = ids[-1]
                 if len(ids) < _PAGE:
                     break
+        finally:
+            conn.close()
         time.sleep(interval)
 
 
 _PAGE = 5_000
+_CHUNK = 500
 _HOLE_SECONDS = 30.0
 _MAX_HOLES = 100_000

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
+from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import LakelensError
-from lakelens.store import schema
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["UnknownRunError", "latest_run_of_asset", "resolve_run_id"]
 
@@ -14,20 +17,17 @@ class UnknownRunError(LakelensError):
     """No run, or more than one, matches the given id or prefix."""
 
 
-def resolve_run_id(conn: sa.Connection, text: str) -> str:
+def resolve_run_id(conn: Reader | sa.Connection, text: str) -> str:
     """The run id `text` names, exactly or as a unique prefix."""
-    runs = schema.runs
-    if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == text)).first():
+    db = borrow(conn)
+    if db.row("SELECT run_id FROM runs WHERE run_id = :text", {"text": text}):
         return text
-    prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    matches = list(
-        conn.execute(
-            sa.select(runs.c.run_id)
-            .where(runs.c.run_id.like(prefix + "%", escape="\\"))
-            .order_by(runs.c.run_id)
-            .limit(6)
-        ).scalars()
+    prefix = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    matches = db.column(
+        "SELECT run_id FROM runs WHERE run_id LIKE :prefix ESCAPE '/' ORDER BY run_id LIMIT 6",
+        {"prefix": prefix + "%"},
     )
+    matches = [m for m in matches if m.startswith(text)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -38,9 +38,9 @@ def resolve_run_id(conn: sa.Connection, text: str) -> str:
     raise UnknownRunError(f"Run id prefix {text!r} is ambiguous ({shown}); type more characters.")
 
 
-def latest_run_of_asset(conn: sa.Connection, asset: str) -> str | None:
+def latest_run_of_asset(conn: Reader | sa.Connection, asset: str) -> str | None:
     """The run id of the asset's most recent materialization."""
-    m = schema.materializations
-    return conn.execute(
-        sa.select(m.c.run_id).where(m.c.asset == asset).order_by(m.c.start_time.desc()).limit(1)
-    ).scalar()
+    return borrow(conn).value(
+        "SELECT run_id FROM materializations WHERE asset = :asset ORDER BY start_time DESC LIMIT 1",
+        {"asset": asset},
+    )

@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from lakelens.analysis._db import connection, window
-from lakelens.store import schema
+from lakelens.analysis._db import Reader, reading, since_until
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from lakelens.store import Store
 
 __all__ = [
@@ -192,94 +191,88 @@ def _percent(part: int, whole: int) -> float | None:
 
 
 def summary(
-    store: Store | sa.Connection | sa.Engine, *, since: float, until: float | None = None
+    store: Reader | Store | sa.Connection | sa.Engine,
+    *,
+    since: float,
+    until: float | None = None,
 ) -> Summary:
     """Summarize the window [since, until) (until None: up to now); ages are measured at `until` or now."""
     now = time.time() if until is None else until
-    with connection(store) as conn:
-        rows, size = _volume(conn, since, until)
+    with reading(store) as db:
+        rows, size = _volume(db, since, until)
         return Summary(
             since=since,
             until=until,
             now=now,
-            runs=_runs(conn, since, until),
+            runs=_runs(db, since, until),
             rows=rows,
             bytes=size,
-            latency=_latency(conn, since, until),
-            assets=_assets(conn, since, until, now)
+            latency=_latency(db, since, until),
+            assets=_assets(db, since, until, now)
             if until is not None
-            else _current_assets(conn, since, now),
-            checks=_checks(conn, since, until),
-            failures=_failures(conn, since, until),
-            completeness=_completeness(conn, since, until),
-            alerts=_active_alerts(conn),
+            else _current_assets(db, since, now),
+            checks=_checks(db, since, until),
+            failures=_failures(db, since, until),
+            completeness=_completeness(db, since, until),
+            alerts=_active_alerts(db),
         )
 
 
-def _runs(conn: sa.Connection, since: float, until: float | None) -> RunStats:
-    t = schema.runs
+def _runs(db: Reader, since: float, until: float | None) -> RunStats:
+    period, params = since_until("start_time", since, until)
     counts: dict[str, int] = dict(
-        conn.execute(
-            sa.select(t.c.status, sa.func.count())
-            .where(*window(t.c.start_time, since, until))
-            .group_by(t.c.status)
-        ).all()
+        db.rows(f"SELECT status, count(*) FROM runs WHERE {period} GROUP BY status", params)
     )
     total = sum(counts.values())
     success, failure = counts.get("success", 0), counts.get("failure", 0)
     return RunStats(total, success, failure, _percent(success, total), _percent(failure, total))
 
 
-def _volume(conn: sa.Connection, since: float, until: float | None) -> tuple[int, int]:
+def _volume(db: Reader, since: float, until: float | None) -> tuple[int, int]:
     """Rows and bytes written by the materializations in the window."""
-    t = schema.materializations
-    rows, size = conn.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(t.c.rows), 0), sa.func.coalesce(sa.func.sum(t.c.bytes), 0)
-        ).where(*window(t.c.start_time, since, until))
-    ).one()
+    period, params = since_until("start_time", since, until)
+    rows, size = db.rows(
+        "SELECT coalesce(sum(rows), 0), coalesce(sum(bytes), 0) FROM materializations "
+        f"WHERE {period}",
+        params,
+    )[0]
     return int(rows), int(size)
 
 
-def _latency(conn: sa.Connection, since: float, until: float | None) -> Latency:
-    t = schema.materializations
+def _latency(db: Reader, since: float, until: float | None) -> Latency:
+    period, params = since_until("start_time", since, until)
     count, values = percentiles(
-        conn,
-        t.c.duration,
-        [*window(t.c.start_time, since, until), t.c.duration.is_not(None)],
-        QUANTILES,
+        db, "materializations", "duration", f"{period} AND duration IS NOT NULL", params, QUANTILES
     )
     return Latency(count, *values)
 
 
 def percentiles(
-    conn: sa.Connection,
-    column: sa.ColumnElement[Any],
-    where: Sequence[sa.ColumnElement[bool]],
+    db: Reader,
+    table: str,
+    column: str,
+    where: str,
+    params: dict[str, Any],
     quantiles: Sequence[float],
 ) -> tuple[int, list[float | None]]:
-    """(count, [percentile per quantile]) of `column` over the rows matching `where`.
+    """(count, [percentile per quantile]) of `column` of `table` over the rows matching `where`.
 
-    The definition is numpy's default ('linear', Hyndman & Fan type 7): for n sorted values
-    x[0..n-1] and quantile q, h = (n-1)·q and the result is x[⌊h⌋] + (h-⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋]).
-    The database sorts and numbers the values; only the few rows around each h come back,
-    so the cost does not grow with what is sent to Python.
+    `table`, `column` and `where` are SQL text written by lakelens (never user input); values
+    go in `params`. The definition is numpy's default ('linear', Hyndman & Fan type 7): for n
+    sorted values x[0..n-1] and quantile q, h = (n-1)·q and the result is
+    x[⌊h⌋] + (h-⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋]). The database sorts and numbers the values; only
+    the few rows around each h come back, so the cost does not grow with what is sent to Python.
     """
-    ranked = (
-        sa.select(
-            column.label("value"),
-            (sa.func.row_number().over(order_by=column) - 1).label("i"),
-            sa.func.count().over().label("n"),
-        )
-        .where(*where)
-        .subquery()
-    )
     # Rows with h-1 <= i <= h+1 include x[⌊h⌋] and x[⌊h⌋+1] for every quantile.
-    near = [
-        ranked.c.i.between((ranked.c.n - 1) * _number(q) - 1, (ranked.c.n - 1) * _number(q) + 1)
-        for q in quantiles
-    ]
-    rows = conn.execute(sa.select(ranked.c.i, ranked.c.n, ranked.c.value).where(sa.or_(*near)))
+    near = " OR ".join(
+        f"i BETWEEN (n - 1) * {_number(q)} - 1 AND (n - 1) * {_number(q)} + 1" for q in quantiles
+    )
+    rows = db.rows(
+        f"SELECT i, n, value FROM (SELECT {column} AS value, "
+        f"row_number() OVER (ORDER BY {column}) - 1 AS i, count(*) OVER () AS n "
+        f"FROM {table} WHERE {where or '1 = 1'}) AS ranked WHERE {near}",
+        params,
+    )
     values: dict[int, float] = {}
     n = 0
     for i, count, value in rows:
@@ -296,47 +289,36 @@ def percentiles(
     return n, result
 
 
-def _number(q: float) -> Any:
+def _number(q: float) -> str:
     """A quantile as an SQL literal (a bound parameter would be typed as an integer by PostgreSQL)."""
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile {q!r} is outside [0, 1]")
-    return sa.literal_column(repr(float(q)))
+    return repr(float(q))
 
 
-def _assets(conn: sa.Connection, since: float, until: float | None, now: float) -> AssetStats:
-    m = schema.materializations
-    total = conn.execute(sa.select(sa.func.count()).select_from(schema.assets)).scalar_one()
-    active = conn.execute(
-        sa.select(sa.func.count(sa.distinct(m.c.asset))).where(
-            *window(m.c.start_time, since, until)
-        )
-    ).scalar_one()
-    upto = [] if until is None else [m.c.start_time < until]
+def _assets(db: Reader, since: float, until: float | None, now: float) -> AssetStats:
+    """Asset health as of `until` (a past window): computed from the materializations."""
+    period, params = since_until("start_time", since, until)
+    total = db.value("SELECT count(*) FROM assets")
+    active = db.value(f"SELECT count(DISTINCT asset) FROM materializations WHERE {period}", params)
+    upto = "" if until is None else " AND start_time < :until"
+    bounds = {} if until is None else {"until": until}
 
     # Healthy or failing: the outcome of each asset's last finished materialization.
-    latest = (
-        sa.select(
-            m.c.status,
-            sa.func.row_number()
-            .over(partition_by=m.c.asset, order_by=(m.c.start_time.desc(), m.c.id.desc()))
-            .label("recency"),
-        )
-        .where(m.c.status.in_(("success", "failure")), *upto)
-        .subquery()
-    )
     outcomes: dict[str, int] = dict(
-        conn.execute(
-            sa.select(latest.c.status, sa.func.count())
-            .where(latest.c.recency == 1)
-            .group_by(latest.c.status)
-        ).all()
+        db.rows(
+            "SELECT status, count(*) FROM (SELECT status, row_number() OVER "
+            "(PARTITION BY asset ORDER BY start_time DESC, id DESC) AS recency "
+            f"FROM materializations WHERE status IN ('success', 'failure'){upto}) AS latest "
+            "WHERE recency = 1 GROUP BY status",
+            bounds,
+        )
     )
-
-    last_success = conn.execute(
-        sa.select(m.c.asset, sa.func.max(m.c.end_time))
-        .where(m.c.status == "success", m.c.end_time <= now, *upto)
-        .group_by(m.c.asset)
-    ).all()
+    last_success = db.rows(
+        "SELECT asset, max(end_time) FROM materializations "
+        f"WHERE status = 'success' AND end_time <= :now{upto} GROUP BY asset",
+        {"now": now, **bounds},
+    )
     ages = sorted(
         (AssetAge(name, float(end), now - float(end)) for name, end in last_success),
         key=lambda age: (age.age_seconds, age.name),
@@ -351,23 +333,21 @@ def _assets(conn: sa.Connection, since: float, until: float | None, now: float) 
     )
 
 
-def _current_assets(conn: sa.Connection, since: float, now: float) -> AssetStats:
+def _current_assets(db: Reader, since: float, now: float) -> AssetStats:
     """Asset health as of now, from the state the writer keeps on each asset (no table scans)."""
-    a, m, c = schema.assets, schema.materializations, schema.check_results
-    rows = conn.execute(
-        sa.select(a.c.name, a.c.last_status, a.c.last_success_time, a.c.freshness_seconds)
-    ).all()
-    active = conn.execute(
-        sa.select(sa.func.count(sa.distinct(m.c.asset))).where(m.c.start_time >= since)
-    ).scalar_one()
+    rows = db.rows("SELECT name, last_status, last_success_time, freshness_seconds FROM assets")
+    active = db.value(
+        "SELECT count(DISTINCT asset) FROM materializations WHERE start_time >= :since",
+        {"since": since},
+    )
     # Driven from the small assets table, one indexed probe each (ix_check_run): a join
     # let an un-analysed SQLite scan a million check results first (1.5 s vs 1 ms).
-    failed_check = (
-        sa.select(c.c.id)
-        .where(c.c.run_id == a.c.last_run_id, c.c.asset == a.c.name, c.c.passed.is_(False))
-        .exists()
+    checks_failed = set(
+        db.column(
+            "SELECT a.name FROM assets AS a WHERE EXISTS (SELECT 1 FROM check_results AS c "
+            "WHERE c.run_id = a.last_run_id AND c.asset = a.name AND c.passed = FALSE)"
+        )
     )
-    checks_failed = set(conn.execute(sa.select(a.c.name).where(failed_check)).scalars())
     failing: list[str] = []
     warning: list[str] = []
     healthy: list[str] = []
@@ -394,29 +374,29 @@ def _current_assets(conn: sa.Connection, since: float, now: float) -> AssetStats
     )
 
 
-def _active_alerts(conn: sa.Connection) -> ActiveAlerts:
-    a = schema.alerts
-    rows = conn.execute(
-        sa.select(a.c.severity, a.c.summary).where(a.c.status == "firing", a.c.parent.is_(None))
-    ).all()
+def _active_alerts(db: Reader) -> ActiveAlerts:
+    rows = db.rows(
+        "SELECT severity, summary FROM alerts WHERE status = 'firing' AND parent IS NULL"
+    )
     rank = {"critical": 0, "error": 1, "warning": 2, "info": 3}
     ordered = sorted(
-        ((r.severity, r.summary) for r in rows), key=lambda item: (rank.get(item[0], 9), item[1])
+        ((severity, text) for severity, text in rows),
+        key=lambda item: (rank.get(item[0], 9), item[1]),
     )
     return ActiveAlerts(len(ordered), tuple(ordered[:5]))
 
 
-def _failures(conn: sa.Connection, since: float, until: float | None) -> Failures:
-    m = schema.materializations
-    failed = [m.c.status == "failure", *window(m.c.start_time, since, until)]
-    by_type = conn.execute(
-        sa.select(sa.func.coalesce(m.c.error_type, "unknown"), sa.func.count())
-        .where(*failed)
-        .group_by(m.c.error_type)
-    ).all()
-    by_asset = conn.execute(
-        sa.select(m.c.asset, sa.func.count()).where(*failed).group_by(m.c.asset)
-    ).all()
+def _failures(db: Reader, since: float, until: float | None) -> Failures:
+    period, params = since_until("start_time", since, until)
+    failed = f"status = 'failure' AND {period}"
+    by_type = db.rows(
+        "SELECT coalesce(error_type, 'unknown'), count(*) FROM materializations "
+        f"WHERE {failed} GROUP BY error_type",
+        params,
+    )
+    by_asset = db.rows(
+        f"SELECT asset, count(*) FROM materializations WHERE {failed} GROUP BY asset", params
+    )
 
     def ordered(pairs: Sequence[Any]) -> dict[str, int]:
         return dict(sorted(((str(k), int(v)) for k, v in pairs), key=lambda kv: (-kv[1], kv[0])))
@@ -424,22 +404,16 @@ def _failures(conn: sa.Connection, since: float, until: float | None) -> Failure
     return Failures(by_error_type=ordered(by_type), by_asset=ordered(by_asset))
 
 
-def _completeness(conn: sa.Connection, since: float, until: float | None) -> Completeness:
+def _completeness(db: Reader, since: float, until: float | None) -> Completeness:
     """Rows of successful materializations vs expected_rows × their number, per asset."""
-    m, a = schema.materializations, schema.assets
-    rows = conn.execute(
-        sa.select(
-            m.c.asset,
-            sa.func.coalesce(sa.func.sum(m.c.rows), 0),
-            sa.func.count(),
-            a.c.expected_rows,
-        )
-        .join(a, a.c.name == m.c.asset)
-        .where(
-            a.c.expected_rows > 0, m.c.status == "success", *window(m.c.start_time, since, until)
-        )
-        .group_by(m.c.asset, a.c.expected_rows)
-    ).all()
+    period, params = since_until("m.start_time", since, until)
+    rows = db.rows(
+        "SELECT m.asset, coalesce(sum(m.rows), 0), count(*), a.expected_rows "
+        "FROM materializations AS m JOIN assets AS a ON a.name = m.asset "
+        f"WHERE a.expected_rows > 0 AND m.status = 'success' AND {period} "
+        "GROUP BY m.asset, a.expected_rows",
+        params,
+    )
     if not rows:
         return Completeness(None, {})
     by_asset = {
@@ -450,13 +424,12 @@ def _completeness(conn: sa.Connection, since: float, until: float | None) -> Com
     return Completeness(100.0 * total_got / total_expected, dict(sorted(by_asset.items())))
 
 
-def _checks(conn: sa.Connection, since: float, until: float | None) -> CheckStats:
-    c = schema.check_results
-    total, failed = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((c.c.passed, 0), else_=1)), 0),
-        ).where(*window(c.c.time, since, until))
-    ).one()
+def _checks(db: Reader, since: float, until: float | None) -> CheckStats:
+    period, params = since_until("time", since, until)
+    total, failed = db.rows(
+        "SELECT count(*), coalesce(sum(CASE WHEN passed THEN 0 ELSE 1 END), 0) "
+        f"FROM check_results WHERE {period}",
+        params,
+    )[0]
     total, failed = int(total), int(failed)
     return CheckStats(total, failed, _percent(total - failed, total))

@@ -79,7 +79,7 @@ def show(
     from lakelens.cli._output import print_json
 
     store = open_store(home)
-    with store.connect() as conn:
+    with store.reader() as conn:
         name = resolve_asset(conn, asset)
         graph = load_graph(conn)
         trees = {
@@ -148,7 +148,7 @@ def impact(
     from lakelens.cli._output import print_json
 
     store = open_store(home)
-    with store.connect() as conn:
+    with store.reader() as conn:
         name = resolve_asset(conn, asset)
         graph = load_graph(conn)
     result = compute_impact(graph, name)
@@ -251,7 +251,7 @@ def export(
     from lakelens.export.lineage import to_dot, to_json, to_mermaid
 
     store = open_store(home)
-    with store.connect() as conn:
+    with store.reader() as conn:
         graph = load_graph(conn)
         name = resolve_asset(conn, asset) if asset is not None else None
         if name is not None:

@@ -88,13 +88,13 @@ def logs(
         grep=grep,
     )
     store = open_store(home)
-    with store.connect() as conn:
+    with store.reader() as db:
         if asset is not None:
-            where.asset = resolve_asset(conn, asset)
+            where.asset = resolve_asset(db, asset)
         if run_id is not None:
-            where.run_id = resolve_run_id(conn, run_id)
-        position = last_id(conn)
-        records = search(conn, where, limit=limit, up_to_id=position)
+            where.run_id = resolve_run_id(db, run_id)
+        position = last_id(db)
+        records = search(db, where, limit=limit, up_to_id=position)
     console = make_console(no_color)
     today = datetime.now(timezone.utc).date()
 
@@ -115,7 +115,7 @@ def logs(
                 console.print("No log records match these filters.")
         return
     try:
-        for record in follow(store.connect, where, after_id=position):
+        for record in follow(store.reader, where, after_id=position):
             emit(record)
     except KeyboardInterrupt:
         pass

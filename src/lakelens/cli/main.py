@@ -33,7 +33,7 @@ app = typer.Typer(
     help="Observability for data pipelines: metrics, logs, traces, lineage and alerts.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 

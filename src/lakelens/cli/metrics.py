@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from lakelens.analysis.asset_metrics import AssetMetrics
     from lakelens.analysis.summary import Summary
+    from lakelens.store.sql import Reader
 
 app = typer.Typer(
     help="Pipeline health in numbers: runs, latency, volume, freshness, quality.",
@@ -136,12 +137,8 @@ def _period(period: str) -> tuple[float, float]:
     return parse_since(period, now=now, name="--period"), now
 
 
-def _empty(console: Console, conn: Any) -> bool:
-    import sqlalchemy as sa
-
-    from lakelens.store import schema
-
-    if conn.execute(sa.select(schema.runs.c.run_id).limit(1)).first() is None:
+def _empty(console: Console, db: Reader) -> bool:
+    if db.row("SELECT run_id FROM runs LIMIT 1") is None:
         console.print("No runs recorded yet — try `lakelens demo`.")
         return True
     return False
@@ -170,10 +167,10 @@ def summary(
     since, _now = _period(period)
     store = open_store(home)
     console = make_console(no_color)
-    with store.connect() as conn:
-        if not json_output and _empty(console, conn):
+    with store.reader() as db:
+        if not json_output and _empty(console, db):
             return
-        result = compute(conn, since=since)
+        result = compute(db, since=since)
     if json_output:
         print_json({"period": period, **result.to_dict()})
         return
@@ -216,9 +213,9 @@ def asset(
     from lakelens.cli._output import print_json
 
     store = open_store(home)
-    with store.connect() as conn:
-        resolved = resolve_asset(conn, name)
-        result = asset_metrics(conn, resolved, runs=runs, now=time.time())
+    with store.reader() as db:
+        resolved = resolve_asset(db, name)
+        result = asset_metrics(db, resolved, runs=runs, now=time.time())
     if json_output:
         print_json(result.to_dict())
         return

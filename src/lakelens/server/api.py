@@ -231,10 +231,9 @@ def get_logs(
     cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page."),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
-    from lakelens.analysis.logs import _record
+    from lakelens.analysis.logs import page
 
     ctx = _ctx(request)
-    t = schema.logs
     with ctx.store.connect() as conn:
         where = log_filter(
             conn,
@@ -247,19 +246,12 @@ def get_logs(
             until=until,
             q=q,
         )
-        clauses = where.where()
-        if cursor is not None:
-            clauses.append(t.c.id < cursor)
         # Pages follow the log id, not the time: records that arrive late are never skipped.
-        rows = conn.execute(
-            sa.select(t).where(*clauses).order_by(t.c.id.desc()).limit(limit + 1)
-        ).all()
-    more = len(rows) > limit
-    page = [_record(row) for row in reversed(rows[:limit])]
+        records, more = page(conn, where, before_id=cursor, limit=limit)
     return json_response(
         {
-            "records": [log_dict(r) for r in page],
-            "next_cursor": page[0].id if more and page else None,
+            "records": [log_dict(r) for r in records],
+            "next_cursor": records[0].id if more and records else None,
         }
     )
 

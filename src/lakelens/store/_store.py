@@ -5,18 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from lakelens.config import Settings, load_settings
 from lakelens.errors import StoreError
-from lakelens.events import Batch
-from lakelens.store import migrate
-from lakelens.store.engine import create_store_engine, is_sqlite
-from lakelens.store.writes import write_batch
+from lakelens.store.sql import AlchemyReader, Reader, SqliteReader, sqlite_file
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from lakelens.events import Batch
 
 __all__ = ["Store"]
+
+# SQLAlchemy (and Alembic) load on the first write or SQLAlchemy connection, not on import:
+# a CLI read of an up-to-date SQLite store never needs them (see `reader`).
 
 
 class Store:
@@ -43,6 +46,11 @@ class Store:
     def engine(self) -> sa.Engine:
         """The SQLAlchemy engine; the first access creates the schema when it is missing."""
         if self._engine is None:
+            import sqlalchemy as sa
+
+            from lakelens.store import migrate
+            from lakelens.store.engine import create_store_engine
+
             with self._lock:
                 if self._engine is None:
                     engine = create_store_engine(
@@ -67,13 +75,32 @@ class Store:
     @property
     def location(self) -> str:
         """Where the data is, with any password hidden."""
+        import sqlalchemy as sa
+
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
 
     def connect(self) -> sa.Connection:
         return self.engine.connect()
 
+    def reader(self) -> Reader:
+        """A read connection for plain-SQL analysis queries (close it, or use it in `with`).
+
+        An up-to-date SQLite file is read with `sqlite3` directly; anything else (PostgreSQL,
+        a store that must be created or migrated first) goes through the engine.
+        """
+        if self._engine is None:
+            path = sqlite_file(self.url)
+            if path is not None:
+                direct = SqliteReader.open(path)
+                if direct is not None:
+                    return direct
+        return AlchemyReader(self.connect(), owned=True)
+
     def upgrade(self) -> tuple[str | None, str]:
         """Apply pending migrations; return (revision before, revision after)."""
+        from lakelens.store import migrate
+        from lakelens.store.engine import create_store_engine
+
         engine = self._engine or create_store_engine(
             self.url, synchronous=self.settings.sqlite_synchronous
         )
@@ -84,6 +111,8 @@ class Store:
         """Write one batch in one transaction; with `batch_id`, at most once (False for a repeat)."""
         if batch_id is None and not len(batch):
             return True
+        from lakelens.store.writes import write_batch
+
         return write_batch(self.engine, batch, batch_id=batch_id, **claim)
 
     def prune(
@@ -99,7 +128,7 @@ class Store:
         days = self.settings.retention_days if older_than_days is None else older_than_days
         cutoff = (time.time() if now is None else now) - days * 86400
         deleted = prune(self.engine, cutoff, progress=progress)
-        if is_sqlite(self.engine):
+        if self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         self.analyze()
@@ -112,7 +141,7 @@ class Store:
         1.5 s summary became 0.5 s). On SQLite the statistics are sampled, so this stays cheap.
         """
         with self.engine.connect() as conn:
-            if is_sqlite(self.engine):
+            if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA analysis_limit=2000")
             conn.exec_driver_sql("ANALYZE")
             conn.commit()

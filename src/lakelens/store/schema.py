@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["HEAD_REVISION", "metadata"]
+from lakelens.store.revision import HEAD_REVISION
 
-# The newest Alembic revision in store/migrations/versions; a test keeps the two in step.
-HEAD_REVISION = "0005"
+__all__ = ["HEAD_REVISION", "metadata"]
 
 metadata = sa.MetaData()
 

@@ -1,0 +1,189 @@
+"""Plain-SQL reads: one small interface over sqlite3 and over a SQLAlchemy connection.
+
+The analysis queries are written once, as SQL text that SQLite and PostgreSQL both accept,
+with `:name` parameters. A command-line read of a SQLite store goes straight to the standard
+library's `sqlite3`, so the CLI does not pay for importing SQLAlchemy (about 100-180 ms of
+every command's start-up, bench/queries.py); PostgreSQL, and any caller that already holds a
+SQLAlchemy connection (the server), runs the same text through SQLAlchemy.
+
+Rules for the SQL text: `:name` binds only (no `::` casts, no colons inside literals); a
+list or tuple parameter is expanded in place, so write `IN :ids`; booleans compare with
+`= TRUE` / `= FALSE`, or go through `CASE WHEN col THEN …`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakelens.store.revision import HEAD_REVISION
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from lakelens.store._store import Store
+
+__all__ = ["Reader", "borrow", "reading", "sqlite_file"]
+
+Params = Mapping[str, Any]
+_BIND = re.compile(r"(?<![:\w]):(\w+)")
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+def _expand(sql: str, params: Params | None) -> tuple[str, dict[str, Any]]:
+    """Expand list parameters (`IN :ids` → `IN (:ids_0, :ids_1)`; empty → `IN (NULL)`)."""
+    if not params:
+        return sql, {}
+    flat: dict[str, Any] = {}
+    lists: dict[str, Sequence[Any]] = {}
+    for key, value in params.items():
+        if isinstance(value, list | tuple | set | frozenset):
+            lists[key] = list(value)
+        else:
+            flat[key] = value
+    if not lists:
+        return sql, flat
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in lists:
+            return match.group(0)
+        items = lists[key]
+        if not items:
+            return "(NULL)"
+        names = [f"{key}__{i}" for i in range(len(items))]
+        flat.update(zip(names, items, strict=True))
+        return "(" + ", ".join(f":{n}" for n in names) + ")"
+
+    return _BIND.sub(replace, sql), flat
+
+
+class Reader:
+    """A read connection: `rows`, `row`, `value`, `column` and `dicts` over SQL text."""
+
+    dialect: str = ""
+
+    def _run(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        raise NotImplementedError
+
+    def rows(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return self._run(*_expand(sql, params))[1]
+
+    def row(self, sql: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def value(self, sql: str, params: Params | None = None) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        found = self.row(sql, params)
+        return None if found is None else found[0]
+
+    def column(self, sql: str, params: Params | None = None) -> list[Any]:
+        return [r[0] for r in self.rows(sql, params)]
+
+    def dicts(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        names, found = self._run(*_expand(sql, params))
+        return [dict(zip(names, r, strict=True)) for r in found]
+
+    def close(self) -> None:
+        """Release the connection (a no-op for a borrowed one)."""
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SqliteReader(Reader):
+    """sqlite3 on the store's file: autocommit reads, which take no lock in WAL mode."""
+
+    dialect = "sqlite"
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._conn = connection
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteReader | None:
+        """A reader on `path` when the file holds a store at the current revision, else None."""
+        if not path.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(str(path), timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error:
+            return None
+        try:
+            revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            if revision is None or revision[0] != HEAD_REVISION:
+                conn.close()
+                return None
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA cache_size=-32000")
+        except sqlite3.Error:
+            conn.close()
+            return None
+        return cls(conn)
+
+    def _run(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self._conn.execute(sql, params)
+        names = [d[0] for d in cursor.description or ()]
+        return names, cursor.fetchall()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class AlchemyReader(Reader):
+    """The same SQL text through a SQLAlchemy connection (PostgreSQL, or the server's)."""
+
+    def __init__(self, connection: sa.Connection, *, owned: bool = False) -> None:
+        self._conn = connection
+        self._owned = owned
+        self.dialect = connection.dialect.name
+
+    def _run(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        import sqlalchemy as sa
+
+        result = self._conn.execute(sa.text(sql), params)
+        return list(result.keys()), [tuple(r) for r in result]
+
+    def close(self) -> None:
+        if self._owned:
+            self._conn.close()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a plain `sqlite:///path` URL; None for anything else (memory, options)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or "?" in url:
+        return None
+    path = url[len(prefix) :]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def borrow(conn: Reader | sa.Connection) -> Reader:
+    """A Reader over an open connection that stays the caller's to close."""
+    return conn if isinstance(conn, Reader) else AlchemyReader(conn)
+
+
+@contextmanager
+def reading(source: Reader | Store | sa.Connection | sa.Engine) -> Iterator[Reader]:
+    """A Reader for the block: a Reader as it is, a Store's, or one over a SQLAlchemy connection."""
+    if isinstance(source, Reader):
+        yield source
+        return
+    if hasattr(source, "exec_driver_sql"):  # an open SQLAlchemy Connection: borrowed
+        yield AlchemyReader(source)  # type: ignore[arg-type]
+        return
+    if hasattr(source, "reader"):  # a Store
+        with source.reader() as reader:
+            yield reader
+        return
+    with source.connect() as conn:  # an Engine
+        yield AlchemyReader(conn)
