@@ -102,6 +102,8 @@ def test_a_missing_store_is_created_on_first_read(tmp_path: Path) -> None:
         ["logs", "--level", "ERROR", "--since", "1h"],
         ["lineage", "impact", "a"],
         ["lineage", "show", "a"],
+        ["why", "a"],
+        ["trace", "--asset", "a", "--last"],  # a has no runs: a one-line error, exit 1
     ],
 )
 def test_cli_reads_of_a_sqlite_store_do_not_import_sqlalchemy(
@@ -123,4 +125,5 @@ def test_cli_reads_of_a_sqlite_store_do_not_import_sqlalchemy(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
     )
     last = done.stdout.strip().splitlines()[-1]
-    assert last == "EXIT 0 False False", done.stdout + done.stderr
+    code = 1 if args[0] == "trace" else 0
+    assert last == f"EXIT {code} False False", done.stdout + done.stderr

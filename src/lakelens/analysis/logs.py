@@ -91,6 +91,26 @@ def _record(row: Sequence[Any]) -> LogRecord:
     )
 
 
+def _newest(
+    conn: Reader | sa.Connection,
+    where: LogFilter,
+    bound: str,
+    value: int | None,
+    order: str,
+    limit: int,
+) -> list[LogRecord]:
+    """The first `limit` matching records in `order` (descending), with `id {bound} value`."""
+    condition, params = where.sql()
+    if value is not None:
+        condition += f" AND id {bound} :bound"
+        params["bound"] = value
+    rows = borrow(conn).rows(
+        f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY {order} LIMIT :limit",
+        {**params, "limit": limit},
+    )
+    return [_record(r) for r in reversed(rows)]
+
+
 def search(
     conn: Reader | sa.Connection,
     where: LogFilter,
@@ -99,15 +119,7 @@ def search(
     up_to_id: int | None = None,
 ) -> list[LogRecord]:
     """The newest `limit` matching records (with id <= `up_to_id` when given), oldest first."""
-    condition, params = where.sql()
-    if up_to_id is not None:
-        condition += " AND id <= :up_to_id"
-        params["up_to_id"] = up_to_id
-    rows = borrow(conn).rows(
-        f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY time DESC, id DESC LIMIT :limit",
-        {**params, "limit": limit},
-    )
-    return [_record(r) for r in reversed(rows)]
+    return _newest(conn, where, "<=", up_to_id, "time DESC, id DESC", limit)
 
 
 def page(
@@ -115,15 +127,8 @@ def page(
 ) -> tuple[list[LogRecord], bool]:
     """Up to `limit` matching records with ids below `before_id`, oldest first, and whether
     more lie below. Pages follow the log id, not the time: late records are never skipped."""
-    condition, params = where.sql()
-    if before_id is not None:
-        condition += " AND id < :before_id"
-        params["before_id"] = before_id
-    rows = borrow(conn).rows(
-        f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY id DESC LIMIT :limit",
-        {**params, "limit": limit + 1},
-    )
-    return [_record(r) for r in reversed(rows[:limit])], len(rows) > limit
+    records = _newest(conn, where, "<", before_id, "id DESC", limit + 1)
+    return records[-limit:] if len(records) > limit else records, len(records) > limit
 
 
 def last_id(conn: Reader | sa.Connection) -> int:

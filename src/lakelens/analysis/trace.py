@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
+from lakelens.analysis._db import Reader
 from lakelens.model import Run, Span
 from lakelens.store import reads
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["SpanNode", "Trace", "load_trace"]
 
@@ -44,7 +47,7 @@ class Trace:
         return out
 
 
-def load_trace(conn: sa.Connection, run_id: str) -> Trace:
+def load_trace(conn: Reader | sa.Connection, run_id: str) -> Trace:
     """The spans of `run_id` (by run id, or by its trace id for spans ingested without one)."""
     runs = reads.runs(conn, run_id=run_id)
     run = runs[0] if runs else None

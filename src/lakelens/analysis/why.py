@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
+from lakelens.analysis._db import Reader, borrow
 from lakelens.analysis.lineage import EXTERNAL_KINDS, LineageGraph, LineageNode, annotate
 from lakelens.model import LogRecord, Materialization, Span
-from lakelens.store import reads, schema
+from lakelens.store import reads
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["Diagnosis", "diagnose", "problem_of"]
 
@@ -44,7 +47,9 @@ class Diagnosis:
         return self.root_cause is None
 
 
-def diagnose(conn: sa.Connection, graph: LineageGraph, asset: str, *, now: float) -> Diagnosis:
+def diagnose(
+    conn: Reader | sa.Connection, graph: LineageGraph, asset: str, *, now: float
+) -> Diagnosis:
     """Find the upstream problem behind `asset`.
 
     Assets between the problem and `asset` often look healthy (their last run succeeded; they
@@ -104,51 +109,41 @@ def diagnose(conn: sa.Connection, graph: LineageGraph, asset: str, *, now: float
     return diagnosis
 
 
-def _evidence(conn: sa.Connection, diagnosis: Diagnosis, root: str) -> None:
+def _evidence(conn: Reader | sa.Connection, diagnosis: Diagnosis, root: str) -> None:
     """The root cause's last failure, how long it has been failing, its error logs and failing span."""
-    m = schema.materializations
-    last_failure_id = conn.execute(
-        sa.select(m.c.id)
-        .where(m.c.asset == root, m.c.status == "failure")
-        .order_by(m.c.start_time.desc())
-        .limit(1)
-    ).scalar()
-    if last_failure_id is None:
+    db = borrow(conn)
+    last_failure = db.row(
+        "SELECT id, run_id FROM materializations WHERE asset = :root AND status = 'failure' "
+        "ORDER BY start_time DESC LIMIT 1",
+        {"root": root},
+    )
+    if last_failure is None:
         return
-    failure = next(
-        x
-        for x in reads.materializations(conn, run_id=_run_of(conn, last_failure_id))
-        if x.id == last_failure_id
-    )
+    failure_id, run_id = last_failure
+    failure = next(x for x in reads.materializations(db, run_id=run_id) if x.id == failure_id)
     diagnosis.failure = failure
-    last_success = conn.execute(
-        sa.select(sa.func.max(m.c.start_time)).where(m.c.asset == root, m.c.status == "success")
-    ).scalar()
-    streak = sa.select(sa.func.count(), sa.func.min(m.c.start_time)).where(
-        m.c.asset == root, m.c.status == "failure"
+    last_success = db.value(
+        "SELECT max(start_time) FROM materializations WHERE asset = :root AND status = 'success'",
+        {"root": root},
     )
-    if last_success is not None:
-        streak = streak.where(m.c.start_time > last_success)
-    count, first = conn.execute(streak).one()
+    after = "" if last_success is None else " AND start_time > :last_success"
+    count, first = db.rows(
+        "SELECT count(*), min(start_time) FROM materializations "
+        f"WHERE asset = :root AND status = 'failure'{after}",
+        {"root": root, "last_success": last_success} if after else {"root": root},
+    )[0]
     diagnosis.failed_runs = int(count or 0)
     diagnosis.failing_since = first
-    logs = schema.logs
-    rows = conn.execute(
-        sa.select(logs.c.id)
-        .where(logs.c.run_id == failure.run_id, logs.c.level >= 30)
-        .order_by(logs.c.id.desc())
-        .limit(8)
-    ).scalars()
-    wanted = set(rows)
-    diagnosis.error_logs = [r for r in reads.logs(conn, run_id=failure.run_id) if r.id in wanted]
-    error_spans = [s for s in reads.spans(conn, run_id=failure.run_id) if s.status == "error"]
+    wanted = set(
+        db.column(
+            "SELECT id FROM logs WHERE run_id = :run_id AND level >= 30 ORDER BY id DESC LIMIT 8",
+            {"run_id": failure.run_id},
+        )
+    )
+    diagnosis.error_logs = [r for r in reads.logs(db, run_id=failure.run_id) if r.id in wanted]
+    error_spans = [s for s in reads.spans(db, run_id=failure.run_id) if s.status == "error"]
     if error_spans:
         parents = {s.parent_id for s in error_spans}
         # The deepest failing span: an error span none of whose children failed.
         leaves = [s for s in error_spans if s.span_id not in parents]
         diagnosis.failing_span = (leaves or error_spans)[0]
-
-
-def _run_of(conn: sa.Connection, materialization_id: str) -> str:
-    m = schema.materializations
-    return conn.execute(sa.select(m.c.run_id).where(m.c.id == materialization_id)).scalar_one()

@@ -45,7 +45,7 @@ def trace(
             "Give a RUN_ID, or --asset NAME --last for the latest run of an asset."
         )
     store = open_store(home)
-    with store.connect() as conn:
+    with store.reader() as conn:
         if asset is not None:
             name = resolve_asset(conn, asset)
             found = latest_run_of_asset(conn, name)

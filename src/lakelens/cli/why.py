@@ -33,7 +33,7 @@ def why(
 
     now = time.time()
     store = open_store(home)
-    with store.connect() as conn:
+    with store.reader() as conn:
         name = resolve_asset(conn, asset)
         graph = load_graph(conn)
         result = diagnose(conn, graph, name, now=now)

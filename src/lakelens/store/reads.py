@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from lakelens.model import (
     Asset,
@@ -18,7 +16,12 @@ from lakelens.model import (
     Span,
     from_epoch,
 )
-from lakelens.store import schema
+from lakelens.store.sql import Reader, borrow
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+Conn: TypeAlias = "Reader | sa.Connection"
 
 __all__ = [
     "assets",
@@ -36,8 +39,15 @@ def _loads(text: str | None, default: Any) -> Any:
     return json.loads(text) if text else default
 
 
-def assets(conn: sa.Connection) -> list[Asset]:
-    rows = conn.execute(sa.select(schema.assets).order_by(schema.assets.c.name)).mappings()
+def _select(conn: Conn, table: str, order: str, **equal: Any) -> list[dict[str, Any]]:
+    """Rows of `table` whose columns equal the given values (None: no condition), in `order`."""
+    wanted = {column: value for column, value in equal.items() if value is not None}
+    where = " AND ".join(f"{column} = :{column}" for column in wanted) or "1 = 1"
+    return borrow(conn).dicts(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", wanted)
+
+
+def assets(conn: Conn) -> list[Asset]:
+    rows = _select(conn, "assets", "name")
     return [
         Asset(
             name=r["name"],
@@ -76,24 +86,14 @@ def _run(r: Any) -> Run:
     )
 
 
-def runs(conn: sa.Connection, *, job: str | None = None, run_id: str | None = None) -> list[Run]:
-    query = sa.select(schema.runs).order_by(schema.runs.c.start_time, schema.runs.c.run_id)
-    if job is not None:
-        query = query.where(schema.runs.c.job == job)
-    if run_id is not None:
-        query = query.where(schema.runs.c.run_id == run_id)
-    return [_run(r) for r in conn.execute(query).mappings()]
+def runs(conn: Conn, *, job: str | None = None, run_id: str | None = None) -> list[Run]:
+    return [_run(r) for r in _select(conn, "runs", "start_time, run_id", job=job, run_id=run_id)]
 
 
 def materializations(
-    conn: sa.Connection, *, asset: str | None = None, run_id: str | None = None
+    conn: Conn, *, asset: str | None = None, run_id: str | None = None
 ) -> list[Materialization]:
-    t = schema.materializations
-    query = sa.select(t).order_by(t.c.start_time, t.c.id)
-    if asset is not None:
-        query = query.where(t.c.asset == asset)
-    if run_id is not None:
-        query = query.where(t.c.run_id == run_id)
+    rows = _select(conn, "materializations", "start_time, id", asset=asset, run_id=run_id)
     return [
         Materialization(
             id=r["id"],
@@ -114,15 +114,12 @@ def materializations(
             error_traceback=r["error_traceback"],
             attributes=_loads(r["attributes"], {}),
         )
-        for r in conn.execute(query).mappings()
+        for r in rows
     ]
 
 
-def check_results(conn: sa.Connection, *, run_id: str | None = None) -> list[CheckResult]:
-    t = schema.check_results
-    query = sa.select(t).order_by(t.c.time, t.c.id)
-    if run_id is not None:
-        query = query.where(t.c.run_id == run_id)
+def check_results(conn: Conn, *, run_id: str | None = None) -> list[CheckResult]:
+    rows = _select(conn, "check_results", "time, id", run_id=run_id)
     return [
         CheckResult(
             id=r["id"],
@@ -139,19 +136,13 @@ def check_results(conn: sa.Connection, *, run_id: str | None = None) -> list[Che
             message=r["message"],
             attributes=_loads(r["attributes"], {}),
         )
-        for r in conn.execute(query).mappings()
+        for r in rows
     ]
 
 
-def logs(
-    conn: sa.Connection, *, run_id: str | None = None, limit: int | None = None
-) -> list[LogRecord]:
-    t = schema.logs
-    query = sa.select(t).order_by(t.c.id)
-    if run_id is not None:
-        query = query.where(t.c.run_id == run_id)
-    if limit is not None:
-        query = query.limit(limit)
+def logs(conn: Conn, *, run_id: str | None = None, limit: int | None = None) -> list[LogRecord]:
+    order = "id" if limit is None else f"id LIMIT {int(limit)}"
+    rows = _select(conn, "logs", order, run_id=run_id)
     return [
         LogRecord(
             id=r["id"],
@@ -166,24 +157,20 @@ def logs(
             span_id=r["span_id"],
             attributes=_loads(r["attributes"], {}),
         )
-        for r in conn.execute(query).mappings()
+        for r in rows
     ]
 
 
-def spans(
-    conn: sa.Connection, *, run_id: str | None = None, trace_id: str | None = None
-) -> list[Span]:
+def spans(conn: Conn, *, run_id: str | None = None, trace_id: str | None = None) -> list[Span]:
     """Spans of a run; with both arguments, those with the run id or (run id unset) the trace id."""
-    t = schema.spans
-    query = sa.select(t).order_by(t.c.start_time, t.c.span_id)
     if run_id is not None and trace_id is not None:
-        query = query.where(
-            sa.or_(t.c.run_id == run_id, sa.and_(t.c.run_id.is_(None), t.c.trace_id == trace_id))
+        rows = borrow(conn).dicts(
+            "SELECT * FROM spans WHERE run_id = :run_id OR (run_id IS NULL AND trace_id = :trace_id) "
+            "ORDER BY start_time, span_id",
+            {"run_id": run_id, "trace_id": trace_id},
         )
-    elif run_id is not None:
-        query = query.where(t.c.run_id == run_id)
-    elif trace_id is not None:
-        query = query.where(t.c.trace_id == trace_id)
+    else:
+        rows = _select(conn, "spans", "start_time, span_id", run_id=run_id, trace_id=trace_id)
     return [
         Span(
             trace_id=r["trace_id"],
@@ -199,13 +186,11 @@ def spans(
             attributes=_loads(r["attributes"], {}),
             events=_loads(r["events"], []),
         )
-        for r in conn.execute(query).mappings()
+        for r in rows
     ]
 
 
-def lineage_edges(conn: sa.Connection) -> list[LineageEdge]:
-    t = schema.lineage_edges
-    query = sa.select(t).order_by(t.c.upstream, t.c.downstream, t.c.source)
+def lineage_edges(conn: Conn) -> list[LineageEdge]:
     return [
         LineageEdge(
             upstream=r["upstream"],
@@ -213,15 +198,11 @@ def lineage_edges(conn: sa.Connection) -> list[LineageEdge]:
             source=r["source"],
             columns=_loads(r["columns"], None),
         )
-        for r in conn.execute(query).mappings()
+        for r in _select(conn, "lineage_edges", "upstream, downstream, source")
     ]
 
 
-def schema_snapshots(conn: sa.Connection, *, asset: str | None = None) -> list[SchemaSnapshot]:
-    t = schema.schema_snapshots
-    query = sa.select(t).order_by(t.c.time, t.c.id)
-    if asset is not None:
-        query = query.where(t.c.asset == asset)
+def schema_snapshots(conn: Conn, *, asset: str | None = None) -> list[SchemaSnapshot]:
     return [
         SchemaSnapshot(
             asset=r["asset"],
@@ -230,5 +211,5 @@ def schema_snapshots(conn: sa.Connection, *, asset: str | None = None) -> list[S
             hash=r["hash"],
             run_id=r["run_id"],
         )
-        for r in conn.execute(query).mappings()
+        for r in _select(conn, "schema_snapshots", "time, id", asset=asset)
     ]
