@@ -112,6 +112,18 @@ def test_overview_asset_rows_equal_the_asset_api(client: Any) -> None:
         assert f"{api['avg_duration'] * 1000:,.0f} ms" in row.group(1)
 
 
+def test_overview_caps_the_asset_table_with_failing_assets_first(client: Any) -> None:
+    everything = client.get("/").text
+    total = len(re.findall(r'<tr data-asset="', everything))
+    assert total >= 3
+    page = assert_html_page(client.get("/", params={"assets": 1}))
+    rows = re.findall(r'<tr data-asset="([^"]+)"', page)
+    assert rows == ["dlt_entries"]  # the failing asset, ahead of assets earlier in lineage
+    assert f"1 of {total} assets" in page
+    assert f"assets={total}" in page  # the "show all" link
+    assert client.get("/", params={"assets": 0}).status_code == 400  # a clear error, not a 500
+
+
 def test_asset_page_figures_equal_the_asset_api(client: Any) -> None:
     page = assert_html_page(client.get("/assets/dlt_entries", params={"runs": 20}))
     api = client.get("/api/v1/assets/dlt_entries", params={"runs": 20}).json()

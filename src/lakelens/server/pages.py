@@ -53,6 +53,8 @@ PERIODS = ("1h", "24h", "7d")
 REFRESH_DEFAULT = 30
 # A run is flagged slow when it took this many times the asset's average.
 SLOW_FACTOR = 1.5
+# Asset rows on the overview by default (failing and stale first); `?assets=N` shows more.
+OVERVIEW_ASSETS = 200
 LEVEL_CHOICES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _STATIC = {"lakelens.css": "text/css", "lakelens.js": "text/javascript"}
 
@@ -289,8 +291,15 @@ def _freshness(node: Any) -> dict[str, Any] | None:
     }
 
 
+def _attention(node: Any) -> int:
+    """0 for a failing asset, 1 for a stale one, 2 for the rest (the overview's row order)."""
+    if node.status == "failure":
+        return 0
+    return 1 if node.stale else 2
+
+
 def _overview(
-    period: str, refresh: int
+    period: str, refresh: int, limit: int = OVERVIEW_ASSETS
 ) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.alerts.state import alerts
@@ -308,7 +317,14 @@ def _overview(
         known = set(asset_names(conn))
         rows = []
         checks: list[tuple[str, Any]] = []
-        for name in sorted(graph.nodes, key=lambda n: (layers.get(n, 0), n)):
+        # Failing assets first, then stale ones, then the rest, each in lineage order; on a big
+        # platform the table stops at `limit` rows (each row reads the asset's last 20 runs).
+        ordered = sorted(
+            graph.nodes,
+            key=lambda n: (_attention(graph.nodes[n]), layers.get(n, 0), n),
+        )
+        shown = ordered[:limit]
+        for name in shown:
             node = graph.nodes[name]
             metrics = asset_metrics(conn, name, runs=20, now=now) if name in known else None
             slow = None
@@ -350,6 +366,7 @@ def _overview(
             "worst": worst,
             "stale_count": sum(1 for f in freshness if f["stale"]),
             "assets": rows,
+            "assets_total": len(ordered),
             "checks": checks,
             "alerts": alerts(conn)[:8],
             "resources": _resources(ctx),
@@ -364,8 +381,11 @@ def overview(
     request: Request,
     period: str = Query("24h"),
     refresh: int = Query(REFRESH_DEFAULT, ge=0, le=3600),
+    assets: int = Query(
+        OVERVIEW_ASSETS, ge=1, le=5000, description="How many asset rows to show at most."
+    ),
 ) -> HTMLResponse:
-    return _page(request, "overview.html", "overview", _overview(period, refresh))
+    return _page(request, "overview.html", "overview", _overview(period, refresh, assets))
 
 
 # -- asset ----------------------------------------------------------------------------------------
