@@ -248,3 +248,27 @@ def test_label_values_are_escaped(tmp_path, require_tool) -> None:
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_asset_checks_include_results_recorded_by_a_separate_run(tmp_path) -> None:
+    """`dbt run` then `dbt test`: the tests' run materializes nothing, its checks still count."""
+    import lakelens
+    from lakelens.testing import recording
+
+    home = tmp_path / "home"
+    with recording(home, log_format="none"):
+
+        @lakelens.asset("orders")
+        def build() -> None:
+            lakelens.record(rows=10)
+
+        with lakelens.run("dbt_run"):
+            build()
+        with lakelens.run("dbt_test"):
+            lakelens.check("not_null_order_id", passed=False, asset="orders", severity="error")
+            lakelens.check("unique_order_id", passed=True, asset="orders")
+    data = json.loads(invoke("metrics", "asset", "orders", "--json", "--home", str(home)).output)
+    checks = {c["name"]: c for c in data["checks"]}
+    assert set(checks) == {"not_null_order_id", "unique_order_id"}
+    assert checks["not_null_order_id"]["last_passed"] is False
+    assert checks["unique_order_id"]["pass_rate"] == 100.0

@@ -125,15 +125,15 @@ def asset_metrics(
         "SELECT count(DISTINCT downstream) FROM lineage_edges WHERE upstream = :name",
         {"name": name},
     )
-    run_ids = sorted({r.run_id for r in rows})
     checks: list[CheckRate] = []
-    if run_ids:
-        # `asset || ''` keeps SQLite on the run_id index: the asset's own index would read
-        # every check result the asset ever had.
+    starts = [r.start_time for r in rows if r.start_time is not None]
+    if starts:
+        # Every result since the oldest of these runs began, whichever run recorded it: checks
+        # often run apart from the materialization (`dbt run`, then `dbt test`).
         results = db.rows(
             "SELECT name, severity, passed, value, time FROM check_results "
-            "WHERE asset || '' = :name AND run_id IN :run_ids ORDER BY name, time",
-            {"name": name, "run_ids": run_ids},
+            "WHERE asset = :name AND time >= :oldest ORDER BY name, time",
+            {"name": name, "oldest": min(starts)},
         )
         by_name: dict[str, list[Any]] = {}
         for result in results:
