@@ -75,11 +75,11 @@ def _empty_postgres(url: str) -> None:
     import sqlalchemy as sa
 
     from lakelens.store import Store
-    from lakelens.store.schema import metadata
+    from lakelens.store.schema import data_tables
 
     store = Store(url)
     with store.engine.begin() as conn:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
+        names = ", ".join(t.name for t in data_tables())
         conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY"))
     store.close()
 

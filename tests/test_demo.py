@@ -394,7 +394,7 @@ def test_cli_demo_json_is_the_summary(tmp_path: Path) -> None:
     summary = data["summary"]
     assert summary["runs"]["total"] == 24
     assert summary["runs"]["success"] + summary["runs"]["failure"] == 24
-    assert set(summary["latency"]) == {"count", "p50", "p95", "p99"}
+    assert set(summary["latency"]) == {"count", "p50", "p95", "p99", "approximate"}
     assert summary["assets"]["total"] == len(EXPECTED_ASSETS)
     assert summary["checks"]["total"] > 0
 

@@ -64,13 +64,8 @@ def render_summary(result: Summary, console: Console, *, title: str) -> None:
     ]
     failures = result.failures
     if failures.by_error_type:
-        lines.append(
-            "  By error:  "
-            + ", ".join(f"{escape(k)} ×{v}" for k, v in failures.by_error_type.items())
-        )
-        lines.append(
-            "  By stage:  " + ", ".join(f"{escape(k)} ×{v}" for k, v in failures.by_asset.items())
-        )
+        lines.append("  By error:  " + _top(failures.by_error_type))
+        lines.append("  By stage:  " + _top(failures.by_asset))
     lines += [
         "",
         "[bold]Data volume[/]",
@@ -85,17 +80,18 @@ def render_summary(result: Summary, console: Console, *, title: str) -> None:
     latency = result.latency
     lines += [
         "",
-        f"[bold]Latency[/] ({latency.count:,} materializations)",
+        f"[bold]Latency[/] ({latency.count:,} materializations"
+        + (", from hourly histograms: within 4.4%)" if latency.approximate else ")"),
         f"  p50:       {_seconds(latency.p50)}",
         f"  p95:       {_seconds(latency.p95)}",
         f"  p99:       {_seconds(latency.p99)}",
         "",
         "[bold]Assets[/]",
-        f"  Total:     {result.assets.total}",
-        f"  Active:    {result.assets.active}",
-        f"  Healthy:   {result.assets.healthy}",
-        f"  Warning:   {result.assets.warning}" + _names(result.assets.warning_assets, "yellow"),
-        f"  Failing:   {result.assets.failing}" + _names(result.assets.failing_assets, "red"),
+        f"  Total:     {result.assets.total:,}",
+        f"  Active:    {result.assets.active:,}",
+        f"  Healthy:   {result.assets.healthy:,}",
+        f"  Warning:   {result.assets.warning:,}" + _names(result.assets.warning_assets, "yellow"),
+        f"  Failing:   {result.assets.failing:,}" + _names(result.assets.failing_assets, "red"),
     ]
     for label, age in (("Freshest:", result.assets.freshest), ("Stalest: ", result.assets.stalest)):
         if age is not None:
@@ -119,6 +115,15 @@ def render_summary(result: Summary, console: Console, *, title: str) -> None:
         lines.append(f"  {marks.get(severity, '•')} {escape(text)}")
     for line in lines:
         console.print(line)
+
+
+def _top(counts: dict[str, int], shown: int = 8) -> str:
+    """The most frequent entries ('name ×n', most first), then how many more (all in --json)."""
+    from rich.markup import escape
+
+    text = ", ".join(f"{escape(k)} ×{v:,}" for k, v in list(counts.items())[:shown])
+    more = len(counts) - shown
+    return text + (f" [dim]… and {more:,} more (all of them with --json)[/]" if more > 0 else "")
 
 
 def _names(names: tuple[str, ...], style: str) -> str:

@@ -112,6 +112,41 @@ check_results = sa.Table(
     sa.Index("ix_check_run", "run_id"),
 )
 
+# Hourly rollups (revision 0006), kept exact by database triggers on materializations and
+# check_results; long windows read them instead of every row (analysis/rollups.py).
+asset_hours = sa.Table(
+    "asset_hours",
+    metadata,
+    sa.Column("asset", sa.String(512), primary_key=True),
+    sa.Column("hour", _Time, primary_key=True),
+    sa.Column("materializations", _Count, nullable=False, server_default="0"),
+    sa.Column("successes", _Count, nullable=False, server_default="0"),
+    sa.Column("failures", _Count, nullable=False, server_default="0"),
+    sa.Column("rows", _Count, nullable=False, server_default="0"),
+    sa.Column("bytes", _Count, nullable=False, server_default="0"),
+    sa.Column("success_rows", _Count, nullable=False, server_default="0"),
+    sa.Column("cpu_seconds", sa.Double, nullable=False, server_default="0"),
+    sa.Column("checks", _Count, nullable=False, server_default="0"),
+    sa.Column("checks_failed", _Count, nullable=False, server_default="0"),
+    sa.Index("ix_asset_hours_hour", "hour"),
+)
+
+# Durations of the materializations started in each hour, in log-scale buckets (all assets).
+hour_durations = sa.Table(
+    "hour_durations",
+    metadata,
+    sa.Column("hour", _Time, primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("n", _Count, nullable=False, server_default="0"),
+)
+
+duration_buckets = sa.Table(
+    "duration_buckets",
+    metadata,
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("lower", sa.Double, nullable=False, unique=True),
+)
+
 logs = sa.Table(
     "logs",
     metadata,
@@ -290,3 +325,11 @@ ingest_batches = sa.Table(
     sa.Column("rejected", sa.Integer, nullable=False),
     sa.Index("ix_ingest_batches_received", "received_at"),
 )
+
+# Filled by migration 0006 and never written again: not recorded data.
+REFERENCE_TABLES = frozenset({"duration_buckets"})
+
+
+def data_tables() -> list[sa.Table]:
+    """Every table of recorded data (what a test or a reset may empty), in dependency order."""
+    return [t for t in metadata.sorted_tables if t.name not in REFERENCE_TABLES]
