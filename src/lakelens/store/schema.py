@@ -117,8 +117,8 @@ check_results = sa.Table(
 asset_hours = sa.Table(
     "asset_hours",
     metadata,
-    sa.Column("asset", sa.String(512), primary_key=True),
     sa.Column("hour", _Time, primary_key=True),
+    sa.Column("asset", sa.String(512), primary_key=True),
     sa.Column("materializations", _Count, nullable=False, server_default="0"),
     sa.Column("successes", _Count, nullable=False, server_default="0"),
     sa.Column("failures", _Count, nullable=False, server_default="0"),
@@ -128,7 +128,7 @@ asset_hours = sa.Table(
     sa.Column("cpu_seconds", sa.Double, nullable=False, server_default="0"),
     sa.Column("checks", _Count, nullable=False, server_default="0"),
     sa.Column("checks_failed", _Count, nullable=False, server_default="0"),
-    sa.Index("ix_asset_hours_hour", "hour"),
+    sqlite_with_rowid=False,
 )
 
 # Durations of the materializations started in each hour, in log-scale buckets (all assets).
@@ -138,6 +138,7 @@ hour_durations = sa.Table(
     sa.Column("hour", _Time, primary_key=True),
     sa.Column("bucket", sa.Integer, primary_key=True),
     sa.Column("n", _Count, nullable=False, server_default="0"),
+    sqlite_with_rowid=False,
 )
 
 duration_buckets = sa.Table(
