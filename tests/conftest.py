@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,3 +140,84 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("LOG_CORRELATION_ID", raising=False)
     monkeypatch.setenv("LAKELENS_HOME", str(tmp_path / "default-home"))
+
+
+# -- a small pipeline recorded through the SDK (CLI and server tests) ---------------------------
+
+ODD_ASSET = 'odd "quoted" \\ name'
+
+
+class ApiTimeout(Exception):
+    pass
+
+
+def _record_pipeline(settings: Any, store: Any, *, extras: bool = False) -> dict[str, Any]:
+    """Three runs of api → dlt_entries → stg_entries → dashboard; the last run fails in dlt
+    10 minutes before `now`, so dlt_entries is past its 2h SLA, and a check failed once.
+    With `extras`: custom metrics, a schema, bytes, and an asset whose name needs escaping."""
+    import time
+
+    import lakelens
+    from lakelens.testing import FakeClock, recording
+
+    now = time.time()
+    clock = FakeClock(now - 3 * 3600.0)
+    run_ids: list[str] = []
+    with recording(settings=settings, store=store, clock=clock, id_seed=7):
+        log = lakelens.get_logger("pipe")
+        lakelens.asset("api", kind="external").declare()
+        dlt = lakelens.asset("dlt_entries", deps=["api"], freshness="2h", owner="platform")
+        stg = lakelens.asset(
+            "stg_entries", deps=["dlt_entries"], kind="model", freshness="4h", owner="analytics"
+        )
+        lakelens.asset("dashboard", deps=["stg_entries"], kind="dashboard", owner="bi").declare()
+        odd = lakelens.asset(ODD_ASSET, deps=["stg_entries"]) if extras else None
+        for n, fail in enumerate([False, False, True]):
+            if n == 2:
+                clock.set(now - 600)
+            try:
+                with lakelens.run("pipeline", partition=f"p{n}") as run:
+                    run_ids.append(run.run_id)
+                    with dlt:
+                        with lakelens.span("fetch_from_api", endpoint="/entries") as fetch:
+                            clock.advance(0.040)
+                            with lakelens.span("http.request"):
+                                clock.advance(0.030)
+                                if fail:
+                                    log.warning("Retry 1/3 after timeout")
+                                    log.error("Connection refused to api.example")
+                                    raise ApiTimeout("Connection timeout after 30s")
+                            fetch.set("rows_fetched", 487)
+                        log.info("Fetched 487 rows from API", rows=487)
+                        lakelens.check(
+                            "range_check",
+                            passed=n != 1,
+                            severity="error",
+                            valid_rows=480,
+                            total_rows=487,
+                        )
+                        if extras:
+                            lakelens.schema({"id": "int", "value": "float"})
+                            lakelens.record(rows=487, bytes=48_700)
+                            lakelens.metric("queue_size", 5 + n, queue="articles")
+                            lakelens.metric("rows_loaded", 10, kind="counter", source="api")
+                        else:
+                            lakelens.record(rows=487)
+                    with stg:
+                        clock.advance(0.045)
+                        lakelens.record(rows=487)
+                    if odd is not None:
+                        with odd:
+                            clock.advance(0.010)
+                            lakelens.record(rows=3)
+            except ApiTimeout:
+                pass
+            clock.advance(300)
+    return {"run_ids": run_ids, "now": now}
+
+
+@pytest.fixture
+def record_pipeline() -> Any:
+    """`record_pipeline(settings, store, extras=False)` records the small pipeline; returns
+    {"run_ids": [...], "now": epoch}."""
+    return _record_pipeline

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,26 +12,11 @@ import pytest
 import lakelens
 from lakelens.analysis.rollups import BUCKETS, bucket_lower, bucket_of, histogram_percentiles
 from lakelens.analysis.summary import QUANTILES, summary
-from lakelens.config import load_settings
 from lakelens.store import Store
 from lakelens.testing import FakeClock
 
 T0 = 1_700_000_000.0 + 1234.5  # not on an hour boundary
 DAY = 86400.0
-
-
-@pytest.fixture
-def recorder(store_url: str, tmp_path: Path) -> Iterator[tuple[Store, FakeClock]]:
-    clock = FakeClock(T0)
-    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
-    store = Store(settings=settings)
-    lakelens.configure(settings=settings, store=store, clock=clock)
-    try:
-        yield store, clock
-    finally:
-        lakelens.flush()
-        lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
-        store.close()
 
 
 class Boom(Exception):

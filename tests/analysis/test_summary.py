@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +12,11 @@ import pytest
 
 import lakelens
 from lakelens.analysis.summary import QUANTILES, percentiles, summary
-from lakelens.config import load_settings
 from lakelens.store import Store
 from lakelens.store import schema as tables
 from lakelens.testing import FakeClock
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def recorder(store_url: str, tmp_path: Path) -> Iterator[tuple[Store, FakeClock]]:
-    """The SDK recording into `store_url` on a fake clock starting at T0."""
-    clock = FakeClock(T0)
-    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
-    store = Store(settings=settings)
-    lakelens.configure(settings=settings, store=store, clock=clock)
-    try:
-        yield store, clock
-    finally:
-        lakelens.flush()
-        lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
-        store.close()
 
 
 class Boom(Exception):

@@ -14,81 +14,21 @@ from typing import Any
 
 import pytest
 
-import lakelens
 from lakelens.config import Settings, load_settings
 from lakelens.store import Store
-from lakelens.testing import FakeClock, recording
 
-HOUR = 3600.0
 ODD_ASSET = 'odd "quoted" \\ name'
 
 
-class ApiTimeout(Exception):
-    pass
-
-
-def build_pipeline(settings: Settings, store: Store) -> dict[str, Any]:
-    """Three runs of api → dlt_entries → stg_entries → dashboard; the last run fails in dlt
-    10 minutes before `now`, so dlt_entries is past its 2h SLA. Plus custom metrics, a check
-    that failed once, a schema, and an asset whose name needs escaping."""
-    now = time.time()
-    clock = FakeClock(now - 3 * HOUR)
-    run_ids: list[str] = []
-    with recording(settings=settings, store=store, clock=clock, id_seed=7):
-        log = lakelens.get_logger("pipe")
-        lakelens.asset("api", kind="external").declare()
-        dlt = lakelens.asset("dlt_entries", deps=["api"], freshness="2h", owner="platform")
-        stg = lakelens.asset(
-            "stg_entries", deps=["dlt_entries"], kind="model", freshness="4h", owner="analytics"
-        )
-        lakelens.asset("dashboard", deps=["stg_entries"], kind="dashboard", owner="bi").declare()
-        odd = lakelens.asset(ODD_ASSET, deps=["stg_entries"])
-        for n, fail in enumerate([False, False, True]):
-            if n == 2:
-                clock.set(now - 600)
-            try:
-                with lakelens.run("pipeline", partition=f"p{n}") as run:
-                    run_ids.append(run.run_id)
-                    with dlt:
-                        with lakelens.span("fetch_from_api", endpoint="/entries") as fetch:
-                            clock.advance(0.040)
-                            with lakelens.span("http.request"):
-                                clock.advance(0.030)
-                                if fail:
-                                    log.warning("Retry 1/3 after timeout")
-                                    log.error("Connection refused to api.example")
-                                    raise ApiTimeout("Connection timeout after 30s")
-                            fetch.set("rows_fetched", 487)
-                        log.info("Fetched 487 rows from API", rows=487)
-                        lakelens.check(
-                            "range_check",
-                            passed=n != 1,
-                            severity="error",
-                            valid_rows=480,
-                            total_rows=487,
-                        )
-                        lakelens.schema({"id": "int", "value": "float"})
-                        lakelens.record(rows=487, bytes=48_700)
-                        lakelens.metric("queue_size", 5 + n, queue="articles")
-                        lakelens.metric("rows_loaded", 10, kind="counter", source="api")
-                    with stg:
-                        clock.advance(0.045)
-                        lakelens.record(rows=487)
-                    with odd:
-                        clock.advance(0.010)
-                        lakelens.record(rows=3)
-            except ApiTimeout:
-                pass
-            clock.advance(300)
-    return {"run_ids": run_ids, "now": now}
-
-
 @pytest.fixture
-def pipeline(store_url: str, tmp_path: Path) -> Iterator[tuple[Settings, Store, dict[str, Any]]]:
-    """(settings, store, info) of the recorded pipeline, on SQLite and on PostgreSQL."""
+def pipeline(
+    store_url: str, tmp_path: Path, record_pipeline: Callable[..., dict[str, Any]]
+) -> Iterator[tuple[Settings, Store, dict[str, Any]]]:
+    """(settings, store, info) of the recorded pipeline, on SQLite and on PostgreSQL, with
+    custom metrics, a schema and an asset whose name needs escaping."""
     settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
     store = Store(settings=settings)
-    info = build_pipeline(settings, store)
+    info = record_pipeline(settings, store, extras=True)
     yield settings, store, info
     store.close()
 
