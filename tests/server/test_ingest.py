@@ -399,3 +399,14 @@ def test_an_ingested_failure_wakes_the_alert_evaluator(empty: Any) -> None:
         "/api/v1/events", json=[{"type": "run", "run_id": "r", "job": "j", "status": "failure"}]
     )
     assert alerts.evaluate_now.is_set()
+
+
+def test_an_edge_repeated_without_columns_keeps_its_columns(empty: Any) -> None:
+    """As stored one after the other: a later edge without a column mapping keeps the earlier one."""
+    client, store = empty
+    edge = {"type": "lineage", "upstream": "raw", "downstream": "stg"}
+    response = client.post("/api/v1/events", json=[{**edge, "columns": {"id": ["id"]}}, edge])
+    assert response.json() == {"accepted": 2, "rejected": []}
+    with store.connect() as conn:
+        columns = conn.execute(sa.select(schema.lineage_edges.c.columns)).scalars().all()
+    assert columns == ['{"id":["id"]}']

@@ -109,6 +109,8 @@ def _show(value: Any) -> str:
 
 def _clean_text(value: str) -> str:
     """Text the store can hold: no NUL (PostgreSQL refuses it), no lone surrogates."""
+    if value.isascii() and "\x00" not in value:
+        return value
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
     try:
@@ -119,6 +121,9 @@ def _clean_text(value: str) -> str:
 
 
 def _identifier(value: Any, field: str, limit: int) -> str:
+    # The usual value, checked cheaply: ASCII text has no lone surrogate.
+    if type(value) is str and 0 < len(value) <= limit and value.isascii() and "\x00" not in value:
+        return value
     if not isinstance(value, str) or not value:
         raise _Bad(f"{field}: expected a non-empty string, got {_show(value)}")
     if len(value) > limit:
@@ -223,6 +228,8 @@ def _json_text(value: Any) -> str | None:
     text = dumps(value)
     if text is None:
         return None
+    if text.isascii():
+        return text.replace("\\u0000", "\\ufffd")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -15,7 +15,6 @@ from lakelens.model import Run, RunStatus, from_epoch
 from lakelens.server.context import ServerContext
 from lakelens.server.security import require_read
 from lakelens.server.shapes import (
-    impact_dict,
     json_response,
     jsonable,
     log_dict,
@@ -275,13 +274,14 @@ def get_lineage_graph(request: Request) -> Response:
 )
 def get_impact(request: Request, name: str) -> Response:
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.lineage import impact
+    from lakelens.server.impact import impact_response
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
         graph = ctx.graph(conn)
-    return json_response(impact_dict(impact(graph, resolved), graph))
+    # Computed and encoded once per graph: the cached graph is replaced when lineage changes.
+    return impact_response(graph, resolved)
 
 
 @router.get(

@@ -1,19 +1,34 @@
-"""Committing what a request brought: one transaction, and at most once per batch id."""
+"""Committing what requests brought: at most once per batch id, and together when they overlap.
+
+Group commit: every ingest request hands its events to the store's committer and waits. One
+writer thread takes everything queued, writes it in one transaction and only then answers
+each request, so an acknowledged request is in the store (even after kill -9) and concurrent
+small requests share one transaction instead of queueing for one each.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import threading
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lakelens.errors import InvalidArgumentError
+from lakelens.server.security import clean
 
 if TYPE_CHECKING:
     from lakelens.ingest import Ingested
     from lakelens.store import Store
+    from lakelens.store.writes import Part
 
-__all__ = ["BATCH_ID_HEADER", "commit", "parse_batch_id"]
+__all__ = ["BATCH_ID_HEADER", "GroupCommitter", "commit", "parse_batch_id"]
+
+log = logging.getLogger("lakelens.server")
 
 BATCH_ID_HEADER = "Idempotency-Key"
 _BATCH_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -44,6 +59,26 @@ def _writer_lock(store: Store) -> Any:
         return _SQLITE_WRITERS.setdefault(store.url, threading.Lock())
 
 
+def _part(ingested: Ingested, *, source: str, batch_id: str | None, now: float) -> Part:
+    from lakelens.store.writes import Part
+
+    return Part(
+        ingested.batch,
+        batch_id=batch_id,
+        source=source,
+        accepted=ingested.accepted,
+        rejected=len(ingested.rejected),
+        now=now,
+    )
+
+
+def _write(store: Store, parts: list[Part]) -> list[bool]:
+    from lakelens.store.writes import write_batches
+
+    with _writer_lock(store):
+        return write_batches(store.engine, parts)
+
+
 def commit(
     store: Store, ingested: Ingested, *, source: str, batch_id: str | None, now: float
 ) -> bool:
@@ -53,18 +88,150 @@ def commit(
     The batch id row is inserted first in the same transaction, so two concurrent requests
     with one id serialize on it, and a crash leaves either both or neither.
     """
-    with _writer_lock(store):
-        return _commit(store, ingested, source=source, batch_id=batch_id, now=now)
+    return _write(store, [_part(ingested, source=source, batch_id=batch_id, now=now)])[0]
 
 
-def _commit(
-    store: Store, ingested: Ingested, *, source: str, batch_id: str | None, now: float
-) -> bool:
-    return store.write(
-        ingested.batch,
-        batch_id=batch_id,
-        source=source,
-        accepted=ingested.accepted,
-        rejected=len(ingested.rejected),
-        now=now,
-    )
+@dataclass
+class _Waiting:
+    """A request's events in the queue, and how to answer the request once they are written."""
+
+    part: Part
+    size: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[bool]
+
+
+class GroupCommitter:
+    """The store's single ingest writer: requests queue, the writer commits them in groups.
+
+    A group is everything queued when the writer is free (up to `max_events` events, at least
+    one request), written as one transaction by `store.writes.write_batches`. When that
+    transaction fails, each request of the group is retried in a transaction of its own, so a
+    request that cannot be stored fails alone and the others are stored or see their own
+    error: none is answered before its events are committed, none silently dropped.
+
+    The writer thread starts with the first request and ends after `idle_seconds` without one.
+    """
+
+    def __init__(
+        self, store: Store, *, max_events: int = 20_000, idle_seconds: float = 5.0
+    ) -> None:
+        self.store = store
+        self.max_events = max_events
+        self.idle_seconds = idle_seconds
+        self._wake = threading.Condition()
+        self._queue: list[_Waiting] = []
+        self._running = False
+        # Transactions and requests they held, for tests and /metrics-style introspection.
+        self.groups = 0
+        self.requests = 0
+
+    async def commit(
+        self, ingested: Ingested, *, source: str, batch_id: str | None, now: float
+    ) -> bool:
+        """Wait until the events are committed; False for a batch id committed before."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(
+            _part(ingested, source=source, batch_id=batch_id, now=now),
+            max(1, len(ingested.batch)),
+            loop,
+            loop.create_future(),
+        )
+        with self._wake:
+            self._queue.append(waiting)
+            if self._running:
+                self._wake.notify()
+            else:
+                self._running = True
+                threading.Thread(target=self._run, name="lakelens-commit", daemon=True).start()
+        return await waiting.future
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if not self._queue and not self._wake.wait_for(
+                    lambda: bool(self._queue), self.idle_seconds
+                ):
+                    self._running = False
+                    return
+                group = self._take()
+            try:
+                self._commit(group)
+            except BaseException as exc:  # never leave a request waiting
+                for waiting in group:
+                    _answer(waiting, None, exc)
+                if not isinstance(exc, Exception):
+                    with self._wake:
+                        self._running = False  # the next request starts a new writer
+                    raise
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest queued requests, up to `max_events` events (at least one request)."""
+        taken, events = 0, 0
+        for waiting in self._queue:
+            if taken and events + waiting.size > self.max_events:
+                break
+            taken += 1
+            events += waiting.size
+        group, self._queue = self._queue[:taken], self._queue[taken:]
+        return group
+
+    def _commit(self, group: list[_Waiting]) -> None:
+        try:
+            results = _write(self.store, [w.part for w in group])
+        except Exception as exc:
+            if len(group) == 1 or not self._alone_may_succeed(exc):
+                self._count(1, len(group))
+                for waiting in group:
+                    _answer(waiting, None, exc)
+                return
+            log.warning(
+                "group commit of %d requests failed (%s); committing them one by one",
+                len(group),
+                clean(f"{type(exc).__name__}: {exc}", 300),
+            )
+            for waiting in group:
+                self._commit([waiting])
+            return
+        self._count(1, len(group))
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, bool]]] = {}
+        for waiting, fresh in zip(group, results, strict=True):
+            by_loop.setdefault(waiting.loop, []).append((waiting, fresh))
+        for loop, answers in by_loop.items():
+            _call_soon(loop, _resolve_all, answers)
+
+    def _alone_may_succeed(self, exc: Exception) -> bool:
+        """Whether the failure may come from one request's events (or a deadlock with another
+        writer), not from the store itself: SQLite's operational errors (locked past the busy
+        timeout, disk full, I/O) would only repeat for every request, one timeout each."""
+        import sqlalchemy as sa
+
+        return not (self.store.is_sqlite and isinstance(exc, sa.exc.OperationalError))
+
+    def _count(self, groups: int, requests: int) -> None:
+        self.groups += groups
+        self.requests += requests
+
+
+def _resolve_all(answers: list[tuple[_Waiting, bool]]) -> None:
+    for waiting, fresh in answers:
+        if not waiting.future.done():  # a cancelled request (the client went away)
+            waiting.future.set_result(fresh)
+
+
+def _answer(waiting: _Waiting, fresh: bool | None, exc: BaseException | None) -> None:
+    def resolve() -> None:
+        if waiting.future.done():
+            return
+        if exc is not None:
+            waiting.future.set_exception(exc)
+        else:
+            waiting.future.set_result(bool(fresh))
+
+    _call_soon(waiting.loop, resolve)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    # A closed loop raises RuntimeError: nobody is waiting for the answer any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)

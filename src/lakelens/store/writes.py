@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from itertools import chain
 from typing import Any
 
@@ -23,7 +25,7 @@ from lakelens.model import (
 from lakelens.store import schema
 from lakelens.store.engine import dialect_insert, is_sqlite
 
-__all__ = ["write_batch"]
+__all__ = ["Part", "write_batch", "write_batches"]
 
 
 def _merge(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -174,54 +176,120 @@ class _Appender:
             sql = self._sql[rows] = self.head + ", ".join([self.row_marks] * rows) + self.tail
         return sql
 
-    def write(self, conn: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    def write(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         if not self.multirow:
-            conn.exec_driver_sql(self.single, list(rows))
+            cursor.executemany(self.single, rows)
             return
         for start in range(0, len(rows), _MULTIROW):
             chunk = rows[start : start + _MULTIROW]
-            conn.exec_driver_sql(self._statement(len(chunk)), tuple(chain.from_iterable(chunk)))
+            cursor.execute(self._statement(len(chunk)), tuple(chain.from_iterable(chunk)))
+
+
+class _Compiled:
+    """A statement compiled once for one dialect and run on the DBAPI cursor, row dicts in.
+
+    A small batch (one OpenLineage event) costs a handful of statements; through
+    `Connection.execute` each paid ~40 µs of SQLAlchemy bookkeeping, more than SQLite's work.
+    """
+
+    def __init__(self, stmt: Any, dialect: Any, keys: Sequence[str] | None = None) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+        self.sql: str = compiled.string
+        # Positional paramstyles (SQLite's qmark) take tuples in this order; named ones, dicts.
+        self.order: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        )
+
+    def params(self, row: dict[str, Any]) -> Any:
+        order = self.order
+        return row if order is None else tuple([row[name] for name in order])
+
+    def many(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> None:
+        cursor.executemany(self.sql, [self.params(row) for row in rows])
+
+    def one(self, cursor: Any, row: dict[str, Any]) -> list[Any]:
+        cursor.execute(self.sql, self.params(row))
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+_RUN_KEYS = tuple(_run_row(Run("r", "j")))
+_MATERIALIZATION_KEYS = tuple(_materialization_row(Materialization("m", "r", "a")))
+_ASSET_KEYS = tuple(_asset_row(Asset("a")))
+_EDGE_KEYS = ("upstream", "downstream", "source", "columns", "updated_at")
+_CLAIM_KEYS = ("batch_id", "received_at", "source", "accepted", "rejected")
 
 
 class _Statements:
-    """SQL for one dialect, built once: upserts via SQLAlchemy, appends as driver-level SQL."""
+    """SQL for one dialect, built once: upserts compiled from SQLAlchemy, appends as plain SQL."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.sqlite = is_sqlite(engine)
+        dialect = engine.dialect
         insert = dialect_insert(engine)
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
 
         def append_sql(
             table: sa.Table, columns: Sequence[str], ignore_conflicts: bool = False
         ) -> _Appender:
             return _Appender(table.name, columns, mark, ignore_conflicts, multirow=self.sqlite)
 
+        def compiled(stmt: Any, keys: Sequence[str] | None = None) -> _Compiled:
+            return _Compiled(stmt, dialect, keys)
+
         self.logs = append_sql(schema.logs, LOG_COLUMNS)
         self.spans = append_sql(schema.spans, SPAN_COLUMNS, ignore_conflicts=True)
         self.checks = append_sql(schema.check_results, _CHECK_COLUMNS, ignore_conflicts=True)
         self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
 
-        self.runs = self._state_upsert(insert, schema.runs, "run_id")
-        self.materializations = self._state_upsert(insert, schema.materializations, "id")
+        self.runs = compiled(self._state_upsert(insert, schema.runs, "run_id"), _RUN_KEYS)
+        self.materializations = compiled(
+            self._state_upsert(insert, schema.materializations, "id"), _MATERIALIZATION_KEYS
+        )
         assets = insert(schema.assets)
-        self.assets = assets.on_conflict_do_update(
-            index_elements=["name"],
-            set_={
-                c.name: sa.func.coalesce(assets.excluded[c.name], c)
-                for c in schema.assets.c
-                if c.name != "name"
-            },
+        self.assets = compiled(
+            assets.on_conflict_do_update(
+                index_elements=["name"],
+                set_={
+                    c.name: sa.func.coalesce(assets.excluded[c.name], c)
+                    for c in schema.assets.c
+                    if c.name != "name"
+                },
+            ),
+            _ASSET_KEYS,
         )
         # Names seen only in materializations or lineage still become rows of the registry.
-        self.placeholders = insert(schema.assets).on_conflict_do_nothing(index_elements=["name"])
-        edges = insert(schema.lineage_edges)
-        self.edges = edges.on_conflict_do_update(
-            index_elements=["upstream", "downstream", "source"],
-            set_={
-                "columns": sa.func.coalesce(edges.excluded.columns, schema.lineage_edges.c.columns),
-                "updated_at": edges.excluded.updated_at,
-            },
+        self.placeholders = compiled(
+            insert(schema.assets).on_conflict_do_nothing(index_elements=["name"]),
+            ("name", "kind"),
         )
+        # A name first seen as someone's upstream is no mere source once it materializes.
+        self.promote = compiled(
+            sa.text("UPDATE assets SET kind = 'asset' WHERE name = :name AND kind = 'source'")
+        )
+        edges = insert(schema.lineage_edges)
+        self.edges = compiled(
+            edges.on_conflict_do_update(
+                index_elements=["upstream", "downstream", "source"],
+                set_={
+                    "columns": sa.func.coalesce(
+                        edges.excluded.columns, schema.lineage_edges.c.columns
+                    ),
+                    "updated_at": edges.excluded.updated_at,
+                },
+            ),
+            _EDGE_KEYS,
+        )
+        self.claim = compiled(
+            insert(schema.ingest_batches)
+            .on_conflict_do_nothing(index_elements=["batch_id"])
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
+            .returning(schema.ingest_batches.c.batch_id),
+            _CLAIM_KEYS,
+        )
+        self.state = {
+            status: (compiled(latest), compiled(extreme))
+            for status, (latest, extreme) in _STATE_SQL.items()
+        }
 
     @staticmethod
     def _state_upsert(insert: Any, table: sa.Table, key: str) -> Any:
@@ -264,6 +332,19 @@ def _statements_for(engine: sa.Engine) -> _Statements:
     return found
 
 
+@dataclass
+class Part:
+    """One caller's batch among several written in one transaction (see `write_batches`)."""
+
+    batch: Batch
+    batch_id: str | None = None
+    source: str = "native"
+    # Counted in the batch id's row; `accepted` defaults to the number of events in the batch.
+    accepted: int | None = None
+    rejected: int = 0
+    now: float | None = None
+
+
 def write_batch(
     engine: sa.Engine,
     batch: Batch,
@@ -280,38 +361,81 @@ def write_batch(
     (a client retrying after a lost answer) is written once, and False is returned for the
     repeat. Two concurrent requests with one id serialize on that row.
     """
-    import time
+    part = Part(batch, batch_id, source, accepted, rejected, now)
+    return write_batches(engine, [part])[0]
 
+
+def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
+    """Write several batches in one transaction: for each, True, or False when its batch id
+    was committed before (or claimed by an earlier part), and then none of its events.
+
+    The events of the fresh parts are written as one batch, in the parts' order: the store
+    ends as if the parts had been written one after the other. Anything raised rolls back
+    every part.
+    """
     sql = _statements_for(engine)
     with engine.connect() as conn:
         if sql.sqlite:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            # Explicitly: the statements below go to the DBAPI cursor, which SQLAlchemy's
+            # autobegin never sees (its commit() would then do nothing).
+            conn.begin()
+        cursor = conn.connection.cursor()
         try:
-            if batch_id is not None:
-                insert = dialect_insert(engine)
-                claim = (
-                    insert(schema.ingest_batches)
-                    .values(
-                        batch_id=batch_id,
-                        received_at=time.time() if now is None else now,
-                        source=source,
-                        accepted=len(batch) if accepted is None else accepted,
-                        rejected=rejected,
-                    )
-                    .on_conflict_do_nothing(index_elements=["batch_id"])
-                    # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
-                    .returning(schema.ingest_batches.c.batch_id)
-                )
-                if conn.execute(claim).first() is None:
-                    conn.rollback()
-                    return False
+            fresh = [_claim(cursor, sql, part) for part in parts]
+            batch = _combined([part.batch for part, new in zip(parts, fresh, strict=True) if new])
             if len(batch):
-                _write(conn, sql, batch)
-            conn.commit()
+                _write(conn, cursor, sql, batch)
+            if any(fresh):
+                conn.commit()
+            else:
+                conn.rollback()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # As SQLAlchemy would raise it (callers map OperationalError to "retry later"),
+            # and a connection the server dropped is not handed out again.
+            wrapped = sa.exc.DBAPIError.instance(
+                None, None, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+            )
+            if engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
+                conn.invalidate()
+            else:
+                conn.rollback()
+            raise wrapped from None
         except BaseException:
             conn.rollback()
             raise
-    return True
+        finally:
+            cursor.close()
+    return fresh
+
+
+def _claim(cursor: Any, sql: _Statements, part: Part) -> bool:
+    """Insert the part's batch id row; False when the id is already there."""
+    if part.batch_id is None:
+        return True
+    row = {
+        "batch_id": part.batch_id,
+        "received_at": time.time() if part.now is None else part.now,
+        "source": part.source,
+        "accepted": len(part.batch) if part.accepted is None else part.accepted,
+        "rejected": part.rejected,
+    }
+    return bool(sql.claim.one(cursor, row))
+
+
+def _combined(batches: Sequence[Batch]) -> Batch:
+    if len(batches) == 1:
+        return batches[0]
+    combined = Batch()
+    for name in _BATCH_LISTS:
+        rows: list[Any] = getattr(combined, name)
+        for batch in batches:
+            rows.extend(getattr(batch, name))
+    return combined
+
+
+_BATCH_LISTS = tuple(f.name for f in fields(Batch))
 
 
 def _placeholders(batch: Batch) -> list[dict[str, Any]]:
@@ -328,48 +452,55 @@ def _placeholders(batch: Batch) -> list[dict[str, Any]]:
     return [{"name": name, "kind": kind} for name, kind in kinds.items() if name not in defined]
 
 
-def _write(conn: sa.Connection, sql: _Statements, batch: Batch) -> None:
+def _edge_rows(batch: Batch) -> list[dict[str, Any]]:
+    """One row per edge; as in the upsert, a later edge without columns keeps earlier ones."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in batch.edges:
+        key = (e.upstream, e.downstream, e.source)
+        row = {
+            "upstream": e.upstream,
+            "downstream": e.downstream,
+            "source": e.source,
+            "columns": dumps(e.columns),
+            "updated_at": to_epoch(e.updated_at),
+        }
+        earlier = rows.get(key)
+        if earlier is not None and row["columns"] is None:
+            row["columns"] = earlier["columns"]
+        rows[key] = row
+    return list(rows.values())
+
+
+def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> None:
     if batch.assets:
-        conn.execute(sql.assets, _merge((_asset_row(a) for a in batch.assets), "name"))
+        sql.assets.many(cursor, _merge((_asset_row(a) for a in batch.assets), "name"))
     placeholders = _placeholders(batch)
     if placeholders:
-        conn.execute(sql.placeholders, placeholders)
+        sql.placeholders.many(cursor, placeholders)
     materialized = sorted({m.asset for m in batch.materializations})
     if materialized:
-        # A name first seen as someone's upstream is no mere source once it materializes.
-        assets = schema.assets
-        conn.execute(
-            sa.update(assets)
-            .where(assets.c.kind == "source", assets.c.name.in_(materialized))
-            .values(kind="asset")
-        )
+        sql.promote.many(cursor, [{"name": name} for name in materialized])
     if batch.runs:
-        conn.execute(sql.runs, _merge((_run_row(r) for r in batch.runs), "run_id"))
+        sql.runs.many(cursor, _merge((_run_row(r) for r in batch.runs), "run_id"))
     if batch.materializations:
         merged = _merge((_materialization_row(m) for m in batch.materializations), "id")
-        conn.execute(sql.materializations, merged)
-        _update_asset_state(conn, merged)
+        for row in merged:
+            # Events merged into one row (a START and its COMPLETE) each lacked the other end.
+            start, end = row["start_time"], row["end_time"]
+            row["duration"] = end - start if start is not None and end is not None else None
+        sql.materializations.many(cursor, merged)
+        _update_asset_state(cursor, sql, merged)
     if batch.edges:
-        rows = {
-            (e.upstream, e.downstream, e.source): {
-                "upstream": e.upstream,
-                "downstream": e.downstream,
-                "source": e.source,
-                "columns": dumps(e.columns),
-                "updated_at": to_epoch(e.updated_at),
-            }
-            for e in batch.edges
-        }
-        conn.execute(sql.edges, list(rows.values()))
+        sql.edges.many(cursor, _edge_rows(batch))
     if batch.checks:
-        sql.checks.write(conn, [_check_row(c) for c in batch.checks])
+        sql.checks.write(cursor, [_check_row(c) for c in batch.checks])
     if batch.logs:
-        sql.logs.write(conn, batch.logs)
+        sql.logs.write(cursor, batch.logs)
     if batch.spans:
-        sql.spans.write(conn, batch.spans)
+        sql.spans.write(cursor, batch.spans)
     if batch.metrics:
         sql.metrics.write(
-            conn,
+            cursor,
             [
                 (to_epoch(m.time), m.name, m.kind, m.value, dumps(m.labels), m.run_id, m.asset)
                 for m in batch.metrics
@@ -408,7 +539,7 @@ _STATE_SQL = {
 }
 
 
-def _update_asset_state(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+def _update_asset_state(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:
     """Move each asset's latest-outcome columns forward; older events arriving late change nothing."""
     finished = sorted(
         (
@@ -418,7 +549,7 @@ def _update_asset_state(conn: sa.Connection, rows: list[dict[str, Any]]) -> None
         ),
         key=lambda r: r["start_time"] if r["start_time"] is not None else r["end_time"],
     )
-    for status, (latest, extreme) in _STATE_SQL.items():
+    for status, (latest, extreme) in sql.state.items():
         params = [
             {
                 "asset": r["asset"],
@@ -431,8 +562,8 @@ def _update_asset_state(conn: sa.Connection, rows: list[dict[str, Any]]) -> None
             if r["status"] == status
         ]
         if params:
-            conn.execute(latest, params)
-            conn.execute(extreme, params)
+            latest.many(cursor, params)
+            extreme.many(cursor, params)
 
 
 def _write_schemas(conn: sa.Connection, snapshots: list[SchemaSnapshot]) -> None:
