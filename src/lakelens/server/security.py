@@ -81,8 +81,8 @@ def _deny() -> None:
     )
 
 
-def require_read(request: Request) -> None:
-    """FastAPI dependency of every read endpoint."""
+async def require_read(request: Request) -> None:
+    """FastAPI dependency of every read endpoint (async: a sync one ran in a worker thread)."""
     if not request.app.state.ctx.access.allows(request.headers.get("authorization"), write=False):
         _deny()
 
