@@ -104,6 +104,7 @@ def test_a_missing_store_is_created_on_first_read(tmp_path: Path) -> None:
         ["lineage", "show", "a"],
         ["why", "a"],
         ["trace", "--asset", "a", "--last"],  # a has no runs: a one-line error, exit 1
+        ["health"],
     ],
 )
 def test_cli_reads_of_a_sqlite_store_do_not_import_sqlalchemy(

@@ -356,33 +356,21 @@ def _threshold(percent: float) -> str:
 
 def schema_state(store: Store) -> tuple[str | None, str | None]:
     """(revision in the database, newest revision this lakelens ships)."""
-    from lakelens.store import migrate
+    from lakelens.store.revision import HEAD_REVISION
 
-    return migrate.current_revision(store.engine), _script_head()
-
-
-_HEAD: list[str | None] = []
-
-
-def _script_head() -> str | None:
-    if not _HEAD:
-        from alembic.config import Config
-        from alembic.script import ScriptDirectory
-
+    try:
+        with store.reader() as db:
+            return db.value("SELECT version_num FROM alembic_version"), HEAD_REVISION
+    except Exception:  # no alembic_version table (an empty database): ask Alembic's way
         from lakelens.store import migrate
 
-        config = Config()
-        config.set_main_option("script_location", str(migrate._MIGRATIONS))
-        _HEAD.append(ScriptDirectory.from_config(config).get_current_head())
-    return _HEAD[0]
+        return migrate.current_revision(store.engine), HEAD_REVISION
 
 
 def check_store(store: Store) -> tuple[str, dict[str, Any]]:
-    import sqlalchemy as sa
-
     began = time.perf_counter()
-    with store.connect() as conn:
-        conn.execute(sa.text("SELECT 1")).scalar()
+    with store.reader() as db:
+        db.value("SELECT 1")
     latency = (time.perf_counter() - began) * 1000
     current, head = schema_state(store)
     details = {
@@ -402,10 +390,10 @@ def _data_path(settings: Settings, store: Store) -> str:
     import os
 
     if store.is_sqlite:
-        import sqlalchemy as sa
+        from lakelens.store.sql import sqlite_file
 
-        database = sa.engine.make_url(store.url).database
-        if database and database != ":memory:" and not database.startswith("file:"):
+        database = sqlite_file(store.url)
+        if database is not None:
             return os.path.dirname(os.path.abspath(database))
     home = os.path.abspath(settings.home)
     while not os.path.exists(home):
@@ -441,17 +429,11 @@ def check_memory() -> tuple[str, dict[str, Any]]:
 
 def check_freshness(store: Store, now: float) -> tuple[str, dict[str, Any]]:
     """Assets older than their freshness SLA (from the state kept on the assets table)."""
-    import sqlalchemy as sa
-
-    from lakelens.store import schema
-
-    a = schema.assets
-    with store.connect() as conn:
-        rows = conn.execute(
-            sa.select(a.c.name, a.c.freshness_seconds, a.c.last_success_time, a.c.critical)
-            .where(a.c.freshness_seconds.is_not(None), a.c.last_success_time.is_not(None))
-            .order_by(a.c.name)
-        ).all()
+    with store.reader() as db:
+        rows = db.rows(
+            "SELECT name, freshness_seconds, last_success_time, critical FROM assets "
+            "WHERE freshness_seconds IS NOT NULL AND last_success_time IS NOT NULL ORDER BY name"
+        )
     breaching = [
         {
             "asset": name,

@@ -75,6 +75,8 @@ class Store:
     @property
     def location(self) -> str:
         """Where the data is, with any password hidden."""
+        if self.url.startswith("sqlite"):
+            return self.url  # no credentials in a file URL
         import sqlalchemy as sa
 
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
