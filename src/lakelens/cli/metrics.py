@@ -390,22 +390,16 @@ def export(
                 handle.write(exposition(conn, since=since, now=now))
             elif fmt is ExportFormat.json:
                 assets = [asdict(a) for a in asset_periods(conn, since=since)]
-                runs = [
-                    dict(zip(RUN_COLUMNS, row, strict=True)) for row in run_rows(conn, since=since)
-                ]
-                count = len(runs)
-                json.dump(
-                    {
-                        "period": period,
-                        "since": since,
-                        "until": now,
-                        "assets": assets,
-                        "runs": runs,
-                    },
-                    handle,
-                    indent=2,
-                )
-                handle.write("\n")
+                head = {"period": period, "since": since, "until": now, "assets": assets}
+                # One compact line per run, written as it is read: json.dump's indented
+                # output goes through the pure-Python encoder (11 s for a busy week's
+                # 224,000 runs; one json.dumps per row is about 1 s).
+                handle.write(json.dumps(head, indent=2)[:-2] + ',\n  "runs": [')
+                for row in run_rows(conn, since=since):
+                    handle.write(",\n    " if count else "\n    ")
+                    handle.write(json.dumps(dict(zip(RUN_COLUMNS, row, strict=True))))
+                    count += 1
+                handle.write("\n  ]\n}\n" if count else "]\n}\n")
             elif level is ExportLevel.asset:
                 periods = asset_periods(conn, since=since)
                 writer = csv.writer(handle)
