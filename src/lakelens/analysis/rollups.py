@@ -68,6 +68,7 @@ def whole_hours(since: float, until: float) -> tuple[float, float] | None:
 class AssetTotals:
     materializations: int = 0
     successes: int = 0
+    failures: int = 0
     rows: int = 0
     bytes: int = 0
     success_rows: int = 0
@@ -77,9 +78,10 @@ class AssetTotals:
     def add(self, values: Sequence[Any]) -> None:
         self.materializations += int(values[0] or 0)
         self.successes += int(values[1] or 0)
-        self.rows += int(values[2] or 0)
-        self.bytes += int(values[3] or 0)
-        self.success_rows += int(values[4] or 0)
+        self.failures += int(values[2] or 0)
+        self.rows += int(values[3] or 0)
+        self.bytes += int(values[4] or 0)
+        self.success_rows += int(values[5] or 0)
 
 
 @dataclass
@@ -98,6 +100,7 @@ class WindowTotals:
 
 _RAW_MATERIALIZATIONS = (
     "SELECT asset, count(*), sum(CASE WHEN status = 'success' THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN status = 'failure' THEN 1 ELSE 0 END), "
     "sum(coalesce(rows, 0)), sum(coalesce(bytes, 0)), "
     "sum(CASE WHEN status = 'success' THEN coalesce(rows, 0) ELSE 0 END) "
     "FROM materializations WHERE {period} GROUP BY asset"
@@ -115,15 +118,15 @@ def window_totals(
     h0, h1 = hours
     totals = WindowTotals()
     for asset, *values in db.rows(
-        "SELECT asset, sum(materializations), sum(successes), sum(rows), sum(bytes), "
-        "sum(success_rows), sum(checks), sum(checks_failed) FROM asset_hours "
+        "SELECT asset, sum(materializations), sum(successes), sum(failures), sum(rows), "
+        "sum(bytes), sum(success_rows), sum(checks), sum(checks_failed) FROM asset_hours "
         "WHERE hour >= :h0 AND hour < :h1 GROUP BY asset",
         {"h0": h0, "h1": h1},
     ):
         entry = totals.asset(asset)
         entry.add(values)
-        entry.checks += int(values[5] or 0)
-        entry.checks_failed += int(values[6] or 0)
+        entry.checks += int(values[6] or 0)
+        entry.checks_failed += int(values[7] or 0)
     for bucket, n in db.rows(
         "SELECT bucket, sum(n) FROM hour_durations WHERE hour >= :h0 AND hour < :h1 "
         "GROUP BY bucket",

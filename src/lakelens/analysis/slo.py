@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from lakelens.analysis._db import connection
+from lakelens.analysis._db import borrow, connection
+from lakelens.analysis.rollups import whole_hours, window_totals
 from lakelens.errors import InvalidArgumentError
 from lakelens.store import schema
 
@@ -200,7 +201,16 @@ def slo_report(
                 .order_by(a.c.name)
             ).scalars()
         )
-        outcomes = _outcomes(conn, since, until)
+        hours = whole_hours(since, until)
+        if hours is None:
+            outcomes = _outcomes(conn, since, until)
+        else:  # a long period: whole hours from the rollups, exact like the rows
+            totals = window_totals(borrow(conn), since, until, hours)
+            outcomes = {
+                name: (t.successes, t.failures)
+                for name, t in totals.assets.items()
+                if t.successes or t.failures
+            }
         timelines = {
             row.name: _timeline(conn, row.name, since, until)
             for row in targets
