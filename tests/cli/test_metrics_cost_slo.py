@@ -270,6 +270,31 @@ def test_slo_table(home: Path) -> None:
     assert lines[-1] == "No SLO declared: events, orders"
 
 
+def test_limit_keeps_the_tables_short_and_the_worst_first(home: Path) -> None:
+    slo = invoke("slo", "--home", str(home), "--period", "10h", "--no-color", "--limit", "1")
+    shown = [
+        line.split()[0] for line in slo.splitlines() if line.split()[:1] in (["loads"], ["marts"])
+    ]
+    assert shown == ["loads"]  # BREACHED comes before OK
+    assert "… and 1 more assets (--limit 0 shows all; --json lists them)" in slo
+    assert "No SLO declared: events … and 1 more (--limit 0 shows all)" in slo
+    cost = invoke("cost", "--home", str(home), "--period", "10d", "--no-color", "--limit", "1")
+    rows = [line.split()[0] for line in cost.splitlines() if line.split()]
+    assert "orders" in rows and "Total" in rows and "more assets" in cost
+    everything = invoke(
+        "cost", "--home", str(home), "--period", "10d", "--no-color", "--limit", "0"
+    )
+    assert "more assets" not in everything
+    assert (
+        len(
+            json.loads(
+                invoke("slo", "--home", str(home), "--period", "10h", "--json", "--limit", "1")
+            )["assets"]
+        )
+        == 2
+    )
+
+
 def test_empty_store_is_friendly(tmp_path: Path) -> None:
     for command in ("cost", "slo"):
         out = invoke(command, "--home", str(tmp_path / "empty"))

@@ -19,6 +19,16 @@ JsonOption = typer.Option(False, "--json", help="Print JSON (a stable shape) ins
 NoColorOption = typer.Option(
     False, "--no-color", help="Plain text without colours (also when not a terminal)."
 )
+RowsOption = typer.Option(
+    50, "--limit", "-n", min=0, help="Show at most N assets in the table (0: all; --json has all)."
+)
+
+
+def more_line(shown: int, total: int, what: str) -> str | None:
+    """'… and 283 more assets (--limit 0 shows all; --json lists them)', or None."""
+    if total <= shown:
+        return None
+    return f"[dim]… and {total - shown:,} more {what} (--limit 0 shows all; --json lists them)[/]"
 
 
 def open_store(home: Optional[str]) -> Store:  # noqa: UP045

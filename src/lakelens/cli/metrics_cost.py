@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, RowsOption
 
 if TYPE_CHECKING:
     from lakelens.analysis.cost import CostReport, Growth, Usage
@@ -28,6 +28,7 @@ def cost(
         "--price-per-cpu-hour",
         help="Price of one CPU hour; default $LAKELENS_PRICE_PER_CPU_HOUR or 0.05.",
     ),
+    limit: int = RowsOption,
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
@@ -61,7 +62,7 @@ def cost(
     if json_output:
         print_json(to_json(report))
         return
-    _render(report, no_color)
+    _render(report, no_color, limit)
 
 
 def to_json(report: CostReport) -> dict[str, Any]:
@@ -138,13 +139,13 @@ def growth_text(growth: Growth) -> str:
     return {"new": "new", "empty": "–"}.get(growth.state, "n/a")
 
 
-def _render(report: CostReport, no_color: bool) -> None:
+def _render(report: CostReport, no_color: bool, limit: int = 0) -> None:
     from datetime import datetime, timezone
 
     from rich.markup import escape
     from rich.table import Table
 
-    from lakelens.cli._common import make_console
+    from lakelens.cli._common import make_console, more_line
     from lakelens.units import format_bytes, format_count, format_duration
 
     console = make_console(no_color)
@@ -187,11 +188,17 @@ def _render(report: CostReport, no_color: bool) -> None:
             "–" if usage.cost_per_gb is None else money(usage.cost_per_gb),
         ]
 
-    for item in report.assets:
+    # Most expensive first: a limit keeps the ones that cost the most; the total counts all.
+    shown = report.assets[:limit] if limit else report.assets
+    for item in shown:
         table.add_row(escape(item.asset), *cells(item.usage))
     table.add_section()
-    table.add_row("[bold]Total[/]", *(f"[bold]{c}[/]" for c in cells(report.total)))
+    total = "Total" if len(shown) == len(report.assets) else f"Total ({len(report.assets):,})"
+    table.add_row(f"[bold]{total}[/]", *(f"[bold]{c}[/]" for c in cells(report.total)))
     console.print(table)
+    more = more_line(len(shown), len(report.assets), "assets")
+    if more:
+        console.print(more)
 
     previous = f"the previous {label}" + (" (month over month)" if report.month_over_month else "")
     console.print(f"[dim]Storage growth: bytes written in the last {label} vs {previous}.[/]")

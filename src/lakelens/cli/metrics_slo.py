@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, RowsOption
 
 if TYPE_CHECKING:
     from lakelens.analysis.slo import AssetSlo, ErrorBudget, Objective, SloReport
@@ -19,6 +19,7 @@ _STATUS_STYLE = {"OK": "green", "AT RISK": "yellow", "BREACHED": "bold red", "NO
 
 def slo(
     period: str = typer.Option("30d", "--period", help="How far back to look: 24h, 7d, 30d."),
+    limit: int = RowsOption,
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
@@ -51,7 +52,7 @@ def slo(
     if json_output:
         print_json(to_json(report))
         return
-    _render(report, no_color)
+    _render(report, no_color, limit)
 
 
 def to_json(report: SloReport) -> dict[str, Any]:
@@ -142,11 +143,11 @@ def burn_text(budget: ErrorBudget | None) -> str:
     return f"{budget.burn_rate:.2f}×"
 
 
-def _render(report: SloReport, no_color: bool) -> None:
+def _render(report: SloReport, no_color: bool, limit: int = 0) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from lakelens.cli._common import make_console
+    from lakelens.cli._common import make_console, more_line
     from lakelens.cli.metrics_cost import NOTHING_RECORDED, period_label
     from lakelens.units import format_duration
 
@@ -186,13 +187,18 @@ def _render(report: SloReport, no_color: bool) -> None:
                 f"[{style}]{objective.status}[/]",
             )
 
-        for item in report.assets:
+        # Breached and at-risk assets come first: a limit keeps the ones that need attention.
+        shown = report.assets[:limit] if limit else report.assets
+        for item in shown:
             target = target_text(item.target) + (" (default)" if item.target_is_default else "")
             row(escape(item.asset), item.availability, "availability", target)
             if item.freshness is not None and item.freshness_seconds is not None:
                 sla = format_duration(item.freshness_seconds)
                 row("", item.freshness, f"freshness ≤ {sla}", target)
         console.print(table)
+        more = more_line(len(shown), len(report.assets), "assets")
+        if more:
+            console.print(more)
         if any(item.target_is_default for item in report.assets):
             console.print(
                 f"[dim](default) target {target_text(report.default_target)}: the asset declares "
@@ -203,5 +209,11 @@ def _render(report: SloReport, no_color: bool) -> None:
             "Burn rate 1.0 spends exactly the error budget over the period.[/]"
         )
     if report.undeclared:
-        names = ", ".join(report.undeclared)
-        console.print(f"[dim]No SLO declared:[/] {escape(names)}", soft_wrap=True)
+        listed = report.undeclared if not limit else report.undeclared[:limit]
+        names = ", ".join(listed)
+        rest = len(report.undeclared) - len(listed)
+        more = f" [dim]… and {rest:,} more (--limit 0 shows all)[/]" if rest else ""
+        console.print(
+            f"[dim]No SLO declared:[/] {escape(names)}{more}",
+            soft_wrap=True,
+        )
