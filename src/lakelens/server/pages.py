@@ -54,7 +54,7 @@ REFRESH_DEFAULT = 30
 # A run is flagged slow when it took this many times the asset's average.
 SLOW_FACTOR = 1.5
 # Asset rows on the overview by default (failing and stale first); `?assets=N` shows more.
-OVERVIEW_ASSETS = 200
+OVERVIEW_ASSETS = 100
 LEVEL_CHOICES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _STATIC = {"lakelens.css": "text/css", "lakelens.js": "text/javascript"}
 
