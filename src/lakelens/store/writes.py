@@ -365,6 +365,10 @@ def write_batch(
     return write_batches(engine, [part])[0]
 
 
+# PostgreSQL advisory lock held by transactions that write materializations or check results.
+ROLLUP_LOCK_KEY = 0x1A6E1E48  # migrate: ...45, evaluator: ...46, leader: ...47
+
+
 def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
     """Write several batches in one transaction: for each, True, or False when its batch id
     was committed before (or claimed by an earlier part), and then none of its events.
@@ -383,6 +387,12 @@ def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
             conn.begin()
         cursor = conn.connection.cursor()
         try:
+            if not sql.sqlite and any(p.batch.materializations or p.batch.checks for p in parts):
+                # The hourly rollups' triggers (revision 0006) update shared rows; writers
+                # taking them in different orders deadlocked on PostgreSQL (4 writers: 269
+                # deadlocks, 244 s for 600 transactions). One writer at a time here instead:
+                # these transactions take about a millisecond.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
             fresh = [_claim(cursor, sql, part) for part in parts]
             batch = _combined([part.batch for part, new in zip(parts, fresh, strict=True) if new])
             if len(batch):
