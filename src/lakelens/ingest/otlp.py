@@ -33,7 +33,7 @@ import base64
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lakelens.errors import InvalidArgumentError, LakelensError
@@ -71,43 +71,51 @@ def traces_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingeste
     """Spans of an OTLP/HTTP traces request; `now` is unused (spans carry their times)."""
     request = _request("traces")
     _decode(body, content_type, request, "traces")
-    result = Ingested()
-    index = 0
-    for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
-            scope_attributes = _attributes(scope.attributes)
-            for span in scope_spans.spans:
-                try:
-                    row = _span_row(span, resource, scope, scope_attributes)
-                except _Rejected as exc:
-                    result.rejected.append(Rejection(index, f"span {index}: {exc}"))
-                else:
-                    result.batch.spans.append(row)
-                    result.accepted += 1
-                index += 1
-    return result
+    return _collect(
+        ((group, group.scope_spans, "spans") for group in request.resource_spans),
+        _span_row,
+        "span",
+        lambda result: result.batch.spans,
+    )
 
 
 def logs_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingested:
     """Log lines of an OTLP/HTTP logs request; records without any time get `now`."""
     request = _request("logs")
     _decode(body, content_type, request, "logs")
+    return _collect(
+        ((group, group.scope_logs, "log_records") for group in request.resource_logs),
+        lambda record, resource, scope, attributes: _log_row(
+            record, resource, scope, attributes, now
+        ),
+        "log record",
+        lambda result: result.batch.logs,
+    )
+
+
+def _collect(
+    groups: Iterable[tuple[Any, Any, str]],
+    make_row: Callable[[Any, dict[str, Any], Any, dict[str, Any]], Any],
+    label: str,
+    rows_of: Callable[[Ingested], list[Any]],
+) -> Ingested:
+    """Rows of every item of every scope of every resource; an item that cannot be stored is
+    rejected with its index (counted across the whole request) and the reason."""
     result = Ingested()
+    rows = rows_of(result)
     index = 0
-    for resource_logs in request.resource_logs:
-        resource = _attributes(resource_logs.resource.attributes)
-        for scope_logs in resource_logs.scope_logs:
-            scope = scope_logs.scope
+    for group, scopes, items in groups:
+        resource = _attributes(group.resource.attributes)
+        for scoped in scopes:
+            scope = scoped.scope
             scope_attributes = _attributes(scope.attributes)
-            for record in scope_logs.log_records:
+            for item in getattr(scoped, items):
                 try:
-                    row = _log_row(record, resource, scope, scope_attributes, now)
+                    row = make_row(item, resource, scope, scope_attributes)
                 except _Rejected as exc:
-                    result.rejected.append(Rejection(index, f"log record {index}: {exc}"))
+                    result.rejected.append(Rejection(index, f"{label} {index}: {exc}"))
                 else:
-                    result.batch.logs.append(row)
+                    rows.append(row)
                     result.accepted += 1
                 index += 1
     return result
