@@ -304,7 +304,6 @@ def _overview(
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.alerts.state import alerts
         from lakelens.analysis.asset_metrics import asset_metrics
-        from lakelens.analysis.assets import asset_names
         from lakelens.analysis.lineage import annotate
         from lakelens.analysis.summary import status_of, summary
 
@@ -314,7 +313,6 @@ def _overview(
         graph = ctx.graph(conn)
         annotate(conn, graph, list(graph.nodes), now=now)
         layers = charts.layout_dag(graph).layer if graph.nodes else {}
-        known = set(asset_names(conn))
         rows = []
         checks: list[tuple[str, Any]] = []
         # Failing assets first, then stale ones, then the rest, each in lineage order; on a big
@@ -326,7 +324,10 @@ def _overview(
         shown = ordered[:limit]
         for name in shown:
             node = graph.nodes[name]
-            metrics = asset_metrics(conn, name, runs=20, now=now) if name in known else None
+            try:
+                metrics = asset_metrics(conn, name, runs=20, now=now)
+            except LookupError:  # a name only an edge mentions, not in the registry
+                metrics = None
             slow = None
             if (
                 metrics is not None
