@@ -68,12 +68,7 @@ def cost(
 def to_json(report: CostReport) -> dict[str, Any]:
     """The stable JSON shape of `lakelens metrics cost --json`."""
     return {
-        "period": {
-            "since": report.since,
-            "until": report.until,
-            "seconds": report.period_seconds,
-            "label": period_label(report.period_seconds),
-        },
+        "period": period_json(report),
         "previous_period": {"since": report.previous_since, "until": report.since},
         "comparison": "month over month" if report.month_over_month else "period over period",
         "history_start": report.history_start,
@@ -105,6 +100,16 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
             "change": g.change,
             "state": g.state,
         },
+    }
+
+
+def period_json(report: Any) -> dict[str, Any]:
+    """The `period` object of the cost and slo JSON (a report with since, until, period_seconds)."""
+    return {
+        "since": report.since,
+        "until": report.until,
+        "seconds": report.period_seconds,
+        "label": period_label(report.period_seconds),
     }
 
 

@@ -57,15 +57,10 @@ def slo(
 
 def to_json(report: SloReport) -> dict[str, Any]:
     """The stable JSON shape of `lakelens metrics slo --json`."""
-    from lakelens.cli.metrics_cost import period_label
+    from lakelens.cli.metrics_cost import period_json
 
     return {
-        "period": {
-            "since": report.since,
-            "until": report.until,
-            "seconds": report.period_seconds,
-            "label": period_label(report.period_seconds),
-        },
+        "period": period_json(report),
         "default_target": report.default_target,
         "assets": [_asset_json(a) for a in report.assets],
         "no_slo_declared": list(report.undeclared),
