@@ -135,6 +135,10 @@ def _remove_previous_recording(store: Store) -> bool:
             return False
         if is_sqlite(store.engine):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            from lakelens.store.writes import LOCK_ROLLUPS
+
+            conn.exec_driver_sql(LOCK_ROLLUPS)  # delete triggers update the rollups
         for table in (
             schema.logs,
             schema.spans,

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from lakelens.store import schema
 from lakelens.store.engine import is_sqlite
-from lakelens.store.writes import ROLLUP_LOCK_KEY
+from lakelens.store.writes import LOCK_ROLLUPS, ROLLED_UP_TABLES
 
 __all__ = ["PRUNED_TABLES", "prune"]
 
@@ -24,7 +24,6 @@ PRUNED_TABLES: tuple[tuple[sa.Table, str], ...] = (
     (schema.ingest_batches, "received_at"),
 )
 _CHUNK = 50_000
-_ROLLED_UP = frozenset({"materializations", "check_results"})
 
 
 def prune(
@@ -53,11 +52,8 @@ def prune(
             with engine.connect() as conn:
                 if is_sqlite(engine):
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
-                elif table.name in _ROLLED_UP:
-                    # Their delete triggers update the hourly rollups: in turn with the writers.
-                    conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK_KEY}
-                    )
+                elif table.name in ROLLED_UP_TABLES:
+                    conn.exec_driver_sql(LOCK_ROLLUPS)  # delete triggers update the rollups
                 result = conn.execute(sa.delete(table).where(key.in_(chunk)))
                 conn.commit()
             total += result.rowcount or 0

@@ -365,8 +365,13 @@ def write_batch(
     return write_batches(engine, [part])[0]
 
 
-# PostgreSQL advisory lock held by transactions that write materializations or check results.
-ROLLUP_LOCK_KEY = 0x1A6E1E48  # migrate: ...45, evaluator: ...46, leader: ...47
+# The hourly rollups' triggers (revision 0006) update rows shared by every writer of these
+# tables; writers taking them in different orders deadlocked on PostgreSQL (4 writers: 269
+# deadlocks, 244 s for 600 transactions). Every PostgreSQL transaction that inserts, updates or
+# deletes their rows runs `LOCK_ROLLUPS` first (writes, prune, the demo's reset): one at a
+# time, about a millisecond each. Key: migrate ...45, evaluator ...46, leader ...47.
+ROLLED_UP_TABLES = frozenset({"materializations", "check_results"})
+LOCK_ROLLUPS = f"SELECT pg_advisory_xact_lock({0x1A6E1E48})"
 
 
 def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
@@ -388,11 +393,7 @@ def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
         cursor = conn.connection.cursor()
         try:
             if not sql.sqlite and any(p.batch.materializations or p.batch.checks for p in parts):
-                # The hourly rollups' triggers (revision 0006) update shared rows; writers
-                # taking them in different orders deadlocked on PostgreSQL (4 writers: 269
-                # deadlocks, 244 s for 600 transactions). One writer at a time here instead:
-                # these transactions take about a millisecond.
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
+                cursor.execute(LOCK_ROLLUPS)
             fresh = [_claim(cursor, sql, part) for part in parts]
             batch = _combined([part.batch for part, new in zip(parts, fresh, strict=True) if new])
             if len(batch):
