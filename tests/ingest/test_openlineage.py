@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -100,46 +97,15 @@ def _event(
 # -- the real client's HTTP transport, recorded -----------------------------------------------
 
 
-class _Recorder(ThreadingHTTPServer):
-    bodies: list[tuple[str, bytes]]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        server: _Recorder = self.server  # type: ignore[assignment]
-        server.bodies.append((self.path, self.rfile.read(length)))
-        self.send_response(201)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def recorder() -> Iterator[_Recorder]:
-    """A Marquez stand-in on 127.0.0.1 that keeps every request body."""
-    server = _Recorder(("127.0.0.1", 0), _Handler)
-    server.bodies = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _emit_through_client(recorder: _Recorder, events: list[Any]) -> list[dict[str, Any]]:
+def _emit_through_client(recorder: Any, events: list[Any]) -> list[dict[str, Any]]:
     """Send events with OpenLineageClient + HttpTransport; return the JSON the server received."""
-    url = f"http://127.0.0.1:{recorder.server_address[1]}"
+    url = recorder.url
     client = OpenLineageClient(transport=HttpTransport(HttpConfig(url=url, timeout=10)))
     for event in events:
         client.emit(event)
     client.close()
-    assert [path for path, _ in recorder.bodies] == ["/api/v1/lineage"] * len(events)
-    return [json.loads(body) for _, body in recorder.bodies]
+    assert [path for path, *_ in recorder.requests] == ["/api/v1/lineage"] * len(events)
+    return [json.loads(body) for _, body in recorder.bodies()]
 
 
 # -- a realistic DAG: ingest → transform → publish, under a parent DAG run ---------------------
@@ -312,10 +278,10 @@ def _store_events(url: str, payloads: list[Any]) -> Store:
 
 
 def test_dag_from_the_real_client_gives_graph_runs_failures_rows_checks_and_schemas(
-    store_url: str, recorder: _Recorder
+    store_url: str, http_recorder: Any
 ) -> None:
     """One request per event, exactly as openlineage-python's HttpTransport sends them."""
-    payloads = _emit_through_client(recorder, _dag_events())
+    payloads = _emit_through_client(http_recorder, _dag_events())
     store = _store_events(store_url, payloads)
     try:
         with store.connect() as conn:

@@ -6,11 +6,9 @@ import base64
 import contextlib
 import json
 import logging
-import threading
 import uuid
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,50 +43,6 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 T = 1_729_000_000_000_000_000  # unix nanos
 RUN = "run-2024-10-15"
-
-
-# -- a collector stand-in on 127.0.0.1 that keeps what the real exporters send -----------------
-
-
-class _Recorder(ThreadingHTTPServer):
-    requests: list[tuple[str, str, bytes]]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def bodies(self, path: str) -> list[tuple[str, bytes]]:
-        return [(kind, body) for p, kind, body in self.requests if p == path]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        assert self.headers.get("Content-Encoding") in (None, "identity")
-        server: _Recorder = self.server  # type: ignore[assignment]
-        server.requests.append(
-            (self.path, self.headers.get("Content-Type", ""), self.rfile.read(length))
-        )
-        self.send_response(200)
-        self.send_header("Content-Type", PROTOBUF)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def collector() -> Iterator[_Recorder]:
-    server = _Recorder(("127.0.0.1", 0), _Handler)
-    server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _ingest_all(convert: Any, bodies: list[tuple[str, bytes]]) -> Ingested:
@@ -137,19 +91,18 @@ def _provider(run_attributes: dict[str, str]) -> TracerProvider:
     )
 
 
-def test_nested_spans_from_the_real_otlp_http_exporter(
-    tmp_path: Path, collector: _Recorder
-) -> None:
+def test_nested_spans_from_the_real_otlp_http_exporter(tmp_path: Path, http_recorder: Any) -> None:
     provider = _provider({"lakelens.run_id": RUN})
     exporter = OTLPSpanExporter(
-        endpoint=f"{collector.url}/v1/traces", compression=Compression.NoCompression
+        endpoint=f"{http_recorder.url}/v1/traces", compression=Compression.NoCompression
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     _pipeline_spans(provider.get_tracer("glucose.pipeline", "1.2.3"))
     assert provider.force_flush()
     provider.shutdown()
 
-    bodies = collector.bodies("/v1/traces")
+    bodies = http_recorder.bodies("/v1/traces")
+    assert {encoding for *_, encoding, _ in http_recorder.requests} == {"identity"}
     assert bodies and all(kind == PROTOBUF for kind, _ in bodies)
     result = _ingest_all(traces_to_ingested, bodies)
     assert (result.accepted, result.rejected) == (4, [])
@@ -521,19 +474,20 @@ def _log_lines(logger: logging.Logger) -> str:
 
 
 def test_logs_from_the_real_otlp_http_exporter(
-    store_url: str, collector: _Recorder, otel_logger: tuple[logging.Logger, LoggerProvider, Any]
+    store_url: str, http_recorder: Any, otel_logger: tuple[logging.Logger, LoggerProvider, Any]
 ) -> None:
     logger, provider, _handler = otel_logger
     provider.add_log_record_processor(
         SimpleLogRecordProcessor(
             OTLPLogExporter(
-                endpoint=f"{collector.url}/v1/logs", compression=Compression.NoCompression
+                endpoint=f"{http_recorder.url}/v1/logs", compression=Compression.NoCompression
             )
         )
     )
     span_id = _log_lines(logger)
     provider.force_flush()
-    bodies = collector.bodies("/v1/logs")
+    bodies = http_recorder.bodies("/v1/logs")
+    assert {encoding for *_, encoding, _ in http_recorder.requests} == {"identity"}
     assert len(bodies) == 5 and {kind for kind, _ in bodies} == {PROTOBUF}
     result = _ingest_all(logs_to_ingested, bodies)
     assert (result.accepted, result.rejected) == (5, [])
