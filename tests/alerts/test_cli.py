@@ -86,7 +86,7 @@ def test_run_once_status_firing_history(home, receiver) -> None:
     assert set(status["heartbeats"]) == {"evaluator", "worker"}
     assert time.time() - status["heartbeats"]["evaluator"]["last_run"] < 60
     text = invoke("alerts", "status", "--home", home).output
-    assert "Evaluator: last ran" in text and "Deduplication Window: 60 minutes" in text
+    assert "Evaluator: last ran" in text and "reminded every 4.0h while open" in text
     firing = json.loads(invoke("alerts", "firing", "--json", "--home", home).output)
     assert [(a["rule"], a["asset"], a["severity"]) for a in firing] == [
         ("asset_failed", "loader", "critical")

@@ -19,6 +19,7 @@ import lakelens
 from lakelens.alerts.config import AbsenceRule, AlertingConfig, RuleSettings, ThresholdRule
 from lakelens.alerts.destinations import create_destination
 from lakelens.alerts.engine import AlertEngine
+from lakelens.alerts.incidents import Policy
 from lakelens.alerts.outbox import DeliveryWorker
 from lakelens.config import load_settings
 from lakelens.store import Store, schema
@@ -69,9 +70,11 @@ def materialize(
 
 
 def config(receiver, **rules) -> AlertingConfig:  # type: ignore[no-untyped-def]
+    """One webhook; incidents are told at once (no group wait) unless a test says otherwise."""
     return AlertingConfig(
         destinations={"hook": {"type": "webhook", "url": receiver.url_for("/hook")}},
         rules=RuleSettings(**rules),
+        incident_policy=Policy(group_wait=0),
     )
 
 
@@ -92,36 +95,44 @@ def alert(store: Store, rule: str, asset: str | None = None) -> dict:
         return dict(conn.execute(query).mappings().one())
 
 
-def test_failure_fires_once_per_dedup_window_counts_and_resolves(recorder, receiver) -> None:
+def incident(store: Store, incident_id: str) -> dict:
+    i = schema.incidents
+    with store.connect() as conn:
+        return dict(conn.execute(sa.select(i).where(i.c.id == incident_id)).mappings().one())
+
+
+def test_failure_opens_one_incident_reminds_after_repeat_interval_and_resolves(
+    recorder, receiver
+) -> None:
     store, clock = recorder
     cfg = config(receiver)
     materialize(clock, "loader", fail=True)
     first = AlertEngine(store, cfg).evaluate(now=clock())
-    assert len(first.fired) == 1 and first.notifications == 1
+    assert len(first.fired) == 1 and len(first.opened) == 1 and first.notifications == 1
+    (incident_id,) = first.opened
     # The same failure again, 10 minutes later: the count grows, nothing is sent.
     clock.advance(600)
     materialize(clock, "loader", fail=True)
     again = AlertEngine(store, cfg).evaluate(now=clock())  # a new engine: state is in the store
-    assert (again.fired, again.repeated, again.notifications) == ([], [], 0)
+    assert (again.fired, again.opened, again.notifications) == ([], [], 0)
     assert alert(store, "asset_failed")["count"] == 2
-    # After the 60-minute window it notifies again, with the occurrences.
-    clock.advance(HOUR)
+    # After the 4-hour repeat interval, one reminder.
+    clock.advance(4 * HOUR)
     materialize(clock, "loader", fail=True)
     later = AlertEngine(store, cfg).evaluate(now=clock())
-    assert later.repeated == first.fired and later.notifications == 1
+    assert later.notified == [(incident_id, "reminder")] and later.notifications == 1
     payloads = [json.loads(n["payload"]) for n in outbox(store)]
-    assert payloads[-1]["summary"].startswith("Still firing, 3 occurrence(s)")
-    assert (
-        payloads[0]["title"] == "Asset Materialization Failed"
-        and payloads[0]["severity"] == "error"
-    )
+    assert [p["kind"] for p in payloads] == ["opened", "reminder"]
+    assert payloads[0]["title"] == "Asset Materialization Failed: loader"
+    assert payloads[0]["severity"] == "error" and payloads[0]["fingerprint"] == incident_id
     # The next run succeeds: one resolve message to the destination that was told.
     clock.advance(60)
     materialize(clock, "loader")
     resolved = AlertEngine(store, cfg).evaluate(now=clock())
-    assert resolved.resolved == first.fired
+    assert resolved.resolved == first.fired and resolved.notified == [(incident_id, "resolved")]
     assert [n["action"] for n in outbox(store)] == ["trigger", "trigger", "resolve"]
     assert alert(store, "asset_failed")["status"] == "resolved"
+    assert incident(store, incident_id)["status"] == "resolved"
 
 
 def test_delivery_retries_honours_retry_after_and_records_permanent_errors(
@@ -209,7 +220,7 @@ def test_a_worker_killed_between_commit_and_send_loses_nothing(
         from lakelens.store import Store
         store = Store(sys.argv[1])
         cfg = AlertingConfig(destinations={"hook": {"type": "webhook", "url": sys.argv[2]}})
-        AlertEngine(store, cfg).evaluate(now=float(sys.argv[3]))
+        AlertEngine(store, cfg).evaluate(now=float(sys.argv[3]), group_wait=0)
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
@@ -247,7 +258,7 @@ def test_severity_routing(recorder, receiver) -> None:
             ("pagerduty", "pagerduty", {"routing_key": "k" * 32, "url": receiver.url_for("/pd")}),
         ]
     }
-    cfg = AlertingConfig(destinations=destinations)
+    cfg = AlertingConfig(destinations=destinations)  # the default 10 s group wait
     assert cfg.route("info") == ["slack"]
     assert cfg.route("warning") == ["slack", "email"]
     assert cfg.route("error") == ["slack", "email", "pagerduty"]
@@ -259,7 +270,8 @@ def test_severity_routing(recorder, receiver) -> None:
     assert overridden.route("error", owner="bi") == ["pagerduty", "email"]
     # A failure of a critical asset pages everyone.
     materialize(clock, "marts", fail=True, critical=True)
-    AlertEngine(store, cfg).evaluate(now=clock())
+    assert AlertEngine(store, cfg).evaluate(now=clock()).notifications == 0  # waiting
+    assert AlertEngine(store, cfg).evaluate(now=clock() + 10).notifications == 3
     assert Counter(n["destination"] for n in outbox(store)) == {
         "slack": 1,
         "email": 1,
@@ -277,12 +289,12 @@ def test_silent_asset_breaches_freshness_without_new_events(recorder, receiver) 
     warn = engine.evaluate(now=clock() + 90 * 60)
     assert len(warn.fired) == 1 and alert(store, "freshness")["severity"] == "warning"
     critical = engine.evaluate(now=clock() + 150 * 60)
-    assert (
-        critical.repeated == warn.fired and alert(store, "freshness")["severity"] == "critical"
-    )  # escalated
+    assert critical.notified == [(warn.opened[0], "escalated")]
+    assert alert(store, "freshness")["severity"] == "critical"
     clock.set(clock() + 151 * 60)
     materialize(clock, "hourly", freshness="1h")
-    assert engine.evaluate(now=clock()).resolved == warn.fired
+    done = engine.evaluate(now=clock())
+    assert done.resolved == warn.fired and done.notified == [(warn.opened[0], "resolved")]
 
 
 def test_upstream_failure_groups_downstream_alerts(recorder, receiver) -> None:
@@ -300,15 +312,15 @@ def test_upstream_failure_groups_downstream_alerts(recorder, receiver) -> None:
         rows = {r.rule + ":" + (r.asset or ""): r for r in conn.execute(sa.select(a))}
     upstream = rows["asset_failed:raw"]
     staged = rows["freshness:staged"]
-    assert staged.parent == upstream.fingerprint  # attached, not paged separately
-    assert json.loads(upstream.details)["impact"] == ["dashboard", "staged"]
-    assert json.loads(upstream.details)["dashboards"] == ["dashboard"]
-    assert upstream.severity == "critical"  # it feeds a dashboard
-    notified = {n["fingerprint"] for n in outbox(store)}
-    assert upstream.fingerprint in notified and staged.fingerprint not in notified
-    assert result.notifications == 1 + (
-        "freshness:raw" in rows and rows["freshness:raw"].parent is None
-    )
+    # One incident: the root cause and what it explains downstream.
+    assert result.opened == [upstream.incident_id] and staged.incident_id == upstream.incident_id
+    assert result.notifications == 1
+    found = incident(store, upstream.incident_id)
+    details = json.loads(found["details"])
+    assert found["root_asset"] == "raw" and found["severity"] == "critical"  # feeds a dashboard
+    assert details["impact"] == ["dashboard", "staged"]
+    assert {f["asset"] for f in details["findings"]} >= {"raw", "staged"}
+    assert {n["fingerprint"] for n in outbox(store)} == {upstream.incident_id}
 
 
 def test_silence_and_acknowledge(recorder, receiver) -> None:
@@ -420,7 +432,8 @@ def test_failure_rate_checks_threshold_and_heartbeat(recorder, receiver) -> None
 
 
 def test_the_loop_reacts_to_a_failure_committed_by_another_process(tmp_path, receiver) -> None:
-    """With a 60 s evaluation interval, only the change marker can deliver within seconds."""
+    """With a 60 s evaluation interval, only the change marker (and the end of the group
+    wait it started) can deliver within seconds."""
     import threading
 
     from lakelens.alerts.service import AlertingService
@@ -430,6 +443,7 @@ def test_the_loop_reacts_to_a_failure_committed_by_another_process(tmp_path, rec
     cfg = AlertingConfig(
         destinations={"hook": {"type": "webhook", "url": receiver.url_for("/hook")}},
         evaluation_interval=60,
+        incident_policy=Policy(group_wait=2),
     )
     service = AlertingService(store, cfg)
     stop = threading.Event()
@@ -451,8 +465,10 @@ def test_the_loop_reacts_to_a_failure_committed_by_another_process(tmp_path, rec
         )
         env = dict(os.environ, LAKELENS_ALERT_IN_PROCESS="0")
         subprocess.run([sys.executable, "-c", script, url], check=True, timeout=60, env=env)
+        committed = time.time()
         (request,) = receiver.wait_for(1, timeout=10)
         assert request.json()["data"]["asset"] == "loader"
+        assert request.received_at - committed >= 1.0  # it waited for the group to gather
     finally:
         stop.set()
         loop.join(timeout=10)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakelens.alerts.incidents import Policy
 from lakelens.config import Settings
 from lakelens.errors import ConfigError
 from lakelens.units import parse_duration, parse_percent, parse_severity
@@ -83,6 +84,8 @@ class AlertingConfig:
     tag_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dedup_window: float = 3600.0
     rule_dedup: dict[str, float] = field(default_factory=dict)
+    # When incidents are told: after group_wait, again every repeat_interval while open.
+    incident_policy: Policy = field(default_factory=Policy)
     evaluation_interval: float = 30.0
     max_attempts: int = 8
     max_age: float = 86400.0
@@ -301,6 +304,27 @@ def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> A
         for name, section in rules_raw.items()
         if isinstance(section, Mapping) and "dedup_window" in section
     }
+    incidents = raw.get("incidents", {}) or {}
+    if not isinstance(incidents, Mapping):
+        raise ConfigError(
+            "alerts.incidents in lakelens.yaml must be a mapping (group_wait, repeat_interval)."
+        )
+    unknown = sorted(set(incidents) - {"group_wait", "repeat_interval"})
+    if unknown:
+        raise ConfigError(
+            f"alerts.incidents has unknown key(s) {', '.join(unknown)}; known: group_wait, repeat_interval."
+        )
+    # An explicit dedup window (the setting before incidents) still sets the reminder interval.
+    repeat = incidents.get("repeat_interval") or (
+        env.get("LAKELENS_ALERT_DEDUP_WINDOW") or raw.get("dedup_window") or "4h"
+    )
+    policy = Policy(
+        group_wait=parse_duration(
+            env.get("LAKELENS_ALERT_GROUP_WAIT") or incidents.get("group_wait", "10s"),
+            name="alerts.incidents.group_wait",
+        ),
+        repeat_interval=parse_duration(repeat, name="alerts.incidents.repeat_interval"),
+    )
     interval = env.get("LAKELENS_ALERT_EVALUATION_INTERVAL") or raw.get(
         "evaluation_interval", "30s"
     )
@@ -311,6 +335,7 @@ def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> A
         tag_routes=tag_routes,
         dedup_window=parse_duration(dedup, name="alerts.dedup_window"),
         rule_dedup=rule_dedup,
+        incident_policy=policy,
         evaluation_interval=parse_duration(interval, name="alerts.evaluation_interval"),
         max_attempts=int(raw.get("max_attempts", 8)),
         max_age=parse_duration(raw.get("max_age", "24h"), name="alerts.max_age"),

@@ -23,7 +23,7 @@ from lakelens.analysis.lineage import EXTERNAL_KINDS, LineageGraph, load_graph
 from lakelens.store import schema
 from lakelens.units import format_duration
 
-__all__ = ["Finding", "evaluate_rules"]
+__all__ = ["Finding", "RuleContext", "evaluate_rules"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -51,6 +51,8 @@ class Finding:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     parent: str | None = None
+    # When the fault happened (a failed run's end, a check's time, when data became due).
+    at: float | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -61,7 +63,9 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f}ms"
 
 
-class _Context:
+class RuleContext:
+    """The store's current state as the rules (and incident grouping) read it."""
+
     def __init__(self, conn: sa.Connection, config: AlertingConfig, now: float) -> None:
         self.conn = conn
         self.config = config
@@ -106,6 +110,21 @@ class _Context:
         self._downstream[asset] = sorted(seen)
         return self._downstream[asset]
 
+    def owner(self, asset: str) -> str | None:
+        row = self.assets.get(asset)
+        return row.owner if row is not None else None
+
+    def tags(self, asset: str) -> dict[str, str]:
+        row = self.assets.get(asset)
+        return json.loads(row.tags) if row is not None and row.tags else {}
+
+    def kind(self, asset: str) -> str | None:
+        node = self.graph.nodes.get(asset)
+        if node is not None:
+            return node.kind
+        row = self.assets.get(asset)
+        return row.kind if row is not None else None
+
     def feeds_dashboard(self, asset: str) -> bool:
         return any(
             self.graph.nodes[n].kind == "dashboard"
@@ -114,20 +133,22 @@ class _Context:
         )
 
 
-def _failures(ctx: _Context) -> list[Finding]:
+def _failures(ctx: RuleContext) -> list[Finding]:
     m = schema.materializations
     out = []
     for name, row in ctx.assets.items():
         if row.last_status != "failure":
             continue
         failed = ctx.conn.execute(
-            sa.select(m.c.error_type, m.c.error_message, m.c.partition, m.c.run_id)
+            sa.select(m.c.error_type, m.c.error_message, m.c.partition, m.c.run_id, m.c.end_time)
             # `status || ''`: look the run up by its index, not through every failure.
             .where(m.c.asset == name, m.c.run_id == row.last_run_id, (m.c.status + "") == "failure")
             .limit(1)
         ).first()
-        error_type = (failed.error_type if failed else None) or "Error"
-        message = (failed.error_message if failed else None) or "failed"
+        if failed is None:
+            continue  # its run was deleted (a demo recorded again): nothing to tell about
+        error_type = failed.error_type or "Error"
+        message = failed.error_message or "failed"
         critical = bool(row.critical) or ctx.feeds_dashboard(name)
         out.append(
             Finding(
@@ -139,8 +160,9 @@ def _failures(ctx: _Context) -> list[Finding]:
                 asset=name,
                 run_id=row.last_run_id,
                 occurrence=row.last_run_id,
-                partition=failed.partition if failed else None,
+                partition=failed.partition,
                 error=f"{error_type}: {message}",
+                at=failed.end_time or row.last_start_time,
                 details={
                     "error_type": error_type,
                     "critical_because": "critical"
@@ -152,40 +174,79 @@ def _failures(ctx: _Context) -> list[Finding]:
     return out
 
 
-def _checks(ctx: _Context) -> list[Finding]:
-    """A check that failed in its asset's latest run; a check whose pass rate is too low."""
+# How far back a check recorded by another run than the asset's (a `dbt test` after `dbt run`,
+# an OpenLineage job that tested its input) is looked for.
+CHECK_LOOKBACK = 7 * 86400.0
+
+_CHECK_COLUMNS = (
+    "id",
+    "asset",
+    "name",
+    "passed",
+    "severity",
+    "value",
+    "threshold",
+    "valid_rows",
+    "total_rows",
+    "message",
+    "run_id",
+    "time",
+)
+
+
+def _failed_checks(ctx: RuleContext) -> list[Any]:
+    """The latest result of each (asset, check) where it failed and is about the asset's
+    current data: recorded by its latest run, or since its latest materialization began by
+    any run, whichever source sent it."""
     c = schema.check_results
-    out = []
-    # Failed checks of each asset's latest run: probe the run_id index with the latest run
-    # ids; a join let the planner scan every check result first (1.5 s a pass at 1M rows).
+    columns = [c.c[name] for name in _CHECK_COLUMNS]
+    # The latest runs' results by the run_id index; a join let the planner scan every check
+    # result first (1.5 s a pass at 1M rows).
     latest: dict[str, set[str]] = {}  # one run can be the latest of several assets
     for name, asset_row in ctx.assets.items():
         if asset_row.last_run_id:
             latest.setdefault(asset_row.last_run_id, set()).add(name)
     run_ids = sorted(latest)
-    failed = []
+    candidates: dict[tuple[str, str], Any] = {}
+
+    def consider(row: Any) -> None:
+        key = (row.asset, row.name)
+        if key not in candidates or row.time > candidates[key].time:
+            candidates[key] = row
+
     for first in range(0, len(run_ids), 500):
-        failed += [
-            row
-            for row in ctx.conn.execute(
-                sa.select(
-                    c.c.id,
-                    c.c.asset,
-                    c.c.name,
-                    c.c.severity,
-                    c.c.value,
-                    c.c.threshold,
-                    c.c.valid_rows,
-                    c.c.total_rows,
-                    c.c.message,
-                    c.c.run_id,
-                    c.c.time,
-                ).where(c.c.run_id.in_(run_ids[first : first + 500]), c.c.passed.is_(False))
+        for row in ctx.conn.execute(
+            sa.select(*columns).where(
+                c.c.run_id.in_(run_ids[first : first + 500]), c.c.passed.is_(False)
             )
-            if row.asset in latest.get(row.run_id, ())
-        ]
-    failed.sort(key=lambda r: (r.asset, r.name, r.time))
-    for row in failed:
+        ):
+            if row.asset in latest.get(row.run_id, ()):
+                consider(row)
+    for row in ctx.conn.execute(
+        sa.select(*columns).where(c.c.time >= ctx.now - CHECK_LOOKBACK, c.c.passed.is_(False))
+    ):
+        owner_row: Any = ctx.assets.get(row.asset)
+        started = owner_row.last_start_time if owner_row is not None else None
+        if started is None or row.time >= started:
+            consider(row)
+    failed = []
+    for (asset, name), row in sorted(candidates.items()):
+        newest = ctx.conn.execute(
+            sa.select(c.c.passed, c.c.time)
+            .where(c.c.asset == asset, c.c.name == name)
+            .order_by(c.c.time.desc())
+            .limit(1)
+        ).first()
+        if newest is not None and newest.passed and newest.time >= row.time:
+            continue  # checked again since, and passed
+        failed.append(row)
+    return failed
+
+
+def _checks(ctx: RuleContext) -> list[Finding]:
+    """A check whose latest result on its asset's current data failed; a pass rate too low."""
+    out = []
+    for row in _failed_checks(ctx):
         detail = row.message or (
             f"{row.valid_rows:,}/{row.total_rows:,} rows valid"
             if row.total_rows is not None and row.valid_rows is not None
@@ -205,8 +266,10 @@ def _checks(ctx: _Context) -> list[Finding]:
                 occurrence=row.id,
                 error=detail,
                 details={"check": row.name, "value": row.value, "threshold": row.threshold},
+                at=row.time,
             )
         )
+    c = schema.check_results
     rules = ctx.config.rules
     since = ctx.now - rules.pass_rate_window
     rates = ctx.conn.execute(
@@ -234,7 +297,7 @@ def _checks(ctx: _Context) -> list[Finding]:
     return out
 
 
-def _freshness(ctx: _Context) -> list[Finding]:
+def _freshness(ctx: RuleContext) -> list[Finding]:
     out = []
     for name, row in ctx.assets.items():
         sla, last = row.freshness_seconds, row.last_success_time
@@ -253,12 +316,13 @@ def _freshness(ctx: _Context) -> list[Finding]:
                 summary=f"{name} is stale: last success {format_duration(age)} ago (SLA {format_duration(sla)})",
                 asset=name,
                 details={"age_seconds": age, "sla_seconds": sla, "last_success": last},
+                at=last + sla,
             )
         )
     return out
 
 
-def _failure_rate(ctx: _Context) -> list[Finding]:
+def _failure_rate(ctx: RuleContext) -> list[Finding]:
     rules = ctx.config.rules
     m, r = schema.materializations, schema.runs
     since = ctx.now - rules.failure_rate_window
@@ -276,6 +340,20 @@ def _failure_rate(ctx: _Context) -> list[Finding]:
         for name, failed, total in rows:
             rate = 100.0 * int(failed or 0) / int(total)
             if int(total) >= rules.failure_rate_min_runs and rate > rules.failure_rate_above:
+                details: dict[str, Any] = {"scope": kind, "failure_rate": rate, "runs": int(total)}
+                if kind == "job":  # so the incident of the job's failing assets takes it
+                    details["assets"] = sorted(
+                        ctx.conn.execute(
+                            sa.select(m.c.asset)
+                            .join(r, r.c.run_id == m.c.run_id)
+                            .where(
+                                r.c.job == name,
+                                r.c.start_time >= since,
+                                (m.c.status + "") == "failure",
+                            )
+                            .distinct()
+                        ).scalars()
+                    )
                 out.append(
                     Finding(
                         rule="failure_rate",
@@ -285,13 +363,13 @@ def _failure_rate(ctx: _Context) -> list[Finding]:
                         summary=f"{kind} {name}: {rate:.0f}% of {total} runs failed in the last "
                         f"{format_duration(rules.failure_rate_window)} (> {rules.failure_rate_above:g}%)",
                         asset=name if kind == "asset" else None,
-                        details={"scope": kind, "failure_rate": rate, "runs": int(total)},
+                        details=details,
                     )
                 )
     return out
 
 
-def _slow_and_volume(ctx: _Context) -> list[Finding]:
+def _slow_and_volume(ctx: RuleContext) -> list[Finding]:
     """Duration above k × the median of recent successes; rows outside median ± 3 scaled MADs."""
     rules = ctx.config.rules
     m = schema.materializations
@@ -328,6 +406,7 @@ def _slow_and_volume(ctx: _Context) -> list[Finding]:
                         asset=name,
                         run_id=latest.run_id,
                         occurrence=latest.run_id,
+                        at=latest.start_time,
                         details={
                             "duration": latest.duration,
                             "median": median,
@@ -358,13 +437,14 @@ def _slow_and_volume(ctx: _Context) -> list[Finding]:
                         asset=name,
                         run_id=latest.run_id,
                         occurrence=latest.run_id,
+                        at=latest.start_time,
                         details={"rows": latest.rows, "median": median, "low": low, "high": high},
                     )
                 )
     return out
 
 
-def _schema_drift(ctx: _Context) -> list[Finding]:
+def _schema_drift(ctx: RuleContext) -> list[Finding]:
     s = schema.schema_snapshots
     window = ctx.now - ctx.config.rules.schema_drift_window
     out = []
@@ -413,7 +493,7 @@ def _schema_drift(ctx: _Context) -> list[Finding]:
     return out
 
 
-def _metric_value(ctx: _Context, rule: ThresholdRule) -> tuple[float | None, bool]:
+def _metric_value(ctx: RuleContext, rule: ThresholdRule) -> tuple[float | None, bool]:
     """(current value, held for the rule's `for` duration) of a custom or built-in metric."""
     if rule.metric.startswith("asset_") and rule.asset:
         m = schema.materializations
@@ -463,7 +543,7 @@ def _metric_value(ctx: _Context, rule: ThresholdRule) -> tuple[float | None, boo
     return value, ctx.now - streak_start >= rule.for_seconds
 
 
-def _thresholds(ctx: _Context) -> list[Finding]:
+def _thresholds(ctx: RuleContext) -> list[Finding]:
     out = []
     for rule in ctx.config.rules.thresholds:
         value, held = _metric_value(ctx, rule)
@@ -495,7 +575,7 @@ def _thresholds(ctx: _Context) -> list[Finding]:
     return out
 
 
-def _absences(ctx: _Context) -> list[Finding]:
+def _absences(ctx: RuleContext) -> list[Finding]:
     out = []
     r = schema.runs
     for rule in ctx.config.rules.absences:
@@ -520,12 +600,13 @@ def _absences(ctx: _Context) -> list[Finding]:
                 summary=f"No run of {subject} for {format_duration(rule.interval_seconds)} (last: {since})",
                 asset=rule.asset,
                 details={"last_run": last, "interval_seconds": rule.interval_seconds},
+                at=(last + rule.interval_seconds) if last is not None else None,
             )
         )
     return out
 
 
-def _delivery_failures(ctx: _Context) -> list[Finding]:
+def _delivery_failures(ctx: RuleContext) -> list[Finding]:
     """A destination whose latest finished delivery (in the last day) failed for good: tell the others."""
     n = schema.notifications
     out = []
@@ -561,7 +642,7 @@ def _delivery_failures(ctx: _Context) -> list[Finding]:
     return out
 
 
-def _group_by_lineage(ctx: _Context, findings: list[Finding]) -> None:
+def _group_by_lineage(ctx: RuleContext, findings: list[Finding]) -> None:
     """Downstream freshness and failure alerts caused by a failing upstream asset become its impact."""
     failing = {f.asset: f for f in findings if f.rule == "asset_failed" and f.asset}
     if not failing:
@@ -594,7 +675,7 @@ def _group_by_lineage(ctx: _Context, findings: list[Finding]) -> None:
         finding.parent = failing[sorted(roots or upstream_failures)[0]].fingerprint
 
 
-RULES: tuple[tuple[str, Callable[[_Context], list[Finding]]], ...] = (
+RULES: tuple[tuple[str, Callable[[RuleContext], list[Finding]]], ...] = (
     ("failure", _failures),
     ("checks", _checks),
     ("freshness", _freshness),
@@ -607,9 +688,15 @@ RULES: tuple[tuple[str, Callable[[_Context], list[Finding]]], ...] = (
 )
 
 
-def evaluate_rules(conn: sa.Connection, config: AlertingConfig, *, now: float) -> list[Finding]:
+def evaluate_rules(
+    conn: sa.Connection,
+    config: AlertingConfig,
+    *,
+    now: float,
+    context: RuleContext | None = None,
+) -> list[Finding]:
     """Every finding that holds at `now`, grouped by lineage."""
-    ctx = _Context(conn, config, now)
+    ctx = context or RuleContext(conn, config, now)
     enabled = config.rules
     findings: list[Finding] = []
     for name, rule in RULES:

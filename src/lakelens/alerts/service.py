@@ -106,8 +106,8 @@ class AlertingService:
         # Set by the server after it commits an ingested batch with a failure in it.
         self.evaluate_now = threading.Event()
 
-    def run_once(self, *, now: float | None = None) -> Cycle:
-        evaluation = self.engine.evaluate(now=now)
+    def run_once(self, *, now: float | None = None, group_wait: float | None = None) -> Cycle:
+        evaluation = self.engine.evaluate(now=now, group_wait=group_wait)
         return Cycle(evaluation, self.worker.run_once())
 
     def change_marker(self) -> tuple[Any, ...]:
@@ -150,6 +150,8 @@ class AlertingService:
                         self.wake.set()
                     marker = current
                     next_full = time.monotonic() + self.config.evaluation_interval
+                    if result.due_at is not None:  # an incident's group wait ends sooner
+                        next_full = min(next_full, time.monotonic() + result.due_at - time.time())
                 last_error = None
             except Exception as exc:  # the heartbeat shows a stalled evaluator; keep trying
                 message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]

@@ -84,8 +84,21 @@ def history(
         query = query.where(e.c.asset == asset)
     events = [dict(r) for r in conn.execute(query).mappings()]
     fingerprints = sorted({ev["fingerprint"] for ev in events})
+    # Messages are about incidents: an alert's deliveries are those of its incident.
+    a = schema.alerts
+    incident_of: dict[str, str] = {}
+    for first in range(0, len(fingerprints), 500):
+        incident_of.update(
+            conn.execute(
+                sa.select(a.c.fingerprint, a.c.incident_id).where(
+                    a.c.fingerprint.in_(fingerprints[first : first + 500]),
+                    a.c.incident_id.is_not(None),
+                )
+            ).all()
+        )
+    keys = sorted(set(fingerprints) | set(incident_of.values()))
     deliveries: dict[str, list[dict[str, Any]]] = {}
-    if fingerprints:
+    if keys:
         for row in conn.execute(
             sa.select(
                 n.c.fingerprint,
@@ -97,12 +110,14 @@ def history(
                 n.c.last_status_code,
                 n.c.last_error,
             )
-            .where(n.c.fingerprint.in_(fingerprints), n.c.created_at >= since)
+            .where(n.c.fingerprint.in_(keys), n.c.created_at >= since)
             .order_by(n.c.created_at)
         ).mappings():
             deliveries.setdefault(row["fingerprint"], []).append(dict(row))
     for event in events:
-        event["deliveries"] = deliveries.get(event["fingerprint"], [])
+        key = incident_of.get(event["fingerprint"], event["fingerprint"])
+        event["incident"] = incident_of.get(event["fingerprint"])
+        event["deliveries"] = deliveries.get(key, [])
     return events
 
 
@@ -230,6 +245,10 @@ def status(conn: sa.Connection, *, now: float) -> dict[str, Any]:
         r.component: {"last_run": r.last_run, "owner": r.owner} for r in conn.execute(sa.select(h))
     }
     firing = conn.execute(sa.select(sa.func.count()).where(a.c.status == "firing")).scalar_one()
+    i = schema.incidents
+    incidents_open = conn.execute(
+        sa.select(sa.func.count()).where(i.c.status.in_(("open", "acknowledged")))
+    ).scalar_one()
     by_status: dict[str, int] = dict(
         conn.execute(
             sa.select(n.c.status, sa.func.count())
@@ -243,6 +262,7 @@ def status(conn: sa.Connection, *, now: float) -> dict[str, Any]:
     return {
         "heartbeats": beats,
         "firing": int(firing),
+        "incidents_open": int(incidents_open),
         "sent_24h": int(by_status.get("delivered", 0)),
         "failed_24h": int(by_status.get("failed", 0)) + int(by_status.get("gave_up", 0)),
         "backlog": int(backlog),

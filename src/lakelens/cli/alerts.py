@@ -46,7 +46,8 @@ def status(
     home: str | None = HomeOption, json_output: bool = JsonOption, no_color: bool = NoColorOption
 ) -> None:
     """Is alerting alive? Destinations, when the evaluator and the delivery worker last ran,
-    alerts sent and failed in 24 h, firing now, the dedup window and the outbox backlog.
+    alerts sent and failed in 24 h, firing now, open incidents, when incidents are told
+    (group wait, repeat interval) and the outbox backlog.
 
     Example: lakelens alerts status
     """
@@ -62,7 +63,8 @@ def status(
     data.update(
         destinations=sorted(service.config.destinations),
         destination_errors=service.errors,
-        dedup_window_seconds=service.config.dedup_window,
+        group_wait_seconds=service.config.incident_policy.group_wait,
+        repeat_interval_seconds=service.config.incident_policy.repeat_interval,
         evaluation_interval_seconds=service.config.evaluation_interval,
     )
     if json_output:
@@ -94,12 +96,18 @@ def status(
             console.print(
                 f"{label}: [{style}]last ran {_ago(beat['last_run'])}[/] [dim]({escape(beat['owner'] or '?')})[/]"
             )
-    console.print(f"Firing now: {data['firing']}")
+    console.print(f"Firing now: {data['firing']} (open incidents: {data['incidents_open']})")
     console.print(f"Recent Alerts Sent (24h): {data['sent_24h']}")
     failed = data["failed_24h"]
     console.print("Failed deliveries (24h): " + (f"[red]{failed}[/]" if failed else "0"))
     console.print(f"Outbox backlog: {data['backlog']}")
-    console.print(f"Deduplication Window: {service.config.dedup_window / 60:g} minutes")
+    from lakelens.units import format_duration
+
+    policy = service.config.incident_policy
+    console.print(
+        f"Incidents: told after a {format_duration(policy.group_wait)} group wait, "
+        f"reminded every {format_duration(policy.repeat_interval)} while open"
+    )
 
 
 @app.command("list")
@@ -429,7 +437,8 @@ def run(
     json_output: bool = JsonOption,
 ) -> None:
     """Run the alert evaluator and delivery worker without a server (every 30 s by default;
-    LAKELENS_ALERT_EVALUATION_INTERVAL changes it). `--once` suits cron.
+    LAKELENS_ALERT_EVALUATION_INTERVAL changes it). `--once` suits cron: it tells new
+    incidents at once (no group wait) and delivers what the outbox holds.
 
     Example: lakelens alerts run --once
     """
@@ -440,15 +449,16 @@ def run(
 
     service = _service(home)
     if once:
-        cycle = service.run_once()
+        cycle = service.run_once(group_wait=0.0)
         data = _cycle_dict(cycle)
         if json_output:
             print_json(data)
         else:
             console.print(
-                f"Evaluated: {data['findings']} condition(s), {data['fired']} fired, {data['repeated']} repeated, "
-                f"{data['resolved']} resolved; delivered {data['delivered']}, retrying {data['retried']}, "
-                f"failed {data['failed']}."
+                f"Evaluated: {data['findings']} condition(s), {data['fired']} fired, "
+                f"{data['resolved']} resolved; {data['incidents_opened']} incident(s) opened, "
+                f"{len(data['messages'])} message(s) queued; delivered {data['delivered']}, "
+                f"retrying {data['retried']}, failed {data['failed']}."
             )
         service.close()
         return
@@ -466,8 +476,11 @@ def _cycle_dict(cycle: Any) -> dict[str, Any]:
     return {
         "findings": cycle.evaluation.findings,
         "fired": len(cycle.evaluation.fired),
-        "repeated": len(cycle.evaluation.repeated),
         "resolved": len(cycle.evaluation.resolved),
+        "incidents_opened": len(cycle.evaluation.opened),
+        "messages": [
+            {"incident": incident, "kind": kind} for incident, kind in cycle.evaluation.notified
+        ],
         "notifications": cycle.evaluation.notifications,
         "delivered": cycle.delivery.delivered,
         "retried": cycle.delivery.retried,

@@ -43,7 +43,7 @@ def _evaluate(store: Any, writer: Any) -> None:
 
         service = AlertingService(store)
         try:
-            service.run_once()
+            service.run_once(group_wait=0.0)  # the run has ended: its findings are all in
         finally:
             service.close()
     except Exception as exc:  # never let alerting break the pipeline

@@ -249,8 +249,11 @@ alerts = sa.Table(
     sa.Column("resolved_at", _Time),
     sa.Column("acknowledged_at", _Time),
     sa.Column("parent", sa.String(64)),
+    # The incident this finding belongs to (revision 0007).
+    sa.Column("incident_id", sa.String(32)),
     sa.Index("ix_alerts_status", "status"),
     sa.Index("ix_alerts_asset", "asset"),
+    sa.Index("ix_alerts_incident", "incident_id"),
 )
 
 alert_events = sa.Table(
@@ -304,6 +307,53 @@ silences = sa.Table(
     sa.Column("created_by", sa.String(128)),
     sa.Column("ended_at", _Time),
     sa.Index("ix_silences_ends", "ends_at"),
+)
+
+# -- incidents (revision 0007): one per root cause; what people are told about -------------------
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    # What groups findings: "asset:NAME" (the root cause), "job:NAME", "destination:NAME", …
+    sa.Column("key", sa.String(600), nullable=False),
+    sa.Column("root_asset", sa.String(512)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    # open → acknowledged → resolved
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("opened_at", _Time, nullable=False),
+    # When the fault happened (the failed run's end, the check's time, when data became due).
+    sa.Column("fault_at", _Time),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.Column("notified_at", _Time),
+    sa.Column("notified_severity", sa.String(16)),
+    sa.Column("last_notified_at", _Time),
+    sa.Column("acknowledged_at", _Time),
+    sa.Column("acknowledged_by", sa.String(128)),
+    sa.Column("snoozed_until", _Time),
+    sa.Column("resolved_at", _Time),
+    sa.Column("resolved_by", sa.String(128)),
+    sa.Column("details", sa.Text),
+    sa.Index("ix_incidents_status", "status"),
+    sa.Index("ix_incidents_opened", "opened_at"),
+    sa.Index("ix_incidents_root", "root_asset"),
+)
+
+incident_events = sa.Table(
+    "incident_events",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32), nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    # opened, joined, cleared, notified, escalated, reminder, acknowledged, snoozed, note, resolved
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("severity", sa.String(16)),
+    sa.Column("text", sa.Text),
+    sa.Index("ix_incident_events_incident", "incident_id", "time"),
 )
 
 heartbeats = sa.Table(

@@ -47,7 +47,9 @@ def fields(message: AlertMessage) -> list[tuple[str, str]]:
         ("Error", message.error),
         ("Timestamp", utc(message.time)),
         ("Occurrences", occurrences(message)),
+        ("Findings", "\n".join(f"- {f}" for f in message.findings) if message.findings else None),
         ("Impact", ", ".join(message.impact) if message.impact else None),
+        ("Owners", ", ".join(message.owners) if message.owners else None),
     ]
     return [(label, value) for label, value in rows if value]
 
@@ -63,9 +65,13 @@ def plain_text(message: AlertMessage, *, error_limit: int = 20_000) -> str:
             lines.append(f"{label}: {values[label]}")
     if "Error" in values:
         lines += ["", f"Error: {clip(values['Error'], error_limit)}"]
+    if "Findings" in values:
+        lines += ["", "Findings:", values["Findings"]]
     lines += ["", f"Timestamp: {values['Timestamp']}", f"Occurrences: {values['Occurrences']}"]
     if "Impact" in values:
         lines.append(f"Impact: {values['Impact']}")
+    if "Owners" in values:
+        lines.append(f"Owners: {values['Owners']}")
     if message.link:
         lines += ["", f"Open in lakelens: {message.link}"]
     lines += ["", f"-- lakelens · rule {message.rule} · fingerprint {message.fingerprint}"]

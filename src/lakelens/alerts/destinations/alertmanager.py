@@ -57,6 +57,9 @@ def alertmanager_alerts(
         "error": clip(message.error, ANNOTATION_LIMIT) if message.error else None,
         "occurrences": str(message.count),
         "impact": ", ".join(message.impact) if message.impact else None,
+        "findings": "\n".join(message.findings) if message.findings else None,
+        "incident": message.incident_id,
+        "acknowledged": "true" if message.kind == "acknowledged" else None,
     }
     alert: dict[str, Any] = {
         "labels": {k: str(v) for k, v in labels.items() if v},

@@ -35,8 +35,11 @@ class AlertMessage:
     """One notification to send: a snapshot of the alert taken when it was queued.
 
     `notification_id` is the idempotency key: the same on every retry of this notification.
-    `action` is "trigger" (firing or still firing), "resolve" (the condition cleared) or
-    "test" (`lakelens alerts test`). Times are epoch seconds (UTC).
+    `action` is "trigger" (firing or still firing), "resolve" (the condition cleared),
+    "acknowledge" (someone is on it: PagerDuty only) or "test" (`lakelens alerts test`).
+    For an incident, `fingerprint` is the incident id (the dedup key downstream) and `kind`
+    says which message this is: opened, escalated, reminder, resolved, acknowledged or
+    refresh (keeps it active in Alertmanager). Times are epoch seconds (UTC).
     """
 
     notification_id: str
@@ -56,6 +59,10 @@ class AlertMessage:
     impact: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     link: str | None = None
+    incident_id: str | None = None
+    kind: str | None = None
+    findings: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
 
     @property
     def is_test(self) -> bool:
@@ -66,6 +73,10 @@ class AlertMessage:
         """'🔴 Asset Materialization Failed' — the seed's alert header (resolved/test marked)."""
         if self.action == "resolve":
             return f"✅ Resolved: {self.title}"
+        if self.kind == "reminder":
+            return f"⏰ Still open: {self.title}"
+        if self.kind == "escalated":
+            return f"{SEVERITY_EMOJI.get(self.severity, '')} Escalated to {self.severity.upper()}: {self.title}"
         prefix = "[TEST] " if self.is_test else ""
         return f"{SEVERITY_EMOJI.get(self.severity, '')} {prefix}{self.title}".strip()
 

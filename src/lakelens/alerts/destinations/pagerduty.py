@@ -58,13 +58,15 @@ def pagerduty_event(
     source: str,
     severity_map: Mapping[str, str] = DEFAULT_SEVERITY_MAP,
 ) -> dict[str, Any]:
-    """The Events API v2 body for `message`: a resolve, or a trigger (also for tests)."""
+    """The Events API v2 body for `message`: a resolve, an acknowledge (someone took the
+    incident in lakelens), or a trigger (also for tests)."""
+    action = message.action if message.action in ("resolve", "acknowledge") else "trigger"
     event: dict[str, Any] = {
         "routing_key": routing_key,
-        "event_action": "resolve" if message.action == "resolve" else "trigger",
+        "event_action": action,
         "dedup_key": message.fingerprint,
     }
-    if message.action == "resolve":
+    if action != "trigger":
         return event
     severity = _lakelens_severity(message.severity)
     pd_severity = severity_map.get(severity, DEFAULT_SEVERITY_MAP[severity])

@@ -93,6 +93,7 @@ def slack_payload(message: AlertMessage, channel: str | None = None) -> dict[str
         ("Severity", message.severity.upper()),
         ("Time", utc(message.time)),
         ("Occurrences", occurrences(message)),
+        ("Owners", ", ".join(message.owners)),
     ]
     fields = [
         {"type": "mrkdwn", "text": _labelled(label, value, FIELD_LIMIT)}
@@ -106,6 +107,8 @@ def slack_payload(message: AlertMessage, channel: str | None = None) -> dict[str
         opening = "*Error*\n```"
         body = fit(error, TEXT_LIMIT - _units(opening) - 3)
         blocks.append(_section(f"{opening}{body}```"))
+    if message.findings:
+        blocks.append(_section(_impact(message.findings).replace("*Impact*", "*Findings*", 1)))
     if message.impact:
         blocks.append(_section(_impact(message.impact)))
     link = message.link
