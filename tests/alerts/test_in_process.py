@@ -13,9 +13,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+import lakelens
 from lakelens.cli.main import app
 from lakelens.config import load_settings
 from lakelens.store import Store, schema
+from lakelens.testing import FakeClock, recording
 
 # Three assets fail in one run: three alerts, so three Slack messages paced one a second.
 FAILING_PIPELINE = textwrap.dedent(
@@ -86,3 +88,38 @@ def test_a_failing_pipeline_exits_within_a_second_and_the_outbox_keeps_the_rest(
     texts = sorted(r.json()["text"] for r in receiver.wait_for(3))
     for text, name in zip(texts, ("cleaner", "loader", "reporter"), strict=True):
         assert f"{name}: connection refused" in text, texts
+
+
+def _failing_run() -> None:
+    try:
+        with lakelens.run("nightly"), lakelens.asset("loader"):
+            raise ConnectionError("Connection refused")
+    except ConnectionError:
+        pass
+
+
+def _wait_for_evaluations() -> None:
+    from lakelens.sdk._alerting import wait_for_alerts
+
+    wait_for_alerts(timeout=10.0)
+
+
+def test_recording_with_a_fake_clock_sends_nothing(tmp_path: Path, receiver, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """History recorded with a simulated clock is not evaluated at wall-clock now: no false
+    freshness breaches or failure alerts from a half-recorded past."""
+    monkeypatch.setenv("LAKELENS_ALERT_SLACK_WEBHOOK", receiver.url_for("/slack"))
+    with recording(tmp_path / "fake", clock=FakeClock(time.time() - 20 * 3600)) as store:
+        _failing_run()
+        lakelens.flush()
+        _wait_for_evaluations()
+        with store.connect() as conn:
+            queued = conn.execute(sa.select(sa.func.count()).select_from(schema.notifications))
+            assert queued.scalar() == 0
+    assert receiver.requests == []
+
+    with recording(tmp_path / "real") as store:
+        _failing_run()
+        lakelens.flush()
+        _wait_for_evaluations()
+    (request,) = receiver.wait_for(1)
+    assert "loader" in request.json()["text"]

@@ -62,7 +62,12 @@ def _evaluate(store: Any, writer: Any, deadline: float) -> None:
 
 
 def alert_after_failure() -> None:
-    """Start an evaluation for a run that just failed, when alert destinations are configured."""
+    """Start an evaluation for a run that just failed, when alert destinations are configured
+    and the SDK keeps wall-clock time."""
+    if RT.clock is not time.time:
+        # Recording history with a simulated clock (lakelens.testing.recording, the demo):
+        # evaluating at wall-clock now against a half-recorded past gives false alerts.
+        return
     if not _configured():
         return
     deadline = time.monotonic() + DELIVERY_SECONDS
