@@ -226,3 +226,33 @@ def test_why_shows_the_failed_model_before_a_stale_source(shop) -> None:
     assert "stg_orders is failing" in out and "Root cause: the asset itself." in out
     assert "column amount_usd does not exist" in out
     assert data["root_cause"] == "stg_orders" and data["also_upstream"][0]["asset"] == "raw_orders"
+
+
+def test_why_shows_schema_drift_on_the_asset_the_alerts_found(shop, tmp_path) -> None:
+    """An asset that succeeds but whose schema drifted is not 'healthy': the open drift alert
+    the evaluator raised is its story."""
+    import lakelens
+    from lakelens.alerts.config import load_alerting
+    from lakelens.alerts.engine import AlertEngine
+    from lakelens.config import load_settings
+    from lakelens.store import Store
+
+    def build(columns):  # type: ignore[no-untyped-def]
+        def steps(clock):  # type: ignore[no-untyped-def]
+            clock.set(time.time() - 60)
+            with lakelens.run("dbt run"), lakelens.asset("stg_orders", kind="model"):
+                lakelens.schema(columns)
+
+        return steps
+
+    shop(build({"id": "int", "amount": "float"}))
+    shop(build({"id": "int", "amount": "text"}))
+    assert why("stg_orders")[1]["healthy"] is True  # nothing evaluated yet
+
+    store = Store(settings=load_settings(home=str(tmp_path / "home"), log_format="none"))
+    AlertEngine(store, load_alerting(store.settings)).evaluate()
+    out, data = why("stg_orders")
+    assert "stg_orders looks anomalous" in out and "Root cause: the asset itself." in out
+    assert "! stg_orders schema changed: amount: float → text (schema_drift" in out
+    assert data["problem"] == "anomalous" and data["anomalies"][0]["rule"] == "schema_drift"
+    store.close()

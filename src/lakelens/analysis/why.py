@@ -18,10 +18,12 @@ from lakelens.store import reads
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["Diagnosis", "diagnose", "failed_checks", "problem_of"]
+__all__ = ["Anomaly", "Diagnosis", "anomalies", "diagnose", "failed_checks", "problem_of"]
 
 # Check severities that make an asset unhealthy (and alert as errors): warnings do not.
 FAILING_SEVERITIES = ("error", "critical")
+# Alert rules that find something odd about an asset that still succeeds.
+ANOMALY_RULES = ("volume_anomaly", "slow_run", "schema_drift")
 
 
 def problem_of(node: LineageNode) -> str | None:
@@ -79,12 +81,33 @@ def failed_checks(conn: Reader | sa.Connection, asset: str) -> list[CheckResult]
     ]
 
 
+@dataclass(frozen=True)
+class Anomaly:
+    """An anomaly or schema drift the alert evaluator found on an asset and has not resolved."""
+
+    rule: str
+    summary: str
+    since: float
+
+
+def anomalies(conn: Reader | sa.Connection, asset: str) -> list[Anomaly]:
+    """Open volume, duration and schema-drift alerts on `asset`: the same findings the alerts
+    sent (so they appear once `lakelens serve`, `alerts run` or a failed run has evaluated)."""
+    rows = borrow(conn).rows(
+        "SELECT rule, summary, first_seen FROM alerts WHERE asset = :asset AND rule IN :rules "
+        "AND status IN ('firing', 'acknowledged', 'silenced') ORDER BY first_seen, rule",
+        {"asset": asset, "rules": ANOMALY_RULES},
+    )
+    return [Anomaly(rule, summary, since) for rule, summary, since in rows]
+
+
 @dataclass
 class Diagnosis:
     """Why `asset` is unhealthy: the chain up to the root cause and what went wrong there.
 
     `problem` and `root_problem` are 'failing', 'failed_checks' (error or critical checks failed
-    though the materialization succeeded), 'stale' or None. `also` lists other troubled assets
+    though the materialization succeeded), 'anomalous' (volume, duration or schema drift),
+    'stale' or None. `also` lists other troubled assets
     upstream, as (name, problem), most important first.
     """
 
@@ -95,6 +118,7 @@ class Diagnosis:
     root_problem: str | None
     failure: Materialization | None = None
     failed_checks: list[CheckResult] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
     error_logs: list[LogRecord] = field(default_factory=list)
     failing_span: Span | None = None
     failing_since: float | None = None
@@ -113,7 +137,8 @@ def diagnose(
     """Find what is wrong with `asset` and where it started.
 
     In this order: the asset's own failure or failed error checks; else an upstream asset that
-    failed; else a stale asset upstream; else the asset's own staleness. Assets between an
+    failed; else the asset's own anomalies or schema drift; else a stale asset upstream; else
+    the asset's own staleness. Assets between an
     upstream problem and `asset` often look healthy (their last run succeeded; they simply have
     not run since), so every ancestor is examined. Upstream, the root cause is the nearest
     failing (then stale) ancestor with no ancestor of its own in the same trouble.
@@ -155,12 +180,18 @@ def diagnose(
         return sorted(found, key=lambda n: (depth[n], n))
 
     own_checks = failed_checks(conn, asset)
+    own_anomalies = anomalies(conn, asset)
     own = problem(asset)
     if own != "failing" and own_checks:
         own = "failed_checks"
-    upstream = [(n, "failing") for n in origins("failing")]
-    upstream += [(n, "stale") for n in origins("stale")]
-    if own in ("failing", "failed_checks") or not upstream:
+    elif own != "failing" and own_anomalies:
+        own = "anomalous"
+    failing = [(n, "failing") for n in origins("failing")]
+    upstream = failing + [(n, "stale") for n in origins("stale")]
+    first_own = (
+        ("failing", "failed_checks") if failing else ("failing", "failed_checks", "anomalous")
+    )
+    if own in first_own or not upstream:
         root, root_problem = (asset, own) if own else (None, None)
         chain = [asset]
         also = upstream
@@ -182,7 +213,8 @@ def diagnose(
     )
     if root is not None:
         diagnosis.failed_checks = own_checks if root == asset else failed_checks(conn, root)
-        if root_problem != "failed_checks":
+        diagnosis.anomalies = own_anomalies if root == asset else anomalies(conn, root)
+        if root_problem not in ("failed_checks", "anomalous"):
             _evidence(conn, diagnosis, root)
     return diagnosis
 

@@ -73,6 +73,10 @@ def why(
                     }
                     for c in result.failed_checks
                 ],
+                "anomalies": [
+                    {"rule": a.rule, "summary": a.summary, "since": a.since}
+                    for a in result.anomalies
+                ],
                 "also_upstream": [{"asset": n, "problem": p} for n, p in result.also],
                 "error_logs": [
                     {"time": r.time.isoformat(), "level": r.level_name, "message": r.message}
@@ -103,6 +107,7 @@ def why(
     own = {
         "failing": "[red]is failing[/]",
         "failed_checks": "[red]failed its error checks[/]",
+        "anomalous": "[yellow]looks anomalous[/]",
         "stale": "[yellow]is stale[/]",
         None: "[green]is healthy itself[/]",
     }
@@ -129,6 +134,13 @@ def why(
             console.print(
                 f"  [red]✗ {escape(check.name)}[/] ({check.severity}, {run} at {when}): "
                 f"{escape(_check_detail(check))}"
+            )
+    if result.anomalies:
+        console.print("\n[bold]Anomalies[/] (open alerts):")
+        for anomaly in result.anomalies:
+            console.print(
+                f"  [yellow]! {escape(anomaly.summary)}[/] "
+                f"({anomaly.rule}, first seen {age(max(0.0, now - anomaly.since))})"
             )
     failure = result.failure
     if failure is not None:
