@@ -100,13 +100,19 @@ class DeliveryWorker:
         conn.commit()
         return result.rowcount == 1
 
-    def run_once(self, *, limit: int = 500) -> WorkerStats:
-        """Send everything due now (up to `limit` rows); return what happened."""
+    def run_once(self, *, limit: int = 500, deadline: float | None = None) -> WorkerStats:
+        """Send everything due now (up to `limit` rows); return what happened.
+
+        With a `deadline` (a time.monotonic() value) no send starts, and no pacing wait ends,
+        after it: those rows stay pending, unclaimed, for the next worker.
+        """
         stats = WorkerStats()
         now = self.clock()
         with self.store.connect() as conn:
             due = self._due(conn, now, limit)
         for row in due:
+            if deadline is not None and time.monotonic() + self._pacing(row) >= deadline:
+                continue
             with self.store.connect() as conn:
                 if not self._claim(conn, row.id, self.clock()):
                     continue  # another worker has it
@@ -122,6 +128,15 @@ class DeliveryWorker:
             )
             conn.commit()
         return stats
+
+    def _pacing(self, row: Any) -> float:
+        """Seconds `_send` would wait before sending `row` (its destination's rate limit)."""
+        destination = self.destinations.get(row.destination)
+        interval = float(getattr(destination, "min_interval", 0.0) or 0.0)
+        last = self._last_send.get(row.destination)
+        if not interval or last is None:
+            return 0.0
+        return max(interval - (time.monotonic() - last), 0.0)
 
     def _send(self, row: Any) -> DeliveryResult:
         destination = self.destinations.get(row.destination)

@@ -1,4 +1,8 @@
-"""`why`: walk upstream from an unhealthy asset to the first failing or stale asset, with evidence."""
+"""`why`: what is wrong with an asset and where it started, with evidence.
+
+The story is told in the order that matters: the asset's own failure or failed error checks,
+then an upstream asset that failed (with its error), then a stale asset upstream.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,18 @@ from typing import TYPE_CHECKING
 
 from lakelens.analysis._db import Reader, borrow
 from lakelens.analysis.lineage import EXTERNAL_KINDS, LineageGraph, LineageNode, annotate
-from lakelens.model import LogRecord, Materialization, Span
+from lakelens.model import CheckResult, LogRecord, Materialization, Span, from_epoch
 from lakelens.store import reads
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["Diagnosis", "diagnose", "problem_of"]
+__all__ = ["Anomaly", "Diagnosis", "anomalies", "diagnose", "failed_checks", "problem_of"]
+
+# Check severities that make an asset unhealthy (and alert as errors): warnings do not.
+FAILING_SEVERITIES = ("error", "critical")
+# Alert rules that find something odd about an asset that still succeeds.
+ANOMALY_RULES = ("volume_anomaly", "slow_run", "schema_drift")
 
 
 def problem_of(node: LineageNode) -> str | None:
@@ -26,9 +35,81 @@ def problem_of(node: LineageNode) -> str | None:
     return None
 
 
+def failed_checks(conn: Reader | sa.Connection, asset: str) -> list[CheckResult]:
+    """The error and critical checks of `asset` whose latest result failed, counting results of
+    its latest run and those recorded since its latest materialization by another run (a
+    `dbt test` after `dbt run`, an OpenLineage job that tested it)."""
+    db = borrow(conn)
+    state = db.row(
+        "SELECT last_run_id, last_start_time FROM assets WHERE name = :asset", {"asset": asset}
+    )
+    last_run, since = state if state is not None else (None, None)
+    params: dict[str, object] = {"asset": asset, "severities": FAILING_SEVERITIES}
+    scope = []
+    if last_run is not None:
+        scope.append("run_id = :last_run")
+        params["last_run"] = last_run
+    if since is not None:
+        scope.append("time >= :since")
+        params["since"] = since
+    # Never materialized (a source that is only tested): every result counts.
+    where = f" AND ({' OR '.join(scope)})" if scope else ""
+    rows = db.dicts(
+        "SELECT id, run_id, name, passed, severity, time, value, threshold, valid_rows, "
+        "total_rows, message FROM check_results "
+        f"WHERE asset = :asset AND severity IN :severities{where} ORDER BY time, id",
+        params,
+    )
+    latest = {row["name"]: row for row in rows}  # a later result of the same check wins
+    return [
+        CheckResult(
+            id=r["id"],
+            asset=asset,
+            name=r["name"],
+            passed=False,
+            severity=r["severity"],
+            time=from_epoch(r["time"]),
+            run_id=r["run_id"],
+            value=r["value"],
+            threshold=r["threshold"],
+            valid_rows=r["valid_rows"],
+            total_rows=r["total_rows"],
+            message=r["message"],
+        )
+        for r in latest.values()
+        if not r["passed"]
+    ]
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """An anomaly or schema drift the alert evaluator found on an asset and has not resolved."""
+
+    rule: str
+    summary: str
+    since: float
+
+
+def anomalies(conn: Reader | sa.Connection, asset: str) -> list[Anomaly]:
+    """Open volume, duration and schema-drift alerts on `asset`: the same findings the alerts
+    sent (so they appear once `lakelens serve`, `alerts run` or a failed run has evaluated)."""
+    rows = borrow(conn).rows(
+        "SELECT rule, summary, first_seen FROM alerts WHERE asset = :asset AND rule IN :rules "
+        "AND status IN ('firing', 'acknowledged', 'silenced') ORDER BY first_seen, rule",
+        {"asset": asset, "rules": ANOMALY_RULES},
+    )
+    return [Anomaly(rule, summary, since) for rule, summary, since in rows]
+
+
 @dataclass
 class Diagnosis:
-    """Why `asset` is unhealthy: the chain up to the root cause and what went wrong there."""
+    """Why `asset` is unhealthy: the chain up to the root cause and what went wrong there.
+
+    `problem` and `root_problem` are 'failing', 'failed_checks' (error or critical checks failed
+    though the materialization succeeded), 'anomalous' (volume, duration or schema drift),
+    'stale' or None. `also` lists other troubled assets
+    upstream, as (name, problem), most important first.
+    """
 
     asset: str
     problem: str | None
@@ -36,10 +117,13 @@ class Diagnosis:
     root_cause: str | None
     root_problem: str | None
     failure: Materialization | None = None
+    failed_checks: list[CheckResult] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
     error_logs: list[LogRecord] = field(default_factory=list)
     failing_span: Span | None = None
     failing_since: float | None = None
     failed_runs: int = 0
+    also: list[tuple[str, str]] = field(default_factory=list)
     nodes: dict[str, LineageNode] = field(default_factory=dict)
 
     @property
@@ -50,12 +134,14 @@ class Diagnosis:
 def diagnose(
     conn: Reader | sa.Connection, graph: LineageGraph, asset: str, *, now: float
 ) -> Diagnosis:
-    """Find the upstream problem behind `asset`.
+    """Find what is wrong with `asset` and where it started.
 
-    Assets between the problem and `asset` often look healthy (their last run succeeded; they
-    simply have not run since), so every ancestor is examined. The root cause is a failing or
-    stale ancestor with no failing or stale ancestor of its own: failing before stale, then
-    the nearest. With no troubled ancestor, the asset's own problem (if any) is the answer.
+    In this order: the asset's own failure or failed error checks; else an upstream asset that
+    failed; else the asset's own anomalies or schema drift; else a stale asset upstream; else
+    the asset's own staleness. Assets between an
+    upstream problem and `asset` often look healthy (their last run succeeded; they simply have
+    not run since), so every ancestor is examined. Upstream, the root cause is the nearest
+    failing (then stale) ancestor with no ancestor of its own in the same trouble.
     """
     parents_of: dict[str, str] = {}
     depth = {asset: 0}
@@ -69,43 +155,67 @@ def diagnose(
                 queue.append(parent)
     annotate(conn, graph, depth, now=now)
 
-    def troubled(name: str) -> bool:
+    def problem(name: str) -> str | None:
         node = graph.nodes[name]
-        return node.kind not in EXTERNAL_KINDS and problem_of(node) is not None
+        return None if node.kind in EXTERNAL_KINDS else problem_of(node)
 
-    def has_troubled_ancestor(name: str) -> bool:
-        seen, stack = {name}, list(graph.upstream.get(name, []))
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            if troubled(current):
-                return True
-            stack.extend(graph.upstream.get(current, []))
-        return False
+    def origins(wanted: str) -> list[str]:
+        """Ancestors with problem `wanted` and no ancestor of their own with it, nearest first."""
 
-    origins = [n for n in depth if n != asset and troubled(n) and not has_troubled_ancestor(n)]
-    origins.sort(key=lambda n: (problem_of(graph.nodes[n]) != "failing", depth[n], n))
-    if origins:
-        root: str | None = origins[0]
-        chain = [origins[0]]
+        def has_ancestor_with_it(name: str) -> bool:
+            seen, stack = {name}, list(graph.upstream.get(name, []))
+            while stack:
+                current = stack.pop()
+                if current in seen:
+                    continue
+                seen.add(current)
+                if problem(current) == wanted:
+                    return True
+                stack.extend(graph.upstream.get(current, []))
+            return False
+
+        found = [
+            n for n in depth if n != asset and problem(n) == wanted and not has_ancestor_with_it(n)
+        ]
+        return sorted(found, key=lambda n: (depth[n], n))
+
+    own_checks = failed_checks(conn, asset)
+    own_anomalies = anomalies(conn, asset)
+    own = problem(asset)
+    if own != "failing" and own_checks:
+        own = "failed_checks"
+    elif own != "failing" and own_anomalies:
+        own = "anomalous"
+    failing = [(n, "failing") for n in origins("failing")]
+    upstream = failing + [(n, "stale") for n in origins("stale")]
+    first_own = (
+        ("failing", "failed_checks") if failing else ("failing", "failed_checks", "anomalous")
+    )
+    if own in first_own or not upstream:
+        root, root_problem = (asset, own) if own else (None, None)
+        chain = [asset]
+        also = upstream
+    else:
+        root, root_problem = upstream[0]
+        chain = [root]
         while chain[-1] != asset:
             chain.append(parents_of[chain[-1]])
         chain.reverse()
-    else:
-        root = asset if troubled(asset) else None
-        chain = [asset]
+        also = upstream[1:]
     diagnosis = Diagnosis(
         asset=asset,
-        problem=problem_of(graph.nodes[asset]),
+        problem=own,
         chain=chain,
         root_cause=root,
-        root_problem=problem_of(graph.nodes[root]) if root else None,
-        nodes={n: graph.nodes[n] for n in chain},
+        root_problem=root_problem,
+        also=also,
+        nodes={n: graph.nodes[n] for n in [*chain, *(name for name, _ in also)]},
     )
     if root is not None:
-        _evidence(conn, diagnosis, root)
+        diagnosis.failed_checks = own_checks if root == asset else failed_checks(conn, root)
+        diagnosis.anomalies = own_anomalies if root == asset else anomalies(conn, root)
+        if root_problem not in ("failed_checks", "anomalous"):
+            _evidence(conn, diagnosis, root)
     return diagnosis
 
 

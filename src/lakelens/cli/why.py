@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+
+if TYPE_CHECKING:
+    from lakelens.model import CheckResult
 
 
 def why(
@@ -15,8 +18,9 @@ def why(
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
 ) -> None:
-    """Explain why ASSET is stale or failing: walk upstream to the first failing or stale asset
-    and show its last error, the error log lines of that run, and the failing span.
+    """Explain why ASSET is stale or failing: its own failure or failed error checks first, then
+    the first failing upstream asset, then a stale one; with the last error, the failed checks,
+    the error log lines of that run, and the failing span.
 
     Example: lakelens why mrt_glucose_readings
     """
@@ -59,6 +63,21 @@ def why(
                     "message": failure.error_message,
                     "traceback": failure.error_traceback,
                 },
+                "failed_checks": [
+                    {
+                        "name": c.name,
+                        "severity": c.severity,
+                        "run_id": c.run_id,
+                        "time": c.time.isoformat() if c.time else None,
+                        "detail": _check_detail(c),
+                    }
+                    for c in result.failed_checks
+                ],
+                "anomalies": [
+                    {"rule": a.rule, "summary": a.summary, "since": a.since}
+                    for a in result.anomalies
+                ],
+                "also_upstream": [{"asset": n, "problem": p} for n, p in result.also],
                 "error_logs": [
                     {"time": r.time.isoformat(), "level": r.level_name, "message": r.message}
                     for r in result.error_logs
@@ -87,12 +106,14 @@ def why(
     assert root is not None
     own = {
         "failing": "[red]is failing[/]",
+        "failed_checks": "[red]failed its error checks[/]",
+        "anomalous": "[yellow]looks anomalous[/]",
         "stale": "[yellow]is stale[/]",
         None: "[green]is healthy itself[/]",
     }
     console.print(f"[bold]{escape(name)}[/] {own[result.problem]} — {freshness(name)}.")
     if root == name:
-        console.print("[bold]Root cause:[/] the asset itself (its upstream assets are healthy).")
+        console.print("[bold]Root cause:[/] the asset itself.")
     else:
         path = " ← ".join(escape(n) for n in result.chain)
         console.print(
@@ -105,6 +126,22 @@ def why(
                 console.print(
                     f"  {escape(name)} breaches its freshness SLA in {format_duration(left)} unless {escape(root)} recovers."
                 )
+    if result.failed_checks:
+        console.print("\n[bold]Failed checks[/]:")
+        for check in result.failed_checks:
+            when = check.time.strftime("%Y-%m-%d %H:%M:%S UTC") if check.time else "?"
+            run = f"run {escape(check.run_id[:8])}" if check.run_id else "no run"
+            console.print(
+                f"  [red]✗ {escape(check.name)}[/] ({check.severity}, {run} at {when}): "
+                f"{escape(_check_detail(check))}"
+            )
+    if result.anomalies:
+        console.print("\n[bold]Anomalies[/] (open alerts):")
+        for anomaly in result.anomalies:
+            console.print(
+                f"  [yellow]! {escape(anomaly.summary)}[/] "
+                f"({anomaly.rule}, first seen {age(max(0.0, now - anomaly.since))})"
+            )
     failure = result.failure
     if failure is not None:
         since = ""
@@ -132,10 +169,24 @@ def why(
             f"[bold]lakelens logs --run-id {escape(failure.run_id[:8])}[/] · "
             f"[bold]lakelens lineage impact {escape(root)}[/]"
         )
-    else:
-        root_node = result.nodes[root]
+    elif result.root_problem == "stale":
         console.print(
             f"\n{escape(root)} has not failed; it simply has not succeeded recently ({freshness(root)}). "
             "Check that its schedule is running."
         )
-        _ = root_node
+    if result.also:
+        # After the root cause: a stale source must not hide the failing model's own error.
+        console.print("\n[bold]Also upstream:[/]")
+        for other, problem in result.also:
+            console.print(f"  [bold]{escape(other)}[/] {own[problem]} — {freshness(other)}")
+
+
+def _check_detail(check: CheckResult) -> str:
+    """What a failed check found, in the words the alert uses."""
+    if check.message:
+        return check.message
+    if check.total_rows is not None and check.valid_rows is not None:
+        return f"{check.valid_rows:,}/{check.total_rows:,} rows valid"
+    if check.value is not None:
+        return f"value {check.value} vs threshold {check.threshold}"
+    return "failed"

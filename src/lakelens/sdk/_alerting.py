@@ -1,7 +1,10 @@
 """Alerts from the pipeline process itself: a failed run triggers one evaluation and delivery.
 
 So alerts go out even when no server or cron job runs. It happens in a background thread and
-never blocks or fails the pipeline; at exit the process waits a bounded time for it.
+never blocks or fails the pipeline. The evaluation queues every notification in the outbox
+(durably); the thread then sends what it can within a second of the failure, and at exit the
+process waits at most a second for it. What is not sent by then stays pending in the outbox for
+a server or `lakelens alerts run`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from lakelens.sdk._runtime import RT
@@ -16,7 +20,10 @@ from lakelens.sdk._runtime import RT
 __all__ = ["alert_after_failure", "wait_for_alerts"]
 
 _threads: list[threading.Thread] = []
-EXIT_WAIT_SECONDS = 15.0
+# Sends start at most this long after the failure, and at exit the process waits at most this
+# long in all. Slack takes about one message a second: the rest waits in the outbox.
+DELIVERY_SECONDS = 1.0
+EXIT_WAIT_SECONDS = 1.0
 
 
 def _configured() -> bool:
@@ -35,7 +42,7 @@ def _configured() -> bool:
         return False
 
 
-def _evaluate(store: Any, writer: Any) -> None:
+def _evaluate(store: Any, writer: Any, deadline: float) -> None:
     try:
         if writer is not None:
             writer.flush(timeout=30.0)
@@ -43,7 +50,8 @@ def _evaluate(store: Any, writer: Any) -> None:
 
         service = AlertingService(store)
         try:
-            service.run_once(group_wait=0.0)  # the run has ended: its findings are all in
+            service.engine.evaluate(group_wait=0.0)  # the run has ended: its findings are in
+            service.worker.run_once(deadline=deadline)
         finally:
             service.close()
     except Exception as exc:  # never let alerting break the pipeline
@@ -54,19 +62,29 @@ def _evaluate(store: Any, writer: Any) -> None:
 
 
 def alert_after_failure() -> None:
-    """Start an evaluation for a run that just failed, when alert destinations are configured."""
+    """Start an evaluation for a run that just failed, when alert destinations are configured
+    and the SDK keeps wall-clock time."""
+    if RT.clock is not time.time:
+        # Recording history with a simulated clock (lakelens.testing.recording, the demo):
+        # evaluating at wall-clock now against a half-recorded past gives false alerts.
+        return
     if not _configured():
         return
+    deadline = time.monotonic() + DELIVERY_SECONDS
     # The store and writer of this run: the SDK may be pointed elsewhere by the time it runs.
     thread = threading.Thread(
-        target=_evaluate, args=(RT.store, RT._writer), name="lakelens-alerts", daemon=True
+        target=_evaluate,
+        args=(RT.store, RT._writer, deadline),
+        name="lakelens-alerts",
+        daemon=True,
     )
     _threads.append(thread)
     thread.start()
 
 
 def wait_for_alerts(timeout: float = EXIT_WAIT_SECONDS) -> None:
-    """Give running evaluations up to `timeout` seconds to finish (called at exit)."""
+    """Give running evaluations up to `timeout` seconds in all to finish (called at exit)."""
+    end = time.monotonic() + timeout
     for thread in list(_threads):
-        thread.join(timeout)
+        thread.join(max(end - time.monotonic(), 0.0))
     _threads.clear()
