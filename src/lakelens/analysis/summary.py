@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakelens.analysis._db import Reader, reading, since_until
+from lakelens.analysis.incidents import IncidentStats, incident_stats
 from lakelens.analysis.rollups import (
     WindowTotals,
     histogram_percentiles,
@@ -149,6 +150,7 @@ class Summary:
     failures: Failures = Failures({}, {})
     completeness: Completeness = Completeness(None, {})
     alerts: ActiveAlerts = field(default_factory=lambda: ActiveAlerts(0, ()))
+    incidents: IncidentStats = field(default_factory=IncidentStats)
 
     @property
     def status(self) -> str:
@@ -240,6 +242,7 @@ def summary(
             failures=_failures(db, since, until),
             completeness=completeness,
             alerts=_active_alerts(db),
+            incidents=incident_stats(db, since=since, until=until),
         )
 
 

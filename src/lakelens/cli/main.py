@@ -59,6 +59,7 @@ from lakelens.cli import demo as _demo  # noqa: E402
 from lakelens.cli import export as _export  # noqa: E402
 from lakelens.cli import health as _health  # noqa: E402
 from lakelens.cli import importers as _importers  # noqa: E402
+from lakelens.cli import incidents as _incidents  # noqa: E402
 from lakelens.cli import lineage as _lineage  # noqa: E402
 from lakelens.cli import logs as _logs  # noqa: E402
 from lakelens.cli import metrics as _metrics  # noqa: E402
@@ -68,6 +69,7 @@ from lakelens.cli import why as _why  # noqa: E402
 
 app.add_typer(_metrics.app, name="metrics")
 app.add_typer(_alerts.app, name="alerts")
+app.add_typer(_incidents.app, name="incidents")
 app.add_typer(_importers.app, name="import")
 app.add_typer(_export.app, name="export")
 app.add_typer(_db.app, name="db")

@@ -105,16 +105,37 @@ def render_summary(result: Summary, console: Console, *, title: str) -> None:
         "",
         f"[bold]Active alerts:[/] {result.alerts.firing}",
     ]
-    marks = {
-        "critical": "[red]✗[/]",
-        "error": "[red]✗[/]",
-        "warning": "[yellow]⚠[/]",
-        "info": "[cyan]ℹ[/]",
-    }
     for severity, text in result.alerts.top:
-        lines.append(f"  {marks.get(severity, '•')} {escape(text)}")
+        lines.append(f"  {_MARKS.get(severity, '•')} {escape(text)}")
+    incidents = result.incidents
+    lines.append(f"[bold]Open incidents:[/] {incidents.open}")
+    for severity, title in incidents.top:
+        lines.append(f"  {_MARKS.get(severity, '•')} {escape(title)}")
+    if incidents.opened:
+        times = ", ".join(
+            f"{label} {_seconds(value)}"
+            for label, value in (
+                ("detect", incidents.mean_time_to_detect),
+                ("acknowledge", incidents.mean_time_to_acknowledge),
+                ("resolve", incidents.mean_time_to_resolve),
+            )
+            if value is not None
+        )
+        lines.append(
+            f"  Opened in the period: {incidents.opened:,}"
+            + (f" (mean time to {times})" if times else "")
+        )
+
     for line in lines:
         console.print(line)
+
+
+_MARKS = {
+    "critical": "[red]✗[/]",
+    "error": "[red]✗[/]",
+    "warning": "[yellow]⚠[/]",
+    "info": "[cyan]ℹ[/]",
+}
 
 
 def _top(counts: dict[str, int], shown: int = 8) -> str:
