@@ -176,11 +176,11 @@ def test_metrics_summary_counts_active_alerts(home) -> None:
     assert (
         data["alerts"]["top"][0][0] == "critical" and "loader failed" in data["alerts"]["top"][0][1]
     )
+    assert data["incidents"]["open"] == 1 and data["incidents"]["opened"] == 1
+    assert data["incidents"]["top"] == [["critical", "Asset Materialization Failed: loader"]]
     text = invoke("metrics", "summary", "--home", home).output
-    assert (
-        "Active alerts: 1" in text
-        and "✗ loader failed: RuntimeError: Connection timeout after 30s" in text
-    )
+    assert "Open incidents: 1 (1 active alert(s))" in text
+    assert "✗ Asset Materialization Failed: loader" in text
 
 
 def test_in_process_alerting_follows_the_alerting_config(tmp_path, monkeypatch) -> None:

@@ -123,9 +123,11 @@ class AlertEngine:
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_EVALUATOR_LOCK}
                 )
             try:
+                # Read before the alerts below resolve: their findings leave as "cleared".
+                active = load_active(conn)
                 silenced = self._reconcile(conn, findings, now, result)
                 Casebook(conn, self.config, context, now, result).run(
-                    findings, silenced, group_wait
+                    active, findings, silenced, group_wait
                 )
                 record_heartbeat(
                     conn,
@@ -309,11 +311,13 @@ class Casebook:
         self.result = result
 
     def run(
-        self, findings: list[Finding], silenced: frozenset[str], group_wait: float | None
+        self,
+        active: list[Incident],
+        findings: list[Finding],
+        silenced: frozenset[str],
+        group_wait: float | None,
     ) -> None:
-        book = IncidentBook(
-            load_active(self.conn), held=self._held(), policy=self.config.incident_policy
-        )
+        book = IncidentBook(active, held=self._held(), policy=self.config.incident_policy)
         changes = book.apply(
             findings, self.now, self.context, silenced=silenced, group_wait=group_wait
         )

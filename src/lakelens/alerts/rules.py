@@ -147,6 +147,14 @@ def _failures(ctx: RuleContext) -> list[Finding]:
         ).first()
         if failed is None:
             continue  # its run was deleted (a demo recorded again): nothing to tell about
+        # The fault began with the first failure since the last success.
+        began = ctx.conn.execute(
+            sa.select(sa.func.min(m.c.end_time)).where(
+                m.c.asset == name,
+                m.c.start_time > (row.last_success_time or 0.0),
+                (m.c.status + "") == "failure",
+            )
+        ).scalar()
         error_type = failed.error_type or "Error"
         message = failed.error_message or "failed"
         critical = bool(row.critical) or ctx.feeds_dashboard(name)
@@ -162,7 +170,7 @@ def _failures(ctx: RuleContext) -> list[Finding]:
                 occurrence=row.last_run_id,
                 partition=failed.partition,
                 error=f"{error_type}: {message}",
-                at=failed.end_time or row.last_start_time,
+                at=began or failed.end_time or row.last_start_time,
                 details={
                     "error_type": error_type,
                     "critical_because": "critical"

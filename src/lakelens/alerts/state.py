@@ -232,6 +232,28 @@ def acknowledge(store: Store, fingerprint: str, *, now: float | None = None) -> 
                     fingerprint=full, time=now, event="acknowledged"
                 )
             )
+            # People are told about incidents: acknowledging a finding takes its incident.
+            i = schema.incidents
+            incident_id = conn.execute(
+                sa.select(a.c.incident_id).where(a.c.fingerprint == full)
+            ).scalar()
+            if (
+                incident_id is not None
+                and conn.execute(
+                    i.update()
+                    .where(i.c.id == incident_id, i.c.status == "open")
+                    .values(status="acknowledged", acknowledged_at=now, updated_at=now)
+                ).rowcount
+            ):
+                conn.execute(
+                    schema.incident_events.insert().values(
+                        incident_id=incident_id,
+                        time=now,
+                        event="acknowledged",
+                        fingerprint=full,
+                        text="through `lakelens alerts ack`",
+                    )
+                )
         conn.commit()
     if not changed:
         raise LakelensError(f"Alert {full[:12]} is not firing; nothing to acknowledge.")

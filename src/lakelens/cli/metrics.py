@@ -103,12 +103,12 @@ def render_summary(result: Summary, console: Console, *, title: str) -> None:
         f"  Pass rate: {_rate(checks.pass_rate)}",
         f"  Checks:    {checks.total:,} run, {checks.failed:,} failed",
         "",
-        f"[bold]Active alerts:[/] {result.alerts.firing}",
     ]
-    for severity, text in result.alerts.top:
-        lines.append(f"  {_MARKS.get(severity, '•')} {escape(text)}")
     incidents = result.incidents
-    lines.append(f"[bold]Open incidents:[/] {incidents.open}")
+    lines.append(
+        f"[bold]Open incidents:[/] {incidents.open}"
+        + (f" [dim]({result.alerts.firing} active alert(s))[/]" if result.alerts.firing else "")
+    )
     for severity, title in incidents.top:
         lines.append(f"  {_MARKS.get(severity, '•')} {escape(title)}")
     if incidents.opened:

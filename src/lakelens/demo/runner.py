@@ -84,6 +84,7 @@ def run_demo(
                     f"{lakelens.stats()['last_error'] or 'the store is too slow'}."
                 )
             written = lakelens.stats()["written"]
+        _evaluate_alerts(store)
         return DemoResult(
             location=store.location,
             seed=seed,
@@ -100,6 +101,21 @@ def run_demo(
         )
     finally:
         store.close()
+
+
+def _evaluate_alerts(store: Store) -> None:
+    """Evaluate once, now that the day is recorded: the summary, `alerts firing` and
+    `incidents` show the live state, and a configured destination hears about what is open
+    now (never about moments in the recorded past: nothing evaluated while recording)."""
+    from lakelens.alerts.service import AlertingService
+
+    service = AlertingService(store)
+    try:
+        service.engine.evaluate(group_wait=0.0)  # the recording is complete
+        if service.destinations:
+            service.worker.run_once(deadline=time.monotonic() + 5.0)  # the rest waits in the outbox
+    finally:
+        service.close()
 
 
 def _record(sim: Simulation, progress: Callable[[int, int], None] | None) -> Counter[str]:
