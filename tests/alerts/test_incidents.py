@@ -282,3 +282,27 @@ def test_incident_commands_explain_bad_ids_in_one_line(tmp_path) -> None:
     assert listing.exit_code != 0 and "Unknown incident status 'closed'" in listing.output
     empty = runner.invoke(app, ["incidents", "list", "--json", "--home", home])
     assert empty.exit_code == 0 and json.loads(empty.output) == []
+
+
+def test_recording_the_demo_twice_tells_only_the_live_outage_once(
+    tmp_path, receiver, monkeypatch
+) -> None:
+    """History recorded with a simulated clock opens nothing about moments already over."""
+    from lakelens.demo.runner import run_demo
+
+    monkeypatch.setenv("LAKELENS_ALERT_WEBHOOK_URL", receiver.url_for("/hook"))
+    home = tmp_path / "demo"
+    first = run_demo(home, seed=42)
+    assert first.ongoing_outage
+    messages = [r.json()["data"] for r in receiver.wait_for(1)]
+    assert [m["kind"] for m in messages] == ["opened"]
+    assert messages[0]["asset"] == "dlt_glucose_entries"
+    assert not any("stale" in f or "Freshness" in f for m in messages for f in m["findings"])
+    run_demo(home, seed=42)
+    assert len(receiver.requests) == 1  # the same outage, still open: nothing new, nothing false
+    result = CliRunner().invoke(app, ["incidents", "list", "--json", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    (open_incident,) = json.loads(result.output)
+    assert open_incident["root_asset"] == "dlt_glucose_entries"
+    firing = CliRunner().invoke(app, ["alerts", "firing", "--home", str(home)])
+    assert "dlt_glucose_entries failed" in firing.output
