@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 
@@ -130,3 +136,55 @@ def fault_proxy(postgres_url: str) -> Iterator[FaultProxy]:
     proxy = FaultProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     yield proxy
     proxy.close()
+
+
+class Server:
+    """`lakelens serve` in a subprocess on 127.0.0.1, killed at the end of the test."""
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home.parent / f"serve-{self.port}.log"
+        command = [sys.executable, "-m", "lakelens", "serve", "--home", str(home)]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*command, "--port", str(self.port), "--no-alerts"],
+                env={**os.environ, "LAKELENS_LOG_FORMAT": "json", **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"lakelens serve exited early:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/livez", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"lakelens serve did not answer within 30s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """`serve(LAKELENS_X="1", ...)` starts `lakelens serve` with those variables."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = Server(tmp_path / "home", env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
