@@ -154,3 +154,36 @@ def test_a_client_that_leaves_mid_body_is_one_info_line(app_server: Any) -> None
         time.sleep(0.05)
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
     assert any("went away" in r.getMessage() for r in records), [r.getMessage() for r in records]
+
+
+def test_requests_past_the_bound_get_503_and_livez_still_answers(tmp_path: Path) -> None:
+    import asyncio
+
+    from lakelens.config import load_settings
+    from lakelens.server import create_app
+
+    settings = load_settings(home=str(tmp_path / "home"), log_format="none", http_max_requests=2)
+    app = create_app(settings)
+    release = asyncio.Event()
+
+    @app.get("/slow")
+    async def slow() -> str:
+        await asyncio.wait_for(release.wait(), 10)
+        return "done"
+
+    asyncio.run(_three_slow_requests(app, release))
+
+
+async def _three_slow_requests(app: Any, release: Any) -> None:
+    import asyncio
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=10) as http:
+        held = [asyncio.create_task(http.get("/slow")) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        busy = await http.get("/slow")
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert (await http.get("/livez")).status_code == 200
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+        assert (await http.get("/slow")).status_code == 200
