@@ -14,6 +14,15 @@ from lakelens.errors import ConfigError
 __all__ = ["Settings", "load_settings"]
 
 _LOG_FORMATS = ("json", "console", "none")
+_SECONDS = (
+    "flush_interval",
+    "db_connect_timeout",
+    "db_tcp_timeout",
+    "db_write_timeout",
+    "ready_write_stall",
+    "http_header_timeout",
+)
+_OPTIONAL_SECONDS = ("db_statement_timeout", "db_idle_in_transaction_timeout")
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
@@ -32,6 +41,19 @@ class Settings:
     batch_size: int = 5_000
     flush_interval: float = 0.5
     sqlite_synchronous: str = "NORMAL"
+    # PostgreSQL timeouts in seconds (0 turns one off); see docs/deploy.md.
+    db_connect_timeout: float = 5.0
+    db_statement_timeout: float = 30.0
+    db_idle_in_transaction_timeout: float = 60.0
+    db_tcp_timeout: float = 20.0
+    # Seconds the server's ingest writer waits for PostgreSQL to answer one commit.
+    db_write_timeout: float = 10.0
+    # /readyz says not ready while an ingest commit has been waiting longer than this.
+    ready_write_stall: float = 5.0
+    # `lakelens serve`: seconds a connection may take to send a request head, and the
+    # number of requests handled at once (more get 503 with Retry-After).
+    http_header_timeout: float = 10.0
+    http_max_requests: int = 200
     config_file: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -59,14 +81,19 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         if name in ("home", "config_file"):
             return Path(os.path.expanduser(str(value)))
-        if name in ("retention_days", "queue_size", "batch_size"):
+        if name in ("retention_days", "queue_size", "batch_size", "http_max_requests"):
             number = int(value)
             if number <= 0:
                 raise ValueError
             return number
-        if name == "flush_interval":
+        if name in _OPTIONAL_SECONDS:
             number_f = float(value)
-            if number_f <= 0:
+            if not 0 <= number_f < float("inf"):
+                raise ValueError
+            return number_f
+        if name in _SECONDS:
+            number_f = float(value)
+            if not 0 < number_f < float("inf"):
                 raise ValueError
             return number_f
         if name == "log_format":
@@ -93,6 +120,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             "queue_size": "a whole number above 0",
             "batch_size": "a whole number above 0",
             "flush_interval": "a number of seconds above 0",
+            "http_max_requests": "a whole number above 0",
+            **{name: "a number of seconds above 0" for name in _SECONDS},
+            **{name: "a number of seconds, 0 for none" for name in _OPTIONAL_SECONDS},
             "log_format": "one of json, console, none",
             "log_level": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
             "sqlite_synchronous": "one of OFF, NORMAL, FULL, EXTRA",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -13,10 +14,11 @@ import typer
 from lakelens.cli._common import HomeOption
 from lakelens.errors import LakelensError
 
-# uvicorn limits that keep slow or numerous clients from exhausting the worker.
+# uvicorn limits that keep slow or numerous clients from exhausting the worker. Requests
+# handled at once and the request-head timeout are settings (server/limits.py); there is no
+# bound on connections, which idle clients would use up (idle ones are closed instead).
 KEEP_ALIVE_SECONDS = 5
 GRACEFUL_SHUTDOWN_SECONDS = 30
-MAX_CONNECTIONS = 1000
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -47,6 +49,20 @@ def _configure_logging(log_format: str, level: str) -> None:
         logger.propagate = False
     if log_format == "none":
         logging.getLogger("lakelens.server.access").setLevel(logging.WARNING)
+
+
+def _raise_open_files_limit() -> None:
+    """Let the server hold as many sockets as the hard limit allows (often 1,024 by default,
+    which a thousand idle clients would use up before their head timeout closes them)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _check_port(host: str, port: int) -> None:
@@ -109,9 +125,11 @@ def serve(
             "The server needs FastAPI and uvicorn: pip install 'fastapi>=0.115' 'uvicorn>=0.30'"
         ) from None
     from lakelens.server.app import create_app
+    from lakelens.server.limits import header_timeout_protocol
     from lakelens.store import Store
 
     _check_port(host, port)
+    _raise_open_files_limit()
     store = Store(settings=settings)
     store.engine  # noqa: B018 -- open (and migrate) now: a bad URL fails here in one line
     app = create_app(settings, store, run_alerts=not no_alerts)
@@ -143,12 +161,12 @@ def serve(
         app,
         host=host,
         port=port,
+        http=header_timeout_protocol(settings.http_header_timeout),
         log_config=None,
         access_log=False,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        limit_concurrency=MAX_CONNECTIONS,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     shown = f"[{host}]" if ":" in host else host

@@ -4,7 +4,8 @@
 
 Errors are converted once, here: an unknown asset or run is a 404 whose `detail` suggests
 close names, bad input a 400 naming what is wrong, an unreachable store a 503; anything
-else is a 500 whose details stay in the server log.
+else is a 500 whose details stay in the server log (one line with the traceback), on a
+connection that stays open for the client's next request.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("lakelens.server")
 access_log = logging.getLogger("lakelens.server.access")
+# Set in the scope when the client went away before it was answered (logged as 499).
+_GONE = "lakelens.client_gone"
 
 
 class AccessLog:
@@ -63,9 +66,51 @@ class AccessLog:
                 clean(client[0] if client else "-", 64),
                 clean(scope.get("method", "-"), 16),
                 clean(scope.get("path", "-")),
-                status or 500,
+                status or (499 if scope.get(_GONE) else 500),
                 (time.perf_counter() - began) * 1000,
             )
+
+
+class ErrorBoundary:
+    """What no exception handler converted: a 500 and one ERROR line with the traceback.
+
+    Starlette's own last resort answers and then re-raises, so uvicorn logs the traceback a
+    second time and closes the kept-alive connection under the client's next request. A
+    client that went away before it was answered is one INFO line and no answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.requests import ClientDisconnect
+
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        where = f"{clean(scope.get('method', '-'), 16)} {clean(scope.get('path', '-'))}"
+        try:
+            await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            scope[_GONE] = True
+            log.info("the client went away during %s before it was answered", where)
+        except Exception as exc:
+            log.error(
+                "internal error on %s: %s",
+                where,
+                clean(f"{type(exc).__name__}: {exc}"),
+                exc_info=exc,
+            )
+            if not started:  # else the response is cut short: uvicorn closes the connection
+                response = _error(500, "Internal server error; the server log has the details.")
+                await response(scope, receive, send)
 
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -105,23 +150,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return _error(400, _validation_message(exc))
 
-    async def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.error(
-            "internal error on %s %s: %s",
-            clean(request.method, 16),
-            clean(request.url.path),
-            clean(f"{type(exc).__name__}: {exc}"),
-            exc_info=exc,
-        )
-        return _error(500, "Internal server error; the server log has the details.")
-
     app.add_exception_handler(UnknownAssetError, not_found)
     app.add_exception_handler(UnknownRunError, not_found)
     app.add_exception_handler(StoreError, unavailable)
     app.add_exception_handler(sa.exc.OperationalError, unavailable)
     app.add_exception_handler(LakelensError, bad_request)
     app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(Exception, internal)
+    # Anything else: ErrorBoundary (not an `Exception` handler, which Starlette re-raises).
 
 
 def create_app(
@@ -166,6 +201,11 @@ def create_app(
     )
     app.state.ctx = ctx
     _install_error_handlers(app)
+    from lakelens.server.limits import InFlightLimit
+
+    # The last added runs first: the access log sees the 503s of the limit and the 500s.
+    app.add_middleware(ErrorBoundary)
+    app.add_middleware(InFlightLimit, limit=settings.http_max_requests)
     app.add_middleware(AccessLog)
     # The stream's fixed path must come before /logs/{…}-like patterns: it is registered first.
     app.include_router(stream.router)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -72,10 +73,11 @@ def _part(ingested: Ingested, *, source: str, batch_id: str | None, now: float) 
     )
 
 
-def _write(store: Store, parts: list[Part]) -> list[bool]:
+def _write(store: Store, parts: list[Part], *, deadline: float | None = None) -> list[bool]:
+    from lakelens.store.engine import answer_deadline
     from lakelens.store.writes import write_batches
 
-    with _writer_lock(store):
+    with _writer_lock(store), answer_deadline(deadline):
         return write_batches(store.engine, parts)
 
 
@@ -111,14 +113,27 @@ class GroupCommitter:
     error: none is answered before its events are committed, none silently dropped.
 
     The writer thread starts with the first request and ends after `idle_seconds` without one.
+    On PostgreSQL a transaction that gets no answer for `write_timeout` seconds (default:
+    the store's `db_write_timeout`) fails and closes its connection, so a half-open
+    connection costs one timeout, not the kernel's quarter of an hour.
     """
 
     def __init__(
-        self, store: Store, *, max_events: int = 20_000, idle_seconds: float = 5.0
+        self,
+        store: Store,
+        *,
+        max_events: int = 20_000,
+        idle_seconds: float = 5.0,
+        write_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.max_events = max_events
         self.idle_seconds = idle_seconds
+        self.write_timeout = write_timeout or store.settings.db_write_timeout
+        # time.monotonic() when the transaction being written began (None when idle), and
+        # when one last committed: what /readyz looks at.
+        self.writing_since: float | None = None
+        self.last_commit: float | None = None
         self._wake = threading.Condition()
         self._queue: list[_Waiting] = []
         self._running = False
@@ -145,6 +160,11 @@ class GroupCommitter:
                 self._running = True
                 threading.Thread(target=self._run, name="lakelens-commit", daemon=True).start()
         return await waiting.future
+
+    def stalled_for(self) -> float:
+        """Seconds the transaction being written has waited so far (0 when none is)."""
+        since = self.writing_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _run(self) -> None:
         while True:
@@ -177,9 +197,11 @@ class GroupCommitter:
         return group
 
     def _commit(self, group: list[_Waiting]) -> None:
+        self.writing_since = time.monotonic()
         try:
-            results = _write(self.store, [w.part for w in group])
+            results = _write(self.store, [w.part for w in group], deadline=self.write_timeout)
         except Exception as exc:
+            self.writing_since = None
             if len(group) == 1 or not self._alone_may_succeed(exc):
                 self._count(1, len(group))
                 for waiting in group:
@@ -193,6 +215,8 @@ class GroupCommitter:
             for waiting in group:
                 self._commit([waiting])
             return
+        self.writing_since = None
+        self.last_commit = time.monotonic()
         self._count(1, len(group))
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, bool]]] = {}
         for waiting, fresh in zip(group, results, strict=True):
@@ -203,9 +227,12 @@ class GroupCommitter:
     def _alone_may_succeed(self, exc: Exception) -> bool:
         """Whether the failure may come from one request's events (or a deadlock with another
         writer), not from the store itself: SQLite's operational errors (locked past the busy
-        timeout, disk full, I/O) would only repeat for every request, one timeout each."""
+        timeout, disk full, I/O) and a lost PostgreSQL connection would only repeat for every
+        request, one timeout each."""
         import sqlalchemy as sa
 
+        if getattr(exc, "connection_invalidated", False):
+            return False
         return not (self.store.is_sqlite and isinstance(exc, sa.exc.OperationalError))
 
     def _count(self, groups: int, requests: int) -> None:

@@ -49,12 +49,14 @@ class Store:
             import sqlalchemy as sa
 
             from lakelens.store import migrate
-            from lakelens.store.engine import create_store_engine
+            from lakelens.store.engine import PostgresTimeouts, create_store_engine
 
             with self._lock:
                 if self._engine is None:
                     engine = create_store_engine(
-                        self.url, synchronous=self.settings.sqlite_synchronous
+                        self.url,
+                        synchronous=self.settings.sqlite_synchronous,
+                        timeouts=PostgresTimeouts.from_settings(self.settings),
                     )
                     try:
                         if self._auto_upgrade and not migrate.is_current(engine):
@@ -101,10 +103,12 @@ class Store:
     def upgrade(self) -> tuple[str | None, str]:
         """Apply pending migrations; return (revision before, revision after)."""
         from lakelens.store import migrate
-        from lakelens.store.engine import create_store_engine
+        from lakelens.store.engine import PostgresTimeouts, create_store_engine
 
         engine = self._engine or create_store_engine(
-            self.url, synchronous=self.settings.sqlite_synchronous
+            self.url,
+            synchronous=self.settings.sqlite_synchronous,
+            timeouts=PostgresTimeouts.from_settings(self.settings),
         )
         self._engine = engine
         return migrate.upgrade(engine)

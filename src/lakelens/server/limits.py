@@ -1,0 +1,112 @@
+"""HTTP limits that idle sockets cannot exhaust: a request-head timeout and in-flight requests.
+
+uvicorn's `limit_concurrency` counts connections, so 1,000 clients that connect and send
+nothing turn every request into a 503; and it has no timeout before the first request, so
+they stay forever. Here connections are closed when their request head is late, and the
+bound counts requests being handled, not sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["InFlightLimit", "header_timeout_protocol"]
+
+log = logging.getLogger("lakelens.server")
+
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 33\r\n\r\nThe request head took too long.\r\n"
+)
+
+
+def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request head has not fully arrived
+    `seconds` after it connected (or after it began sending a request on a kept-alive
+    connection). Idle kept-alive connections are uvicorn's `timeout_keep_alive`."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()  # a whole request head arrived
+            elif self._head_timer is None and self.conn.trailing_data[0]:
+                self._arm()  # the next request on a kept-alive connection has begun
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(seconds, self._expire)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _expire(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            if self.conn.trailing_data[0]:
+                self.transport.write(_TIMED_OUT)  # half a head: say why
+            self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+class InFlightLimit:
+    """At most `limit` HTTP requests handled at once; more get 503 with Retry-After at once.
+
+    `/livez` is exempt: an overloaded server is still alive, and restarting it helps no one.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ("/livez",)) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await _busy(send)
+            return
+        self.in_flight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def _busy(send: Send) -> None:
+    body = b'{"detail":"The server is handling too many requests; retry later."}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

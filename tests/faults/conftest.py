@@ -1,0 +1,190 @@
+"""Fault fixtures: a TCP proxy that can blackhole or reset PostgreSQL, and a real server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+
+@dataclass
+class _Pair:
+    client: socket.socket
+    upstream: socket.socket | None = None
+    frozen: bool = False
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 in front of `target` that can misbehave.
+
+    `blackhole()` keeps every socket open and forwards nothing, on the connections it has
+    and on those opened meanwhile (a half-open network: the kernel still ACKs, so neither
+    keepalives nor retransmission timeouts notice). Those connections stay dead; `restore()`
+    lets new connections through. `reset()` closes every connection with an RST.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.blackholed = False
+        self.pairs: list[_Pair] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            pair = _Pair(client, frozen=self.blackholed)
+            with self._lock:
+                self.pairs.append(pair)
+            if pair.frozen:
+                continue
+            try:
+                pair.upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            for src, dst in ((client, pair.upstream), (pair.upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(pair, src, dst), daemon=True)
+                pair.threads.append(thread)
+                thread.start()
+
+    def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket) -> None:
+        while not self._stop.is_set() and not pair.frozen:
+            try:
+                ready, _, _ = select.select([src], [], [], 0.2)
+                if not ready:
+                    continue
+                data = src.recv(65536)
+                if pair.frozen:
+                    return  # swallowed: the other side never hears of it
+                if not data:
+                    break
+                dst.sendall(data)
+            except (OSError, ValueError):
+                break
+        if not pair.frozen:
+            self._close(pair)
+
+    def _close(self, pair: _Pair, *, rst: bool = False) -> None:
+        for sock in (pair.client, pair.upstream):
+            if sock is None:
+                continue
+            with contextlib.suppress(OSError):
+                if rst:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                sock.close()
+
+    def blackhole(self) -> None:
+        with self._lock:
+            self.blackholed = True
+            for pair in self.pairs:
+                pair.frozen = True
+
+    def restore(self) -> None:
+        self.blackholed = False
+
+    def reset(self) -> None:
+        with self._lock:
+            pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            pair.frozen = True  # the pumps stop without closing again
+            self._close(pair, rst=True)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._acceptor.join(5)
+        self.listener.close()
+        with self._lock:
+            pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            pair.frozen = True
+            self._close(pair)
+
+    def url(self, database_url: str) -> str:
+        """`database_url` with its host and port replaced by the proxy's."""
+        parts = urlsplit(database_url)
+        user = parts.netloc.rpartition("@")[0]
+        netloc = f"{user}@127.0.0.1:{self.port}" if user else f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture
+def fault_proxy(postgres_url: str) -> Iterator[FaultProxy]:
+    """A FaultProxy in front of the test PostgreSQL server."""
+    parts = urlsplit(postgres_url)
+    proxy = FaultProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    yield proxy
+    proxy.close()
+
+
+class Server:
+    """`lakelens serve` in a subprocess on 127.0.0.1, killed at the end of the test."""
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home.parent / f"serve-{self.port}.log"
+        command = [sys.executable, "-m", "lakelens", "serve", "--home", str(home)]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*command, "--port", str(self.port), "--no-alerts"],
+                env={**os.environ, "LAKELENS_LOG_FORMAT": "json", **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"lakelens serve exited early:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/livez", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"lakelens serve did not answer within 30s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """`serve(LAKELENS_X="1", ...)` starts `lakelens serve` with those variables."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = Server(tmp_path / "home", env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
