@@ -296,10 +296,16 @@ class DeliveryWorker:
         waiting = sa.or_(
             n.c.status == "pending", sa.and_(n.c.status == "sending", n.c.claimed_until < now)
         )
-        query = n.update().where(waiting, n.c.created_at <= now - self.max_age)
+        expired = sa.and_(waiting, n.c.created_at <= now - self.max_age)
         if destination is not None:
-            query = query.where(n.c.destination == destination)
-        conn.execute(query.values(status="gave_up", finished_at=now, claimed_until=None))
+            expired = sa.and_(expired, n.c.destination == destination)
+        # Look before writing: this runs every pass, and an UPDATE takes SQLite's write lock
+        # even when it matches nothing.
+        if conn.execute(sa.select(n.c.id).where(expired).limit(1)).first() is None:
+            return
+        conn.execute(
+            n.update().where(expired).values(status="gave_up", finished_at=now, claimed_until=None)
+        )
 
     def _heartbeat(self, details: dict[str, Any]) -> None:
         with self.store.connect() as conn:
