@@ -43,7 +43,7 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
 def test_list_masks_secrets(home, monkeypatch) -> None:
     monkeypatch.setenv("LAKELENS_ALERT_SLACK_WEBHOOK", SLACK)
     out = invoke("alerts", "list", "--home", home).output
-    assert "https://hooks.slack.com/services/T…/…/****" in out
+    assert "https://hooks.slack.com/services/****/****/****" in out
     assert "XXXXXXXX" not in out and "R0UTINGKEYSECRET" not in out and "c2VjcmV0" not in out
     data = json.loads(invoke("alerts", "list", "--json", "--home", home).output)
     by_name = {d["name"]: d for d in data}

@@ -424,7 +424,7 @@ def test_describe_masks_the_slack_webhook_url():
     assert destination.describe() == {
         "name": "team",
         "type": "slack",
-        "url": "https://hooks.slack.com/services/T…/…/****",
+        "url": "https://hooks.slack.com/services/****/****/****",
         "channel": None,
     }
     assert "abcdefghij" not in repr(destination) + repr(destination.config)

@@ -1,8 +1,10 @@
-"""Fault fixtures: a TCP proxy that can blackhole or reset PostgreSQL, and a real server."""
+"""Fault fixtures: a TCP proxy that can blackhole or reset PostgreSQL, a real server, and
+the alert tests' real HTTP receiver (tests/alerts/conftest.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import select
 import socket
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -188,3 +191,43 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.kill()
+
+
+def _alerts_conftest() -> Any:
+    path = Path(__file__).parents[1] / "alerts" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("lakelens_tests_alerts_receivers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+receivers = _alerts_conftest()
+Receiver = receivers.Receiver
+ScriptedResponse = receivers.ScriptedResponse
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A started Receiver (see tests/alerts/conftest.py); stopped after the test."""
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_receiver() -> Iterator[Any]:
+    """`make_receiver()` starts another Receiver; all stop after the test."""
+    started: list[Any] = []
+
+    def start() -> Any:
+        server = Receiver()
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

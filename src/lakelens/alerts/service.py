@@ -96,12 +96,8 @@ class AlertingService:
         self.config = config or load_alerting(store.settings)
         self.destinations, self.errors = build_destinations(self.config)
         self.engine = AlertEngine(store, self.config)
-        self.worker = DeliveryWorker(
-            store,
-            self.destinations,
-            max_attempts=self.config.max_attempts,
-            max_age=self.config.max_age,
-        )
+        # Retried until delivered or max_age: `alerts.max_attempts` is accepted but ignored.
+        self.worker = DeliveryWorker(store, self.destinations, max_age=self.config.max_age)
         self.wake = threading.Event()
         # Set by the server after it commits an ingested batch with a failure in it.
         self.evaluate_now = threading.Event()
@@ -122,7 +118,8 @@ class AlertingService:
 
     def run_forever(self, stop: threading.Event, *, poll: float = POLL_SECONDS) -> None:
         """Evaluate every evaluation_interval, and within `poll` seconds of a new failure,
-        check result or schema change; deliver continuously in a second thread."""
+        check result or schema change; deliver continuously in a second thread (which runs
+        one thread per destination)."""
         delivery = threading.Thread(
             target=self.worker.run_forever,
             args=(stop,),

@@ -1,5 +1,5 @@
 """Series about lakelens' own alerting, read from the store: evaluator and worker heartbeats,
-firing alerts, delivery attempts and the outbox backlog.
+firing alerts, delivery attempts, the outbox backlog and destinations that are failing.
 
 Every server on a store reports the same store-wide numbers, so an ingest-only replica
 (`lakelens serve --no-alerts`) still shows whether some evaluator is alive.
@@ -41,6 +41,7 @@ class AlertingCollector:
         yield from self._heartbeats()
         yield self._firing()
         yield from self._deliveries()
+        yield self._failing()
 
     def _heartbeats(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -123,6 +124,21 @@ class AlertingCollector:
             [], 0.0 if first_queued is None else max(0.0, self.now - first_queued)
         )
         yield from (attempts, failed, pending, oldest_age)
+
+    def _failing(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from lakelens.alerts.outbox import failing_destinations
+
+        family = GaugeMetricFamily(
+            "lakelens_alert_destination_failing_seconds",
+            "How long a destination's deliveries have been failing (retried, failed or given "
+            "up since its last delivery); absent for a healthy destination.",
+            labels=["destination"],
+        )
+        for destination, since in sorted(failing_destinations(self.conn, self.now).items()):
+            family.add_metric([destination], max(0.0, self.now - since))
+        return family
 
 
 def alerting_families(conn: sa.Connection, *, now: float) -> list[Any]:

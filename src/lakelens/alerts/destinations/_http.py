@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from lakelens._version import __version__
-from lakelens.alerts.destinations.base import DeliveryResult, mask_url
+from lakelens.alerts.destinations.base import PUBLIC_PATH_SEGMENTS, DeliveryResult, mask_url
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
@@ -27,8 +27,9 @@ def url_secrets(url: str) -> list[str]:
     """The parts of a URL that may be secret: the URL itself, its credentials, path and query."""
     parts = urlsplit(url)
     found = [url, parts.path, parts.query, parts.password or "", parts.username or ""]
-    # mask_url hides all but the first path segment; long ones are likely tokens.
-    found += [unquote(s) for s in parts.path.split("/")[2:] if len(s) >= 8]
+    # Every segment mask_url hides, raw and decoded: a server may echo either form.
+    segments = [s for s in parts.path.split("/") if s and s.lower() not in PUBLIC_PATH_SEGMENTS]
+    found += segments + [unquote(s) for s in segments]
     return found
 
 

@@ -24,6 +24,16 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "lakelens.destinations"
 SEVERITY_EMOJI = {"info": "ℹ️", "warning": "⚠️", "error": "🔴", "critical": "🚨"}
+# The longest Retry-After honoured (seconds): a larger, infinite or unreadable one is clamped.
+RETRY_AFTER_CAP = 3600.0
+# URL path segments shown by mask_url: the fixed parts of well-known webhook URLs. Any
+# other segment may be a token (Slack's /services/T…/B…/…, Telegram's /bot<token>/…).
+PUBLIC_PATH_SEGMENTS = frozenset(
+    {
+        "services", "api", "v1", "v2", "v3", "hooks", "hook", "webhook", "webhooks",
+        "integrations", "events", "enqueue", "alerts", "alert", "notify", "incoming",
+    }
+)  # fmt: skip
 
 
 class DestinationConfigError(ConfigError):
@@ -101,8 +111,8 @@ class DeliveryResult:
 
     @classmethod
     def from_http(cls, status: int, body: str, retry_after: str | None = None) -> DeliveryResult:
-        """Classify an HTTP answer: 2xx ok; 408, 429 and 5xx retried (429 honouring Retry-After);
-        any other 4xx permanent, with the response body kept for the record."""
+        """Classify an HTTP answer: 2xx ok; 408, 429 and 5xx retried (429 honouring Retry-After,
+        clamped to 0…RETRY_AFTER_CAP); any other 4xx permanent, with the response body kept."""
         text = body[:2000]
         if 200 <= status < 300:
             return cls(ok=True, status_code=status, response=text)
@@ -110,9 +120,12 @@ class DeliveryResult:
         delay = None
         if retry_after:
             try:
-                delay = max(0.0, float(retry_after))
+                delay = float(retry_after)
             except ValueError:
                 delay = None
+            if delay is not None:
+                # "inf" and "1e12" parse as floats; "nan" compares false with everything.
+                delay = min(max(delay, 0.0), RETRY_AFTER_CAP) if delay == delay else None
         return cls(
             ok=False,
             status_code=status,
@@ -177,27 +190,20 @@ def mask_secret(value: str | None, keep: int = 4) -> str:
 
 
 def mask_url(url: str | None) -> str:
-    """A URL with credentials and path secrets hidden: https://hooks.slack.com/services/T…/…/****."""
+    """A URL with its credentials, query and every path segment that may be a secret hidden:
+    https://hooks.slack.com/services/****/****/****, https://api.telegram.org/****/****."""
     if not url:
         return ""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "****"
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     segments = [s for s in parts.path.split("/") if s]
-    masked: list[str] = []
-    for index, segment in enumerate(segments):
-        if index == 0 and len(segments) > 1:
-            masked.append(segment)  # e.g. "services", "api": not secret
-        elif index == len(segments) - 1:
-            masked.append("****")
-        elif index == 1:
-            masked.append(segment[:1] + "…")
-        else:
-            masked.append("…")
+    masked = [s if s.lower() in PUBLIC_PATH_SEGMENTS else "****" for s in segments]
     path = "/" + "/".join(masked) if masked else ""
     query = "?****" if parts.query else ""
     return f"{parts.scheme}://{host}{path}{query}"
