@@ -47,17 +47,20 @@ def text(value: str) -> str:
     return _SURROGATE.sub("\ufffd", value)
 
 
-def data(value: Any, field: str = "", *, max_depth: int = MAX_DEPTH, level: int = 1) -> Any:
+def data(
+    value: Any, field: str = "", *, max_depth: int = MAX_DEPTH, level: int = 1, numbers: bool = True
+) -> Any:
     """A JSON-like value with clean text (keys too), or Unfit naming `field`.
 
     Dicts and lists count one level each; `value` itself is at `level` (0 for an event whose
     fields are the values to bound). Values that are not JSON (datetimes, paths, ...) become
-    their `str()`, as the store's encoder would make them.
+    their `str()`, as the store's encoder would make them. With `numbers=False` numbers are
+    left as they are (for a document whose items are checked later, one by one).
     """
-    return _data(value, field, level, max_depth)
+    return _data(value, field, level, max_depth, numbers)
 
 
-def _data(value: Any, where: str, depth: int, limit: int) -> Any:
+def _data(value: Any, where: str, depth: int, limit: int, numbers: bool = True) -> Any:
     kind = type(value)
     if kind is str:
         return text(value)
@@ -66,11 +69,13 @@ def _data(value: Any, where: str, depth: int, limit: int) -> Any:
             raise Unfit(f"{where}: nested more than {limit} levels deep (the limit)")
         if kind is dict:
             return {
-                text(k if type(k) is str else str(k)): _data(v, _join(where, k), depth + 1, limit)
+                text(k if type(k) is str else str(k)): _data(
+                    v, _join(where, k), depth + 1, limit, numbers
+                )
                 for k, v in value.items()
             }
-        return [_data(v, f"{where}[{i}]", depth + 1, limit) for i, v in enumerate(value)]
-    if value is None or kind is bool:
+        return [_data(v, f"{where}[{i}]", depth + 1, limit, numbers) for i, v in enumerate(value)]
+    if value is None or kind is bool or (not numbers and kind in (int, float, _Huge)):
         return value
     if kind is int:
         if not INT64_MIN <= value <= INT64_MAX:
@@ -86,7 +91,7 @@ def _data(value: Any, where: str, depth: int, limit: int) -> Any:
         return value
     for base in _BASES:  # subclasses (IntEnum, OrderedDict, ...): as their base
         if isinstance(value, base):
-            return _data(base(value), where, depth, limit)
+            return _data(base(value), where, depth, limit, numbers)
     return text(str(value))
 
 
