@@ -22,7 +22,17 @@ import math
 import re
 from typing import Any
 
-__all__ = ["INT64_MAX", "INT64_MIN", "MAX_DEPTH", "Unfit", "data", "loads", "stored_json", "text"]
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_DEPTH",
+    "Unfit",
+    "batch_text",
+    "data",
+    "loads",
+    "stored_json",
+    "text",
+]
 
 MAX_DEPTH = 32
 INT64_MIN = -(2**63)
@@ -156,4 +166,30 @@ def _readable(value: Any, depth: int) -> Any:
         return [_readable(v, depth + 1) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    return value
+
+
+def batch_text(batch: Any) -> None:
+    """Clean the text of every event of an events.Batch in place (the SDK's side of the
+    boundary: its events are already typed, only their text can be unstorable)."""
+    import dataclasses
+
+    for name in ("assets", "runs", "materializations", "checks", "edges", "schemas", "metrics"):
+        for event in getattr(batch, name):
+            for f in dataclasses.fields(event):
+                value = getattr(event, f.name)
+                if isinstance(value, (str, dict, list, tuple)):
+                    setattr(event, f.name, _texts(value))
+    for name in ("logs", "spans"):
+        rows = getattr(batch, name)
+        rows[:] = [tuple(text(v) if type(v) is str else v for v in row) for row in rows]
+
+
+def _texts(value: Any) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {_texts(k): _texts(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_texts(v) for v in value)
     return value
