@@ -67,51 +67,77 @@ def data(
     their `str()`, as the store's encoder would make them. With `numbers=False` numbers are
     left as they are (for a document whose items are checked later, one by one).
     """
-    return _data(value, field, level, max_depth, numbers)
+    try:
+        return _data(value, level, max_depth, numbers)
+    except _Where as exc:
+        steps = [field] if field else []
+        for step in reversed(exc.steps):
+            if type(step) is int:
+                steps[-1:] = [f"{steps[-1] if steps else ''}[{step}]"]
+            else:
+                steps.append(_name(step))
+        path = ".".join(steps)
+        # Deep paths stay one short line: the first field and the last steps.
+        path = path if len(path) <= 120 else f"{path[:40]}…{path[-60:]}"
+        raise Unfit(f"{path}: {exc.reason}") from None
 
 
-def _data(value: Any, where: str, depth: int, limit: int, numbers: bool = True) -> Any:
+class _Where(Exception):
+    """Unfit, on its way up: the keys from the bad value back to the top (added lazily, so
+    that the usual, clean value costs no path strings)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.steps: list[Any] = []
+
+
+def _data(value: Any, depth: int, limit: int, numbers: bool) -> Any:
     kind = type(value)
     if kind is str:
-        return text(value)
+        return value if value.isascii() and "\x00" not in value else text(value)
     if kind is dict or kind is list or kind is tuple:
         if depth > limit:
-            raise Unfit(f"{where}: nested more than {limit} levels deep (the limit)")
-        if kind is dict:
-            return {
-                text(k if type(k) is str else str(k)): _data(
-                    v, _join(where, k), depth + 1, limit, numbers
-                )
-                for k, v in value.items()
-            }
-        return [_data(v, f"{where}[{i}]", depth + 1, limit, numbers) for i, v in enumerate(value)]
+            raise _Where(f"nested more than {limit} levels deep (the limit)")
+        key: Any = None
+        try:
+            if kind is dict:
+                out = {}
+                for key, item in value.items():
+                    name = key if type(key) is str else str(key)
+                    out[name if name.isascii() and "\x00" not in name else text(name)] = _data(
+                        item, depth + 1, limit, numbers
+                    )
+                return out
+            items = []
+            for key in range(len(value)):
+                items.append(_data(value[key], depth + 1, limit, numbers))
+            return items
+        except _Where as exc:
+            exc.steps.append(key)
+            raise
     if value is None or kind is bool or (not numbers and kind in (int, float, _Huge)):
         return value
     if kind is int:
         if not INT64_MIN <= value <= INT64_MAX:
-            raise Unfit(f"{where}: {_number(value)} is out of range (64-bit integers)")
+            raise _Where(f"{_number(value)} is out of range (64-bit integers)")
         return value
     if kind is _Huge:
-        raise Unfit(
-            f"{where}: an integer of {value.digits} digits is out of range (64-bit integers)"
-        )
+        raise _Where(f"an integer of {value.digits} digits is out of range (64-bit integers)")
     if kind is float:
         if not math.isfinite(value):
-            raise Unfit(f"{where}: {value} is not a finite number")
+            raise _Where(f"{value} is not a finite number")
         return value
     for base in _BASES:  # subclasses (IntEnum, OrderedDict, ...): as their base
         if isinstance(value, base):
-            return _data(base(value), where, depth, limit, numbers)
+            return _data(base(value), depth, limit, numbers)
     return text(str(value))
 
 
-def _join(where: str, key: Any) -> str:
+def _name(key: Any) -> str:
     name = key if type(key) is str else str(key)
     if len(name) > 30 or not name.isprintable():
         name = repr(name[:30])[1:-1] + ("…" if len(name) > 30 else "")
-    path = f"{where}.{name}" if where else name
-    # Deep paths stay one short line: the first field and the last steps.
-    return path if len(path) <= 120 else f"{path[:40]}…{path[-60:]}"
+    return name
 
 
 def _number(value: int) -> str:

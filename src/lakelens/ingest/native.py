@@ -211,7 +211,7 @@ def _json_text(value: Any) -> str | None:
 def _status(value: Any, field: str, default: str) -> str:
     if value is None:
         return default
-    if value not in RunStatus.ALL:
+    if not isinstance(value, str) or value not in RunStatus.ALL:
         raise _Bad(
             f"{field}: expected one of {', '.join(sorted(RunStatus.ALL))}, got {_show(value)}"
         )
@@ -528,6 +528,11 @@ def to_ingested(payload: object, *, now: float) -> Ingested:
             convert(_clean.data(event, level=0), now, batch)
         except (_Bad, _clean.Unfit) as exc:
             result.rejected.append(Rejection(index, f"{kind}: {exc}"))
+            continue
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            # A shape no check above foresaw: this event is refused, not the whole body.
+            line = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            result.rejected.append(Rejection(index, f"{kind}: cannot be read ({line})"))
             continue
         result.accepted += 1
     return result
