@@ -147,3 +147,31 @@ def test_a_nan_in_one_openlineage_event_keeps_the_others(served: Any) -> None:
     assert response.json()["rejected"][0]["reason"] == "run.facets.x.v: nan is not a finite number"
     with store.connect() as conn:
         assert [r.run_id for r in reads.runs(conn)] == ["22222222-0000-0000-0000-000000000000"]
+
+
+def test_an_event_the_store_refuses_is_dropped_alone_by_the_writer(
+    store_url: str, capfd: Any
+) -> None:
+    """Cleaning cannot fix a job name longer than its column (PostgreSQL refuses it): the
+    writer splits the batch, stores the rest, and says so once."""
+    from lakelens.model import Run
+    from lakelens.sdk._writer import Writer
+
+    store = Store(store_url)
+    writer = Writer(lambda: store.write, flush_interval=0.01)
+    try:
+        writer.put(Run(run_id="before", job="j"))
+        writer.put(Run(run_id="too-long", job="j" * 5000))
+        writer.put(Run(run_id="after", job="j"))
+        assert writer.flush(10)
+        with store.connect() as conn:
+            stored = sorted(r.run_id for r in reads.runs(conn))
+    finally:
+        writer.close()
+        store.close()
+    if store_url.startswith("postgresql"):
+        assert stored == ["after", "before"]
+        assert writer.refused == 1
+        assert capfd.readouterr().err.count("the store refused an event") == 1
+    else:  # SQLite does not enforce column widths
+        assert stored == ["after", "before", "too-long"]
