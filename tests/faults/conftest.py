@@ -231,3 +231,19 @@ def make_receiver() -> Iterator[Any]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def served(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """(TestClient, Store): the app in-process on an empty store; server errors are answers."""
+    from fastapi.testclient import TestClient
+
+    from lakelens.config import load_settings
+    from lakelens.server import create_app
+    from lakelens.store import Store
+
+    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
+    store = Store(settings=settings)
+    with TestClient(create_app(settings, store), raise_server_exceptions=False) as client:
+        yield client, store
+    store.close()

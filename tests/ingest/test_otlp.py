@@ -616,19 +616,35 @@ def test_malformed_requests_raise_invalid_argument(
 
 
 @pytest.mark.parametrize(
-    ("convert", "body"),
+    ("bad", "reason"),
     [
-        (traces_to_ingested, _trace_body(_json_span(traceId="xyz1"))),
-        (traces_to_ingested, _trace_body(_json_span(spanId=12))),
-        (traces_to_ingested, _trace_body(_json_span(startTimeUnixNano="soon"))),
-        (traces_to_ingested, _trace_body(_json_span(attributes={"a": 1}))),
-        (logs_to_ingested, _log_body({"traceId": "nothex!"})),
-        (logs_to_ingested, _log_body({"body": {"stringValue": "\ud800"}})),
+        (_json_span(traceId="xyz1"), "traceId must be a hex string"),
+        (_json_span(spanId=12), "spanId must be a hex string"),
+        (_json_span(startTimeUnixNano="soon"), "does not match OTLP"),
+        (_json_span(attributes={"a": 1}), "does not match OTLP"),
+        ("not a span", "traceId is missing"),
     ],
 )
-def test_wrong_json_shapes_raise_invalid_argument(convert: Any, body: bytes) -> None:
-    with pytest.raises(InvalidArgumentError, match="OTLP"):
-        convert(body, JSON, now=0)
+def test_a_span_of_the_wrong_shape_is_rejected_alone(bad: Any, reason: str) -> None:
+    """One malformed span no longer refuses the whole request: the others are kept."""
+    result = traces_to_ingested(_trace_body(_json_span(), bad, _json_span()), JSON, now=0)
+    assert result.accepted == 2
+    (rejection,) = result.rejected
+    assert rejection.index == 1
+    assert rejection.reason.startswith("span 1: ") and reason in rejection.reason
+
+
+def test_a_log_record_of_the_wrong_shape_is_rejected_alone() -> None:
+    body = _log_body({"body": {"stringValue": "ok"}}, {"traceId": "nothex!"})
+    result = logs_to_ingested(body, JSON, now=0)
+    assert result.accepted == 1
+    assert "traceId must be a hex string" in result.rejected[0].reason
+
+
+def test_a_lone_surrogate_in_otlp_json_is_stored_as_the_replacement_character() -> None:
+    result = logs_to_ingested(_log_body({"body": {"stringValue": "a\ud800b"}}), JSON, now=0)
+    assert result.rejected == []
+    assert result.batch.logs[0][2] == "a\ufffdb"
 
 
 def test_every_truncation_of_a_real_request_is_refused_or_read() -> None:

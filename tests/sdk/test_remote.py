@@ -23,7 +23,7 @@ from lakelens.ingest.native import dumps_batch
 from lakelens.sdk._remote import RemoteSink, SpoolFile, remote_sink_factory
 from lakelens.sdk._runtime import RT
 from lakelens.sdk._writer import Writer
-from lakelens.store import Store, schema
+from lakelens.store import Store, reads, schema
 
 
 def _free_port() -> int:
@@ -273,19 +273,29 @@ def test_a_dead_process_spool_is_delivered_by_the_next_one(
     assert list((home / "spool").glob("spool-*.log")) == []
 
 
-def test_a_batch_the_server_refuses_is_dropped_not_retried_forever(
+def test_a_batch_the_server_refuses_is_set_aside_and_the_queue_moves_on(
     server_store: Store, servers: list[Server], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    """A batch refused with a 4xx goes to spool/rejected/ (reported once); the ones behind it
+    are delivered."""
     server = Server(server_store, _free_port()).start()
     servers.append(server)
     sink = RemoteSink(server.url, home=tmp_path / "client", deliver_inline=False)
     try:
         sink.own.append("garbage", b"[{not json")
+        sink.own.append("good", b'[{"type":"run","run_id":"after","job":"j"}]')
         assert sink.drain(20)
-        assert sink.stats()["dropped_batches"] == 1
+        assert sink.stats()["rejected_batches"] == 1
     finally:
         sink.close()
-    assert "refused a batch (400" in capfd.readouterr().err
+    rejected = tmp_path / "client" / "spool" / "rejected"
+    assert (rejected / "garbage.json").read_bytes() == b"[{not json"
+    assert (rejected / "garbage.reason.txt").read_text().startswith("400: Malformed JSON")
+    err = capfd.readouterr().err
+    assert err.count("refused a batch (400") == 1
+    assert f"kept it in {rejected}" in err
+    with server_store.connect() as conn:
+        assert [r.run_id for r in reads.runs(conn)] == ["after"]
 
 
 def test_spool_file_offsets_and_acknowledgements(tmp_path: Path) -> None:

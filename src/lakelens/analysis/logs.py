@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lakelens._clean import stored_json
 from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import InvalidArgumentError
 from lakelens.model import LEVELS, LogRecord, from_epoch
@@ -87,7 +87,8 @@ def _record(row: Sequence[Any]) -> LogRecord:
         job=job,
         trace_id=trace_id,
         span_id=span_id,
-        attributes=json.loads(attributes) if attributes else {},
+        # Read whatever an older version stored (lone surrogates, deep nesting) without failing.
+        attributes=stored_json(attributes, {}),
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from lakelens import _clean
 from lakelens.errors import InvalidArgumentError
 from lakelens.events import Batch, dumps
 from lakelens.ingest import Ingested, Rejection
@@ -79,14 +80,14 @@ class _Bad(Exception):
 # -- reading JSON ---------------------------------------------------------------------------
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (use null or a finite number)")
-
-
 def loads(body: bytes | str) -> Any:
-    """Parse a request body as strict JSON; InvalidArgumentError says what is wrong and where."""
+    """Parse a request body; InvalidArgumentError says what is wrong and where.
+
+    A number no event can hold (NaN, 1e999, 10**400) does not fail the body: it rejects the
+    event it is in (see _clean), and the other events are stored.
+    """
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        return _clean.loads(body)
     except json.JSONDecodeError as exc:
         raise InvalidArgumentError(
             f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
@@ -107,34 +108,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _clean_text(value: str) -> str:
-    """Text the store can hold: no NUL (PostgreSQL refuses it), no lone surrogates."""
-    if value.isascii() and "\x00" not in value:
-        return value
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
 def _identifier(value: Any, field: str, limit: int) -> str:
-    # The usual value, checked cheaply: ASCII text has no lone surrogate.
-    if type(value) is str and 0 < len(value) <= limit and value.isascii() and "\x00" not in value:
+    # Text was cleaned at the boundary (to_ingested): no NUL, no lone surrogate is left.
+    if type(value) is str and 0 < len(value) <= limit:
         return value
     if not isinstance(value, str) or not value:
         raise _Bad(f"{field}: expected a non-empty string, got {_show(value)}")
-    if len(value) > limit:
-        raise _Bad(f"{field}: longer than {limit} characters")
-    if "\x00" in value:
-        raise _Bad(f"{field}: contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _Bad(f"{field}: not valid Unicode (lone surrogate)") from None
-    return value
+    raise _Bad(f"{field}: longer than {limit} characters")
 
 
 def _opt_identifier(value: Any, field: str, limit: int) -> str | None:
@@ -146,7 +126,7 @@ def _opt_text(value: Any, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _Bad(f"{field}: expected a string, got {_show(value)}")
-    return _clean_text(value)
+    return value
 
 
 def _time(value: Any, field: str) -> float:
@@ -219,28 +199,19 @@ def _string_map(value: Any, field: str) -> dict[str, str]:
     for key, item in items.items():
         if isinstance(item, (dict, list)):
             raise _Bad(f"{field}.{key}: expected a string, got {_show(item)}")
-        out[_clean_text(key)] = _clean_text(item if isinstance(item, str) else json.dumps(item))
+        out[key] = item if isinstance(item, str) else json.dumps(item)
     return out
 
 
 def _json_text(value: Any) -> str | None:
-    """An attributes column: bounded JSON that the store's encoding accepts."""
-    text = dumps(value)
-    if text is None:
-        return None
-    if text.isascii():
-        return text.replace("\\u0000", "\\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=True)
-    return text.replace("\\u0000", "\\ufffd")
+    """An attributes column: bounded JSON (its text was cleaned at the boundary)."""
+    return dumps(value)
 
 
 def _status(value: Any, field: str, default: str) -> str:
     if value is None:
         return default
-    if value not in RunStatus.ALL:
+    if not isinstance(value, str) or value not in RunStatus.ALL:
         raise _Bad(
             f"{field}: expected one of {', '.join(sorted(RunStatus.ALL))}, got {_show(value)}"
         )
@@ -392,7 +363,7 @@ def _log(e: Mapping[str, Any], now: float, batch: Batch) -> None:
         (
             now if when is None else when,
             _level(e.get("level")),
-            _clean_text(message),
+            message,
             _opt_identifier(e.get("logger"), "logger", LIMITS["short"]),
             _opt_identifier(e.get("run_id"), "run_id", LIMITS["id"]),
             _opt_identifier(e.get("asset"), "asset", LIMITS["name"]),
@@ -462,7 +433,7 @@ def _schema(e: Mapping[str, Any], now: float, batch: Batch) -> None:
             or not all(isinstance(part, str) for part in item)
         ):
             raise _Bad(f"columns: expected [name, type] pairs of strings, got {_show(item)}")
-        columns.append((_clean_text(item[0]), _clean_text(item[1])))
+        columns.append((item[0], item[1]))
     digest = _opt_identifier(e.get("hash"), "hash", LIMITS["hash"])
     if digest is None:
         # The SDK's hash (sdk/_quality.py), so drift detection compares like with like.
@@ -553,9 +524,15 @@ def to_ingested(payload: object, *, now: float) -> Ingested:
             )
             continue
         try:
-            convert(event, now, batch)
-        except _Bad as exc:
+            # The boundary: clean text, bounded nesting, numbers the store can hold.
+            convert(_clean.data(event, level=0), now, batch)
+        except (_Bad, _clean.Unfit) as exc:
             result.rejected.append(Rejection(index, f"{kind}: {exc}"))
+            continue
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            # A shape no check above foresaw: this event is refused, not the whole body.
+            line = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            result.rejected.append(Rejection(index, f"{kind}: cannot be read ({line})"))
             continue
         result.accepted += 1
     return result

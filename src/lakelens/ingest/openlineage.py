@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from lakelens import _clean
 from lakelens.errors import InvalidArgumentError
 from lakelens.events import Batch, dumps
 from lakelens.ingest import Ingested, Rejection
@@ -329,37 +330,12 @@ def _dataset(item: object, where: str, facet_keys: tuple[str, ...]) -> _Dataset:
 
 
 def _sanitized(event: dict[str, Any]) -> dict[str, Any]:
-    """The event, nested at most _MAX_DEPTH deep, without NUL characters or lone surrogates.
-
-    Both are legal in parsed JSON but cannot be stored (PostgreSQL rejects NUL in text, and
-    no database encodes a lone surrogate), so they become U+FFFD instead of failing a batch.
-    """
-    stack: list[tuple[Any, int]] = [(event, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > _MAX_DEPTH:
-            raise _Rejected(f"the event is nested more than {_MAX_DEPTH} levels deep")
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    """The event through the boundary (lakelens/_clean.py): clean text, at most _MAX_DEPTH
+    levels deep, numbers the store can hold; else the event alone is rejected."""
     try:
-        text = json.dumps(event, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise _Rejected(f"the event is not JSON data ({exc})") from None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _clean(event)
-    return _clean(event) if "\\u0000" in text else event
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_clean(str(k)): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
+        return _clean.data(event, max_depth=_MAX_DEPTH, level=0)
+    except _clean.Unfit as exc:
+        raise _Rejected(str(exc)) from None
 
 
 # -- emitting: accepted events become rows --------------------------------------------------

@@ -33,9 +33,11 @@ import base64
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from lakelens import _clean
 from lakelens.errors import InvalidArgumentError, LakelensError
 from lakelens.events import dumps
 from lakelens.ingest import Ingested, Rejection
@@ -67,22 +69,34 @@ _MAX_DEPTH = 32
 _HEX = re.compile(r"[0-9a-fA-F]*")
 
 
+def _items(signal: str) -> tuple[tuple[str, ...], Any]:
+    """The JSON path to a request's items, and their message class."""
+    if signal == "traces":
+        from opentelemetry.proto.trace.v1 import trace_pb2
+
+        return ("resourceSpans", "scopeSpans", "spans"), trace_pb2.Span
+    from opentelemetry.proto.logs.v1 import logs_pb2
+
+    return ("resourceLogs", "scopeLogs", "logRecords"), logs_pb2.LogRecord
+
+
 def traces_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingested:
     """Spans of an OTLP/HTTP traces request; `now` is unused (spans carry their times)."""
     request = _request("traces")
-    _decode(body, content_type, request, "traces")
+    refused = _decode(body, content_type, request, "traces")
     return _collect(
         ((group, group.scope_spans, "spans") for group in request.resource_spans),
         _span_row,
         "span",
         lambda result: result.batch.spans,
+        refused,
     )
 
 
 def logs_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingested:
     """Log lines of an OTLP/HTTP logs request; records without any time get `now`."""
     request = _request("logs")
-    _decode(body, content_type, request, "logs")
+    refused = _decode(body, content_type, request, "logs")
     return _collect(
         ((group, group.scope_logs, "log_records") for group in request.resource_logs),
         lambda record, resource, scope, attributes: _log_row(
@@ -90,6 +104,7 @@ def logs_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingested:
         ),
         "log record",
         lambda result: result.batch.logs,
+        refused,
     )
 
 
@@ -98,9 +113,11 @@ def _collect(
     make_row: Callable[[Any, dict[str, Any], Any, dict[str, Any]], Any],
     label: str,
     rows_of: Callable[[Ingested], list[Any]],
+    refused: dict[int, str],
 ) -> Ingested:
     """Rows of every item of every scope of every resource; an item that cannot be stored is
-    rejected with its index (counted across the whole request) and the reason."""
+    rejected with its index (counted across the whole request) and the reason. `refused`
+    holds the items that could not even be decoded (their index → why)."""
     result = Ingested()
     rows = rows_of(result)
     index = 0
@@ -111,6 +128,8 @@ def _collect(
             scope_attributes = _attributes(scope.attributes)
             for item in getattr(scoped, items):
                 try:
+                    if index in refused:
+                        raise _Rejected(refused[index])
                     row = make_row(item, resource, scope, scope_attributes)
                 except _Rejected as exc:
                     result.rejected.append(Rejection(index, f"{label} {index}: {exc}"))
@@ -144,8 +163,10 @@ def _request(signal: str) -> Any:
         ) from None
 
 
-def _decode(body: bytes, content_type: str, request: Any, signal: str) -> None:
-    """Fill `request` from the body, or raise InvalidArgumentError saying what is wrong."""
+def _decode(body: bytes, content_type: str, request: Any, signal: str) -> dict[int, str]:
+    """Fill `request` from the body and return the items (spans or log records, by index)
+    that could not be decoded alone, with why; InvalidArgumentError when the body itself
+    cannot be read."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     message = type(request).__name__
     if media == "application/x-protobuf":
@@ -155,64 +176,95 @@ def _decode(body: bytes, content_type: str, request: Any, signal: str) -> None:
             raise InvalidArgumentError(
                 f"The OTLP {signal} body is not a valid protobuf {message}: {_line(exc)}."
             ) from None
-    elif media == "application/json":
-        try:
-            data = json.loads(bytes(body))
-        except (ValueError, RecursionError) as exc:
-            raise InvalidArgumentError(
-                f"The OTLP {signal} body is not valid JSON: {_line(exc)}."
-            ) from None
-        if not isinstance(data, dict):
-            raise InvalidArgumentError(
-                f"The OTLP {signal} body must be a JSON object ({message}), not {type(data).__name__}."
-            )
-        _hex_ids_to_base64(data, signal)
-        from google.protobuf import json_format
-
-        try:
-            json_format.ParseDict(data, request, ignore_unknown_fields=True)
-        except Exception as exc:  # ParseError, or whatever a hostile body provokes
-            raise InvalidArgumentError(
-                f"The OTLP {signal} JSON does not match {message}: {_line(exc)}."
-            ) from None
-    else:
+        return {}
+    if media != "application/json":
         raise InvalidArgumentError(
             f"Unsupported Content-Type {content_type!r} for OTLP {signal}: "
             "send application/x-protobuf or application/json."
         )
+    raw = bytes(body)
+    try:
+        data = json.loads(raw)
+        if not raw.isascii() or b"\\u" in raw:
+            # Lone surrogates (legal in JSON) would fail ParseDict for the whole request.
+            data = _clean.data(data, max_depth=sys.getrecursionlimit(), numbers=False)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArgumentError(
+            f"The OTLP {signal} body is not valid JSON: {_line(exc)}."
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(
+            f"The OTLP {signal} body must be a JSON object ({message}), not {type(data).__name__}."
+        )
+    from google.protobuf import json_format
+
+    path, item_type = _items(signal)
+    items = list(_walk(data, path, ""))
+    refused: dict[int, str] = {}
+    for index, (where, siblings, position) in enumerate(items):
+        try:
+            _hex_ids_to_base64(siblings[position], signal, where)
+        except InvalidArgumentError as exc:
+            refused[index] = str(exc)
+    try:
+        json_format.ParseDict(_without(data, items, refused), request, ignore_unknown_fields=True)
+    except Exception:  # ParseError, or whatever a hostile body provokes: find the bad items
+        for index, (_where, siblings, position) in enumerate(items):
+            if index not in refused:
+                try:
+                    json_format.ParseDict(
+                        siblings[position], item_type(), ignore_unknown_fields=True
+                    )
+                except Exception as exc:
+                    refused[index] = f"does not match OTLP: {_line(exc)}"
+        request.Clear()
+        try:
+            json_format.ParseDict(
+                _without(data, items, refused), request, ignore_unknown_fields=True
+            )
+        except Exception as exc:
+            raise InvalidArgumentError(
+                f"The OTLP {signal} JSON does not match {message}: {_line(exc)}."
+            ) from None
+    return refused
 
 
-def _hex_ids_to_base64(data: dict[str, Any], signal: str) -> None:
+def _without(
+    data: dict[str, Any], items: list[tuple[str, list[Any], int]], refused: dict[int, str]
+) -> dict[str, Any]:
+    """`data` with each refused item made empty (in place, so the indices stay the same)."""
+    for index in refused:
+        _where, siblings, position = items[index]
+        siblings[position] = {}
+    return data
+
+
+def _hex_ids_to_base64(item: Any, signal: str, where: str) -> None:
     """OTLP JSON writes ids as hex; protobuf's JSON mapping of bytes wants base64."""
-    if signal == "traces":
-        path = ("resourceSpans", "scopeSpans", "spans")
-        keys: tuple[str, ...] = ("traceId", "spanId", "parentSpanId")
-    else:
-        path = ("resourceLogs", "scopeLogs", "logRecords")
-        keys = ("traceId", "spanId")
-    for where, item in _walk(data, path, ""):
-        _convert_ids(item, keys, where)
-        links = item.get("links")
-        if signal == "traces" and isinstance(links, list):
-            for position, link in enumerate(links):
-                if isinstance(link, dict):
-                    _convert_ids(link, ("traceId", "spanId"), f"{where}.links[{position}]")
+    if not isinstance(item, dict):
+        return  # ParseDict says what is wrong with it
+    keys = ("traceId", "spanId", "parentSpanId") if signal == "traces" else ("traceId", "spanId")
+    _convert_ids(item, keys, where)
+    links = item.get("links")
+    if signal == "traces" and isinstance(links, list):
+        for position, link in enumerate(links):
+            if isinstance(link, dict):
+                _convert_ids(link, ("traceId", "spanId"), f"{where}.links[{position}]")
 
 
 def _walk(
     node: dict[str, Any], path: tuple[str, ...], where: str
-) -> Iterable[tuple[str, dict[str, Any]]]:
-    """The dicts found along `path` (lists of dicts); other shapes are left for ParseDict to refuse."""
+) -> Iterable[tuple[str, list[Any], int]]:
+    """(where, list, position) of each item at the end of `path` (through lists of dicts;
+    other shapes are left for ParseDict to refuse)."""
     items = node.get(path[0])
     if not isinstance(items, list):
         return
     for position, item in enumerate(items):
-        if not isinstance(item, dict):
-            continue
         here = f"{where}{'.' if where else ''}{path[0]}[{position}]"
         if len(path) == 1:
-            yield here, item
-        else:
+            yield here, items, position
+        elif isinstance(item, dict):
             yield from _walk(item, path[1:], here)
 
 
@@ -410,7 +462,7 @@ def _value(value: Any, depth: int) -> Any:
 
 def _text(text: str) -> str:
     # Protobuf strings are valid UTF-8 but may hold NUL, which PostgreSQL cannot store.
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    return _clean.text(text)
 
 
 def _line(exc: BaseException) -> str:

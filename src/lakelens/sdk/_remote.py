@@ -258,6 +258,7 @@ class RemoteSink:
         self.delivered_events = 0
         self.rejected_events = 0
         self.dropped_batches = 0
+        self.rejected_batches = 0
         self.last_error: str | None = None
         self._failures = 0
         self._retry_at = 0.0
@@ -375,13 +376,27 @@ class RemoteSink:
             }.get(status, "")
             self._failed(f"{self.transport.url} answered {status}{hint}", retry_after)
             return False
-        # 400, 413, 415: sending it again cannot help.
-        self.dropped_batches += 1
+        # 400, 413, 415: sending it again cannot help, and it must not block the batches
+        # behind it. It is kept for a person to look at.
+        self.rejected_batches += 1
+        where = self._set_aside(batch_id, body, f"{status}: {_detail(data)}")
         self._say(
             f"refused-{status}",
-            f"lakelens: {self.transport.url} refused a batch ({status}: {_detail(data)}); dropped.",
+            f"lakelens: {self.transport.url} refused a batch ({status}: {_detail(data)}); "
+            f"{where}, and the next batches are sent.",
         )
         return True
+
+    def _set_aside(self, batch_id: str, body: bytes, reason: str) -> str:
+        """Keep a refused batch in spool/rejected/ (with the server's answer); where it went."""
+        directory = self.directory / "rejected"
+        try:
+            directory.mkdir(exist_ok=True)
+            (directory / f"{batch_id}.json").write_bytes(body)
+            (directory / f"{batch_id}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+        except OSError as exc:
+            return f"could not keep it in {directory} ({exc.strerror or exc}); dropped it"
+        return f"kept it in {directory}"
 
     def _count(self, data: bytes) -> None:
         try:
@@ -455,6 +470,7 @@ class RemoteSink:
             "delivered_events": self.delivered_events,
             "rejected_events": self.rejected_events,
             "dropped_batches": self.dropped_batches,
+            "rejected_batches": self.rejected_batches,
             "last_error": self.last_error,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -9,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from lakelens import _clean
 from lakelens.events import Batch, log_attributes
 from lakelens.model import MetricPoint
 
@@ -71,6 +73,8 @@ class Writer:
         self.dropped = {"debug_logs": 0, "logs": 0, "spans": 0, "metrics": 0}
         self._dropped_reported = 0
         self.written = 0
+        self.refused = 0
+        self._refusals: set[str] = set()
         self.last_error: str | None = None
 
     # -- producers (any thread; must stay cheap) ------------------------------------------
@@ -190,7 +194,7 @@ class Writer:
                 try:
                     if self._sink is None:
                         self._sink = self._sink_factory()
-                    self._sink(batch)
+                    self._write(self._sink, batch)
                 except Exception as exc:
                     # Keep the batch and retry: a locked or briefly unreachable store loses nothing.
                     self._retry, self._retry_markers = batch, markers
@@ -212,6 +216,43 @@ class Writer:
                 marker.done.set()
             if batch is None:
                 return
+
+    def _write(self, sink: Callable[[Batch], object], batch: Batch) -> None:
+        """Write `batch`; when the store refuses its data (not the connection), clean its text
+        and write what it can, so one bad event never blocks the queue for good."""
+        try:
+            sink(batch)
+            return
+        except Exception as exc:
+            if not _refused(exc):
+                raise  # the store is locked or unreachable: the caller retries the batch
+        # Nested too deeply to clean: the split in _isolate finds that event.
+        with contextlib.suppress(RecursionError):
+            _clean.batch_text(batch)
+        self._isolate(sink, batch)
+
+    def _isolate(self, sink: Callable[[Batch], object], batch: Batch) -> None:
+        try:
+            sink(batch)
+            return
+        except Exception as exc:
+            if not _refused(exc):
+                raise
+            error = exc
+        parts = _split(batch)
+        if not parts:
+            self.refused += 1
+            message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+            if type(error).__name__ not in self._refusals:
+                self._refusals.add(type(error).__name__)
+                print(
+                    f"lakelens: the store refused an event ({message}); dropped it and kept "
+                    "the others.",
+                    file=sys.stderr,
+                )
+            return
+        for part in parts:
+            self._isolate(sink, part)
 
     def _take(self) -> tuple[Batch | None, list[_FlushMarker]]:
         """Take up to one batch, and the flush markers that this batch completes."""
@@ -295,6 +336,47 @@ class Writer:
         if message != self.last_error:
             self.last_error = message
             print(f"lakelens: cannot write to the store ({message}); retrying.", file=sys.stderr)
+
+
+_TABLES = (
+    "assets",
+    "runs",
+    "materializations",
+    "checks",
+    "logs",
+    "spans",
+    "edges",
+    "schemas",
+    "metrics",
+)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the store refused the data itself, so retrying the same batch cannot help."""
+    if isinstance(exc, (ValueError, TypeError, OverflowError, RecursionError)):
+        return True  # UnicodeEncodeError (a lone surrogate), NUL for psycopg, ...
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"DataError", "IntegrityError"})
+
+
+def _split(batch: Batch) -> list[Batch]:
+    """`batch` in smaller parts, in table order (a run before its materializations); [] for one event."""
+    filled = [name for name in _TABLES if getattr(batch, name)]
+    if len(filled) > 1:
+        parts = []
+        for name in filled:
+            part = Batch()
+            setattr(part, name, getattr(batch, name))
+            parts.append(part)
+        return parts
+    if not filled or len(getattr(batch, filled[0])) < 2:
+        return []
+    events = getattr(batch, filled[0])
+    middle = len(events) // 2
+    first, second = Batch(), Batch()
+    setattr(first, filled[0], events[:middle])
+    setattr(second, filled[0], events[middle:])
+    return [first, second]
 
 
 def _row_time(row: tuple[Any, ...]) -> float:

@@ -227,7 +227,10 @@ def get_logs(
     since: str | None = Query(None, description="30m, 2h, 7d or an ISO time."),
     until: str | None = Query(None),
     q: str | None = Query(None, description="Text in the message or attributes."),
-    cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page."),
+    # Bounded like the store's ids: a larger number would overflow the database driver.
+    cursor: int | None = Query(
+        None, ge=1, le=2**63 - 1, description="`next_cursor` of the previous page."
+    ),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
     from lakelens.analysis.logs import page

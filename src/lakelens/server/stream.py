@@ -48,13 +48,15 @@ async def stream_logs(
     run_id: str | None = Query(None),
     level: str | None = Query(None),
     q: str | None = Query(None),
-    after: int | None = Query(None, ge=0, description="Start after this log id (default: now)."),
+    after: int | None = Query(
+        None, ge=0, le=2**63 - 1, description="Start after this log id (default: now)."
+    ),
 ) -> StreamingResponse:
     from starlette.concurrency import run_in_threadpool
 
     ctx: ServerContext = request.app.state.ctx
     resume = request.headers.get("last-event-id")
-    if resume is not None and resume.strip().isdigit():
+    if resume is not None and resume.strip().isdigit() and len(resume.strip()) < 19:
         after = int(resume.strip())
 
     def prepare() -> tuple[Any, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from lakelens._clean import stored_json
 from lakelens.model import (
     Asset,
     CheckResult,
@@ -36,7 +37,8 @@ __all__ = [
 
 
 def _loads(text: str | None, default: Any) -> Any:
-    return json.loads(text) if text else default
+    # Never fails on what an older version stored (lone surrogates, deep nesting).
+    return stored_json(text, default)
 
 
 def _select(conn: Conn, table: str, order: str, **equal: Any) -> list[dict[str, Any]]:

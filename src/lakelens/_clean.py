@@ -1,0 +1,221 @@
+"""The one boundary for data from outside: what passes it can be stored and read back.
+
+Every path that takes text from elsewhere (the SDK writer, native events, OpenLineage, OTLP)
+calls these, so one rule holds for all of them:
+
+- Lone surrogates (what `os.fsdecode` makes of undecodable bytes) and NUL characters become
+  U+FFFD: no database encodes the first, PostgreSQL text cannot hold the second, and the
+  replacement character shows the reader that something was there.
+- JSON values (attributes, facets) nested more than `MAX_DEPTH` levels reject their event;
+  the reason names the field and the limit.
+- Numbers that are not finite, and integers outside the 64-bit range, reject their event;
+  the reason names the field.
+
+Rows already stored by older versions may break these rules; `stored_json` reads them
+without failing (cut at the depth limit, text cleaned).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_DEPTH",
+    "Unfit",
+    "batch_text",
+    "data",
+    "loads",
+    "stored_json",
+    "text",
+]
+
+MAX_DEPTH = 32
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# Longer integer literals are out of range anyway; parsing them costs quadratic time.
+_MAX_INT_DIGITS = 40
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SHOW = 60
+_BASES: tuple[Any, ...] = (dict, list, tuple, str, bool, int, float)
+
+
+class Unfit(ValueError):
+    """A value that cannot be stored; the message names the field and the rule."""
+
+
+def text(value: str) -> str:
+    """`value` without lone surrogates and NUL characters (each becomes U+FFFD)."""
+    if value.isascii():
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def data(
+    value: Any, field: str = "", *, max_depth: int = MAX_DEPTH, level: int = 1, numbers: bool = True
+) -> Any:
+    """A JSON-like value with clean text (keys too), or Unfit naming `field`.
+
+    Dicts and lists count one level each; `value` itself is at `level` (0 for an event whose
+    fields are the values to bound). Values that are not JSON (datetimes, paths, ...) become
+    their `str()`, as the store's encoder would make them. With `numbers=False` numbers are
+    left as they are (for a document whose items are checked later, one by one).
+    """
+    try:
+        return _data(value, level, max_depth, numbers)
+    except _Where as exc:
+        steps = [field] if field else []
+        for step in reversed(exc.steps):
+            if type(step) is int:
+                steps[-1:] = [f"{steps[-1] if steps else ''}[{step}]"]
+            else:
+                steps.append(_name(step))
+        path = ".".join(steps)
+        # Deep paths stay one short line: the first field and the last steps.
+        path = path if len(path) <= 120 else f"{path[:40]}…{path[-60:]}"
+        raise Unfit(f"{path}: {exc.reason}") from None
+
+
+class _Where(Exception):
+    """Unfit, on its way up: the keys from the bad value back to the top (added lazily, so
+    that the usual, clean value costs no path strings)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.steps: list[Any] = []
+
+
+def _data(value: Any, depth: int, limit: int, numbers: bool) -> Any:
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() and "\x00" not in value else text(value)
+    if kind is dict or kind is list or kind is tuple:
+        if depth > limit:
+            raise _Where(f"nested more than {limit} levels deep (the limit)")
+        key: Any = None
+        try:
+            if kind is dict:
+                out = {}
+                for key, item in value.items():
+                    name = key if type(key) is str else str(key)
+                    out[name if name.isascii() and "\x00" not in name else text(name)] = _data(
+                        item, depth + 1, limit, numbers
+                    )
+                return out
+            items = []
+            for key in range(len(value)):
+                items.append(_data(value[key], depth + 1, limit, numbers))
+            return items
+        except _Where as exc:
+            exc.steps.append(key)
+            raise
+    if value is None or kind is bool or (not numbers and kind in (int, float, _Huge)):
+        return value
+    if kind is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _Where(f"{_number(value)} is out of range (64-bit integers)")
+        return value
+    if kind is _Huge:
+        raise _Where(f"an integer of {value.digits} digits is out of range (64-bit integers)")
+    if kind is float:
+        if not math.isfinite(value):
+            raise _Where(f"{value} is not a finite number")
+        return value
+    for base in _BASES:  # subclasses (IntEnum, OrderedDict, ...): as their base
+        if isinstance(value, base):
+            return _data(base(value), depth, limit, numbers)
+    return text(str(value))
+
+
+def _name(key: Any) -> str:
+    name = key if type(key) is str else str(key)
+    if len(name) > 30 or not name.isprintable():
+        name = repr(name[:30])[1:-1] + ("…" if len(name) > 30 else "")
+    return name
+
+
+def _number(value: int) -> str:
+    digits = len(str(abs(value))) if value.bit_length() < 4000 else None
+    if digits is not None and digits <= _SHOW:
+        return str(value)
+    return f"an integer of {digits or 'over 1200'} digits"
+
+
+class _Huge(int):
+    """An integer literal too long to be worth parsing (Python refuses over 4300 digits)."""
+
+    digits: int
+
+    def __new__(cls, literal: str) -> _Huge:
+        huge = super().__new__(cls, INT64_MAX + 1)
+        huge.digits = len(literal.lstrip("-"))
+        return huge
+
+
+def _parse_int(literal: str) -> int:
+    return int(literal) if len(literal) <= _MAX_INT_DIGITS else _Huge(literal)
+
+
+def loads(body: bytes | str) -> Any:
+    """JSON as Python's json module reads it, except that no number literal fails the body:
+    NaN, Infinity, 1e999 and huge integers load as values that `data` rejects per event."""
+    return json.loads(body, parse_int=_parse_int)
+
+
+def stored_json(raw: str | None, default: Any) -> Any:
+    """A JSON column read back: never raises; text cleaned and nesting cut at the limit."""
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return default
+    if raw.isascii() and "\\ud" not in raw and raw.count("{") + raw.count("[") <= MAX_DEPTH:
+        return value  # the usual row: no surrogate, not deep (NaN is handled by the renderers)
+    return _readable(value, 1)
+
+
+def _readable(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, (dict, list)):
+        if depth > MAX_DEPTH:
+            return "…"  # deeper than ingest now accepts: written by an older version
+        if isinstance(value, dict):
+            return {text(k): _readable(v, depth + 1) for k, v in value.items()}
+        return [_readable(v, depth + 1) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def batch_text(batch: Any) -> None:
+    """Clean the text of every event of an events.Batch in place (the SDK's side of the
+    boundary: its events are already typed, only their text can be unstorable)."""
+    import dataclasses
+
+    for name in ("assets", "runs", "materializations", "checks", "edges", "schemas", "metrics"):
+        for event in getattr(batch, name):
+            for f in dataclasses.fields(event):
+                value = getattr(event, f.name)
+                if isinstance(value, (str, dict, list, tuple)):
+                    setattr(event, f.name, _texts(value))
+    for name in ("logs", "spans"):
+        rows = getattr(batch, name)
+        rows[:] = [tuple(text(v) if type(v) is str else v for v in row) for row in rows]
+
+
+def _texts(value: Any) -> Any:
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {_texts(k): _texts(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_texts(v) for v in value)
+    return value
