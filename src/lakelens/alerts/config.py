@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +14,14 @@ from lakelens.config import Settings
 from lakelens.errors import ConfigError
 from lakelens.units import parse_duration, parse_percent, parse_severity
 
-__all__ = ["AbsenceRule", "AlertingConfig", "RuleSettings", "ThresholdRule", "load_alerting"]
+__all__ = [
+    "AbsenceRule",
+    "AlertingConfig",
+    "Route",
+    "RuleSettings",
+    "ThresholdRule",
+    "load_alerting",
+]
 
 # The seed's routing, by destination type: INFO → Slack; WARNING → + email; ERROR → + PagerDuty
 # (low urgency); CRITICAL → every destination. Webhooks and Alertmanager take every severity:
@@ -53,6 +62,37 @@ class AbsenceRule:
 
 
 @dataclass(frozen=True)
+class Route:
+    """`routes:` entry: incidents matching every condition given also go to `to`.
+
+    Conditions are about the incident's root asset: `asset` globs, its `owner`, its `tags`,
+    and the incident's `severity` (at least).
+    """
+
+    name: str
+    to: tuple[str, ...]
+    assets: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    severity: str | None = None
+
+    def matches(
+        self, severity: str, asset: str | None, owner: str | None, tags: Mapping[str, str]
+    ) -> bool:
+        from lakelens.units import SEVERITIES
+
+        if self.severity and SEVERITIES.get(severity, 0) < SEVERITIES[self.severity]:
+            return False
+        if self.assets and not (
+            asset and any(fnmatch.fnmatchcase(asset, glob) for glob in self.assets)
+        ):
+            return False
+        if self.owners and owner not in self.owners:
+            return False
+        return all(tags.get(key) == value for key, value in self.tags.items())
+
+
+@dataclass(frozen=True)
 class RuleSettings:
     failure: bool = True
     checks: bool = True
@@ -82,6 +122,9 @@ class AlertingConfig:
     routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     owner_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tag_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_routes: tuple[Route, ...] = ()
+    # Routes that could not be used, one line each: the others still work.
+    route_errors: tuple[str, ...] = ()
     dedup_window: float = 3600.0
     rule_dedup: dict[str, float] = field(default_factory=dict)
     # When incidents are told: after group_wait, again every repeat_interval while open.
@@ -100,9 +143,15 @@ class AlertingConfig:
         return self.rule_dedup.get(rule, self.dedup_window)
 
     def route(
-        self, severity: str, *, owner: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        severity: str,
+        *,
+        owner: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        asset: str | None = None,
     ) -> list[str]:
-        """The destination names an alert of `severity` (and owner, tags) goes to."""
+        """The destination names an incident of `severity` about `asset` (its owner and
+        tags) goes to: the severity routing, then every matching route."""
         if severity in self.routes:
             names = list(self.routes[severity])
         else:
@@ -114,6 +163,9 @@ class AlertingConfig:
             names += self.owner_routes[owner]
         for key, value in (tags or {}).items():
             names += self.tag_routes.get(f"{key}={value}", ())
+        for extra in self.extra_routes:
+            if extra.matches(severity, asset, owner, tags or {}):
+                names += extra.to
         return [n for n in dict.fromkeys(names) if n in self.destinations]
 
 
@@ -167,6 +219,87 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ConfigError(f"{where} must be a destination name or a list of names, not {value!r}.")
+
+
+_ROUTE_KEYS = ("name", "match", "to")
+_MATCH_KEYS = ("asset", "owner", "tags", "severity")
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where} must be a name or a list of names, not {value!r}.")
+
+
+def _glob(value: str, where: str) -> str:
+    # fnmatch reads an unclosed "[" as a literal: almost always a typo in a route.
+    if re.search(r"\[[^\]]*$", value) or not value.strip():
+        raise ConfigError(f"{where} {value!r} is not a valid glob (e.g. 'fct_*' or 'raw.[ab]*').")
+    return value
+
+
+def _route(index: int, item: Any, destinations: Mapping[str, Any]) -> Route:
+    where = f"alerts.routes[{index}]"
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where} must be a mapping with `match` and `to`.")
+    unknown = sorted(set(map(str, item)) - set(_ROUTE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown key {unknown[0]!r}; known keys: {', '.join(_ROUTE_KEYS)}."
+        )
+    if "to" not in item:
+        raise ConfigError(f"{where} needs `to`: the destination name(s) it sends to.")
+    to = _strings(item["to"], f"{where}.to")
+    missing = [n for n in to if n not in destinations]
+    if missing:
+        raise ConfigError(
+            f"{where}.to names unknown destination {missing[0]!r}; "
+            f"configured: {', '.join(destinations) or 'none'}."
+        )
+    match = item.get("match") or {}
+    if not isinstance(match, Mapping):
+        raise ConfigError(f"{where}.match must be a mapping (asset, owner, tags, severity).")
+    unknown = sorted(set(map(str, match)) - set(_MATCH_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.match has unknown key {unknown[0]!r}; known keys: {', '.join(_MATCH_KEYS)}."
+        )
+    tags = match.get("tags") or {}
+    if not isinstance(tags, Mapping):
+        raise ConfigError(f"{where}.match.tags must be a mapping such as {{team: finance}}.")
+    return Route(
+        name=str(item.get("name") or f"route {index}"),
+        to=to,
+        assets=tuple(
+            _glob(g, f"{where}.match.asset")
+            for g in (_strings(match["asset"], f"{where}.match.asset") if "asset" in match else ())
+        ),
+        owners=_strings(match["owner"], f"{where}.match.owner") if "owner" in match else (),
+        tags={str(k): str(v) for k, v in tags.items()},
+        severity=parse_severity(match["severity"], name=f"{where}.match.severity")
+        if "severity" in match
+        else None,
+    )
+
+
+def _routes(raw: Any, destinations: Mapping[str, Any]) -> tuple[tuple[Route, ...], tuple[str, ...]]:
+    """The usable routes and one line per route that is not: a bad route never stops the others."""
+    if raw is None:
+        return (), ()
+    if not isinstance(raw, (list, tuple)):
+        return (), (
+            "alerts.routes in lakelens.yaml must be a list of routes (see docs/alerting.md).",
+        )
+    routes: list[Route] = []
+    errors: list[str] = []
+    for index, item in enumerate(raw):
+        try:
+            routes.append(_route(index, item, destinations))
+        except ConfigError as exc:
+            errors.append(str(exc))
+    return tuple(routes), tuple(errors)
 
 
 def _rules(raw: Mapping[str, Any]) -> RuleSettings:
@@ -328,8 +461,11 @@ def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> A
     interval = env.get("LAKELENS_ALERT_EVALUATION_INTERVAL") or raw.get(
         "evaluation_interval", "30s"
     )
+    extra_routes, route_errors = _routes(raw.get("routes"), destinations)
     return AlertingConfig(
         destinations=destinations,
+        extra_routes=extra_routes,
+        route_errors=route_errors,
         routes=routes,
         owner_routes=owner_routes,
         tag_routes=tag_routes,

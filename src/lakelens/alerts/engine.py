@@ -431,7 +431,7 @@ class Casebook:
         root = incident.root_asset
         owner = self.context.owner(root) if root else None
         tags = self.context.tags(root) if root else {}
-        names = self.config.route(incident.severity, owner=owner, tags=tags)
+        names = self.config.route(incident.severity, owner=owner, tags=tags, asset=root)
         # "Alerts to X are not arriving" is not sent to X.
         excluded = incident.key.removeprefix("alert_delivery_failed:")
         return [n for n in names if n != excluded]

@@ -120,6 +120,8 @@ class AlertingService:
         """Evaluate every evaluation_interval, and within `poll` seconds of a new failure,
         check result or schema change; deliver continuously in a second thread (which runs
         one thread per destination)."""
+        for problem in self.config.route_errors:
+            print(f"lakelens: {problem} That route is skipped.", file=sys.stderr)
         delivery = threading.Thread(
             target=self.worker.run_forever,
             args=(stop,),

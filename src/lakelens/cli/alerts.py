@@ -63,6 +63,7 @@ def status(
     data.update(
         destinations=sorted(service.config.destinations),
         destination_errors=service.errors,
+        route_errors=list(service.config.route_errors),
         group_wait_seconds=service.config.incident_policy.group_wait,
         repeat_interval_seconds=service.config.incident_policy.repeat_interval,
         evaluation_interval_seconds=service.config.evaluation_interval,
@@ -80,6 +81,8 @@ def status(
             f"  • {escape(name)} [dim]({escape(str(kind))})[/]"
             + (f" [red]✗ {escape(problem)}[/]" if problem else "")
         )
+    for problem in data["route_errors"]:
+        console.print(f"[red]✗ Route skipped: {escape(problem)}[/]", soft_wrap=True)
     if not data["destinations"]:
         console.print(
             "  [yellow]none — set LAKELENS_ALERT_SLACK_WEBHOOK (or see docs/alerting.md)[/]"
