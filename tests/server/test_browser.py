@@ -64,6 +64,27 @@ def _record_hostile(home: Path) -> None:
         lakelens.record(rows=1)
 
 
+def _open_incidents(home: Path) -> None:
+    """Let the alert engine group the demo's findings into incidents now (no group wait), and
+    acknowledge one with a note, as someone on call would."""
+    from lakelens.alerts import triage
+    from lakelens.alerts.config import load_alerting
+    from lakelens.alerts.engine import AlertEngine
+    from lakelens.config import load_settings
+    from lakelens.store import Store
+
+    settings = load_settings(home=str(home), log_format="none")
+    store = Store(settings=settings)
+    try:
+        config = load_alerting(settings)
+        opened = AlertEngine(store, config).evaluate(group_wait=0).opened
+        assert opened, "the demo should leave something broken"
+        triage.acknowledge(store, opened[0], config=config, by="alice")
+        triage.note(store, opened[0], "Looking at the API; vendor ticket 4411.", by="alice")
+    finally:
+        store.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`lakelens serve` on 127.0.0.1 over a store filled by the demo (plus hostile names)."""
@@ -77,6 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             patch.delenv(key)
         run_demo(home, runs=288)
         _record_hostile(home)
+        _open_incidents(home)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = home.parent / "serve.log"
@@ -172,6 +194,7 @@ def _pages(server: dict[str, Any]) -> dict[str, str]:
         "logs-errors": "/logs?level=warning",
         "run": f"/runs/{server['failed_run']}",
         "alerts": "/alerts",
+        "incidents": "/incidents",
         "xss-asset": f"/assets/{quote(XSS_ASSET, safe='')}",
     }
 
@@ -317,3 +340,33 @@ def test_overview_refreshes_in_place_keeping_scroll_and_period(
     page.select_option("#refresh-select", "0")
     assert page.url.endswith("refresh=0")
     assert w.errors == []
+
+
+def test_incident_list_to_incident_page_wide_and_narrow(
+    server: dict[str, Any], browser: Any
+) -> None:
+    for width, height, suffix in ((1280, 800, ""), (420, 900, "-narrow")):
+        w = Watched(browser, width, height)
+        page = w.page
+        w.open(server["url"] + "/incidents")
+        rows = page.locator(".incidents-table tbody tr")
+        assert rows.count() >= 1
+        assert "acknowledged" in rows.first.inner_text()  # acknowledged ones come first
+        w.shot(f"incidents{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        rows.first.locator(".incident-title a").click()
+        page.wait_for_url("**/incidents/**")
+        main = page.inner_text("main")
+        lowered = main.lower()
+        for heading in ("What broke", "Findings", "Timeline", "Deliveries"):
+            assert heading.lower() in lowered, heading
+        assert "vendor ticket 4411" in main and "by alice" in main
+        w.shot(f"incident{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        # The root asset is a link to its page.
+        page.click(".incident-facts a.asset")
+        page.wait_for_url("**/assets/**")
+        assert w.errors == [] and w.dialogs == []
+    missing = Watched(browser)
+    assert missing.open(server["url"] + "/incidents/nope").status == 404
+    assert "No incident id starts with" in missing.page.inner_text("main")

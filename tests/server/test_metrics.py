@@ -117,6 +117,17 @@ def test_custom_metrics_never_shadow_lakelens_series(client: Any) -> None:
 def test_promtool_accepts_the_exposition(client: Any, require_tool: Any, tmp_path: Any) -> None:
     promtool = require_tool("promtool", "apt-get install prometheus")
     text = client.get("/metrics").text
+    # The incident families are there on a store with none (test_incidents.py has some).
+    for family in (
+        "lakelens_incidents_open",
+        "lakelens_incidents_opened_total",
+        "lakelens_incidents_by_owner",
+        "lakelens_incident_time_to_detect_seconds",
+        "lakelens_incident_time_to_acknowledge_seconds",
+        "lakelens_incident_time_to_resolve_seconds",
+    ):
+        assert f"# TYPE {family} " in text, family
+    assert 'lakelens_incidents_open{severity="critical"} 0.0' in text
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )

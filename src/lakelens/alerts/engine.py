@@ -542,10 +542,7 @@ def incident_message(
 def _link(config: AlertingConfig, incident: Incident) -> str | None:
     if not config.public_url:
         return None
-    base = config.public_url.rstrip("/")
-    if incident.root_asset:
-        return f"{base}/assets/{quote(incident.root_asset, safe='')}"
-    return base + "/alerts"
+    return f"{config.public_url.rstrip('/')}/incidents/{quote(incident.id, safe='')}"
 
 
 def record_incident_event(

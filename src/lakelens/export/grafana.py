@@ -518,7 +518,7 @@ def _self(job: str) -> dict[str, Any]:
     s = _Layout()
     job = promql_string(job)
     up = f"up{{job={job}}}"
-    s.add(_stat("Servers up", f"sum({up})", thresholds=[(None, "red"), (1, "green")]), 6, 4)
+    s.add(_stat("Servers up", f"sum({up})", thresholds=[(None, "red"), (1, "green")]), 4, 4)
     s.add(
         _stat(
             "Evaluator last ran",
@@ -526,7 +526,7 @@ def _self(job: str) -> dict[str, Any]:
             unit="s",
             thresholds=[(None, "green"), (120, "orange"), (300, "red")],
         ),
-        6,
+        5,
         4,
     )
     s.add(
@@ -535,7 +535,16 @@ def _self(job: str) -> dict[str, Any]:
             "sum(max by (severity) (lakelens_alerts_firing))",
             thresholds=[(None, "green"), (1, "red")],
         ),
-        6,
+        5,
+        4,
+    )
+    s.add(
+        _stat(
+            "Open incidents",
+            "sum(max by (severity) (lakelens_incidents_open))",
+            thresholds=[(None, "green"), (1, "red")],
+        ),
+        5,
         4,
     )
     s.add(
@@ -545,7 +554,7 @@ def _self(job: str) -> dict[str, Any]:
             unit="s",
             thresholds=[(None, "green"), (300, "orange"), (900, "red")],
         ),
-        6,
+        5,
         4,
     )
     s.add(

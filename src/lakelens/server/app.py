@@ -172,7 +172,16 @@ def create_app(
     is False on ingest-only replicas (`lakelens serve --no-alerts`).
     """
     from lakelens.config import load_settings
-    from lakelens.server import api, ingest, metrics, pages, probes, stream
+    from lakelens.server import (
+        api,
+        incident_api,
+        incident_pages,
+        ingest,
+        metrics,
+        pages,
+        probes,
+        stream,
+    )
 
     settings = settings or load_settings()
     owns_store = store is None
@@ -210,9 +219,11 @@ def create_app(
     # The stream's fixed path must come before /logs/{…}-like patterns: it is registered first.
     app.include_router(stream.router)
     app.include_router(api.router)
+    app.include_router(incident_api.router)
     app.include_router(ingest.router)
     app.include_router(metrics.router)
     app.include_router(probes.router)
     # The dashboard's HTML pages under / (after the API, so /api/... and /health win).
     app.include_router(pages.router)
+    app.include_router(incident_pages.router)
     return app

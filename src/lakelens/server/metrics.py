@@ -3,7 +3,7 @@
 Asset and validation series come from export/prometheus.StoreCollector over the whole
 store; custom metrics recorded with `lakelens.metric` follow (a gauge's latest value and
 a counter's summed increments per name and labels); then this process's ingest counters,
-runs in progress, and disk and memory usage.
+runs in progress, disk and memory usage, alerting and incidents (export/incident_metrics.py).
 """
 
 from __future__ import annotations
@@ -171,12 +171,14 @@ def exposition(ctx: ServerContext) -> bytes:
     from prometheus_client.process_collector import ProcessCollector
 
     from lakelens.export.alerting_metrics import alerting_families
+    from lakelens.export.incident_metrics import incident_families
     from lakelens.export.prometheus import StoreCollector
 
     with ctx.store.connect() as conn:
         families = list(StoreCollector(conn, since=None, now=ctx.clock()).collect())
         families += runtime_families(ctx, conn)
         families += alerting_families(conn, now=ctx.clock())
+        families += incident_families(conn, now=ctx.clock())
         families += list(ProcessCollector(registry=None).collect())
         taken = {f.name for f in families} | {s.name for f in families for s in f.samples}
         families += custom_families(conn, taken)

@@ -23,7 +23,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from lakelens._version import __version__
 from lakelens.server import charts
-from lakelens.server.security import clean
+from lakelens.server.security import clean, masked
+from lakelens.units import SEVERITIES
 
 if TYPE_CHECKING:
     import jinja2
@@ -55,6 +56,8 @@ REFRESH_DEFAULT = 30
 SLOW_FACTOR = 1.5
 # Asset rows on the overview by default (failing and stale first); `?assets=N` shows more.
 OVERVIEW_ASSETS = 100
+# Open incidents listed on the overview (most severe first); /incidents lists them all.
+OVERVIEW_INCIDENTS = 8
 LEVEL_CHOICES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _STATIC = {"lakelens.css": "text/css", "lakelens.js": "text/javascript"}
 
@@ -131,6 +134,7 @@ def _environment() -> jinja2.Environment:
         clock=_clock,
         asset_url=charts.asset_url,
         q=lambda text: quote(str(text), safe=""),
+        masked=masked,
     )
     env.globals.update(version=__version__, urlencode=urlencode)
     return env
@@ -302,7 +306,7 @@ def _overview(
     period: str, refresh: int, limit: int = OVERVIEW_ASSETS
 ) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
-        from lakelens.alerts.state import alerts
+        from lakelens.alerts.triage import incidents
         from lakelens.analysis.asset_metrics import asset_metrics
         from lakelens.analysis.lineage import annotate
         from lakelens.analysis.summary import status_of, summary
@@ -356,6 +360,9 @@ def _overview(
         checks.sort(key=lambda item: (item[1].pass_rate, item[0], item[1].name))
         freshness = [f for f in (_freshness(graph.nodes[n]) for n in graph.nodes) if f]
         worst = max(freshness, key=lambda f: (f["ratio"], f["name"]), default=None)
+        active = incidents(conn)
+        # Most severe first, then newest (the list is newest first; sorted() keeps that order).
+        active = sorted(active, key=lambda i: -SEVERITIES.get(i.severity, 0))
         return {
             "title": "Operations overview",
             "period": period,
@@ -369,7 +376,8 @@ def _overview(
             "assets": rows,
             "assets_total": len(ordered),
             "checks": checks,
-            "alerts": alerts(conn)[:8],
+            "incidents": active[:OVERVIEW_INCIDENTS],
+            "incidents_total": len(active),
             "resources": _resources(ctx),
             "now": now,
         }

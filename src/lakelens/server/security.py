@@ -15,6 +15,7 @@ __all__ = [
     "Access",
     "clean",
     "is_loopback",
+    "masked",
     "read_body",
     "require_read",
     "require_write",
@@ -30,6 +31,25 @@ def clean(value: object, limit: int = 200) -> str:
     """A user-supplied value made safe for one log line: no CR, LF or other control characters."""
     text = _CONTROL.sub(" ", str(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def masked(value: object) -> str:
+    """Stored text (a delivery error) with every URL in it masked as destinations mask theirs.
+
+    Destinations scrub their errors before they are stored; this second pass keeps a secret out
+    of a page even when a third-party destination or an older version did not.
+    """
+    from lakelens.alerts.destinations.base import mask_url
+
+    def mask(match: re.Match[str]) -> str:
+        url = match.group(0)
+        tail = len(url) - len(url.rstrip(".,;:)]"))
+        return mask_url(url[: len(url) - tail]) + url[len(url) - tail :]
+
+    return _URL.sub(mask, str(value))
 
 
 def is_loopback(host: str) -> bool:
