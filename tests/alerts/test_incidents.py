@@ -306,3 +306,48 @@ def test_recording_the_demo_twice_tells_only_the_live_outage_once(
     assert open_incident["root_asset"] == "dlt_glucose_entries"
     firing = CliRunner().invoke(app, ["alerts", "firing", "--home", str(home)])
     assert "dlt_glucose_entries failed" in firing.output
+
+
+def test_routes_send_by_owner_glob_and_tags_and_a_bad_route_never_stops_the_others(
+    recorder, receiver
+) -> None:
+    from dataclasses import replace
+
+    from lakelens.alerts.config import load_alerting
+
+    store, clock = recorder
+    hooks = {
+        name: {"type": "webhook", "url": receiver.url_for(f"/{name}")}
+        for name in ("oncall", "finance", "bi")
+    }
+    settings = replace(
+        store.settings,
+        raw={
+            "alerts": {
+                "destinations": [{"name": n, **c} for n, c in hooks.items()],
+                "routing": {"error": ["oncall"], "critical": ["oncall"], "warning": ["oncall"]},
+                "routes": [
+                    {"match": {"owner": "finance"}, "to": "finance"},
+                    {"match": {"asset": "stg_*", "severity": "error"}, "to": ["bi"]},
+                    {"match": {"asset": "raw.[ab"}, "to": "bi"},  # bad glob
+                    {"match": {"owner": "x"}, "to": "pagerduty"},  # unknown destination
+                    {"matchh": {"owner": "x"}, "to": "bi"},  # unknown key
+                ],
+                "incidents": {"group_wait": "0s"},
+            }
+        },
+    )
+    config = load_alerting(settings, env={})
+    assert [r.to for r in config.extra_routes] == [("finance",), ("bi",)]
+    assert config.route_errors == (
+        "alerts.routes[2].match.asset 'raw.[ab' is not a valid glob (e.g. 'fct_*' or 'raw.[ab]*').",
+        "alerts.routes[3].to names unknown destination 'pagerduty'; configured: oncall, finance, bi.",
+        "alerts.routes[4] has unknown key 'matchh'; known keys: name, match, to.",
+    )
+    lakelens.asset("stg_orders", owner="finance").declare()
+    lakelens.flush()
+    shop_run(clock, broken=True)
+    AlertEngine(store, config).evaluate(now=clock())
+    destinations = {n: create_destination(n, c) for n, c in hooks.items()}
+    assert DeliveryWorker(store, destinations, clock=clock).run_once().delivered == 3
+    assert sorted(r.path for r in receiver.wait_for(3)) == ["/bi", "/finance", "/oncall"]

@@ -386,6 +386,13 @@ def _rules(raw: Mapping[str, Any]) -> RuleSettings:
     return RuleSettings(**{**base.__dict__, **values})
 
 
+def _wait(value: Any, *, name: str) -> float:
+    """A duration that may be zero (tell at once)."""
+    if str(value).strip().lower() in ("0", "0s", "0.0", "none"):
+        return 0.0
+    return parse_duration(value, name=name)
+
+
 def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> AlertingConfig:
     """Alerting from LAKELENS_ALERT_* variables and the `alerts:` section of lakelens.yaml."""
     env = os.environ if env is None else env
@@ -452,7 +459,7 @@ def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> A
         env.get("LAKELENS_ALERT_DEDUP_WINDOW") or raw.get("dedup_window") or "4h"
     )
     policy = Policy(
-        group_wait=parse_duration(
+        group_wait=_wait(
             env.get("LAKELENS_ALERT_GROUP_WAIT") or incidents.get("group_wait", "10s"),
             name="alerts.incidents.group_wait",
         ),
