@@ -63,16 +63,36 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f}ms"
 
 
-class RuleContext:
-    """The store's current state as the rules (and incident grouping) read it."""
+@dataclass
+class _AssetState:
+    """An asset's latest outcome as of a moment in the past (replay)."""
 
-    def __init__(self, conn: sa.Connection, config: AlertingConfig, now: float) -> None:
+    name: str
+    kind: str | None
+    owner: str | None
+    critical: bool | None
+    tags: str | None
+    freshness_seconds: float | None
+    last_status: str | None = None
+    last_run_id: str | None = None
+    last_start_time: float | None = None
+    last_success_time: float | None = None
+
+
+class RuleContext:
+    """The store's state as the rules (and incident grouping) read it: the current state, or
+    with `as_of` the state at `now` rebuilt from history, as a live evaluator saw it then."""
+
+    def __init__(
+        self, conn: sa.Connection, config: AlertingConfig, now: float, *, as_of: bool = False
+    ) -> None:
         self.conn = conn
         self.config = config
         self.now = now
+        self.as_of = as_of
         self._graph: LineageGraph | None = None
         self._downstream: dict[str, list[str]] = {}
-        self.assets = {
+        self.assets: dict[str, Any] = {
             row.name: row
             for row in conn.execute(
                 sa.select(
@@ -89,6 +109,52 @@ class RuleContext:
                 )
             )
         }
+        if as_of:
+            self.assets = self._history_state()
+
+    def upto(self, column: Any) -> Any:
+        """`column <= now` when replaying (later rows are the future), else no condition."""
+        return column <= self.now if self.as_of else sa.true()
+
+    def _history_state(self) -> dict[str, Any]:
+        m = schema.materializations
+        states = {
+            name: _AssetState(
+                name=name,
+                kind=row.kind,
+                owner=row.owner,
+                critical=row.critical,
+                tags=row.tags,
+                freshness_seconds=row.freshness_seconds,
+            )
+            for name, row in self.assets.items()
+        }
+        latest = (
+            sa.select(m.c.asset, sa.func.max(m.c.start_time).label("start"))
+            .where(m.c.start_time <= self.now)
+            .group_by(m.c.asset)
+            .subquery()
+        )
+        for row in self.conn.execute(
+            sa.select(m.c.asset, m.c.status, m.c.run_id, m.c.start_time, m.c.end_time).join(
+                latest, sa.and_(latest.c.asset == m.c.asset, latest.c.start == m.c.start_time)
+            )
+        ):
+            state = states.get(row.asset)
+            if state is None:
+                continue
+            done = row.end_time is not None and row.end_time <= self.now
+            state.last_status = row.status if done else "started"
+            state.last_run_id = row.run_id
+            state.last_start_time = row.start_time
+        for asset, last in self.conn.execute(
+            sa.select(m.c.asset, sa.func.max(m.c.end_time))
+            .where(m.c.status == "success", m.c.end_time <= self.now)
+            .group_by(m.c.asset)
+        ):
+            if asset in states:
+                states[asset].last_success_time = last
+        return dict(states)
 
     @property
     def graph(self) -> LineageGraph:
@@ -142,7 +208,12 @@ def _failures(ctx: RuleContext) -> list[Finding]:
         failed = ctx.conn.execute(
             sa.select(m.c.error_type, m.c.error_message, m.c.partition, m.c.run_id, m.c.end_time)
             # `status || ''`: look the run up by its index, not through every failure.
-            .where(m.c.asset == name, m.c.run_id == row.last_run_id, (m.c.status + "") == "failure")
+            .where(
+                m.c.asset == name,
+                m.c.run_id == row.last_run_id,
+                (m.c.status + "") == "failure",
+                ctx.upto(m.c.start_time),
+            )
             .limit(1)
         ).first()
         if failed is None:
@@ -153,6 +224,7 @@ def _failures(ctx: RuleContext) -> list[Finding]:
                 m.c.asset == name,
                 m.c.start_time > (row.last_success_time or 0.0),
                 (m.c.status + "") == "failure",
+                ctx.upto(m.c.end_time),
             )
         ).scalar()
         error_type = failed.error_type or "Error"
@@ -225,13 +297,17 @@ def _failed_checks(ctx: RuleContext) -> list[Any]:
     for first in range(0, len(run_ids), 500):
         for row in ctx.conn.execute(
             sa.select(*columns).where(
-                c.c.run_id.in_(run_ids[first : first + 500]), c.c.passed.is_(False)
+                c.c.run_id.in_(run_ids[first : first + 500]),
+                c.c.passed.is_(False),
+                ctx.upto(c.c.time),
             )
         ):
             if row.asset in latest.get(row.run_id, ()):
                 consider(row)
     for row in ctx.conn.execute(
-        sa.select(*columns).where(c.c.time >= ctx.now - CHECK_LOOKBACK, c.c.passed.is_(False))
+        sa.select(*columns).where(
+            c.c.time >= ctx.now - CHECK_LOOKBACK, c.c.passed.is_(False), ctx.upto(c.c.time)
+        )
     ):
         owner_row: Any = ctx.assets.get(row.asset)
         started = owner_row.last_start_time if owner_row is not None else None
@@ -241,7 +317,7 @@ def _failed_checks(ctx: RuleContext) -> list[Any]:
     for (asset, name), row in sorted(candidates.items()):
         newest = ctx.conn.execute(
             sa.select(c.c.passed, c.c.time)
-            .where(c.c.asset == asset, c.c.name == name)
+            .where(c.c.asset == asset, c.c.name == name, ctx.upto(c.c.time))
             .order_by(c.c.time.desc())
             .limit(1)
         ).first()
@@ -284,7 +360,7 @@ def _checks(ctx: RuleContext) -> list[Finding]:
         sa.select(
             c.c.asset, c.c.name, sa.func.count(), sa.func.sum(sa.case((c.c.passed, 1), else_=0))
         )
-        .where(c.c.time >= since)
+        .where(c.c.time >= since, ctx.upto(c.c.time))
         .group_by(c.c.asset, c.c.name)
     ).all()
     for asset, name, total, passed in rates:
@@ -342,7 +418,11 @@ def _failure_rate(ctx: RuleContext) -> list[Finding]:
                 sa.func.sum(sa.case((table.c.status == "failure", 1), else_=0)),
                 sa.func.count(),
             )
-            .where(table.c.start_time >= since, table.c.status.in_(("success", "failure")))
+            .where(
+                table.c.start_time >= since,
+                table.c.status.in_(("success", "failure")),
+                ctx.upto(table.c.end_time),
+            )
             .group_by(column)
         ).all()
         for name, failed, total in rows:
@@ -357,6 +437,7 @@ def _failure_rate(ctx: RuleContext) -> list[Finding]:
                             .where(
                                 r.c.job == name,
                                 r.c.start_time >= since,
+                                ctx.upto(m.c.end_time),
                                 (m.c.status + "") == "failure",
                             )
                             .distinct()
@@ -393,6 +474,7 @@ def _slow_and_volume(ctx: RuleContext) -> list[Finding]:
                 # reads every success of every asset in the window (29 s a pass at 1M rows).
                 (m.c.status + "") == "success",
                 m.c.start_time >= ctx.now - rules.volume_window,
+                ctx.upto(m.c.end_time),
             )
             .order_by(m.c.start_time.desc())
             .limit(max(rules.slow_history, 200) + 1)
@@ -458,7 +540,7 @@ def _schema_drift(ctx: RuleContext) -> list[Finding]:
     out = []
     recent = ctx.conn.execute(
         sa.select(s.c.asset, s.c.id, s.c.time, s.c.columns, s.c.hash)
-        .where(s.c.time >= window)
+        .where(s.c.time >= window, ctx.upto(s.c.time))
         .order_by(s.c.asset, s.c.time.desc(), s.c.id.desc())
     ).all()
     latest: dict[str, Any] = {}
@@ -520,7 +602,7 @@ def _metric_value(ctx: RuleContext, rule: ThresholdRule) -> tuple[float | None, 
                 last = row.last_success_time if row is not None else None
                 return (None if last is None else ctx.now - last), True
             return None, False
-        value = ctx.conn.execute(sa.select(column).where(*where)).scalar()
+        value = ctx.conn.execute(sa.select(column).where(*where, ctx.upto(m.c.end_time))).scalar()
         return (None if value is None else float(value)), True
     p = schema.metric_points
     rows = ctx.conn.execute(
@@ -528,6 +610,7 @@ def _metric_value(ctx: RuleContext, rule: ThresholdRule) -> tuple[float | None, 
         .where(
             p.c.name == rule.metric,
             p.c.time >= ctx.now - max(rule.for_seconds, 0) - rule.window_seconds,
+            ctx.upto(p.c.time),
         )
         .order_by(p.c.time.desc())
     ).all()
@@ -589,7 +672,9 @@ def _absences(ctx: RuleContext) -> list[Finding]:
     for rule in ctx.config.rules.absences:
         if rule.job:
             last = ctx.conn.execute(
-                sa.select(sa.func.max(r.c.start_time)).where(r.c.job == rule.job)
+                sa.select(sa.func.max(r.c.start_time)).where(
+                    r.c.job == rule.job, ctx.upto(r.c.start_time)
+                )
             ).scalar()
             subject = f"job {rule.job}"
         else:
@@ -614,37 +699,47 @@ def _absences(ctx: RuleContext) -> list[Finding]:
     return out
 
 
+# A destination still retrying is reported once it has failed this long (a blip is not news).
+DELIVERY_FAILING_AFTER = 300.0
+
+
 def _delivery_failures(ctx: RuleContext) -> list[Finding]:
-    """A destination whose latest finished delivery (in the last day) failed for good: tell the others."""
+    """A destination that has been failing for a while, or failed for good, in the last day:
+    tell the others."""
+    from lakelens.alerts.outbox import failing_destinations
+
+    if ctx.as_of:  # replay delivers nothing
+        return []
     n = schema.notifications
+    failing = failing_destinations(ctx.conn, ctx.now)
     out = []
-    rows = ctx.conn.execute(
-        sa.select(
-            n.c.destination,
-            sa.func.max(sa.case((n.c.status == "delivered", n.c.finished_at))),
-            sa.func.max(sa.case((n.c.status.in_(("failed", "gave_up")), n.c.finished_at))),
-        )
-        .where(n.c.finished_at >= ctx.now - 86400, n.c.action != "test")
-        .group_by(n.c.destination)
-    ).all()
-    for destination, last_ok, last_failed in rows:
-        if last_failed is None or (last_ok is not None and last_ok >= last_failed):
-            continue
+    for destination, since in sorted(failing.items()):
         if destination not in ctx.config.destinations:
             continue
-        error = ctx.conn.execute(
-            sa.select(n.c.last_error)
-            .where(n.c.destination == destination, n.c.finished_at == last_failed)
+        last = ctx.conn.execute(
+            sa.select(n.c.status, n.c.last_error)
+            .where(n.c.destination == destination, n.c.action != "test", n.c.attempts > 0)
+            .order_by(sa.func.coalesce(n.c.finished_at, n.c.next_attempt_at).desc())
             .limit(1)
-        ).scalar()
+        ).first()
+        for_good = last is not None and last.status in ("failed", "gave_up")
+        if not for_good and ctx.now - since < DELIVERY_FAILING_AFTER:
+            continue
+        error = (last.last_error if last is not None else None) or "failed"
         out.append(
             Finding(
                 rule="alert_delivery_failed",
                 key=destination,
                 severity="error",
                 title="Alert Delivery Failing",
-                summary=f"Alerts to {destination} are not arriving: {error or 'failed'}"[:500],
-                details={"destination": destination, "exclude_destination": destination},
+                summary=f"Alerts to {destination} have not arrived for "
+                f"{format_duration(max(ctx.now - since, 0.0))}: {error}"[:500],
+                details={
+                    "destination": destination,
+                    "exclude_destination": destination,
+                    "failing_since": since,
+                },
+                at=since,
             )
         )
     return out
