@@ -237,12 +237,13 @@ class AlertEngine:
             "resolved_at": None,
             "acknowledged_at": None,
             "parent": finding.parent,
+            # Fired anew: it finds its incident again (a cleared finding left its old one).
+            "incident_id": None,
         }
         a = schema.alerts
         if old is None:
             conn.execute(a.insert().values(fingerprint=finding.fingerprint, **values))
         else:
-            # Keeps incident_id: a finding whose incident was resolved by hand stays with it.
             conn.execute(a.update().where(a.c.fingerprint == finding.fingerprint).values(**values))
         self._event(
             conn, finding.fingerprint, "fired" if status == "firing" else status, now, finding, 1
