@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakelens.alerts.incidents import Policy
+from lakelens.alerts.maintenance import Window
 from lakelens.config import Settings
 from lakelens.errors import ConfigError
 from lakelens.units import parse_duration, parse_percent, parse_severity
@@ -110,6 +111,13 @@ class RuleSettings:
     volume_window: float = 14 * 86400.0
     volume_min_points: int = 5
     schema_drift_window: float = 86400.0
+    # Learned expectations (analysis/baselines.py).
+    learned_freshness: bool = True
+    learned_min_updates: int = 10
+    sensitivity: float = 4.0
+    baseline_min_history: int = 10
+    # (asset glob, sensitivity or None, direction or None): the first matching wins.
+    baseline_overrides: tuple[tuple[str, float | None, str | None], ...] = ()
     thresholds: tuple[ThresholdRule, ...] = ()
     absences: tuple[AbsenceRule, ...] = ()
 
@@ -123,6 +131,7 @@ class AlertingConfig:
     owner_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tag_routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_routes: tuple[Route, ...] = ()
+    maintenance: tuple[Window, ...] = ()
     # Routes that could not be used, one line each: the others still work.
     route_errors: tuple[str, ...] = ()
     dedup_window: float = 3600.0
@@ -302,6 +311,40 @@ def _routes(raw: Any, destinations: Mapping[str, Any]) -> tuple[tuple[Route, ...
     return tuple(routes), tuple(errors)
 
 
+def _positive(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number > 0:
+        raise ConfigError(f"{where} must be a positive number, not {value!r}.")
+    return number
+
+
+def _maintenance(raw: Any) -> tuple[Window, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, (list, tuple)):
+        raise ConfigError("alerts.maintenance in lakelens.yaml must be a list of windows.")
+    out = []
+    for index, item in enumerate(raw):
+        where = f"alerts.maintenance[{index}]"
+        if not isinstance(item, Mapping) or "schedule" not in item:
+            raise ConfigError(f"{where} needs a `schedule` such as 'Sat 00:00-06:00'.")
+        unknown = sorted(set(map(str, item)) - {"name", "schedule", "assets"})
+        if unknown:
+            raise ConfigError(
+                f"{where} has unknown key {unknown[0]!r}; known: name, schedule, assets."
+            )
+        assets = item.get("assets") or []
+        if isinstance(assets, str):
+            assets = [assets]
+        out.append(
+            Window.of(str(item.get("name") or item["schedule"]), str(item["schedule"]), assets)
+        )
+    return tuple(out)
+
+
 def _rules(raw: Mapping[str, Any]) -> RuleSettings:
     base = RuleSettings()
     values: dict[str, Any] = {}
@@ -381,6 +424,40 @@ def _rules(raw: Mapping[str, Any]) -> RuleSettings:
                 asset=item.get("asset"),
             )
         )
+    baselines = raw.get("baselines") or {}
+    if not isinstance(baselines, Mapping):
+        raise ConfigError("alerts.rules.baselines in lakelens.yaml must be a mapping.")
+    known = {"sensitivity", "min_history", "learned_freshness", "min_updates", "assets"}
+    unknown = sorted(set(map(str, baselines)) - known)
+    if unknown:
+        raise ConfigError(
+            f"alerts.rules.baselines has unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}."
+        )
+    if "sensitivity" in baselines:
+        values["sensitivity"] = _positive(
+            baselines["sensitivity"], "alerts.rules.baselines.sensitivity"
+        )
+    if "min_history" in baselines:
+        values["baseline_min_history"] = int(baselines["min_history"])
+    if "min_updates" in baselines:
+        values["learned_min_updates"] = int(baselines["min_updates"])
+    if "learned_freshness" in baselines:
+        values["learned_freshness"] = bool(baselines["learned_freshness"])
+    overrides = []
+    for glob, item in (baselines.get("assets") or {}).items():
+        where = f"alerts.rules.baselines.assets.{glob}"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where} must be a mapping (sensitivity, direction).")
+        direction = item.get("direction")
+        if direction is not None and direction not in ("drop", "spike", "both"):
+            raise ConfigError(f"{where}.direction must be drop, spike or both, not {direction!r}.")
+        sensitivity = (
+            _positive(item["sensitivity"], f"{where}.sensitivity")
+            if "sensitivity" in item
+            else None
+        )
+        overrides.append((str(glob), sensitivity, direction))
+    values["baseline_overrides"] = tuple(overrides)
     values["thresholds"] = tuple(thresholds)
     values["absences"] = tuple(absences)
     return RuleSettings(**{**base.__dict__, **values})
@@ -473,6 +550,7 @@ def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> A
         destinations=destinations,
         extra_routes=extra_routes,
         route_errors=route_errors,
+        maintenance=_maintenance(raw.get("maintenance")),
         routes=routes,
         owner_routes=owner_routes,
         tag_routes=tag_routes,

@@ -17,6 +17,7 @@ from lakelens.alerts.config import AlertingConfig
 from lakelens.alerts.destinations.alertmanager import DEFAULT_TTL as ALERTMANAGER_TTL
 from lakelens.alerts.destinations.base import AlertMessage
 from lakelens.alerts.incidents import ACTIVE_INCIDENT, Incident, IncidentBook, Member
+from lakelens.alerts.maintenance import stored_windows
 from lakelens.alerts.rules import Finding, RuleContext, evaluate_rules
 from lakelens.store import schema
 from lakelens.store.engine import dialect_insert, is_sqlite
@@ -158,10 +159,15 @@ class AlertEngine:
         ).mappings()
         existing = {row["fingerprint"]: dict(row) for row in rows}
         silenced_fps, silenced_assets = self._silences(conn, now)
+        windows = [
+            w for w in (*self.config.maintenance, *stored_windows(conn, now=now)) if w.open_at(now)
+        ]
         silenced: set[str] = set()
         for fingerprint, finding in wanted.items():
-            muted = fingerprint in silenced_fps or (
-                finding.asset is not None and finding.asset in silenced_assets
+            muted = (
+                fingerprint in silenced_fps
+                or (finding.asset is not None and finding.asset in silenced_assets)
+                or any(w.covers(finding.asset) for w in windows)
             )
             if muted:
                 silenced.add(fingerprint)
@@ -633,6 +639,7 @@ _TITLES = {
     "check_failed": "Quality Check Failed",
     "validation_pass_rate": "Validation Pass Rate Low",
     "freshness": "Freshness SLA Breached",
+    "late": "Data Late",
     "failure_rate": "Failure Rate High",
     "slow_run": "Asset Running Slow",
     "volume_anomaly": "Volume Anomaly",

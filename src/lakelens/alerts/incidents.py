@@ -39,7 +39,7 @@ __all__ = [
 ACTIVE_INCIDENT = ("open", "acknowledged")
 
 # Findings that make their asset a root cause for the assets below it.
-_BREAKING = frozenset({"asset_failed", "check_failed", "freshness", "absence"})
+_BREAKING = frozenset({"asset_failed", "check_failed", "freshness", "late", "absence"})
 # Findings on a downstream asset that an upstream root cause explains (schema drift and
 # custom thresholds are about the asset itself: they stay separate incidents).
 _FOLLOWS_UPSTREAM = frozenset(
@@ -47,6 +47,7 @@ _FOLLOWS_UPSTREAM = frozenset(
         "asset_failed",
         "check_failed",
         "freshness",
+        "late",
         "absence",
         "failure_rate",
         "volume_anomaly",
@@ -59,6 +60,7 @@ _PRIORITY = {
     "asset_failed": 0,
     "check_failed": 1,
     "freshness": 2,
+    "late": 2,
     "absence": 3,
     "volume_anomaly": 4,
     "slow_run": 5,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from lakelens.alerts.incidents import IncidentBook
+from lakelens.alerts.maintenance import stored_windows
 from lakelens.alerts.rules import RuleContext, evaluate_rules
 from lakelens.errors import InvalidArgumentError
 from lakelens.store import schema
@@ -118,10 +119,15 @@ def replay(
             context = RuleContext(conn, config, now, as_of=True)
             findings = evaluate_rules(conn, config, now=now, context=context)
             by_fingerprint, by_asset = _silenced(conn, now)
+            windows = [
+                w for w in (*config.maintenance, *stored_windows(conn, now=now)) if w.open_at(now)
+            ]
             silenced = frozenset(
                 f.fingerprint
                 for f in findings
-                if f.fingerprint in by_fingerprint or (f.asset is not None and f.asset in by_asset)
+                if f.fingerprint in by_fingerprint
+                or (f.asset is not None and f.asset in by_asset)
+                or any(w.covers(f.asset) for w in windows)
             )
             for change in book.apply(findings, now, context, silenced=silenced):
                 if change.kind != "notify" or change.action is None:

@@ -8,10 +8,10 @@ means its condition cleared and its alert resolves.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import operator
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lakelens.alerts.config import AlertingConfig, ThresholdRule
+from lakelens.analysis.baselines import Rhythm, band, learn_rhythm
 from lakelens.analysis.lineage import EXTERNAL_KINDS, LineageGraph, load_graph
 from lakelens.store import schema
 from lakelens.units import format_duration
@@ -92,6 +93,7 @@ class RuleContext:
         self.as_of = as_of
         self._graph: LineageGraph | None = None
         self._downstream: dict[str, list[str]] = {}
+        self._feedback: dict[str, set[str]] | None = None
         self.assets: dict[str, Any] = {
             row.name: row
             for row in conn.execute(
@@ -111,6 +113,19 @@ class RuleContext:
         }
         if as_of:
             self.assets = self._history_state()
+
+    @property
+    def feedback(self) -> dict[str, set[str]]:
+        """Runs taken out of each asset's baselines by feedback (`incidents feedback`)."""
+        if self._feedback is None:
+            f = schema.baseline_feedback
+            found: dict[str, set[str]] = {}
+            for asset, run_id in self.conn.execute(
+                sa.select(f.c.asset, f.c.run_id).where(f.c.run_id.is_not(None), self.upto(f.c.time))
+            ):
+                found.setdefault(asset, set()).add(run_id)
+            self._feedback = found
+        return self._feedback
 
     def upto(self, column: Any) -> Any:
         """`column <= now` when replaying (later rows are the future), else no condition."""
@@ -458,8 +473,89 @@ def _failure_rate(ctx: RuleContext) -> list[Finding]:
     return out
 
 
+# How far back learned baselines look.
+BASELINE_WINDOW = 28 * 86400.0
+RHYTHM_WINDOW = 35 * 86400.0
+_RHYTHMS: dict[tuple[str, str, float], Rhythm | None] = {}
+
+
+def _rhythm(ctx: RuleContext, asset: str, last: float) -> Rhythm | None:
+    """The asset's learned update rhythm up to its last success (cached until the next one)."""
+    key = (str(ctx.conn.engine.url), asset, last)
+    if key in _RHYTHMS:
+        return _RHYTHMS[key]
+    m = schema.materializations
+    times = sorted(
+        ctx.conn.execute(
+            sa.select(m.c.end_time)
+            .where(
+                m.c.asset == asset,
+                (m.c.status + "") == "success",
+                m.c.start_time >= last - RHYTHM_WINDOW,
+                m.c.end_time <= last,
+            )
+            .order_by(m.c.start_time.desc())
+            .limit(3000)
+        ).scalars()
+    )
+    rhythm = learn_rhythm(
+        [t for t in times if t is not None], min_updates=ctx.config.rules.learned_min_updates
+    )
+    if len(_RHYTHMS) > 100_000:
+        _RHYTHMS.clear()
+    _RHYTHMS[key] = rhythm
+    return rhythm
+
+
+def _late(ctx: RuleContext) -> list[Finding]:
+    """No update since it was due by the asset's learned rhythm (no SLA declared)."""
+    out = []
+    for name, row in ctx.assets.items():
+        last = row.last_success_time
+        if row.freshness_seconds or last is None or row.kind in EXTERNAL_KINDS:
+            continue
+        if ctx.now - last < 60:
+            continue
+        rhythm = _rhythm(ctx, name, last)
+        if rhythm is None or not rhythm.is_late(ctx.now):
+            continue
+        overdue = ctx.now - rhythm.due
+        # One severity: a learned rhythm is a guess, so being later still is no escalation.
+        severity = "error" if row.critical else "warning"
+        out.append(
+            Finding(
+                rule="late",
+                key=name,
+                severity=severity,
+                title="Data Late",
+                summary=f"{name} is late: no update for {format_duration(ctx.now - last)}; "
+                f"it updates {rhythm.description}, next was due {format_duration(overdue)} ago",
+                asset=name,
+                details={
+                    "last_success": last,
+                    "due": rhythm.due,
+                    "tolerance_seconds": rhythm.tolerance,
+                    "gap_seconds": rhythm.gap,
+                    "updates": rhythm.updates,
+                    "seasonal": rhythm.seasonal,
+                },
+                at=rhythm.due,
+            )
+        )
+    return out
+
+
+def _tuning(ctx: RuleContext, asset: str) -> tuple[float, str]:
+    """(sensitivity, direction) for an asset: the first matching override, else the default."""
+    rules = ctx.config.rules
+    for glob, sensitivity, direction in rules.baseline_overrides:
+        if fnmatch.fnmatchcase(asset, glob):
+            return sensitivity or rules.sensitivity, direction or "both"
+    return rules.sensitivity, "both"
+
+
 def _slow_and_volume(ctx: RuleContext) -> list[Finding]:
-    """Duration above k × the median of recent successes; rows outside median ± 3 scaled MADs."""
+    """The latest success's rows, bytes and duration against their learned seasonal band."""
     rules = ctx.config.rules
     m = schema.materializations
     out = []
@@ -467,70 +563,101 @@ def _slow_and_volume(ctx: RuleContext) -> list[Finding]:
         if row.last_status != "success":
             continue
         recent = ctx.conn.execute(
-            sa.select(m.c.duration, m.c.rows, m.c.run_id, m.c.start_time)
+            sa.select(m.c.duration, m.c.rows, m.c.bytes, m.c.run_id, m.c.start_time)
             .where(
                 m.c.asset == name,
                 # `status || ''` keeps the planner on (asset, start_time): the status index
                 # reads every success of every asset in the window (29 s a pass at 1M rows).
                 (m.c.status + "") == "success",
-                m.c.start_time >= ctx.now - rules.volume_window,
+                m.c.start_time >= ctx.now - BASELINE_WINDOW,
                 ctx.upto(m.c.end_time),
             )
             .order_by(m.c.start_time.desc())
-            .limit(max(rules.slow_history, 200) + 1)
+            .limit(2000)
         ).all()
-        if len(recent) < 2:
+        if len(recent) <= rules.baseline_min_history:
             continue
-        latest, history = recent[0], recent[1:]
-        durations = [h.duration for h in history[: rules.slow_history] if h.duration is not None]
-        if latest.duration is not None and len(durations) >= rules.slow_min_history:
-            median = statistics.median(durations)
-            if median > 0 and latest.duration > rules.slow_factor * median:
-                out.append(
-                    Finding(
-                        rule="slow_run",
-                        key=name,
-                        severity="warning",
-                        title="Asset Running Slow",
-                        summary=f"{name} running slow ({_ms(latest.duration)} vs {_ms(median)} avg)",
-                        asset=name,
-                        run_id=latest.run_id,
-                        occurrence=latest.run_id,
-                        at=latest.start_time,
-                        details={
-                            "duration": latest.duration,
-                            "median": median,
-                            "factor": rules.slow_factor,
-                        },
-                    )
+        excluded = ctx.feedback.get(name, set())
+        latest = recent[0]
+        if latest.run_id in excluded:
+            continue  # someone said this run was expected, or a false positive
+        history = [h for h in reversed(recent[1:]) if h.run_id not in excluded]
+        k, direction = _tuning(ctx, name)
+        at = latest.start_time
+        for field_name, label in (("rows", "rows"), ("bytes", "bytes")):
+            value = getattr(latest, field_name)
+            points = [
+                (h.start_time, float(getattr(h, field_name)))
+                for h in history
+                if getattr(h, field_name) is not None
+            ]
+            expected = band(points, at, k=k, min_points=rules.baseline_min_history)
+            if value is None or expected is None:
+                continue
+            dropped = value < expected.low and direction in ("both", "drop")
+            spiked = value > expected.high and direction in ("both", "spike")
+            if not (dropped or spiked):
+                continue
+            change = 100.0 * (value - expected.center) / expected.center if expected.center else 0.0
+            out.append(
+                Finding(
+                    rule="volume_anomaly",
+                    key=name if field_name == "rows" else f"{name}|bytes",
+                    severity="warning",
+                    title="Volume Anomaly",
+                    summary=f"{name} wrote {value:,} {label}, {'below' if dropped else 'above'} "
+                    f"its expected {expected.low:,.0f}–{expected.high:,.0f} "
+                    f"({expected.describe()}, {change:+.0f}%)",
+                    asset=name,
+                    run_id=latest.run_id,
+                    occurrence=latest.run_id,
+                    at=at,
+                    details={
+                        "metric": field_name,
+                        field_name: value,
+                        "median": expected.center,
+                        "low": expected.low,
+                        "high": expected.high,
+                        "seasonal": expected.seasonal,
+                        "direction": "drop" if dropped else "spike",
+                    },
                 )
-        counts = [h.rows for h in history if h.rows is not None]
-        if latest.rows is not None and len(counts) >= rules.volume_min_points:
-            median = statistics.median(counts)
-            mad = statistics.median(abs(c - median) for c in counts) * 1.4826
-            low, high = median - rules.volume_mads * mad, median + rules.volume_mads * mad
-            if latest.rows < low or latest.rows > high:
-                bound, limit = (
-                    ("below the lower bound", low)
-                    if latest.rows < low
-                    else ("above the upper bound", high)
+            )
+        durations = [(h.start_time, float(h.duration)) for h in history if h.duration is not None]
+        expected = band(
+            durations, at, k=k, min_points=rules.baseline_min_history, relative_floor=0.1
+        )
+        duration = latest.duration
+        if (
+            duration is not None
+            and expected is not None
+            and duration > expected.high
+            and duration > rules.slow_factor * expected.center
+            and duration - expected.center >= 1.0
+        ):
+            out.append(
+                Finding(
+                    rule="slow_run",
+                    key=name,
+                    severity="warning",
+                    title="Asset Running Slow",
+                    summary=f"{name} running slow ({format_duration(duration)} vs "
+                    f"{format_duration(expected.center)} expected, {duration / expected.center:.1f}×)"
+                    if expected.center > 0
+                    else f"{name} running slow ({format_duration(duration)})",
+                    asset=name,
+                    run_id=latest.run_id,
+                    occurrence=latest.run_id,
+                    at=at,
+                    details={
+                        "duration": duration,
+                        "median": expected.center,
+                        "high": expected.high,
+                        "factor": rules.slow_factor,
+                        "seasonal": expected.seasonal,
+                    },
                 )
-                change = 100.0 * (latest.rows - median) / median if median else 0.0
-                out.append(
-                    Finding(
-                        rule="volume_anomaly",
-                        key=name,
-                        severity="warning",
-                        title="Volume Anomaly",
-                        summary=f"{name} wrote {latest.rows:,} rows, {bound} {limit:,.0f} "
-                        f"(median {median:,.0f}, {change:+.0f}%)",
-                        asset=name,
-                        run_id=latest.run_id,
-                        occurrence=latest.run_id,
-                        at=latest.start_time,
-                        details={"rows": latest.rows, "median": median, "low": low, "high": high},
-                    )
-                )
+            )
     return out
 
 
@@ -782,6 +909,7 @@ RULES: tuple[tuple[str, Callable[[RuleContext], list[Finding]]], ...] = (
     ("failure", _failures),
     ("checks", _checks),
     ("freshness", _freshness),
+    ("late", _late),
     ("failure_rate", _failure_rate),
     ("slow_and_volume", _slow_and_volume),
     ("schema_drift", _schema_drift),
@@ -808,6 +936,8 @@ def evaluate_rules(
         if name == "checks" and not enabled.checks:
             continue
         if name == "freshness" and not enabled.freshness:
+            continue
+        if name == "late" and not (enabled.freshness and enabled.learned_freshness):
             continue
         findings.extend(rule(ctx))
     _group_by_lineage(ctx, findings)

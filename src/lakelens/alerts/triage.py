@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IncidentView",
     "acknowledge",
+    "feedback",
     "incident",
     "incidents",
     "note",
@@ -318,3 +319,61 @@ def _send(
     record_incident_event(
         conn, row.id, "notified", now, actor="lakelens", text=f"{kind} → {', '.join(destinations)}"
     )
+
+
+FEEDBACK_KINDS = ("false_positive", "expected")
+
+
+def feedback(
+    store: Store,
+    prefix: str,
+    *,
+    kind: str,
+    reason: str | None = None,
+    by: str | None = None,
+    now: float | None = None,
+) -> int:
+    """Take the runs behind an incident's findings out of their assets' learned baselines
+    (a false positive, or something expected such as a planned backfill) and record why.
+    The findings about those runs clear at the next evaluation. Returns how many runs."""
+    if kind not in FEEDBACK_KINDS:
+        raise InvalidArgumentError("Feedback is --false-positive or --expected.")
+    now = time.time() if now is None else now
+    a, f = schema.alerts, schema.baseline_feedback
+    with _write(store) as conn:
+        row = _load(conn, prefix)
+        points = sorted(
+            {
+                (r.asset, r.run_id, r.rule)
+                for r in conn.execute(
+                    sa.select(a.c.asset, a.c.run_id, a.c.rule).where(
+                        a.c.incident_id == row.id, a.c.asset.is_not(None), a.c.run_id.is_not(None)
+                    )
+                )
+            }
+        )
+        for asset, run_id, rule in points:
+            conn.execute(
+                f.insert().values(
+                    incident_id=row.id,
+                    asset=asset,
+                    run_id=run_id,
+                    rule=rule,
+                    kind=kind,
+                    reason=reason,
+                    created_by=by,
+                    time=now,
+                )
+            )
+        label = "false positive" if kind == "false_positive" else "expected"
+        record_incident_event(
+            conn,
+            row.id,
+            "feedback",
+            now,
+            actor=by,
+            text=f"{label}: {len(points)} run(s) out of the baselines"
+            + (f"; {reason}" if reason else ""),
+        )
+        conn.commit()
+    return len(points)

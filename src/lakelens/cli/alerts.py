@@ -554,6 +554,97 @@ def replay(
     )
 
 
+maintenance_app = typer.Typer(
+    help="Maintenance windows: recurring silences such as 'Sat 00:00-06:00' (UTC).",
+    no_args_is_help=True,
+)
+app.add_typer(maintenance_app, name="maintenance")
+
+
+@maintenance_app.command("list")
+def maintenance_list(
+    home: str | None = HomeOption, json_output: bool = JsonOption, no_color: bool = NoColorOption
+) -> None:
+    """Maintenance windows from lakelens.yaml and the CLI, and whether each is open now.
+
+    Example: lakelens alerts maintenance list --json
+    """
+    from rich.markup import escape
+
+    from lakelens.alerts.maintenance import stored_windows
+    from lakelens.cli._common import make_console
+    from lakelens.cli._output import print_json
+
+    service = _service(home)
+    now = time.time()
+    with service.store.connect() as conn:
+        windows = [*service.config.maintenance, *stored_windows(conn)]
+    rows = [
+        {**w.to_dict(), "source": "cli" if w.id else "lakelens.yaml", "open_now": w.open_at(now)}
+        for w in windows
+    ]
+    if json_output:
+        print_json(rows)
+        return
+    console = make_console(no_color)
+    if not rows:
+        console.print("No maintenance windows.")
+        return
+    for row in rows:
+        state = "[yellow]open now[/]" if row["open_now"] else "[dim]closed[/]"
+        assets = ", ".join(row["assets"]) or "every asset"
+        ident = f" [dim]{row['id']}[/]" if row["id"] else " [dim](lakelens.yaml)[/]"
+        console.print(
+            f"{escape(row['schedule'])}  {escape(row['name'])}{ident}  {state}  [dim]{escape(assets)}[/]"
+        )
+
+
+@maintenance_app.command("add")
+def maintenance_add(
+    schedule: str = typer.Argument(
+        ..., help="'Sat 00:00-06:00', 'Mon-Fri 22:00-02:00', 'daily 02:00-03:00' (UTC)."
+    ),
+    asset: list[str] = typer.Option(
+        [], "--asset", "-a", help="Asset glob (repeatable; none: every asset)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="A name to show."),
+    home: str | None = HomeOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Add a recurring window in which the findings of the assets it covers are silenced.
+
+    Example: lakelens alerts maintenance add "Sat 00:00-06:00" --asset "raw.*" --name "warehouse upgrade"
+    """
+    import getpass
+
+    from lakelens.alerts.maintenance import add_window
+    from lakelens.cli._output import console, print_json
+
+    window = add_window(
+        _service(home).store, schedule, name=name, assets=list(asset), by=getpass.getuser()
+    )
+    if json_output:
+        print_json(window.to_dict())
+        return
+    console.print(f"Added maintenance window {window.id}: {window.schedule}.")
+
+
+@maintenance_app.command("remove")
+def maintenance_remove(
+    window_id: str = typer.Argument(..., help="Window id (a unique prefix is enough)."),
+    home: str | None = HomeOption,
+) -> None:
+    """End a maintenance window added with the CLI (those in lakelens.yaml are edited there).
+
+    Example: lakelens alerts maintenance remove 3f2a9c
+    """
+    from lakelens.alerts.maintenance import end_window
+    from lakelens.cli._output import console
+
+    done = end_window(_service(home).store, window_id)
+    console.print(f"Ended maintenance window {done}.")
+
+
 def _cycle_dict(cycle: Any) -> dict[str, Any]:
     return {
         "findings": cycle.evaluation.findings,

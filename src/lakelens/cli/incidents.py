@@ -271,3 +271,39 @@ def note(
         print_json({"id": done, "noted": True})
         return
     console.print(f"Noted on incident {done}.")
+
+
+@app.command("feedback")
+def feedback_(
+    incident_id: str = IdArgument,
+    false_positive: bool = typer.Option(
+        False, "--false-positive", help="Nothing was wrong: the baseline should not have fired."
+    ),
+    expected: bool = typer.Option(
+        False, "--expected", help="It happened, and was expected (a planned backfill, a holiday)."
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the timeline)."),
+    by: str | None = ByOption,
+    home: str | None = HomeOption,
+    json_output: bool = JsonOption,
+) -> None:
+    """Tell lakelens an incident's anomaly was a false positive or expected: its runs leave the
+    learned baselines, so they neither fire now nor skew what is expected later.
+
+    Example: lakelens incidents feedback 3f2a9c --expected --reason "Black Friday backfill"
+    """
+    from lakelens.alerts.triage import feedback
+    from lakelens.cli._output import console, print_json
+    from lakelens.errors import InvalidArgumentError
+
+    if false_positive == expected:
+        raise InvalidArgumentError("Give one of --false-positive or --expected.")
+    kind = "false_positive" if false_positive else "expected"
+    runs = feedback(_store(home), incident_id, kind=kind, reason=reason, by=_who(by))
+    if json_output:
+        print_json({"id": incident_id, "feedback": kind, "runs": runs})
+        return
+    console.print(
+        f"Recorded: {kind.replace('_', ' ')}; {runs} run(s) taken out of the baselines. "
+        "Its findings clear at the next evaluation."
+    )

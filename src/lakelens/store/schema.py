@@ -356,6 +356,39 @@ incident_events = sa.Table(
     sa.Index("ix_incident_events_incident", "incident_id", "time"),
 )
 
+# -- feedback and maintenance (revision 0008) ----------------------------------------------------
+
+# "That was a false positive / expected": the run's points leave the asset's learned baselines.
+baseline_feedback = sa.Table(
+    "baseline_feedback",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32)),
+    sa.Column("asset", sa.String(512), nullable=False),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("rule", sa.String(128)),
+    # false_positive | expected
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_by", sa.String(128)),
+    sa.Column("time", _Time, nullable=False),
+    sa.Index("ix_baseline_feedback_asset", "asset"),
+)
+
+# Recurring silences made with the CLI ("Sat 00:00-06:00"); lakelens.yaml can declare more.
+maintenance_windows = sa.Table(
+    "maintenance_windows",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("schedule", sa.String(128), nullable=False),
+    # JSON list of asset globs; empty or NULL: every asset
+    sa.Column("assets", sa.Text),
+    sa.Column("created_by", sa.String(128)),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("ended_at", _Time),
+)
+
 heartbeats = sa.Table(
     "heartbeats",
     metadata,
