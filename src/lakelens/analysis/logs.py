@@ -15,7 +15,7 @@ from lakelens.model import LEVELS, LogRecord, from_epoch
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["LogFilter", "follow", "page", "parse_level", "search"]
+__all__ = ["LogFilter", "correlated_runs", "follow", "page", "parse_level", "search"]
 
 COLUMNS = "id, time, level, message, logger, run_id, asset, job, trace_id, span_id, attributes"
 
@@ -44,6 +44,7 @@ class LogFilter:
     since: float | None = None
     until: float | None = None
     grep: str | None = None
+    correlation_id: str | None = None
 
     def sql(self) -> tuple[str, dict[str, Any]]:
         """The filter as an SQL condition on `logs` (always true when nothing is set)."""
@@ -53,6 +54,12 @@ class LogFilter:
             if value is not None:
                 clauses.append(f"{column} = :{column}")
                 params[column] = value
+        if self.correlation_id is not None:
+            # Runs tied together by an outside id (LOG_CORRELATION_ID, e.g. a Prefect flow run).
+            clauses.append(
+                "run_id IN (SELECT run_id FROM runs WHERE correlation_id = :correlation_id)"
+            )
+            params["correlation_id"] = self.correlation_id
         if self.min_level is not None:
             clauses.append("level >= :min_level")
             params["min_level"] = self.min_level
@@ -71,6 +78,17 @@ class LogFilter:
             )
             params["grep"] = f"%{escaped}%"
         return (" AND ".join(clauses) or "1 = 1"), params
+
+
+def correlated_runs(conn: Reader | sa.Connection, correlation_id: str) -> list[str]:
+    """The ids of the runs that carry `correlation_id`, oldest first."""
+    return list(
+        borrow(conn).column(
+            "SELECT run_id FROM runs WHERE correlation_id = :correlation_id "
+            "ORDER BY start_time, run_id",
+            {"correlation_id": correlation_id},
+        )
+    )
 
 
 def _record(row: Sequence[Any]) -> LogRecord:

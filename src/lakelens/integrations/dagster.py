@@ -839,10 +839,14 @@ def lakelens_run(
     run_id = context.run.run_id
     job = context.run.job_name or "dagster"
     partition = context.partition_key if context.has_partition_key else None
-    state = RunState(run_id, job, trace_id_for(run_id), partition, joined=True)
+    # An id given by whoever started Dagster (LOG_CORRELATION_ID) is kept and passed on.
+    correlation_id = os.environ.get(ENV_CORRELATION_ID) or run_id
+    state = RunState(
+        run_id, job, trace_id_for(run_id), partition, joined=True, correlation_id=correlation_id
+    )
     exported = {
         ENV_RUN_ID: run_id,
-        ENV_CORRELATION_ID: run_id,
+        ENV_CORRELATION_ID: correlation_id,
         ENV_JOB: job,
         # dbt keeps DBT_ENV_CUSTOM_ENV_* in run_results.json; the dbt importer reads this one
         # as the parent run of the invocation.

@@ -229,6 +229,7 @@ class Runtime:
                     job=os.environ.get(ENV_JOB) or "unknown",
                     trace_id=trace_id_for(run_id),
                     joined=True,
+                    correlation_id=os.environ.get(ENV_CORRELATION_ID) or run_id,
                 )
             self._ambient_checked = True
         return self.ambient
