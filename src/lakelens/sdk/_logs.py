@@ -205,7 +205,7 @@ class StdlibCapture(logging.Handler):
             return
         if (
             record.name.partition(".")[0] in _INTERNAL_LOGGERS
-            or record.threadName.startswith("lakelens-")  # the writer and remote sender
+            or (record.threadName or "").startswith("lakelens-")  # writer, remote sender
         ):
             return
         run, mat, span = FRAME.get()
