@@ -88,6 +88,7 @@ def logs(
         follow,
         last_id,
         parse_level,
+        reported_run,
         search,
     )
     from lakelens.analysis.runs import UnknownRunError, resolve_run_id
@@ -111,10 +112,13 @@ def logs(
             try:
                 where.run_id = resolve_run_id(db, run_id)
             except UnknownRunError:
-                # An orchestrator's id (LOG_CORRELATION_ID) is what people have at hand.
-                if not correlated_runs(db, run_id):
+                if reported_run(db, run_id):  # known only from OTLP spans or log lines
+                    where.run_id = run_id
+                elif correlated_runs(db, run_id):
+                    # An orchestrator's id (LOG_CORRELATION_ID) is what people have at hand.
+                    where.correlation_id = run_id
+                else:
                     raise
-                where.correlation_id = run_id
         position = last_id(db)
         records = search(db, where, limit=limit, up_to_id=position)
     console = make_console(no_color)
