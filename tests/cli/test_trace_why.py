@@ -48,7 +48,7 @@ def test_trace_json_and_last_run_of_asset(pipeline_home) -> None:
 def test_trace_input_errors(pipeline_home) -> None:
     home, _ = pipeline_home
     for args, message in [
-        (["trace", "zzzz"], "No run id starts with 'zzzz'"),
+        (["trace", "zzzz"], "No run id or trace id starts with 'zzzz'"),
         (["trace"], "Give a RUN_ID, or --asset NAME --last"),
         (["trace", "--asset", "stg_entries"], "Give a RUN_ID, or --asset NAME --last"),
     ]:
