@@ -48,7 +48,7 @@ def test_trace_json_and_last_run_of_asset(pipeline_home) -> None:
 def test_trace_input_errors(pipeline_home) -> None:
     home, _ = pipeline_home
     for args, message in [
-        (["trace", "zzzz"], "No run id starts with 'zzzz'"),
+        (["trace", "zzzz"], "No run id or trace id starts with 'zzzz'"),
         (["trace"], "Give a RUN_ID, or --asset NAME --last"),
         (["trace", "--asset", "stg_entries"], "Give a RUN_ID, or --asset NAME --last"),
     ]:
@@ -256,3 +256,29 @@ def test_why_shows_schema_drift_on_the_asset_the_alerts_found(shop, tmp_path) ->
     assert "! stg_orders schema changed: amount: float → text (schema_drift" in out
     assert data["problem"] == "anomalous" and data["anomalies"][0]["rule"] == "schema_drift"
     store.close()
+
+
+def test_short_run_ids_resolve_back_to_their_run(shop) -> None:
+    """Hints print the shortest prefix (8 characters at least) that names one run."""
+    import lakelens
+    from lakelens.analysis.runs import resolve_run_id, short_run_id
+    from lakelens.store import Store
+
+    ids = ["1796625912.101", "1796625987.202", "17966259", "1796625912.1015", "a1b2c3d4-e5f6"]
+
+    def steps(clock):  # type: ignore[no-untyped-def]
+        for run_id in ids:
+            with lakelens.run("load", run_id=run_id):
+                clock.advance(1)
+
+    shop(steps)
+    with Store().reader() as conn:
+        short = {run_id: short_run_id(conn, run_id) for run_id in ids}
+        assert all(resolve_run_id(conn, prefix) == run_id for run_id, prefix in short.items())
+    assert short == {
+        "1796625912.101": "1796625912.101",
+        "1796625987.202": "179662598",
+        "17966259": "17966259",
+        "1796625912.1015": "1796625912.1015",
+        "a1b2c3d4-e5f6": "a1b2c3d4",
+    }

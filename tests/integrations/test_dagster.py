@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: Dagster reads the context and config annotations.
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def orders(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         SEEN_IN_OP["env_run_id"] = os.environ.get("LAKELENS_RUN_ID")
         SEEN_IN_OP["dbt_env"] = os.environ.get("DBT_ENV_CUSTOM_ENV_LAKELENS_RUN_ID")
         lakelens.get_logger("shop").info("lakelens SDK line inside the op")
+        with lakelens.span("fetch orders"):
+            logging.getLogger("shop.api").warning("stdlib line inside the op")
     return dg.MaterializeResult(metadata={"dagster/row_count": 42, "api_seconds": 1.5, "note": "x"})
 
 
@@ -290,12 +293,31 @@ def test_sdk_code_inside_an_op_records_under_the_dagster_run_id(
     store = _store_at(dagster_runs["sdk_home"])
     with store.connect() as conn:
         lines = [r for r in reads.logs(conn) if r.message == "lakelens SDK line inside the op"]
+        stdlib_lines = [r for r in reads.logs(conn) if r.message == "stdlib line inside the op"]
+        spans = reads.spans(conn)
         runs = reads.runs(conn)
     store.close()
     assert {r.run_id for r in lines} == {ok, failed}
     assert all(r.job == "__ephemeral_asset_job__" for r in lines)
+    # They name the asset the op computes, as do spans and stdlib records in the block.
+    assert {r.asset for r in lines} == {"raw.orders"}
+    assert {(r.asset, r.run_id) for r in stdlib_lines} == {
+        ("raw.orders", ok),
+        ("raw.orders", failed),
+    }
+    assert {(s.name, s.asset) for s in spans} == {("fetch orders", "raw.orders")}
     # The SDK joined Dagster's run: it did not record a run of its own.
     assert runs == []
+    # Once the sensor has recorded the Dagster runs, `logs --asset` finds the SDK's lines.
+    store = _store_at(dagster_runs["sdk_home"])
+    record_run(dagster_runs["instance"], ok, defs=DEFS, store=store)
+    store.close()
+    found = CliRunner().invoke(
+        app, ["logs", "--asset", "raw.orders", "--home", str(dagster_runs["sdk_home"])]
+    )
+    assert found.exit_code == 0, found.output
+    assert found.output.count("lakelens SDK line inside the op") == 2
+    assert found.output.count("stdlib line inside the op") == 2
 
 
 # -- the sensor -----------------------------------------------------------------------------

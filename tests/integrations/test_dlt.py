@@ -387,3 +387,40 @@ def test_missing_dlt_fails_with_one_sentence_naming_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "dlt support needs the extra: pip install 'lakelens[dlt]'"
+
+
+def test_why_hints_name_the_failed_load_by_an_unambiguous_prefix(
+    store: Store, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """dlt load ids are epoch seconds: two loads a second apart share their first 8 characters,
+    so the `why` hint must print more of the id for `lakelens trace` to find the run."""
+
+    @dlt.resource(name="readings", table_name="glucose_readings")
+    def readings() -> Iterator[dict[str, Any]]:
+        yield {"id": 1, "mg_dl": 104}
+
+    @dlt.resource(name="readings", table_name="glucose_readings")
+    def failing() -> Iterator[dict[str, Any]]:
+        yield {"id": 2, "mg_dl": 99}
+        raise ConnectionError("API returned 503 after 3 retries")
+
+    lakelens_dlt.run(pipeline("nightscout"), readings())
+    with pytest.raises(PipelineStepFailed) as raised:
+        lakelens_dlt.run(pipeline("nightscout"), failing())
+    assert lakelens.flush()
+    with store.connect() as conn:
+        ids = [run.run_id for run in reads.runs(conn)]
+    assert len(ids) == 2 and ids[0][:8] == ids[1][:8], ids  # what made `[:8]` ambiguous
+
+    runner = CliRunner()
+    home = str(tmp_path / "home")
+    result = runner.invoke(app, ["why", "raw.glucose_readings", "--home", home])
+    assert result.exit_code == 0, result.output
+    hint = result.output.split("lakelens trace ", 1)[1].split()[0]
+    assert raised.value.load_id.startswith(hint) and len(hint) >= 8
+    traced = runner.invoke(app, ["trace", hint, "--home", home])
+    assert traced.exit_code == 0, traced.output
+    assert raised.value.load_id in traced.output
+    logged = runner.invoke(app, ["logs", "--run-id", hint, "--home", home])
+    assert logged.exit_code == 0, logged.output
+    assert "API returned 503" in logged.output

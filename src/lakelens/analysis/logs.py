@@ -15,7 +15,15 @@ from lakelens.model import LEVELS, LogRecord, from_epoch
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["LogFilter", "follow", "page", "parse_level", "search"]
+__all__ = [
+    "LogFilter",
+    "correlated_runs",
+    "follow",
+    "page",
+    "parse_level",
+    "reported_run",
+    "search",
+]
 
 COLUMNS = "id, time, level, message, logger, run_id, asset, job, trace_id, span_id, attributes"
 
@@ -44,15 +52,31 @@ class LogFilter:
     since: float | None = None
     until: float | None = None
     grep: str | None = None
+    correlation_id: str | None = None
 
     def sql(self) -> tuple[str, dict[str, Any]]:
         """The filter as an SQL condition on `logs` (always true when nothing is set)."""
         clauses: list[str] = []
         params: dict[str, Any] = {}
-        for column, value in (("asset", self.asset), ("job", self.job), ("run_id", self.run_id)):
+        for column, value in (("asset", self.asset), ("job", self.job)):
             if value is not None:
                 clauses.append(f"{column} = :{column}")
                 params[column] = value
+        if self.run_id is not None:
+            # OpenTelemetry logs carry only trace and span ids; the run id is on a span of
+            # the trace (`lakelens.run_id`), or the trace is the run's own.
+            clauses.append(
+                "(run_id = :run_id OR (run_id IS NULL AND trace_id IN ("
+                "SELECT trace_id FROM runs WHERE run_id = :run_id "
+                "UNION SELECT trace_id FROM spans WHERE run_id = :run_id)))"
+            )
+            params["run_id"] = self.run_id
+        if self.correlation_id is not None:
+            # Runs tied together by an outside id (LOG_CORRELATION_ID, e.g. a Prefect flow run).
+            clauses.append(
+                "run_id IN (SELECT run_id FROM runs WHERE correlation_id = :correlation_id)"
+            )
+            params["correlation_id"] = self.correlation_id
         if self.min_level is not None:
             clauses.append("level >= :min_level")
             params["min_level"] = self.min_level
@@ -73,9 +97,32 @@ class LogFilter:
         return (" AND ".join(clauses) or "1 = 1"), params
 
 
-def _record(row: Sequence[Any]) -> LogRecord:
-    """A LogRecord from a row of COLUMNS."""
+def correlated_runs(conn: Reader | sa.Connection, correlation_id: str) -> list[str]:
+    """The ids of the runs that carry `correlation_id`, oldest first."""
+    return list(
+        borrow(conn).column(
+            "SELECT run_id FROM runs WHERE correlation_id = :correlation_id "
+            "ORDER BY start_time, run_id",
+            {"correlation_id": correlation_id},
+        )
+    )
+
+
+def reported_run(conn: Reader | sa.Connection, run_id: str) -> bool:
+    """Whether spans or log lines name `run_id` (a run known only from OTLP has no runs row)."""
+    db = borrow(conn)
+    return bool(
+        db.row("SELECT 1 FROM spans WHERE run_id = :run_id", {"run_id": run_id})
+        or db.row("SELECT 1 FROM logs WHERE run_id = :run_id", {"run_id": run_id})
+    )
+
+
+def _record(row: Sequence[Any], run_of_trace: str | None = None) -> LogRecord:
+    """A LogRecord from a row of COLUMNS; `run_of_trace` names the run of a record that has
+    none of its own but was found through its trace."""
     id_, at, level, message, logger, run_id, asset, job, trace_id, span_id, attributes = row
+    if run_id is None:
+        run_id = run_of_trace
     return LogRecord(
         id=id_,
         time=from_epoch(at),  # type: ignore[arg-type]
@@ -109,7 +156,7 @@ def _newest(
         f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY {order} LIMIT :limit",
         {**params, "limit": limit},
     )
-    return [_record(r) for r in reversed(rows)]
+    return [_record(r, where.run_id) for r in reversed(rows)]
 
 
 def search(
@@ -175,7 +222,7 @@ def follow(
                         {**params, "present": present[chunk : chunk + _CHUNK]},
                     )
                     for row in late:
-                        yield _record(row)
+                        yield _record(row, where.run_id)
                 for found in present:
                     holes.pop(found, None)
                 for hole, since in list(holes.items()):
@@ -201,7 +248,7 @@ def follow(
                     {**params, "position": position, "last": ids[-1]},
                 )
                 for row in rows:
-                    yield _record(row)
+                    yield _record(row, where.run_id)
                 position = ids[-1]
                 if len(ids) < _PAGE:
                     break

@@ -10,7 +10,7 @@ from lakelens.errors import LakelensError
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["UnknownRunError", "latest_run_of_asset", "resolve_run_id"]
+__all__ = ["UnknownRunError", "latest_run_of_asset", "resolve_run_id", "short_run_id"]
 
 
 class UnknownRunError(LakelensError):
@@ -36,6 +36,37 @@ def resolve_run_id(conn: Reader | sa.Connection, text: str) -> str:
         )
     shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
     raise UnknownRunError(f"Run id prefix {text!r} is ambiguous ({shown}); type more characters.")
+
+
+def short_run_id(conn: Reader | sa.Connection, run_id: str, *, minimum: int = 8) -> str:
+    """The shortest prefix of `run_id` (at least `minimum` characters) that `resolve_run_id`
+    takes back to it, for hints such as `lakelens trace PREFIX`; the full id when none is.
+
+    dlt load ids are epoch seconds: loads started within ~100 s share their first 8 characters.
+    """
+    if len(run_id) <= minimum:
+        return run_id
+    head = run_id[:minimum]
+    escaped = head.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    others = [
+        other
+        for other in borrow(conn).column(
+            "SELECT run_id FROM runs WHERE run_id LIKE :prefix ESCAPE '/' AND run_id <> :run_id",
+            {"prefix": escaped + "%", "run_id": run_id},
+        )
+        if other.startswith(head)
+    ]
+    length = minimum
+    for other in others:
+        common = next(
+            (i for i, (a, b) in enumerate(zip(run_id, other, strict=False)) if a != b),
+            min(len(run_id), len(other)),
+        )
+        length = max(length, common + 1)
+    prefix = run_id[:length]
+    if length >= len(run_id) or prefix in others:
+        return run_id
+    return prefix
 
 
 def latest_run_of_asset(conn: Reader | sa.Connection, asset: str) -> str | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakelens.analysis._db import Reader
+from lakelens.analysis._db import Reader, borrow
 from lakelens.model import Run, Span
 from lakelens.store import reads
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["SpanNode", "Trace", "load_trace"]
+__all__ = ["SpanNode", "Trace", "load_trace", "load_trace_by_id", "resolve_trace"]
 
 
 @dataclass
@@ -51,7 +51,65 @@ def load_trace(conn: Reader | sa.Connection, run_id: str) -> Trace:
     """The spans of `run_id` (by run id, or by its trace id for spans ingested without one)."""
     runs = reads.runs(conn, run_id=run_id)
     run = runs[0] if runs else None
-    spans = reads.spans(conn, run_id=run_id, trace_id=run.trace_id if run is not None else None)
+    spans = reads.spans(conn, run_id=run_id)
+    # Spans of the run's traces that carry no run id (OpenTelemetry sets `lakelens.run_id` on
+    # the spans it was given to, often only the root).
+    traces = {s.trace_id for s in spans}
+    if run is not None and run.trace_id:
+        traces.add(run.trace_id)
+    seen = {(s.trace_id, s.span_id) for s in spans}
+    for trace_id in sorted(traces):
+        spans += [
+            s
+            for s in reads.spans(conn, trace_id=trace_id)
+            if s.run_id is None and (s.trace_id, s.span_id) not in seen
+        ]
+    return _tree(run, spans)
+
+
+def load_trace_by_id(conn: Reader | sa.Connection, trace_id: str) -> Trace:
+    """Every span of one trace, whether or not a run id came with it."""
+    return _tree(None, reads.spans(conn, trace_id=trace_id))
+
+
+def resolve_trace(conn: Reader | sa.Connection, text: str) -> tuple[str, Trace]:
+    """What `lakelens trace TEXT` shows: the run TEXT names (id or unique prefix, including
+    runs known only from their spans), else the trace TEXT names (id or unique prefix)."""
+    from lakelens.analysis.runs import UnknownRunError, resolve_run_id
+
+    db = borrow(conn)
+    try:
+        run_id = resolve_run_id(conn, text)
+    except UnknownRunError as exc:
+        if db.row("SELECT 1 FROM spans WHERE run_id = :text", {"text": text}):
+            return text, load_trace(conn, text)
+        if "ambiguous" in str(exc):
+            raise
+        escaped = text.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+        traces = [
+            t
+            for t in db.column(
+                "SELECT DISTINCT trace_id FROM spans WHERE trace_id LIKE :prefix ESCAPE '/' "
+                "ORDER BY trace_id LIMIT 6",
+                {"prefix": escaped + "%"},
+            )
+            if t.startswith(text.lower())
+        ]
+        if len(traces) == 1:
+            return traces[0], load_trace_by_id(conn, traces[0])
+        if len(traces) > 1:
+            raise UnknownRunError(
+                f"Trace id prefix {text!r} is ambiguous ({', '.join(traces[:5])}); "
+                "type more characters."
+            ) from None
+        raise UnknownRunError(
+            f"No run id or trace id starts with {text!r}; "
+            "`lakelens metrics asset NAME` lists recent runs."
+        ) from None
+    return run_id, load_trace(conn, run_id)
+
+
+def _tree(run: Run | None, spans: list[Span]) -> Trace:
     spans.sort(key=lambda s: (s.start_time, s.span_id))
     start = min((s.start_time for s in spans), default=None)
     if run is not None and run.start_time is not None and (start is None or run.start_time < start):

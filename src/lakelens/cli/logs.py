@@ -39,6 +39,13 @@ def logs(
     run_id: str | None = typer.Option(
         None, "--run-id", "-r", help="Only records of this run (a unique prefix is enough)."
     ),
+    correlation_id: str | None = typer.Option(
+        None,
+        "--correlation-id",
+        "-c",
+        help="Only records of the runs that carry this correlation id (LOG_CORRELATION_ID, "
+        "e.g. a Prefect flow run id).",
+    ),
     level: str | None = typer.Option(
         None, "--level", "-l", help="Minimum level: DEBUG, INFO, WARNING, ERROR, CRITICAL."
     ),
@@ -67,15 +74,24 @@ def logs(
     home: Optional[str] = HomeOption,  # noqa: UP045
     no_color: bool = NoColorOption,
 ) -> None:
-    """Search logs by asset, job, run, level, time and text; --follow tails them live. Times are UTC.
+    """Search logs by asset, job, run, correlation id, level, time and text; --follow tails them
+    live. Times are UTC.
 
     Example: lakelens logs --asset dlt_glucose_entries --level ERROR --since 2h
     """
     import time
 
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.logs import LogFilter, follow, last_id, parse_level, search
-    from lakelens.analysis.runs import resolve_run_id
+    from lakelens.analysis.logs import (
+        LogFilter,
+        correlated_runs,
+        follow,
+        last_id,
+        parse_level,
+        reported_run,
+        search,
+    )
+    from lakelens.analysis.runs import UnknownRunError, resolve_run_id
     from lakelens.cli._common import make_console, open_store
     from lakelens.units import parse_since
 
@@ -86,13 +102,23 @@ def logs(
         since=parse_since(since, now=now) if since else None,
         until=parse_since(until, now=now, name="--until") if until else None,
         grep=grep,
+        correlation_id=correlation_id,
     )
     store = open_store(home)
     with store.reader() as db:
         if asset is not None:
             where.asset = resolve_asset(db, asset)
         if run_id is not None:
-            where.run_id = resolve_run_id(db, run_id)
+            try:
+                where.run_id = resolve_run_id(db, run_id)
+            except UnknownRunError:
+                if reported_run(db, run_id):  # known only from OTLP spans or log lines
+                    where.run_id = run_id
+                elif correlated_runs(db, run_id):
+                    # An orchestrator's id (LOG_CORRELATION_ID) is what people have at hand.
+                    where.correlation_id = run_id
+                else:
+                    raise
         position = last_id(db)
         records = search(db, where, limit=limit, up_to_id=position)
     console = make_console(no_color)

@@ -16,7 +16,9 @@ def _ms(seconds: float | None) -> str:
 
 
 def trace(
-    run_id: Optional[str] = typer.Argument(None, help="Run id, or a unique prefix of one."),  # noqa: UP045
+    run_id: Optional[str] = typer.Argument(  # noqa: UP045
+        None, help="Run id or trace id, or a unique prefix of one."
+    ),
     asset: str | None = typer.Option(
         None, "--asset", "-a", help="With --last: the latest run of this asset."
     ),
@@ -34,8 +36,8 @@ def trace(
     from rich.tree import Tree
 
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.runs import latest_run_of_asset, resolve_run_id
-    from lakelens.analysis.trace import load_trace
+    from lakelens.analysis.runs import latest_run_of_asset
+    from lakelens.analysis.trace import resolve_trace
     from lakelens.cli._common import make_console, open_store, status_text
     from lakelens.cli._output import print_json
     from lakelens.errors import InvalidArgumentError, LakelensError
@@ -53,8 +55,7 @@ def trace(
                 raise LakelensError(f"Asset {name!r} has no runs yet.")
             run_id = found
         assert run_id is not None
-        full_id = resolve_run_id(conn, run_id)
-        result = load_trace(conn, full_id)
+        full_id, result = resolve_trace(conn, run_id)
     if json_output:
         from lakelens.analysis.shapes import trace_dict
 

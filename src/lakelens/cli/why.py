@@ -30,6 +30,7 @@ def why(
 
     from lakelens.analysis.assets import resolve_asset
     from lakelens.analysis.lineage import load_graph
+    from lakelens.analysis.runs import short_run_id
     from lakelens.analysis.why import diagnose
     from lakelens.cli._common import age, make_console, open_store
     from lakelens.cli._output import print_json
@@ -41,6 +42,8 @@ def why(
         name = resolve_asset(conn, asset)
         graph = load_graph(conn)
         result = diagnose(conn, graph, name, now=now)
+        # Hints name the failed run by a prefix that is unique in this store.
+        hint_id = short_run_id(conn, result.failure.run_id) if result.failure else ""
     target = result.nodes[name]
     if json_output:
         failure = result.failure
@@ -165,8 +168,8 @@ def why(
                     soft_wrap=True,
                 )
         console.print(
-            f"\nNext: [bold]lakelens trace {escape(failure.run_id[:8])}[/] · "
-            f"[bold]lakelens logs --run-id {escape(failure.run_id[:8])}[/] · "
+            f"\nNext: [bold]lakelens trace {escape(hint_id)}[/] · "
+            f"[bold]lakelens logs --run-id {escape(hint_id)}[/] · "
             f"[bold]lakelens lineage impact {escape(root)}[/]"
         )
     elif result.root_problem == "stale":

@@ -8,7 +8,7 @@ and span ids, int64 as strings or numbers, enums as integers).
 |---------------------------------------------|-------------------------------------------------|
 | `lakelens.run_id`, else `openlineage.run_id` / `openlineage.run.id` attribute (span or log record, then scope, then resource) | run id |
 | `lakelens.asset` attribute (same lookup)    | asset                                           |
-| `lakelens.job` attribute (logs)             | job                                             |
+| `lakelens.job` attribute (logs), else resource `service.name` | job                                |
 | span / log attributes                       | attributes (the three `lakelens.*` keys above move to their columns) |
 | resource `service.*` attributes             | copied into attributes; other resource attributes are not stored |
 | scope name and version                      | `otel.scope.name` / `otel.scope.version` on spans; the log's logger is the scope name |
@@ -356,6 +356,10 @@ def _log_row(
     span_id = _id(record.span_id, 8, "spanId")
     own = _attributes(record.attributes)
     run_id, asset, job = _context(own, scope_attributes, resource)
+    if job is None:
+        # The program that logged: OpenTelemetry's name for it is the service.
+        service = resource.get("service.name")
+        job = _text(str(service))[:_MAX_NAME] if service not in (None, "") else None
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     body = _value(record.body, 0) if record.HasField("body") else None
     if isinstance(body, str):

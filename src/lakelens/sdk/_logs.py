@@ -192,11 +192,21 @@ def get_logger(name: str | None = None, **initial_values: Any) -> Any:
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+# Loggers of lakelens itself and of what it runs for its store (Alembic migrations): their
+# records describe lakelens, not the user's pipeline.
+_INTERNAL_LOGGERS = frozenset({"lakelens", "alembic"})
+
+
 class StdlibCapture(logging.Handler):
-    """Stores standard-library log records emitted inside a run, with its context."""
+    """Stores the user's standard-library log records emitted inside a run, with its context."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno < RT.settings.log_level_number:
+            return
+        if (
+            record.name.partition(".")[0] in _INTERNAL_LOGGERS
+            or (record.threadName or "").startswith("lakelens-")  # writer, remote sender
+        ):
             return
         run, mat, span = FRAME.get()
         if run is None:

@@ -30,6 +30,9 @@ class RunState:
     partition: str | None = None
     joined: bool = False
     failed_assets: list[str] = field(default_factory=list)
+    # The id that ties this run to others (an orchestrator's, e.g. a Prefect flow run id);
+    # the run id itself when nothing outside gave one.
+    correlation_id: str | None = None
 
 
 def _check_name(value: object, what: str) -> str:
@@ -79,11 +82,29 @@ class RunContext:
         if inherited is not None and self._run_id is None and inherited.joined:
             # Started by a parent process inside its run: join it instead of starting another.
             self.state = RunState(
-                inherited.run_id, inherited.job, inherited.trace_id, self.partition, joined=True
+                inherited.run_id,
+                inherited.job,
+                inherited.trace_id,
+                self.partition,
+                joined=True,
+                correlation_id=inherited.correlation_id,
             )
         else:
             run_id = self._run_id or RT.new_id()
-            self.state = RunState(run_id, self.job, trace_id_for(run_id), self.partition)
+            # Kept from the enclosing run, else from whoever started this process
+            # (LOG_CORRELATION_ID), and passed on unchanged.
+            correlation_id = (
+                (frame[0].correlation_id if frame[0] is not None else None)
+                or os.environ.get(ENV_CORRELATION_ID)
+                or run_id
+            )
+            self.state = RunState(
+                run_id,
+                self.job,
+                trace_id_for(run_id),
+                self.partition,
+                correlation_id=correlation_id[:128],
+            )
             RT.writer.put(
                 Run(
                     run_id=run_id,
@@ -93,7 +114,7 @@ class RunContext:
                     partition=self.partition,
                     trigger=self.trigger,
                     tags=self.tags,
-                    correlation_id=run_id,
+                    correlation_id=self.state.correlation_id,
                     trace_id=self.state.trace_id,
                     parent_run_id=self.parent_run_id or (frame[0].run_id if frame[0] else None),
                 )
@@ -106,7 +127,11 @@ class RunContext:
         return self
 
     def _export_env(self, state: RunState) -> None:
-        values = {ENV_RUN_ID: state.run_id, ENV_CORRELATION_ID: state.run_id, ENV_JOB: state.job}
+        values = {
+            ENV_RUN_ID: state.run_id,
+            ENV_CORRELATION_ID: state.correlation_id or state.run_id,
+            ENV_JOB: state.job,
+        }
         for key, value in values.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
@@ -207,7 +232,9 @@ def run(
     """Start a run of `job`: `with lakelens.run("daily_glucose_pipeline", partition="2024-10-15") as run:`.
 
     Works as a decorator too. The run id (a UUID unless given) is exported to child processes
-    as LAKELENS_RUN_ID and LOG_CORRELATION_ID; a child process using lakelens joins the run.
+    as LAKELENS_RUN_ID; a child process using lakelens joins the run. A LOG_CORRELATION_ID set
+    by whoever started the process (another orchestrator) is kept as the run's correlation id
+    and passed on unchanged; without one, the run id is exported as LOG_CORRELATION_ID.
     An exception marks the run failed, is recorded with its traceback, and propagates.
     """
     return RunContext(job, run_id=run_id, partition=partition, trigger=trigger, tags=tags)

@@ -174,6 +174,7 @@ class Runtime:
                     if not self._atexit_registered:
                         atexit.register(self._at_exit)
                         self._atexit_registered = True
+                    _flush_at_multiprocessing_exit(self)
                 writer = self._writer
         return writer
 
@@ -229,9 +230,25 @@ class Runtime:
                     job=os.environ.get(ENV_JOB) or "unknown",
                     trace_id=trace_id_for(run_id),
                     joined=True,
+                    correlation_id=os.environ.get(ENV_CORRELATION_ID) or run_id,
                 )
+                # Its `logging` records belong to the run too, as in the parent.
+                from lakelens.sdk._logs import install_stdlib_capture
+
+                install_stdlib_capture()
             self._ambient_checked = True
         return self.ambient
+
+
+def _flush_at_multiprocessing_exit(runtime: Runtime) -> None:
+    """A multiprocessing child ends with os._exit(), which skips atexit: flush in its own
+    exit hook instead (the one that runs its finalizers), or its events are lost."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None or mp.parent_process() is None:
+        return
+    from multiprocessing import util
+
+    util.Finalize(runtime, runtime._at_exit, exitpriority=100)
 
 
 RT = Runtime()

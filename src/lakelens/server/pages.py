@@ -681,7 +681,7 @@ def logs_page(
 
 def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
-        from lakelens.analysis.logs import LogFilter, search
+        from lakelens.analysis.logs import LogFilter, correlated_runs, search
         from lakelens.analysis.runs import resolve_run_id
         from lakelens.analysis.trace import load_trace
         from lakelens.store import reads
@@ -701,6 +701,12 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
             "spans": spans,
             "waterfall": charts.waterfall_svg(trace),
             "logs": search(conn, LogFilter(run_id=full), limit=1000),
+            # Other runs with the same correlation id (an orchestrator's id, e.g. Prefect's).
+            "correlated": [
+                other for other in correlated_runs(conn, run.correlation_id) if other != full
+            ]
+            if run.correlation_id and run.correlation_id != full
+            else [],
             "level_class": _level_class,
         }
 
