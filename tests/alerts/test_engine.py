@@ -345,12 +345,12 @@ def test_silence_and_acknowledge(recorder, receiver) -> None:
 def test_slow_run_volume_anomaly_and_schema_drift(recorder, receiver) -> None:
     store, clock = recorder
     cfg = config(receiver)
-    for i in range(12):  # more than the 10 points a baseline needs
+    for i in range(12):  # over a week: the 10 points and the 7 days a baseline needs
         with lakelens.run("job"), lakelens.asset("publish"):
             clock.advance(5)
             lakelens.record(rows=480 + i)
             lakelens.schema({"id": "int", "value": "float"})
-        clock.advance(300)
+        clock.advance(16 * HOUR)
     engine = AlertEngine(store, cfg)
     lakelens.flush()
     assert engine.evaluate(now=clock()).fired == []

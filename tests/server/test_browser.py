@@ -65,8 +65,8 @@ def _record_hostile(home: Path) -> None:
 
 
 def _open_incidents(home: Path) -> None:
-    """Let the alert engine group the demo's findings into incidents now (no group wait), and
-    acknowledge one with a note, as someone on call would."""
+    """Evaluate once more (no group wait) and acknowledge one of the demo's open incidents
+    with a note, as someone on call would."""
     from lakelens.alerts import triage
     from lakelens.alerts.config import load_alerting
     from lakelens.alerts.engine import AlertEngine
@@ -77,7 +77,9 @@ def _open_incidents(home: Path) -> None:
     store = Store(settings=settings)
     try:
         config = load_alerting(settings)
-        opened = AlertEngine(store, config).evaluate(group_wait=0).opened
+        AlertEngine(store, config).evaluate(group_wait=0)  # the hostile asset recorded since
+        with store.connect() as conn:
+            opened = [i.id for i in triage.incidents(conn)]  # the demo evaluated at its end
         assert opened, "the demo should leave something broken"
         triage.acknowledge(store, opened[0], config=config, by="alice")
         triage.note(store, opened[0], "Looking at the API; vendor ticket 4411.", by="alice")

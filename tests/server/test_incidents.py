@@ -151,7 +151,7 @@ def test_a_secret_stored_in_a_delivery_error_is_masked_on_pages_and_api(world: A
     for path in (f"/incidents/{world['broken']}", f"/api/v1/incidents/{world['broken']}"):
         text = client.get(path).text
         assert SECRET not in text, path
-        assert "https://hooks.example.com/services/T…/…/****." in text, path
+        assert "https://hooks.example.com/services/****/****/****." in text, path
     assert SECRET not in client.get("/alerts").text
 
 

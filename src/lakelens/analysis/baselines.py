@@ -31,9 +31,11 @@ __all__ = [
 HOUR = 3600.0
 DAY = 24 * HOUR
 WEEK = 7 * DAY
-# Weekly seasonality needs two whole weeks; daily needs two days.
-WEEKLY_SPAN = 2 * WEEK
+# Weekly seasonality needs a whole week of history; daily needs two days. Values are judged
+# only after a week: before it, a first weekend or a first month-end is not yet known.
+WEEKLY_SPAN = WEEK
 DAILY_SPAN = 2 * DAY
+BAND_MIN_SPAN = WEEK
 # 1970-01-01 was a Thursday: shift so that hour-of-week 0 is Monday 00:00 UTC.
 _MONDAY_OFFSET_HOURS = 3 * 24
 
@@ -145,7 +147,7 @@ def _next_active(
         slot = slot_of(t)
         seen.setdefault(slot, set()).add(int(t // period))
         minutes.setdefault(slot, []).append(t % HOUR)
-    needed = max(2, math.ceil(0.5 * periods))
+    needed = max(1, math.ceil(0.5 * periods))
     active = {slot for slot, which in seen.items() if len(which) >= needed}
     if not active or slot_of(due) in active:
         return due
@@ -181,22 +183,24 @@ def band(
     *,
     k: float = 4.0,
     min_points: int = 10,
-    min_seasonal: int = 4,
+    min_seasonal: int = 3,
     relative_floor: float = 0.05,
+    min_span: float = BAND_MIN_SPAN,
 ) -> Band | None:
-    """The band for a value recorded at `at`, from (time, value) `history` before it."""
+    """The band for a value recorded at `at`, from (time, value) `history` before it; None
+    before `min_points` values over `min_span` of history."""
     if len(history) < min_points:
         return None
     span = at - history[0][0]
+    if span < min_span:
+        return None
     values: list[float] = []
     seasonal = None
     if span >= WEEKLY_SPAN:
-        target = hour_of_week(at)
-        values = [v for t, v in history if _near(hour_of_week(t), target, 168)]
+        values = _same_time(history, at, WEEK)
         seasonal = "weekly"
     if len(values) < min_seasonal and span >= DAILY_SPAN:
-        target = hour_of_day(at)
-        values = [v for t, v in history if _near(hour_of_day(t), target, 24)]
+        values = _same_time(history, at, DAY)
         seasonal = "daily"
     if len(values) < min_seasonal:
         values = [v for _, v in history[-200:]]
@@ -212,6 +216,7 @@ def band(
     )
 
 
-def _near(slot: int, target: int, slots: int) -> bool:
-    distance = abs(slot - target)
-    return min(distance, slots - distance) <= 1
+def _same_time(history: Sequence[tuple[float, float]], at: float, period: float) -> list[float]:
+    """The values recorded within 90 minutes of `at`'s time of the week (or day)."""
+    near, far = 1.5 * HOUR, period - 1.5 * HOUR
+    return [v for t, v in history if not near < (at - t) % period < far]
