@@ -76,14 +76,25 @@ class Serve:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
         self.log = tmp_path / f"serve-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKELENS_", "OPENLINEAGE"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("LAKELENS_", "OPENLINEAGE"))
+        }
         env.update(LAKELENS_DATABASE_URL=database_url, LAKELENS_LOG_FORMAT="json")
         if token:
             env["LAKELENS_API_TOKEN"] = token
         home = tmp_path / "serve-home"
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "lakelens", "serve", "--home", str(home), "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "lakelens",
+                    "serve",
+                    "--home",
+                    str(home),
+                    "--port",
+                    str(self.port),
+                ],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

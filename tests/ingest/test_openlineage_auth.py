@@ -87,7 +87,9 @@ def test_the_page_shows_the_three_configurations() -> None:
     ]
     # The client ignores auth keys beside OPENLINEAGE_URL: no block may suggest that.
     for variables in documented:
-        assert not ("OPENLINEAGE_URL" in variables and "OPENLINEAGE__TRANSPORT__AUTH__TYPE" in variables)
+        assert not (
+            "OPENLINEAGE_URL" in variables and "OPENLINEAGE__TRANSPORT__AUTH__TYPE" in variables
+        )
 
 
 @pytest.mark.parametrize("index", range(3), ids=["url_api_key", "http_transport", "async_http"])
