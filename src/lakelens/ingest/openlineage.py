@@ -3,7 +3,7 @@
 | OpenLineage                                   | lakelens                                            |
 |-----------------------------------------------|-----------------------------------------------------|
 | eventType START / RUNNING / COMPLETE / FAIL / ABORT | run and materialization status started / started / success / failure / canceled |
-| eventTime                                     | start time (START), end time (COMPLETE, FAIL, ABORT) |
+| eventTime                                     | end time (COMPLETE, FAIL, ABORT); the earliest is the start |
 | run.runId                                     | run id (the trace id is `trace_id_for(runId)`)      |
 | job namespace + name                          | job `namespace/name`; just `name` in namespace "default" |
 | output dataset                                | a materialization per output per run, id derived from runId + asset |
@@ -13,7 +13,8 @@
 | run facet parent                              | parent run id                                       |
 | run facet nominalTime                         | partition (a date at midnight UTC, else ISO time)   |
 | outputStatistics, dataQualityMetrics          | rows and bytes of the output's materialization      |
-| dataQualityAssertions (inputs or outputs)     | check results on that dataset                       |
+| dataQualityAssertions (inputs or outputs)     | check results on that dataset, one per run + check  |
+| run facet test (TestRunFacet)                 | check results on the run's output, else first input |
 | schema (inputs or outputs)                    | schema snapshots (same hash as `lakelens.schema()`) |
 | any other facet                               | kept as JSON: run tags `openlineage.*`, materialization attributes |
 
