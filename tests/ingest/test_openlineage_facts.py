@@ -249,3 +249,56 @@ def test_test_run_facets_are_check_results(serve_ol: Any, store_url: str) -> Non
         assert _check_totals(store) == (1, 1, 1, 1)
     finally:
         store.close()
+
+
+def test_column_lineage_is_shown(
+    serve_ol: Any, store_url: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """columnLineage reaches `lineage show --json`, `lineage export --format json` and the API."""
+    import json
+
+    from openlineage.client.generated import column_lineage_dataset
+    from typer.testing import CliRunner
+
+    from lakelens.cli.main import app
+
+    server = serve_ol()
+    (run_id,) = _ids(1)
+    lineage = column_lineage_dataset.ColumnLineageDatasetFacet(
+        fields={
+            "total": column_lineage_dataset.Fields(
+                inputFields=[
+                    column_lineage_dataset.InputField(NS, "orders", "amount"),
+                    column_lineage_dataset.InputField(NS, "orders", "tax"),
+                ]
+            )
+        }
+    )
+    revenue = OutputDataset(NS, "revenue", facets={"columnLineage": lineage})
+    _send(
+        server,
+        _event(
+            RunState.COMPLETE,
+            3,
+            run_id,
+            "revenue",
+            inputs=[InputDataset(NS, "orders")],
+            outputs=[revenue],
+        ),
+    )
+    orders, rev = f"{NS}/orders", f"{NS}/revenue"
+    expected = [{"upstream": orders, "downstream": rev, "columns": {"total": ["amount", "tax"]}}]
+
+    assert server.get(f"/api/v1/lineage/{rev}")["column_lineage"] == expected
+    (edge,) = server.get("/api/v1/lineage")["edges"]
+    assert edge == expected[0]
+
+    monkeypatch.setenv("LAKELENS_DATABASE_URL", store_url)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["lineage", "show", rev, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["column_lineage"] == expected
+    out = tmp_path / "lineage.json"
+    exported = runner.invoke(app, ["lineage", "export", "--format", "json", "--output", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(out.read_text())["edges"] == expected
