@@ -203,6 +203,7 @@ def test_json_export_and_neighbourhood(tmp_path) -> None:
     assert {
         "upstream": "publish_glucose_marts",
         "downstream": "superset_glucose_dashboard",
+        "columns": None,
     } in data["edges"]
     assert json.loads(json.dumps(data)) == data
     store.close()

@@ -1,12 +1,20 @@
-"""A stand-in HTTP endpoint on 127.0.0.1 (Marquez, an OTLP collector) that keeps every request."""
+"""A stand-in HTTP endpoint on 127.0.0.1 (Marquez, an OTLP collector) that keeps every request,
+and a real `lakelens serve` for the real OpenLineage client."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 
@@ -56,3 +64,81 @@ def http_recorder() -> Iterator[Recorder]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Serve:
+    """`lakelens serve` in a subprocess on 127.0.0.1, on the store at `database_url`."""
+
+    def __init__(self, tmp_path: Path, database_url: str, token: str | None) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = token
+        self.log = tmp_path / f"serve-{self.port}.log"
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("LAKELENS_", "OPENLINEAGE"))
+        }
+        env.update(LAKELENS_DATABASE_URL=database_url, LAKELENS_LOG_FORMAT="json")
+        if token:
+            env["LAKELENS_API_TOKEN"] = token
+        home = tmp_path / "serve-home"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lakelens",
+                    "serve",
+                    "--home",
+                    str(home),
+                    "--port",
+                    str(self.port),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"lakelens serve exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/livez", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"lakelens serve did not answer:\n{self.log.read_text()}")
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET an API path with the token; the JSON answer."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = httpx.get(self.url + path, params=params, headers=headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def serve_ol(tmp_path: Path, store_url: str) -> Iterator[Callable[..., Serve]]:
+    """Start `lakelens serve` on the test's store (SQLite and PostgreSQL); stopped at the end."""
+    started: list[Serve] = []
+
+    def start(token: str | None = None) -> Serve:
+        server = Serve(tmp_path, store_url, token)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

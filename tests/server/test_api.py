@@ -155,7 +155,7 @@ def test_lineage_depth_and_direction(client: Any, odd_asset: str) -> None:
     assert up["upstream"][0]["truncated"] is True
     assert client.get("/api/v1/lineage/stg_entries", params={"depth": 0}).status_code == 400
     graph = client.get("/api/v1/lineage").json()
-    assert {"upstream": "api", "downstream": "dlt_entries"} in graph["edges"]
+    assert {"upstream": "api", "downstream": "dlt_entries", "columns": None} in graph["edges"]
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

@@ -162,7 +162,12 @@ def asset_metrics(
         freshness_seconds=asset["freshness_seconds"],
         last_success_time=last_success,
         age_seconds=None if last_success is None else max(0.0, now - last_success),
-        last_status=asset["last_status"],
+        # The run its own table lists first: the asset's kept state follows successes and
+        # failures only, so a canceled run there would read as "no runs".
+        last_status=next(
+            (r.status for r in rows if r.status not in ("queued", "started")),
+            asset["last_status"],
+        ),
         last_duration=finished[0].duration_seconds if finished else None,
         avg_duration=sum(durations) / len(durations) if durations else None,
         p95_duration=_percentile(durations, 0.95),

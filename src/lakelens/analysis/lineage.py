@@ -21,6 +21,7 @@ __all__ = [
     "LineageNode",
     "TreeNode",
     "annotate",
+    "column_lineage",
     "find_cycles",
     "impact",
     "load_graph",
@@ -61,6 +62,9 @@ class LineageGraph:
     nodes: dict[str, LineageNode]
     upstream: dict[str, list[str]]
     downstream: dict[str, list[str]]
+    # (upstream, downstream) → {downstream column: [its upstream columns]}, for the edges that
+    # have a column mapping (OpenLineage columnLineage, dbt), merged over their sources.
+    columns: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
 
     def edges(self) -> list[tuple[str, str]]:
         return [(up, down) for up in sorted(self.downstream) for down in self.downstream[up]]
@@ -90,17 +94,44 @@ def load_graph(conn: Reader | sa.Connection) -> LineageGraph:
     }
     upstream: dict[str, set[str]] = {}
     downstream: dict[str, set[str]] = {}
-    for up, down in db.rows("SELECT DISTINCT upstream, downstream FROM lineage_edges"):
+    columns: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for up, down, mapping in db.rows("SELECT upstream, downstream, columns FROM lineage_edges"):
         downstream.setdefault(up, set()).add(down)
         upstream.setdefault(down, set()).add(up)
         for name in (up, down):
             if name not in nodes:
                 nodes[name] = LineageNode(name)
+        if mapping:
+            _merge_columns(columns.setdefault((up, down), {}), json.loads(mapping))
     return LineageGraph(
         nodes=nodes,
         upstream={k: sorted(v) for k, v in upstream.items()},
         downstream={k: sorted(v) for k, v in downstream.items()},
+        columns={edge: mapping for edge, mapping in columns.items() if mapping},
     )
+
+
+def _merge_columns(into: dict[str, list[str]], mapping: object) -> None:
+    """Add a stored {column: [upstream columns]} mapping (anything else is skipped)."""
+    if not isinstance(mapping, dict):
+        return
+    for column, sources in mapping.items():
+        if not isinstance(sources, list):
+            continue
+        merged = into.setdefault(str(column), [])
+        merged.extend(str(s) for s in sources if str(s) not in merged)
+
+
+def column_lineage(
+    graph: LineageGraph, names: Iterable[str] | None = None
+) -> list[dict[str, object]]:
+    """The edges with a column mapping (between `names` when given), as plain data."""
+    keep = None if names is None else set(names)
+    return [
+        {"upstream": up, "downstream": down, "columns": graph.columns[(up, down)]}
+        for up, down in sorted(graph.columns)
+        if keep is None or (up in keep and down in keep)
+    ]
 
 
 class GraphCache:
@@ -338,4 +369,5 @@ def neighbourhood(graph: LineageGraph, asset: str, depth: int | None = None) -> 
         downstream={
             k: [d for d in v if d in keep] for k, v in graph.downstream.items() if k in keep
         },
+        columns={e: c for e, c in graph.columns.items() if e[0] in keep and e[1] in keep},
     )

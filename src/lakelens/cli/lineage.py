@@ -73,7 +73,13 @@ def show(
     from rich.tree import Tree
 
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.lineage import annotate, find_cycles, load_graph, tree
+    from lakelens.analysis.lineage import (
+        annotate,
+        column_lineage,
+        find_cycles,
+        load_graph,
+        tree,
+    )
     from lakelens.analysis.shapes import tree_dict
     from lakelens.cli._common import make_console, now, open_store
     from lakelens.cli._output import print_json
@@ -98,6 +104,7 @@ def show(
                 if "down" in trees
                 else None,
                 "cycles": cycles,
+                "column_lineage": column_lineage(graph, shown),
             }
         )
         return

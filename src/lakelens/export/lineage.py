@@ -93,7 +93,7 @@ def to_mermaid(graph: LineageGraph) -> str:
 
 
 def to_json(graph: LineageGraph) -> dict[str, Any]:
-    """Nodes, edges and cycles as plain data."""
+    """Nodes, edges (with their column mapping, or None) and cycles as plain data."""
     return {
         "nodes": [
             {
@@ -107,6 +107,9 @@ def to_json(graph: LineageGraph) -> dict[str, Any]:
             }
             for n in (graph.nodes[name] for name in sorted(graph.nodes))
         ],
-        "edges": [{"upstream": up, "downstream": down} for up, down in graph.edges()],
+        "edges": [
+            {"upstream": up, "downstream": down, "columns": graph.columns.get((up, down))}
+            for up, down in graph.edges()
+        ],
         "cycles": find_cycles(graph),
     }

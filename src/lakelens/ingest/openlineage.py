@@ -3,7 +3,7 @@
 | OpenLineage                                   | lakelens                                            |
 |-----------------------------------------------|-----------------------------------------------------|
 | eventType START / RUNNING / COMPLETE / FAIL / ABORT | run and materialization status started / started / success / failure / canceled |
-| eventTime                                     | start time (START), end time (COMPLETE, FAIL, ABORT) |
+| eventTime                                     | end time (COMPLETE, FAIL, ABORT); the earliest is the start |
 | run.runId                                     | run id (the trace id is `trace_id_for(runId)`)      |
 | job namespace + name                          | job `namespace/name`; just `name` in namespace "default" |
 | output dataset                                | a materialization per output per run, id derived from runId + asset |
@@ -13,7 +13,8 @@
 | run facet parent                              | parent run id                                       |
 | run facet nominalTime                         | partition (a date at midnight UTC, else ISO time)   |
 | outputStatistics, dataQualityMetrics          | rows and bytes of the output's materialization      |
-| dataQualityAssertions (inputs or outputs)     | check results on that dataset                       |
+| dataQualityAssertions (inputs or outputs)     | check results on that dataset, one per run + check  |
+| run facet test (TestRunFacet)                 | check results on the run's output, else first input |
 | schema (inputs or outputs)                    | schema snapshots (same hash as `lakelens.schema()`) |
 | any other facet                               | kept as JSON: run tags `openlineage.*`, materialization attributes |
 
@@ -374,6 +375,7 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
                 )
     for dataset in event.inputs + event.outputs:
         _checks(dataset, event, batch)
+    tests = _tests(event, batch)
     if event.kind != "run" or event.event_type not in _STATUS:
         return
     assert event.run_id is not None and event.job is not None
@@ -381,7 +383,7 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
     start = event.time if event.event_type == "START" else None
     end = event.time if event.event_type in _ENDS else None
     if start is not None:
-        seen.starts.setdefault(event.run_id, start)
+        seen.starts[event.run_id] = min(start, seen.starts.get(event.run_id, start))
     error_type, message, traceback, language = _error(event.run_facets.get("errorMessage"))
     partition = _partition(event.run_facets.get("nominalTime"))
     parent = event.run_facets.get("parent")
@@ -396,7 +398,8 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
         tags["openlineage.producer"] = event.producer
     if language:
         tags["openlineage.error_language"] = language
-    kept = {f"openlineage.run.{k}": v for k, v in event.run_facets.items() if k != "errorMessage"}
+    mapped = {"errorMessage", *tests}
+    kept = {f"openlineage.run.{k}": v for k, v in event.run_facets.items() if k not in mapped}
     kept.update({f"openlineage.job.{k}": v for k, v in event.job_facets.items()})
     # Statistics of inputs describe data this run did not produce: kept, not mapped.
     input_facets = {d.asset: kept_facets for d in event.inputs if (kept_facets := _kept(d.facets))}
@@ -408,7 +411,9 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
             run_id=event.run_id,
             job=event.job,
             status=status,
-            start_time=start,
+            # Clients do send COMPLETE- or FAIL-only runs: whichever event comes first opens
+            # the run, and the store keeps the earliest time it was given as the start.
+            start_time=event.time,
             end_time=end,
             partition=partition,
             tags=dict(tags),
@@ -437,6 +442,7 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
                 run_id=event.run_id,
                 asset=output.asset,
                 status=status,
+                # None: the store gives it the start of its run.
                 start_time=start or seen.starts.get(event.run_id),
                 end_time=end,
                 partition=partition,
@@ -550,59 +556,106 @@ def _rows_seen(facets: dict[str, Any]) -> int | None:
 
 
 def _checks(dataset: _Dataset, event: _Event, batch: Batch) -> None:
+    """Check results from a dataset's dataQualityAssertions facet."""
     facet = dataset.facets.get("dataQualityAssertions")
     assertions = facet.get("assertions") if isinstance(facet, dict) else None
     if not isinstance(assertions, list):
         return
     total = _rows_seen(dataset.facets)
-    for position, item in enumerate(assertions):
+    for item in assertions:
         if not isinstance(item, dict) or not isinstance(item.get("success"), bool):
             continue
-        assertion = item.get("assertion")
-        given = item.get("name")
-        column = item.get("column")
-        if isinstance(given, str) and given:
-            name = given
-        elif isinstance(assertion, str) and assertion:
-            name = f"{assertion}({column})" if isinstance(column, str) and column else assertion
-        else:
-            continue
-        if len(name) > _MAX_CHECK_NAME:
-            name = name[: _MAX_CHECK_NAME - 1] + "…"
-        try:
-            severity = parse_severity(item.get("severity") or "warning")
-        except InvalidArgumentError:
-            severity = "warning"
-        description = item.get("description")
+        assertion, column = item.get("assertion"), item.get("column")
+        if isinstance(assertion, str) and assertion and isinstance(column, str) and column:
+            assertion = f"{assertion}({column})"
         extra = {
             k: v
             for k, v in item.items()
             if k not in ("success", "name", "severity", "description") and v not in (None, {}, [])
         }
-        batch.checks.append(
-            CheckResult(
-                id=_uuid(
-                    "check",
-                    event.run_id or "",
-                    dataset.asset,
-                    name,
-                    event.event_type or "",
-                    event.time.isoformat(),
-                    str(position),
-                ),
-                asset=dataset.asset,
-                name=name,
-                passed=item["success"],
-                severity=severity,
-                time=event.time,
-                run_id=event.run_id,
-                value=_number(item.get("actual")),
-                threshold=_number(item.get("expected")),
-                total_rows=total,
-                message=description if isinstance(description, str) else None,
-                attributes={"source": SOURCE, **extra},
-            )
+        _check(dataset.asset, event, batch, item, item["success"], assertion, total, extra)
+
+
+def _tests(event: _Event, batch: Batch) -> list[str]:
+    """Check results from TestRunFacets (dbt-ol's singular tests); the names of the facets used.
+
+    The facet names no dataset: its results go to the run's one output, else its first input.
+    A test facet of a run with no datasets stays a tag.
+    """
+    datasets = event.outputs or event.inputs
+    if not datasets:
+        return []
+    used = []
+    for facet_name, facet in event.run_facets.items():
+        tests = facet.get("tests")
+        if facet_name != "test" and "/TestRunFacet.json" not in str(facet.get("_schemaURL")):
+            continue
+        if not isinstance(tests, list):
+            continue
+        used.append(facet_name)
+        for item in tests:
+            status = item.get("status") if isinstance(item, dict) else None
+            if not isinstance(status, str) or status.lower() not in ("pass", "fail"):
+                continue  # "skip": not executed, no result
+            assert isinstance(item, dict)
+            extra = {
+                k: v
+                for k, v in item.items()
+                if k not in ("status", "name", "severity", "description")
+                and v not in (None, {}, [])
+            }
+            if len(datasets) > 1:
+                extra["datasets"] = [d.asset for d in datasets]
+            passed = status.lower() == "pass"
+            _check(datasets[0].asset, event, batch, item, passed, item.get("type"), None, extra)
+    return used
+
+
+def _check(
+    asset: str,
+    event: _Event,
+    batch: Batch,
+    item: dict[str, Any],
+    passed: bool,
+    kind: object,
+    total: int | None,
+    attributes: dict[str, Any],
+) -> None:
+    """One check result; named by `name`, else by its kind (`not_null(id)`)."""
+    given = item.get("name")
+    if isinstance(given, str) and given:
+        name = given
+    elif isinstance(kind, str) and kind:
+        name = kind
+    else:
+        return
+    if len(name) > _MAX_CHECK_NAME:
+        name = name[: _MAX_CHECK_NAME - 1] + "…"
+    try:
+        severity = parse_severity(item.get("severity") or "warning")
+    except InvalidArgumentError:
+        severity = "warning"
+    description = item.get("description")
+    # One run's result for one check on one asset is one result: clients repeat assertions on
+    # START, RUNNING and COMPLETE (dbt-ol sends each test on START and COMPLETE), and the
+    # latest replaces the earlier ones. Results outside a run are told apart by their time.
+    key = event.run_id if event.run_id is not None else "@" + event.time.isoformat()
+    batch.checks.append(
+        CheckResult(
+            id=_uuid("check", key, asset, name),
+            asset=asset,
+            name=name,
+            passed=passed,
+            severity=severity,
+            time=event.time,
+            run_id=event.run_id,
+            value=_number(item.get("actual")),
+            threshold=_number(item.get("expected")),
+            total_rows=total,
+            message=description if isinstance(description, str) else None,
+            attributes={"source": SOURCE, **attributes},
         )
+    )
 
 
 def _schema(dataset: _Dataset, event: _Event, batch: Batch) -> None:

@@ -301,7 +301,7 @@ def get_lineage(
     ),
 ) -> Response:
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.lineage import annotate, find_cycles, tree
+    from lakelens.analysis.lineage import annotate, column_lineage, find_cycles, tree
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
@@ -328,5 +328,6 @@ def get_lineage(
             "upstream": tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
             "downstream": tree_dict(trees["down"], graph)["children"] if "down" in trees else None,
             "cycles": find_cycles(graph, shown),
+            "column_lineage": column_lineage(graph, shown),
         }
     )

@@ -29,7 +29,8 @@ __all__ = ["Part", "write_batch", "write_batches"]
 
 
 def _merge(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Fold several events for one key into one row: later non-null values win; terminal status sticks."""
+    """Fold several events for one key into one row: later non-null values win, except that the
+    earliest start wins and a terminal status sticks (as in the upsert)."""
     merged: dict[Any, dict[str, Any]] = {}
     for row in rows:
         current = merged.get(row[key])
@@ -38,6 +39,9 @@ def _merge(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
             continue
         for name, value in row.items():
             if value is None:
+                continue
+            if name == "start_time" and current.get(name) is not None:
+                current[name] = min(current[name], value)
                 continue
             if (
                 name == "status"
@@ -127,6 +131,17 @@ def _check_row(check: CheckResult) -> tuple[Any, ...]:
     )
 
 
+def _check_rows(checks: Sequence[CheckResult]) -> list[tuple[Any, ...]]:
+    """One row per check id, the latest by time (PostgreSQL refuses to upsert a row twice in
+    one statement)."""
+    latest: dict[str, CheckResult] = {}
+    for check in checks:
+        earlier = latest.get(check.id)
+        if earlier is None or (to_epoch(check.time) or 0) >= (to_epoch(earlier.time) or 0):
+            latest[check.id] = check
+    return [_check_row(c) for c in latest.values()]
+
+
 _CHECK_COLUMNS = (
     "id",
     "run_id",
@@ -159,13 +174,13 @@ class _Appender:
         table: str,
         columns: Sequence[str],
         mark: str,
-        ignore_conflicts: bool,
+        on_conflict: str,
         *,
         multirow: bool,
     ) -> None:
         self.head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         self.row_marks = "(" + ", ".join([mark] * len(columns)) + ")"
-        self.tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+        self.tail = f" {on_conflict}" if on_conflict else ""
         self.single = self.head + self.row_marks + self.tail
         self.multirow = multirow
         self._sql: dict[int, str] = {}
@@ -231,16 +246,29 @@ class _Statements:
         def append_sql(
             table: sa.Table, columns: Sequence[str], ignore_conflicts: bool = False
         ) -> _Appender:
-            return _Appender(table.name, columns, mark, ignore_conflicts, multirow=self.sqlite)
+            on_conflict = "ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+            return _Appender(table.name, columns, mark, on_conflict, multirow=self.sqlite)
 
         def compiled(stmt: Any, keys: Sequence[str] | None = None) -> _Compiled:
             return _Compiled(stmt, dialect, keys)
 
         self.logs = append_sql(schema.logs, LOG_COLUMNS)
         self.spans = append_sql(schema.spans, SPAN_COLUMNS, ignore_conflicts=True)
-        self.checks = append_sql(schema.check_results, _CHECK_COLUMNS, ignore_conflicts=True)
+        # One result per check id: a repeat (the same assertion on START, RUNNING and COMPLETE)
+        # replaces the earlier result unless it is older. An UPDATE, so the rollup triggers
+        # (revision 0006) take the old row's share out and put the new one in.
+        self.checks = _Appender(
+            schema.check_results.name,
+            _CHECK_COLUMNS,
+            mark,
+            "ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _CHECK_COLUMNS if c != "id")
+            + " WHERE excluded.time >= check_results.time",
+            multirow=self.sqlite,
+        )
         self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
 
+        self.run_start = f"SELECT start_time FROM runs WHERE run_id = {mark}"
         self.runs = compiled(self._state_upsert(insert, schema.runs, "run_id"), _RUN_KEYS)
         self.materializations = compiled(
             self._state_upsert(insert, schema.materializations, "id"), _MATERIALIZATION_KEYS
@@ -299,6 +327,15 @@ class _Statements:
         set_: dict[str, Any] = {
             c.name: sa.func.coalesce(excluded[c.name], c) for c in table.c if c.name != key
         }
+        # The earliest start anyone reported: an OpenLineage COMPLETE that arrived first gave
+        # its own time, its START (sent earlier, delivered later) knows better.
+        start = sa.case(
+            (excluded.start_time.is_(None), table.c.start_time),
+            (table.c.start_time.is_(None), excluded.start_time),
+            (excluded.start_time < table.c.start_time, excluded.start_time),
+            else_=table.c.start_time,
+        )
+        set_["start_time"] = start
         set_["status"] = sa.case(
             (
                 sa.and_(_is_terminal(table.c.status), sa.not_(_is_terminal(excluded.status))),
@@ -307,9 +344,7 @@ class _Statements:
             else_=excluded.status,
         )
         if "duration" in table.c:
-            set_["duration"] = sa.func.coalesce(
-                excluded.end_time, table.c.end_time
-            ) - sa.func.coalesce(excluded.start_time, table.c.start_time)
+            set_["duration"] = sa.func.coalesce(excluded.end_time, table.c.end_time) - start
         return stmt.on_conflict_do_update(index_elements=[key], set_=set_)
 
 
@@ -495,6 +530,7 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
         sql.runs.many(cursor, _merge((_run_row(r) for r in batch.runs), "run_id"))
     if batch.materializations:
         merged = _merge((_materialization_row(m) for m in batch.materializations), "id")
+        _start_with_runs(cursor, sql, merged)
         for row in merged:
             # Events merged into one row (a START and its COMPLETE) each lacked the other end.
             start, end = row["start_time"], row["end_time"]
@@ -504,7 +540,7 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
     if batch.edges:
         sql.edges.many(cursor, _edge_rows(batch))
     if batch.checks:
-        sql.checks.write(cursor, [_check_row(c) for c in batch.checks])
+        sql.checks.write(cursor, _check_rows(batch.checks))
     if batch.logs:
         sql.logs.write(cursor, batch.logs)
     if batch.spans:
@@ -519,6 +555,20 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
         )
     if batch.schemas:
         _write_schemas(conn, batch.schemas)
+
+
+def _start_with_runs(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:
+    """A materialization reported without a start (an OpenLineage output first listed on
+    COMPLETE) started with its run, as far as anyone knows."""
+    starts: dict[str, float | None] = {}
+    for row in rows:
+        if row["start_time"] is not None or row["run_id"] is None:
+            continue
+        if row["run_id"] not in starts:
+            cursor.execute(sql.run_start, (row["run_id"],))
+            found = cursor.fetchone()
+            starts[row["run_id"]] = found[0] if found else None
+        row["start_time"] = starts[row["run_id"]]
 
 
 _STATE_LATEST = """
