@@ -53,6 +53,7 @@ class Store:
 
             with self._lock:
                 if self._engine is None:
+                    self._check_file()
                     engine = create_store_engine(
                         self.url,
                         synchronous=self.settings.sqlite_synchronous,
@@ -61,7 +62,10 @@ class Store:
                     try:
                         if self._auto_upgrade and not migrate.is_current(engine):
                             migrate.upgrade(engine)
-                    except sa.exc.OperationalError as exc:
+                    except StoreError:
+                        engine.dispose()
+                        raise
+                    except sa.exc.DatabaseError as exc:
                         engine.dispose()
                         raise StoreError(
                             f"Cannot open the store at {self.location}: {exc.orig}. "
@@ -69,6 +73,15 @@ class Store:
                         ) from None
                     self._engine = engine
         return self._engine
+
+    def _check_file(self) -> None:
+        """A SQLite file that is damaged, not SQLite, or another program's: one line, not a
+        traceback, and never a lakelens schema added to someone else's database."""
+        path = sqlite_file(self.url)
+        if path is not None:
+            from lakelens.store.damage import check_file
+
+            check_file(path)
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,6 +118,8 @@ class Store:
         from lakelens.store import migrate
         from lakelens.store.engine import PostgresTimeouts, create_store_engine
 
+        if self._engine is None:
+            self._check_file()
         engine = self._engine or create_store_engine(
             self.url,
             synchronous=self.settings.sqlite_synchronous,

@@ -205,6 +205,7 @@ def create_store_engine(
     engine = sa.create_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine, synchronous)
+        _name_damage(engine, parsed.database or ":memory:")
     else:
         _bound_waits(engine, _connection_class(timeouts.answer if timeouts else None))
     return engine
@@ -230,3 +231,12 @@ def _tune_sqlite(engine: sa.Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute("PRAGMA cache_size=-32000")
         cursor.close()
+
+
+def _name_damage(engine: sa.Engine, database: str) -> None:
+    """A damaged file raises StoreDamagedError naming it (and what to do), not a driver error."""
+    from lakelens.store.damage import damage_error
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> BaseException | None:
+        return damage_error(database, context.original_exception)
