@@ -22,6 +22,20 @@ __all__ = ["Store"]
 # a CLI read of an up-to-date SQLite store never needs them (see `reader`).
 
 
+def _wal_limit() -> int:
+    """LAKELENS_SQLITE_WAL_LIMIT_MB in bytes (not a Settings field yet: read here, once per
+    engine); 64 MiB when unset or not a positive number."""
+    import os
+
+    from lakelens.store.engine import WAL_LIMIT_BYTES
+
+    try:
+        megabytes = float(os.environ.get("LAKELENS_SQLITE_WAL_LIMIT_MB", ""))
+    except ValueError:
+        return WAL_LIMIT_BYTES
+    return int(megabytes * 1024 * 1024) if megabytes > 0 else WAL_LIMIT_BYTES
+
+
 class Store:
     """The event store at `url` (SQLite file or PostgreSQL); safe to share between threads."""
 
@@ -58,6 +72,7 @@ class Store:
                         self.url,
                         synchronous=self.settings.sqlite_synchronous,
                         timeouts=PostgresTimeouts.from_settings(self.settings),
+                        wal_limit=_wal_limit(),
                     )
                     try:
                         if self._auto_upgrade and not migrate.is_current(engine):
@@ -124,6 +139,7 @@ class Store:
             self.url,
             synchronous=self.settings.sqlite_synchronous,
             timeouts=PostgresTimeouts.from_settings(self.settings),
+            wal_limit=_wal_limit(),
         )
         self._engine = engine
         return migrate.upgrade(engine)
