@@ -148,7 +148,10 @@ class Store:
         """Write one batch in one transaction; with `batch_id`, at most once (False for a repeat)."""
         if batch_id is None and not len(batch):
             return True
+        from lakelens._clean import batch_caps
         from lakelens.store.writes import write_batch
+
+        batch_caps(batch)  # writers that bypassed the ingest boundary (SDK, importers)
 
         return write_batch(self.engine, batch, batch_id=batch_id, **claim)
 
