@@ -13,7 +13,7 @@ calls these, so one rule holds for all of them:
 - No text is longer than `MAX_TEXT_CHARS` (64 Ki characters): a longer log message, error
   message, traceback or attribute value keeps its beginning and ends with a marker,
   "… [cut: 10,485,760 chars, first 65,492 kept]". Labels (logger, error type) are cut at
-  `MAX_LABEL_CHARS`. docs/ingest.md lists the caps.
+  `MAX_LABEL_CHARS`. docs/deploy.md lists the caps.
 
 Rows already stored by older versions may break these rules; `stored_json` reads them
 without failing (cut at the depth limit, text cleaned).

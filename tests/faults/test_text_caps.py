@@ -69,3 +69,82 @@ def test_writes_that_bypass_the_ingest_boundary_are_cut_too(tmp_path: Path) -> N
     assert logger.startswith("l" * 900) and error_type.endswith(
         "… [cut: 5,000 chars, first 988 kept]"
     )
+
+
+def _huge_message() -> Any:
+    from lakelens.alerts.destinations.base import AlertMessage
+
+    return AlertMessage(
+        notification_id="n1",
+        fingerprint="f1",
+        action="trigger",
+        rule="failure",
+        severity="critical",
+        title="Asset materialization failed " + "t" * 100_000,
+        summary="s" * FOUR_MB,
+        time=1_700_000_000.0,
+        first_seen=1_700_000_000.0,
+        asset="raw.orders",
+        run_id="r1",
+        error="E" * FOUR_MB,
+        impact=[f"mart.table_{i}" for i in range(50_000)],
+        findings=["f" * 10_000 for _ in range(500)],
+        details={"blob": "d" * FOUR_MB},
+    )
+
+
+def _sent_bodies(monkeypatch: Any) -> dict[str, int]:
+    """The size in bytes of what each built-in destination sends for a message with a 4 MB
+    error, a 4 MB summary, 4 MB of details and 5 MB of findings."""
+    from lakelens.alerts.destinations import alertmanager, email, pagerduty, slack, webhook
+    from lakelens.alerts.destinations.base import DeliveryResult
+
+    sizes: dict[str, Any] = {}
+    message = _huge_message()
+    http_kinds = [
+        (webhook.WebhookDestination, {"type": "webhook", "url": "http://127.0.0.1:9/hook"}),
+        (slack.SlackDestination, {"type": "slack", "url": "http://127.0.0.1:9/s"}),
+        (pagerduty.PagerDutyDestination, {"type": "pagerduty", "routing_key": "k" * 32}),
+        (alertmanager.AlertmanagerDestination, {"type": "alertmanager", "url": "http://127.0.0.1:9"}),
+    ]  # fmt: skip
+    for cls, config in http_kinds:
+        destination = cls.from_config("d", config)
+
+        def post(body: bytes, headers: Any, kind: str = cls.kind) -> DeliveryResult:
+            sizes[kind] = body
+            return DeliveryResult(ok=True)
+
+        monkeypatch.setattr(destination._http, "post", post)
+        assert destination.send(message).ok
+    mail = email.EmailDestination.from_config(
+        "e", {"type": "email", "host": "127.0.0.1", "sender": "a@b.c", "recipients": ["d@e.f"]}
+    )
+
+    def deliver(built: Any) -> DeliveryResult:
+        sizes["email"] = built.as_bytes()
+        return DeliveryResult(ok=True)
+
+    monkeypatch.setattr(mail, "_deliver", deliver)
+    assert mail.send(message).ok
+    return sizes
+
+
+def test_every_destination_caps_a_whole_message_body(monkeypatch: Any) -> None:
+    bodies = _sent_bodies(monkeypatch)
+    limits = {  # documented in docs/deploy.md, "Timeouts and limits"
+        "webhook": 256 * 1024,
+        "slack": 64 * 1024,
+        "pagerduty": 400 * 1024,
+        "alertmanager": 256 * 1024,
+        "email": 1024 * 1024,
+    }
+    assert set(bodies) == set(limits)
+    for kind, body in bodies.items():
+        assert len(body) <= limits[kind], (kind, len(body))
+    # What was cut says so: the webhook's error keeps its start and the original length.
+    import json
+
+    data = json.loads(bodies["webhook"])["data"]
+    assert data["error"].startswith("EEEE")
+    assert "[cut: 4,194,304 chars" in data["error"]
+    assert data["impact"][-1].startswith("… and ")
