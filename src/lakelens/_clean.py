@@ -10,6 +10,10 @@ calls these, so one rule holds for all of them:
   the reason names the field and the limit.
 - Numbers that are not finite, and integers outside the 64-bit range, reject their event;
   the reason names the field.
+- No text is longer than `MAX_TEXT_CHARS` (64 Ki characters): a longer log message, error
+  message, traceback or attribute value keeps its beginning and ends with a marker,
+  "… [cut: 10,485,760 chars, first 65,492 kept]". Labels (logger, error type) are cut at
+  `MAX_LABEL_CHARS`. docs/deploy.md lists the caps.
 
 Rows already stored by older versions may break these rules; `stored_json` reads them
 without failing (cut at the depth limit, text cleaned).
@@ -26,8 +30,12 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_DEPTH",
+    "MAX_LABEL_CHARS",
+    "MAX_TEXT_CHARS",
     "Unfit",
+    "batch_caps",
     "batch_text",
+    "cut",
     "data",
     "loads",
     "stored_json",
@@ -35,6 +43,11 @@ __all__ = [
 ]
 
 MAX_DEPTH = 32
+# Characters of one text (a log message, an error, a traceback, an attribute value), marker
+# included: a 10 MB message was stored and served back whole (pages up to 18.9 MB).
+MAX_TEXT_CHARS = 64 * 1024
+# Characters of a label: a logger name, an error type.
+MAX_LABEL_CHARS = 1024
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # Longer integer literals are out of range anyway; parsing them costs quadratic time.
@@ -48,8 +61,25 @@ class Unfit(ValueError):
     """A value that cannot be stored; the message names the field and the rule."""
 
 
+def cut(value: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """`value` when it has at most `limit` characters; else its beginning and a marker that
+    says how long it was, `limit` characters in all (so cutting again changes nothing)."""
+    if len(value) <= limit:
+        return value
+    marker = f"… [cut: {len(value):,} chars, first {{kept:,}} kept]"
+    kept = limit
+    for _ in range(3):  # the marker's length depends on the number it shows
+        kept = max(0, limit - len(marker.format(kept=kept)))
+    while kept and kept + len(marker.format(kept=kept)) > limit:
+        kept -= 1
+    return value[:kept] + marker.format(kept=kept)
+
+
 def text(value: str) -> str:
-    """`value` without lone surrogates and NUL characters (each becomes U+FFFD)."""
+    """`value` without lone surrogates and NUL characters (each becomes U+FFFD), cut at
+    MAX_TEXT_CHARS."""
+    if len(value) > MAX_TEXT_CHARS:
+        value = cut(value)
     if value.isascii():
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if "\x00" in value:
@@ -94,7 +124,9 @@ class _Where(Exception):
 def _data(value: Any, depth: int, limit: int, numbers: bool) -> Any:
     kind = type(value)
     if kind is str:
-        return value if value.isascii() and "\x00" not in value else text(value)
+        if len(value) <= MAX_TEXT_CHARS and value.isascii() and "\x00" not in value:
+            return value
+        return text(value)
     if kind is dict or kind is list or kind is tuple:
         if depth > limit:
             raise _Where(f"nested more than {limit} levels deep (the limit)")
@@ -104,9 +136,8 @@ def _data(value: Any, depth: int, limit: int, numbers: bool) -> Any:
                 out = {}
                 for key, item in value.items():
                     name = key if type(key) is str else str(key)
-                    out[name if name.isascii() and "\x00" not in name else text(name)] = _data(
-                        item, depth + 1, limit, numbers
-                    )
+                    clean = len(name) <= MAX_TEXT_CHARS and name.isascii() and "\x00" not in name
+                    out[name if clean else text(name)] = _data(item, depth + 1, limit, numbers)
                 return out
             items = []
             for key in range(len(value)):
@@ -219,3 +250,48 @@ def _texts(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_texts(v) for v in value)
     return value
+
+
+# Fields of the Batch's events with their caps: text (messages, errors) and labels.
+_TEXT_FIELDS = {
+    "runs": (("error_message", "error_traceback"), ("error_type",)),
+    "materializations": (("error_message", "error_traceback"), ("error_type",)),
+    "checks": (("message",), ()),
+    "assets": (("description",), ()),
+}
+_LOG_MESSAGE = 2  # events.LOG_COLUMNS
+_LOG_LOGGER = 3
+_SPAN_ERROR = 9  # events.SPAN_COLUMNS
+
+
+def batch_caps(batch: Any) -> None:
+    """Cut, in place, the long texts of an events.Batch to MAX_TEXT_CHARS (labels to
+    MAX_LABEL_CHARS): the store's side of the caps, for writers that bypass `data` (the
+    SDK in-process, importers). Cheap: a length check per field."""
+    for name, (texts, labels) in _TEXT_FIELDS.items():
+        for event in getattr(batch, name):
+            for attr, limit in [(a, MAX_TEXT_CHARS) for a in texts] + [
+                (a, MAX_LABEL_CHARS) for a in labels
+            ]:
+                value = getattr(event, attr, None)
+                if type(value) is str and len(value) > limit:
+                    setattr(event, attr, cut(value, limit))
+    logs = batch.logs
+    for i, row in enumerate(logs):
+        message, logger = row[_LOG_MESSAGE], row[_LOG_LOGGER]
+        long_message = type(message) is str and len(message) > MAX_TEXT_CHARS
+        long_logger = type(logger) is str and len(logger) > MAX_LABEL_CHARS
+        if long_message or long_logger:
+            fixed = list(row)
+            if long_message:
+                fixed[_LOG_MESSAGE] = cut(message)
+            if long_logger:
+                fixed[_LOG_LOGGER] = cut(logger, MAX_LABEL_CHARS)
+            logs[i] = tuple(fixed)
+    spans = batch.spans
+    for i, row in enumerate(spans):
+        error = row[_SPAN_ERROR] if len(row) > _SPAN_ERROR else None
+        if type(error) is str and len(error) > MAX_TEXT_CHARS:
+            fixed = list(row)
+            fixed[_SPAN_ERROR] = cut(error)
+            spans[i] = tuple(fixed)

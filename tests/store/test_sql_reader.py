@@ -71,8 +71,9 @@ def test_reader_gives_the_same_answers_on_both_databases(store_url: str) -> None
 
 def test_a_file_without_the_current_schema_is_migrated_before_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "lakelens.db"
-    with sqlite3.connect(path) as conn:  # an empty database file, as `touch` would leave
-        conn.execute("CREATE TABLE unrelated (x)")
+    with sqlite3.connect(path) as conn:  # a SQLite database with no tables yet
+        conn.execute("PRAGMA user_version = 1")
+    assert path.stat().st_size > 0
     assert SqliteReader.open(path) is None  # not read directly without alembic_version
     store = Store(f"sqlite:///{path}")
     try:
@@ -83,6 +84,22 @@ def test_a_file_without_the_current_schema_is_migrated_before_it_is_read(tmp_pat
         store.close()
     with Store(f"sqlite:///{path}").reader() as db:
         assert isinstance(db, SqliteReader)
+
+
+def test_a_file_with_other_tables_is_refused_not_migrated(tmp_path: Path) -> None:
+    """Someone else's database is never given lakelens tables (it used to be migrated)."""
+    from lakelens.store.damage import StoreDamagedError
+
+    path = tmp_path / "lakelens.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE unrelated (x)")
+    store = Store(f"sqlite:///{path}")
+    with pytest.raises(StoreDamagedError, match="not a lakelens store"):
+        store.reader()
+    store.close()
+    with sqlite3.connect(path) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("unrelated",)]
 
 
 def test_a_missing_store_is_created_on_first_read(tmp_path: Path) -> None:

@@ -71,6 +71,20 @@ def _summary(name: str, component: dict[str, Any]) -> str:
     return text if len(text) <= 100 else text[:99] + "…"
 
 
+def _open_or_fail(store: Any) -> None:
+    """A file that is not a lakelens store at all is one line (StoreDamagedError), not a
+    table of components that all fail for the same reason."""
+    from lakelens.store.damage import StoreDamagedError
+
+    try:
+        with store.reader():
+            pass
+    except StoreDamagedError:
+        raise
+    except Exception:  # the store component reports it
+        pass
+
+
 def health(
     url: Optional[str] = typer.Option(  # noqa: UP045
         None,
@@ -104,6 +118,8 @@ def health(
 
         store = Store(settings=settings)
         try:
+            if store.is_sqlite:
+                _open_or_fail(store)
             report = HealthChecker.from_settings(settings, store).check_all()
         finally:
             store.close()

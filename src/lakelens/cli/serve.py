@@ -73,7 +73,7 @@ def _check_port(host: str, port: int) -> None:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host.strip("[]"), port))
+            probe.bind((host, port))
         except OSError as exc:
             raise LakelensError(
                 f"Cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port or --host."
@@ -107,6 +107,8 @@ def serve(
     from lakelens.server.security import is_loopback
 
     settings = load_settings(home=home)
+    # "[::1]" is how an IPv6 address is written in a URL; the socket wants "::1".
+    host = host.strip().removeprefix("[").removesuffix("]")
     if not is_loopback(host) and not settings.api_token:
         if not insecure:
             raise LakelensError(

@@ -159,7 +159,7 @@ def get_runs(
 
 
 @router.get(
-    "/runs/{run_id}",
+    "/runs/{run_id:path}",  # run ids may hold "/" (dbt, OpenLineage)
     summary="One run: its materializations, checks and spans (`lakelens trace`)",
     responses=_NOT_FOUND,
 )

@@ -36,6 +36,10 @@ ENTRY_POINT_GROUP = "lakelens.health_checks"
 WARNING_PERCENT = 80.0
 CRITICAL_PERCENT = 95.0
 SLOW_STORE_MS = 1000.0
+# Seconds between two `PRAGMA quick_check`s of a SQLite store (health: integrity_seconds).
+INTEGRITY_SECONDS = 600.0
+# Seconds a /health with no integrity result yet waits for the first quick_check.
+FIRST_INTEGRITY_WAIT = 2.0
 _SYNONYMS = {
     "healthy": "healthy",
     "ok": "healthy",
@@ -155,6 +159,8 @@ class HealthChecker:
         self.clock = clock
         self._components: dict[str, _Component] = {}
         self._lock = threading.Lock()
+        # The SQLite file's scheduled quick_check (None: PostgreSQL, or turned off).
+        self.integrity: IntegrityProbe | None = None
 
     @classmethod
     def from_settings(
@@ -166,7 +172,10 @@ class HealthChecker:
         ttl = _positive(options.get("cache_seconds"), 30.0)
         timeout = _positive(options.get("timeout_seconds"), 5.0)
         checker = cls(clock=clock)
-        checker.register("store", lambda: check_store(store), ttl=ttl, timeout=timeout)
+        integrity_every = options.get("integrity_seconds", INTEGRITY_SECONDS)
+        checker.integrity = IntegrityProbe.for_store(store, _positive(integrity_every, 0.0))
+        integrity = checker.integrity
+        checker.register("store", lambda: check_store(store, integrity), ttl=ttl, timeout=timeout)
         checker.register("disk", lambda: check_disk(settings, store), ttl=ttl, timeout=timeout)
         checker.register("memory", check_memory, ttl=ttl, timeout=timeout)
         checker.register(
@@ -367,19 +376,85 @@ def schema_state(store: Store) -> tuple[str | None, str | None]:
         return migrate.current_revision(store.engine), HEAD_REVISION
 
 
-def check_store(store: Store) -> tuple[str, dict[str, Any]]:
+class IntegrityProbe:
+    """`PRAGMA quick_check` of the SQLite store file, in a thread of its own, at most once
+    every `interval` seconds: `/health` and `/readyz` read the last result and never wait
+    for a whole-file read (seconds on a big store), except once for the very first."""
+
+    def __init__(
+        self, path: Any, interval: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.path = path
+        self.interval = interval
+        self.clock = clock
+        self.problem: str | None = None
+        self.error: str | None = None  # why the last check could not run
+        self.checked_at: float | None = None  # epoch seconds of the last finished check
+        self._last_start = float("-inf")
+        self._running: threading.Thread | None = None
+        self._first = threading.Event()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_store(cls, store: Store, interval: float) -> IntegrityProbe | None:
+        from lakelens.store.sql import sqlite_file
+
+        path = sqlite_file(store.url)
+        return cls(path, interval) if path is not None and interval > 0 else None
+
+    def _run(self) -> None:
+        from lakelens.store.damage import quick_check
+
+        try:
+            problem = quick_check(self.path) if self.path.exists() else None
+        except Exception as exc:  # not damage (a lock, an I/O error): no news; next time
+            problem = self.problem
+            self.error = _first_line(exc)
+        with self._lock:
+            self.problem, self.checked_at = problem, time.time()
+        self._first.set()
+
+    def latest(self, wait: float = 0.0) -> tuple[str | None, float | None]:
+        """(first problem found or None, when it was checked or None if never); starts a
+        check when the last one is older than the interval."""
+        with self._lock:
+            due = self.clock() - self._last_start >= self.interval
+            if due and (self._running is None or not self._running.is_alive()):
+                self._last_start = self.clock()
+                self._running = threading.Thread(
+                    target=self._run, name="lakelens-integrity", daemon=True
+                )
+                self._running.start()
+        if wait > 0:
+            self._first.wait(wait)
+        with self._lock:
+            return self.problem, self.checked_at
+
+
+def check_store(
+    store: Store, integrity: IntegrityProbe | None = None
+) -> tuple[str, dict[str, Any]]:
     began = time.perf_counter()
     with store.reader() as db:
         db.value("SELECT 1")
     latency = (time.perf_counter() - began) * 1000
     current, head = schema_state(store)
-    details = {
+    details: dict[str, Any] = {
         "backend": "sqlite" if store.is_sqlite else "postgresql",
         "location": store.location,
         "latency_ms": round(latency, 3),
         "revision": current,
         "head": head,
     }
+    if integrity is not None:
+        problem, checked_at = integrity.latest(wait=FIRST_INTEGRITY_WAIT)
+        details["integrity"] = "pending" if checked_at is None else (problem or "ok")
+        details["integrity_checked_at"] = checked_at
+        if problem is not None:
+            from lakelens.store.damage import damaged
+
+            details["problem"] = str(damaged(integrity.path, f"quick_check: {problem}"))
+            return "unhealthy", details
     if current != head:
         details["problem"] = "migrations are not applied: run `lakelens db upgrade`"
         return "degraded", details

@@ -713,7 +713,8 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
     return build
 
 
-@router.get("/runs/{run_id}", response_class=HTMLResponse)
+# `:path`: run ids may hold "/" (dbt, OpenLineage producers); links send it as %2F.
+@router.get("/runs/{run_id:path}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str) -> HTMLResponse:
     return _page(request, "run.html", "runs", _run(run_id))
 

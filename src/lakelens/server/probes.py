@@ -133,4 +133,9 @@ async def readyz(request: Request) -> JSONResponse:
         return _not_ready("the store is not reachable")
     if current != head:
         return _not_ready(f"store at revision {current}, expected {head}")
+    integrity = ctx.health.integrity
+    if integrity is not None:
+        problem, _ = integrity.latest()  # the scheduled quick_check; never waits for it
+        if problem is not None:
+            return _not_ready("the store file is damaged (PRAGMA quick_check); see /health")
     return JSONResponse({"status": "ready"})

@@ -156,21 +156,46 @@ async def read_body(
     return body
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _too_large(limit: int) -> str:
     return f"The request body is larger than {limit // (1024 * 1024)} MiB; send smaller batches."
 
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    """The inflated body; every member of a multi-member gzip body, under one `limit`.
+
+    Anything after the end of the compressed data that is not another gzip member is a 400
+    naming it, never dropped in silence.
+    """
     from fastapi import HTTPException
 
-    wbits = 16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise HTTPException(400, f"The {encoding} body cannot be decompressed: {exc}.") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise HTTPException(413, _too_large(limit) + " (after decompression)")
-    if not inflater.eof:
-        raise HTTPException(400, f"The {encoding} body is truncated.")
-    return data
+    gzip = encoding != "deflate"
+    wbits = 16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            data = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise HTTPException(
+                400, f"The {encoding} body cannot be decompressed: {exc}."
+            ) from None
+        size += len(data)
+        parts.append(data)
+        if size > limit or inflater.unconsumed_tail:
+            raise HTTPException(413, _too_large(limit) + " (after decompression)")
+        if not inflater.eof:
+            raise HTTPException(400, f"The {encoding} body is truncated.")
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
+        if not (gzip and rest.startswith(_GZIP_MAGIC)):
+            raise HTTPException(
+                400,
+                f"The {encoding} body has {len(rest):,} bytes after the end of its compressed "
+                "data; send one compressed stream (or whole gzip members) and nothing after it.",
+            )

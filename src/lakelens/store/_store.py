@@ -22,6 +22,20 @@ __all__ = ["Store"]
 # a CLI read of an up-to-date SQLite store never needs them (see `reader`).
 
 
+def _wal_limit() -> int:
+    """LAKELENS_SQLITE_WAL_LIMIT_MB in bytes (not a Settings field yet: read here, once per
+    engine); 64 MiB when unset or not a positive number."""
+    import os
+
+    from lakelens.store.engine import WAL_LIMIT_BYTES
+
+    try:
+        megabytes = float(os.environ.get("LAKELENS_SQLITE_WAL_LIMIT_MB", ""))
+    except ValueError:
+        return WAL_LIMIT_BYTES
+    return int(megabytes * 1024 * 1024) if megabytes > 0 else WAL_LIMIT_BYTES
+
+
 class Store:
     """The event store at `url` (SQLite file or PostgreSQL); safe to share between threads."""
 
@@ -53,15 +67,20 @@ class Store:
 
             with self._lock:
                 if self._engine is None:
+                    self._check_file()
                     engine = create_store_engine(
                         self.url,
                         synchronous=self.settings.sqlite_synchronous,
                         timeouts=PostgresTimeouts.from_settings(self.settings),
+                        wal_limit=_wal_limit(),
                     )
                     try:
                         if self._auto_upgrade and not migrate.is_current(engine):
                             migrate.upgrade(engine)
-                    except sa.exc.OperationalError as exc:
+                    except StoreError:
+                        engine.dispose()
+                        raise
+                    except sa.exc.DatabaseError as exc:
                         engine.dispose()
                         raise StoreError(
                             f"Cannot open the store at {self.location}: {exc.orig}. "
@@ -69,6 +88,15 @@ class Store:
                         ) from None
                     self._engine = engine
         return self._engine
+
+    def _check_file(self) -> None:
+        """A SQLite file that is damaged, not SQLite, or another program's: one line, not a
+        traceback, and never a lakelens schema added to someone else's database."""
+        path = sqlite_file(self.url)
+        if path is not None:
+            from lakelens.store.damage import check_file
+
+            check_file(path)
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,10 +133,13 @@ class Store:
         from lakelens.store import migrate
         from lakelens.store.engine import PostgresTimeouts, create_store_engine
 
+        if self._engine is None:
+            self._check_file()
         engine = self._engine or create_store_engine(
             self.url,
             synchronous=self.settings.sqlite_synchronous,
             timeouts=PostgresTimeouts.from_settings(self.settings),
+            wal_limit=_wal_limit(),
         )
         self._engine = engine
         return migrate.upgrade(engine)
@@ -117,7 +148,10 @@ class Store:
         """Write one batch in one transaction; with `batch_id`, at most once (False for a repeat)."""
         if batch_id is None and not len(batch):
             return True
+        from lakelens._clean import batch_caps
         from lakelens.store.writes import write_batch
+
+        batch_caps(batch)  # writers that bypassed the ingest boundary (SDK, importers)
 
         return write_batch(self.engine, batch, batch_id=batch_id, **claim)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ __all__ = [
 
 # Milliseconds a SQLite writer waits for the lock before giving up (and the writer retries).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The -wal file past which it is checkpointed and truncated (LAKELENS_SQLITE_WAL_LIMIT_MB).
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+# Seconds between two looks at the -wal file's size (a stat, when a connection is returned).
+WAL_CHECK_SECONDS = 5.0
+# Milliseconds the truncating checkpoint waits for readers; busy, it tries again later.
+WAL_CHECKPOINT_WAIT_MS = 100
 
 
 def is_sqlite(engine: sa.Engine) -> bool:
@@ -176,10 +183,15 @@ def _connection_class(default_deadline: float | None) -> Any:
 
 
 def create_store_engine(
-    url: str, *, synchronous: str = "NORMAL", timeouts: PostgresTimeouts | None = None
+    url: str,
+    *,
+    synchronous: str = "NORMAL",
+    timeouts: PostgresTimeouts | None = None,
+    wal_limit: int = WAL_LIMIT_BYTES,
 ) -> sa.Engine:
-    """An Engine tuned for lakelens: WAL, busy timeout and autocommit reads on SQLite;
-    connect, statement, idle-in-transaction and TCP timeouts on PostgreSQL."""
+    """An Engine tuned for lakelens: WAL (kept under `wal_limit` bytes), busy timeout and
+    autocommit reads on SQLite; connect, statement, idle-in-transaction and TCP timeouts on
+    PostgreSQL."""
     parsed = _normalize_url(url)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
@@ -204,7 +216,10 @@ def create_store_engine(
         kwargs["connect_args"] = timeouts.connect_args(parsed.query)
     engine = sa.create_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
-        _tune_sqlite(engine, synchronous)
+        _tune_sqlite(engine, synchronous, wal_limit)
+        _name_damage(engine, parsed.database or ":memory:")
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _bound_wal(engine, Path(f"{database}-wal"), wal_limit)
     else:
         _bound_waits(engine, _connection_class(timeouts.answer if timeouts else None))
     return engine
@@ -216,7 +231,7 @@ def _bound_waits(engine: sa.Engine, connection_class: Any) -> None:
         return connection_class.connect(*cargs, **cparams)
 
 
-def _tune_sqlite(engine: sa.Engine, synchronous: str) -> None:
+def _tune_sqlite(engine: sa.Engine, synchronous: str, wal_limit: int) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Autocommit at the driver level: reads take no lock; writers issue BEGIN IMMEDIATE
@@ -229,4 +244,58 @@ def _tune_sqlite(engine: sa.Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute("PRAGMA cache_size=-32000")
+        # When a checkpoint lets the WAL start over, SQLite cuts the file back to this size.
+        cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit)}")
         cursor.close()
+
+
+def _name_damage(engine: sa.Engine, database: str) -> None:
+    """A damaged file raises StoreDamagedError naming it (and what to do), not a driver error."""
+    from lakelens.store.damage import damage_error
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> BaseException | None:
+        return damage_error(database, context.original_exception)
+
+
+def _bound_wal(engine: sa.Engine, wal: Path, limit: int) -> None:
+    """Truncate the -wal file once it passes `limit`.
+
+    A reader holding an old snapshot (a long query, an outside `sqlite3` shell) keeps every
+    checkpoint from finishing, so the WAL grows; SQLite's own checkpoints never shrink the
+    file afterwards (1.7 GB stayed 1.7 GB until `db prune`). At most every WAL_CHECK_SECONDS,
+    a connection returned to the pool looks at the file's size and, past the limit, runs a
+    TRUNCATE checkpoint that waits WAL_CHECKPOINT_WAIT_MS at most for readers to leave.
+    """
+    import os
+    import time
+
+    state = {"next": 0.0}
+    lock = threading.Lock()
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection is None or not lock.acquire(blocking=False):
+            return
+        try:
+            now = time.monotonic()
+            if now < state["next"]:
+                return
+            state["next"] = now + WAL_CHECK_SECONDS
+            try:
+                if os.stat(wal).st_size <= limit:
+                    return
+            except OSError:
+                return
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={WAL_CHECKPOINT_WAIT_MS}")
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except Exception:  # busy, or the file went away: the next look tries again
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.close()
+        finally:
+            lock.release()

@@ -104,8 +104,9 @@ class SqliteReader(Reader):
 
     dialect = "sqlite"
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path | None = None) -> None:
         self._conn = connection
+        self.path = path
 
     @classmethod
     def open(cls, path: Path) -> SqliteReader | None:
@@ -126,12 +127,20 @@ class SqliteReader(Reader):
         except sqlite3.Error:
             conn.close()
             return None
-        return cls(conn)
+        return cls(conn, path)
 
     def _run(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-        cursor = self._conn.execute(sql, params)
-        names = [d[0] for d in cursor.description or ()]
-        return names, cursor.fetchall()
+        try:
+            cursor = self._conn.execute(sql, params)
+            names = [d[0] for d in cursor.description or ()]
+            return names, cursor.fetchall()
+        except sqlite3.DatabaseError as exc:
+            from lakelens.store.damage import damage_error
+
+            damaged = damage_error(self.path or "the store", exc)
+            if damaged is None:
+                raise
+            raise damaged from None
 
     def close(self) -> None:
         self._conn.close()

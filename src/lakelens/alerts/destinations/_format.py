@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TypeVar
 
+from lakelens._clean import cut
 from lakelens.alerts.destinations.base import AlertMessage
+
+T = TypeVar("T")
 
 ELLIPSIS = "…"
 
@@ -76,3 +83,51 @@ def plain_text(message: AlertMessage, *, error_limit: int = 20_000) -> str:
         lines += ["", f"Open in lakelens: {message.link}"]
     lines += ["", f"-- lakelens · rule {message.rule} · fingerprint {message.fingerprint}"]
     return "\n".join(lines)
+
+
+def _names(values: list[str], budget: int) -> list[str]:
+    kept: list[str] = []
+    used = 0
+    for value in values:
+        value = cut(value, max(64, budget // 8))
+        if kept and used + len(value) > budget:
+            kept.append(f"… and {len(values) - len(kept):,} more")
+            break
+        kept.append(value)
+        used += len(value)
+    return kept
+
+
+def _trimmed(message: AlertMessage, budget: int) -> AlertMessage:
+    """`message` with each long field cut to about `budget` characters (marked as cut)."""
+    details = message.details
+    size = len(json.dumps(details, default=str))
+    if size > budget:
+        details = {"cut": f"{size:,} characters of details left out; lakelens has them all"}
+    short = max(64, min(budget, 1000))
+    return dataclasses.replace(
+        message,
+        title=cut(message.title, short),
+        summary=cut(message.summary, budget),
+        error=cut(message.error, budget) if message.error else message.error,
+        asset=cut(message.asset, short) if message.asset else message.asset,
+        partition=cut(message.partition, short) if message.partition else message.partition,
+        run_id=cut(message.run_id, short) if message.run_id else message.run_id,
+        findings=_names(message.findings, budget),
+        impact=_names(message.impact, budget),
+        owners=_names(message.owners, budget),
+        details=details,
+    )
+
+
+def fit_body(
+    message: AlertMessage, limit: int, build: Callable[[AlertMessage], T], size: Callable[[T], int]
+) -> T:
+    """`build(message)`, with the message's long fields cut (each marked) until its `size`
+    is at most `limit` bytes: the destination's cap on a whole message body."""
+    built = build(message)
+    for budget in (limit // 4, limit // 16, limit // 64, 256):
+        if size(built) <= limit:
+            break
+        built = build(_trimmed(message, budget))
+    return built

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lakelens.alerts.destinations._format import clip, iso, occurrences
+from lakelens.alerts.destinations._format import clip, fit_body, iso, occurrences
 from lakelens.alerts.destinations._http import HttpPoster
 from lakelens.alerts.destinations._settings import Settings
 from lakelens.alerts.destinations.base import AlertMessage, DeliveryResult, mask_url
@@ -24,6 +24,8 @@ __all__ = ["AlertmanagerConfig", "AlertmanagerDestination", "alertmanager_alerts
 
 API_PATH = "/api/v2/alerts"
 ANNOTATION_LIMIT = 8000
+# Bytes of one POST at most: longer fields are cut, marked.
+BODY_LIMIT = 256 * 1024
 
 
 def alerts_url(base: str) -> str:
@@ -105,9 +107,13 @@ class AlertmanagerDestination:
 
     def send(self, message: AlertMessage) -> DeliveryResult:
         try:
-            body = json.dumps(
-                alertmanager_alerts(message, ttl=self.config.ttl), default=str
-            ).encode()
+            ttl = self.config.ttl
+            body = fit_body(
+                message,
+                BODY_LIMIT,
+                lambda m: json.dumps(alertmanager_alerts(m, ttl=ttl), default=str).encode(),
+                len,
+            )
         except Exception as exc:  # send() never raises
             error = self._http.scrub(f"Could not build the Alertmanager alert: {exc}")
             return DeliveryResult(ok=False, error=error)

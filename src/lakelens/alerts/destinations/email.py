@@ -23,7 +23,14 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, ClassVar
 
-from lakelens.alerts.destinations._format import clip, occurrences, one_line, plain_text, utc
+from lakelens.alerts.destinations._format import (
+    clip,
+    fit_body,
+    occurrences,
+    one_line,
+    plain_text,
+    utc,
+)
 from lakelens.alerts.destinations._http import Scrubber
 from lakelens.alerts.destinations._settings import Settings
 from lakelens.alerts.destinations.base import (
@@ -38,6 +45,8 @@ SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DEFAULT_TIMEOUT = 10.0
 ERROR_LIMIT = 20_000
+# Bytes of one email (text and HTML parts) at most: longer fields are cut, marked.
+BODY_LIMIT = 1024 * 1024
 _COLOURS = {"info": "#1d6fb8", "warning": "#b8860b", "error": "#c0392b", "critical": "#8e0000"}
 
 
@@ -225,7 +234,12 @@ class EmailDestination:
     def send(self, message: AlertMessage) -> DeliveryResult:
         config = self.config
         try:
-            mail = build_email(message, sender=config.sender, recipients=config.recipients)
+            mail = fit_body(
+                message,
+                BODY_LIMIT,
+                lambda m: build_email(m, sender=config.sender, recipients=config.recipients),
+                lambda built: len(built.as_bytes()),
+            )
         except Exception as exc:  # send() never raises
             return DeliveryResult(ok=False, error=f"Could not build the email: {exc}")
         try:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lakelens.alerts.destinations._format import clip, iso, one_line
+from lakelens.alerts.destinations._format import clip, fit_body, iso, one_line
 from lakelens.alerts.destinations._http import HttpPoster
 from lakelens.alerts.destinations._settings import Settings
 from lakelens.alerts.destinations.base import (
@@ -41,6 +41,8 @@ DEFAULT_SEVERITY_MAP = {
 }
 URGENCY = {"critical": "high", "error": "high", "warning": "low", "info": "low"}
 SUMMARY_LIMIT = 1024
+# Bytes of one event at most (PagerDuty refuses events over 512 KB).
+BODY_LIMIT = 400 * 1024
 DETAIL_LIMIT = 8000
 
 
@@ -163,13 +165,21 @@ class PagerDutyDestination:
 
     def send(self, message: AlertMessage) -> DeliveryResult:
         try:
-            event = pagerduty_event(
+            config = self.config
+            body = fit_body(
                 message,
-                routing_key=self.config.routing_key,
-                source=self.config.source,
-                severity_map=self.config.severity_map,
+                BODY_LIMIT,
+                lambda m: json.dumps(
+                    pagerduty_event(
+                        m,
+                        routing_key=config.routing_key,
+                        source=config.source,
+                        severity_map=config.severity_map,
+                    ),
+                    default=str,
+                ).encode(),
+                len,
             )
-            body = json.dumps(event, default=str).encode()
         except Exception as exc:  # send() never raises
             error = self._http.scrub(f"Could not build the PagerDuty event: {exc}")
             return DeliveryResult(ok=False, error=error)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lakelens.alerts.destinations._format import occurrences, one_line, utc
+from lakelens.alerts.destinations._format import fit_body, occurrences, one_line, utc
 from lakelens.alerts.destinations._http import HttpPoster
 from lakelens.alerts.destinations._settings import Settings
 from lakelens.alerts.destinations.base import AlertMessage, DeliveryResult, mask_url
@@ -26,6 +26,8 @@ FIELD_LIMIT = 2000
 MAX_FIELDS = 10
 MAX_BLOCKS = 50
 BUTTON_URL_LIMIT = 3000
+# Bytes of one payload at most (its blocks are bounded; this bounds the whole).
+BODY_LIMIT = 64 * 1024
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
@@ -165,7 +167,13 @@ class SlackDestination:
 
     def send(self, message: AlertMessage) -> DeliveryResult:
         try:
-            body = json.dumps(slack_payload(message, self.config.channel), default=str)
+            channel = self.config.channel
+            body = fit_body(
+                message,
+                BODY_LIMIT,
+                lambda m: json.dumps(slack_payload(m, channel), default=str),
+                lambda text: len(text.encode()),
+            )
         except Exception as exc:  # send() never raises
             return DeliveryResult(ok=False, error=f"Could not build the Slack message: {exc}")
         return self._http.post(body.encode(), {"Content-Type": "application/json"})

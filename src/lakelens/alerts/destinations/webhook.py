@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lakelens.alerts.destinations._format import iso
+from lakelens.alerts.destinations._format import fit_body, iso
 from lakelens.alerts.destinations._http import READ_TIMEOUT, HttpPoster
 from lakelens.alerts.destinations._settings import Settings
 from lakelens.alerts.destinations.base import (
@@ -36,6 +36,8 @@ __all__ = ["WebhookConfig", "WebhookDestination", "sign", "webhook_body", "webho
 
 VERSION = 1
 SECRET_PREFIX = "whsec_"
+# Bytes of one body at most: longer fields are cut, marked (a 4 MB error made a 4.2 MB body).
+BODY_LIMIT = 256 * 1024
 
 
 def webhook_body(message: AlertMessage) -> dict[str, Any]:
@@ -108,7 +110,12 @@ class WebhookDestination:
 
     def send(self, message: AlertMessage) -> DeliveryResult:
         try:
-            body = json.dumps(webhook_body(message), default=str).encode()
+            body = fit_body(
+                message,
+                BODY_LIMIT,
+                lambda m: json.dumps(webhook_body(m), default=str).encode(),
+                len,
+            )
             timestamp = int(time.time())
             headers = {
                 "Content-Type": "application/json",
