@@ -27,26 +27,39 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{path} does not exist: build it with bench/queries.py first.")
     from lakelens.alerts import rules
     from lakelens.alerts.config import AlertingConfig
+    from lakelens.alerts.engine import AlertEngine
     from lakelens.store import Store
 
-    store = Store(f"sqlite:///{path.resolve()}", auto_upgrade=False)
+    # Upgrades the bench store to this revision (incidents) on first use.
+    store = Store(f"sqlite:///{path.resolve()}")
     config = AlertingConfig()
     with store.connect() as conn:
         now = conn.exec_driver_sql("SELECT max(end_time) FROM materializations").scalar()
-        print(f"Alert rules on {path} ({path.stat().st_size / 1e9:.2f} GB)")
+        assets = conn.exec_driver_sql("SELECT count(*) FROM assets").scalar()
+        print(f"Alert rules on {path} ({path.stat().st_size / 1e9:.2f} GB, {assets:,} assets)")
         for name, rule in rules.RULES:
             began = time.perf_counter()
-            found = rule(rules._Context(conn, config, now))
+            found = rule(rules.RuleContext(conn, config, now))
             print(
                 f"   {name:16} {(time.perf_counter() - began) * 1000:9.1f} ms   {len(found)} findings"
+                "   (first pass: learns rhythms and judges latest runs)"
+                if name in ("late", "slow_and_volume")
+                else f"   {name:16} {(time.perf_counter() - began) * 1000:9.1f} ms   {len(found)} findings"
             )
         began = time.perf_counter()
         findings = rules.evaluate_rules(conn, config, now=now)
-        total = (time.perf_counter() - began) * 1000
+        warm = (time.perf_counter() - began) * 1000
+    print(f"   rules, warm      {warm:9.1f} ms   {len(findings)} findings")
+    cycles = []
+    for _ in range(3):  # the whole cycle: rules, alerts, incidents, in one write transaction
+        began = time.perf_counter()
+        AlertEngine(store, config).evaluate(now=now)
+        cycles.append((time.perf_counter() - began) * 1000)
     store.close()
+    total = min(cycles)
     print(
-        f"   one evaluation   {total:9.1f} ms   {len(findings)} findings   goal < {GOAL_MS:.0f} ms   "
-        f"{'PASS' if total < GOAL_MS else 'FAIL'}"
+        f"   one evaluation cycle (engine, best of 3: {', '.join(f'{c:.0f}' for c in cycles)} ms)"
+        f"   {total:9.1f} ms   goal < {GOAL_MS:.0f} ms   {'PASS' if total < GOAL_MS else 'FAIL'}"
     )
     return 0 if total < GOAL_MS else 1
 

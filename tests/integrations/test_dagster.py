@@ -450,3 +450,24 @@ def test_record_run_writes_into_the_store_the_sdk_is_configured_with(
     data = _contents(sdk)
     assert set(data["runs"]) == {dagster_runs["ok"]}
     assert data["assets"]["raw.orders"].freshness_seconds == 7200
+
+
+def test_a_failed_dagster_asset_check_opens_an_incident(
+    dagster_runs: dict[str, Any], store_url: str
+) -> None:
+    from lakelens.alerts.config import AlertingConfig
+    from lakelens.alerts.engine import AlertEngine
+    from lakelens.alerts.incidents import Policy
+    from lakelens.alerts.triage import incidents
+
+    store = Store(store_url)
+    try:
+        record_run(dagster_runs["instance"], dagster_runs["ok"], defs=DEFS, store=store)
+        config = AlertingConfig(incident_policy=Policy(group_wait=0))
+        opened = AlertEngine(store, config).evaluate().opened
+        with store.connect() as conn:
+            found = [i for i in incidents(conn) if i.id in opened]
+    finally:
+        store.close()
+    summaries = [f["summary"] for i in found for f in i.findings if f["rule"] == "check_failed"]
+    assert any(s.startswith("no_null_ids failed on clean_orders") for s in summaries), summaries

@@ -770,3 +770,27 @@ def test_dbt_log_lines_join_the_orchestrated_run(dbt_runs: DbtRuns, tmp_path: Pa
     assert all(r["run_id"] == "orchestrated-1" and r["job"] == "orchestrated" for r in dbt_lines)
     assert any("Completed successfully" in r["message"] for r in dbt_lines)
     assert any(r["asset"] == "stg_orders" for r in dbt_lines)  # node lines carry their model
+
+
+def test_a_failing_error_test_from_dbt_opens_one_incident(dbt_runs: DbtRuns, store: Store) -> None:
+    """`dbt test` after `dbt run`: the check is another invocation's, and still alerts."""
+    from lakelens.alerts.config import AlertingConfig
+    from lakelens.alerts.engine import AlertEngine
+    from lakelens.alerts.incidents import Policy
+    from lakelens.alerts.triage import incidents
+
+    for step in ("seed", "run", "test"):
+        import_artifacts(dbt_runs.steps[step], store=store)
+    config = AlertingConfig(incident_policy=Policy(group_wait=0))
+    opened = AlertEngine(store, config).evaluate().opened
+    with store.connect() as conn:
+        found = [i for i in incidents(conn) if i.id in opened]
+    checks = [
+        f
+        for i in found
+        for f in i.findings
+        if f["rule"] == "check_failed" and f["severity"] == "error"
+    ]
+    assert [f["summary"].split(":")[0] for f in checks] == [
+        "not_null_fct_orders_customer failed on fct_orders"
+    ]
