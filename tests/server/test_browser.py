@@ -372,3 +372,73 @@ def test_incident_list_to_incident_page_wide_and_narrow(
     missing = Watched(browser)
     assert missing.open(server["url"] + "/incidents/nope").status == 404
     assert "No incident id starts with" in missing.page.inner_text("main")
+
+
+def _fail_and_open(home: Path, asset: str) -> str:
+    """A failing run of `asset` recorded and evaluated: its open incident's id."""
+    import lakelens
+    from lakelens.alerts import triage
+    from lakelens.alerts.config import load_alerting
+    from lakelens.alerts.engine import AlertEngine
+    from lakelens.config import load_settings
+    from lakelens.store import Store
+    from lakelens.testing import recording
+
+    settings = load_settings(home=str(home), log_format="none")
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith("LAKELENS_")]:
+            patch.delenv(key)
+        try:
+            with recording(settings=settings), lakelens.run("e2e"), lakelens.asset(asset):
+                raise RuntimeError("loader timed out after 30s")
+        except RuntimeError:
+            pass
+    store = Store(settings=settings)
+    try:
+        AlertEngine(store, load_alerting(settings)).evaluate(group_wait=0)
+        with store.connect() as conn:
+            (incident,) = triage.incidents(conn, statuses=("open",), asset=asset)
+    finally:
+        store.close()
+    return incident.id
+
+
+def test_acknowledge_and_add_a_note_from_the_incident_page(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """The page's buttons are plain forms: a click posts, the server acts and sends the
+    browser back to the incident, which shows the new status, a notice and the timeline."""
+    import httpx
+
+    opened = [_fail_and_open(server["home"], f"e2e_loader_{n}") for n in (1, 2)]
+    for width, height, suffix, incident_id in (
+        (1280, 900, "", opened[0]),
+        (420, 900, "-narrow", opened[-1]),
+    ):
+        w = Watched(browser, width, height)
+        page = w.page
+        w.open(f"{server['url']}/incidents/{incident_id}")
+        w.shot(f"incident-actions{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        tile = page.locator('[data-metric="status"]')
+        if tile.get_attribute("data-value") == "open":
+            page.click("form.act-acknowledge button")
+            page.wait_for_url("**/incidents/*?done=acknowledge")
+            assert tile.get_attribute("data-value") == "acknowledged"
+            assert "Acknowledged: no reminders" in page.inner_text("#notice")
+            assert page.locator("form.act-acknowledge").count() == 0
+            last = page.locator(".timeline li").last.inner_text()
+            assert "acknowledged" in last and "by web" in last
+        note = f"Checked the loader at {width}px; vendor ticket 4412 <b>"
+        page.fill("form.act-note input[name=text]", note)
+        page.click("form.act-note button")
+        page.wait_for_url("**/incidents/*?done=note")
+        assert page.inner_text("#notice") == "Note added to the timeline."
+        last = page.locator(".timeline li").last.inner_text()
+        assert note in last and "by web" in last
+        w.shot(f"incident-acted{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        assert w.errors == [] and w.dialogs == []
+    after = httpx.get(f"{server['url']}/api/v1/incidents/{opened[0]}").json()
+    assert after["status"] == "acknowledged" and after["acknowledged_by"] == "web"
+    assert [e["event"] for e in after["timeline"]][-2:] == ["acknowledged", "note"]

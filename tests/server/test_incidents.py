@@ -278,3 +278,315 @@ def test_promtool_accepts_the_incident_series(world: Any, require_tool: Any) -> 
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- acting on incidents: the API and the page's buttons --------------------------------------
+
+TOKEN = "incident-actions-token"
+
+
+def _open_incident(world: Any, asset: str) -> str:
+    """A new open incident: `asset` succeeds, then fails, and the engine evaluates."""
+    clock = world["clock"]
+    _materialize(clock, asset, owner="data-eng")
+    clock.advance(60)
+    _materialize(clock, asset, fail=True, owner="data-eng")
+    AlertEngine(world["store"], world["config"]).evaluate(now=clock())
+    with world["store"].connect() as conn:
+        (opened,) = [i.id for i in triage.incidents(conn, statuses=("open",), asset=asset)]
+    return opened
+
+
+def _state(world: Any, incident_id: str) -> tuple[str, float | None, list[tuple[str, Any, Any]]]:
+    with world["store"].connect() as conn:
+        view = triage.incident(conn, incident_id)
+    events = [(e["event"], e["actor"], e["text"]) for e in view.timeline]
+    return view.status, view.snoozed_until, events
+
+
+def test_api_actions_change_the_state_and_the_timeline(world: Any) -> None:
+    client, clock = world["client"], world["clock"]
+    fresh = _open_incident(world, "fresh")
+    url = f"/api/v1/incidents/{fresh}"
+
+    acked = client.post(url + "/acknowledge")
+    assert acked.status_code == 200, acked.text
+    body = acked.json()
+    assert body["id"] == fresh and body["status"] == "acknowledged"
+    assert body["acknowledged_by"] == "api" and body["timeline"][-1]["event"] == "acknowledged"
+
+    noted = client.post(url + "/note", json={"text": "  vendor ticket 4411 ", "by": "carol"})
+    assert noted.status_code == 200, noted.text
+    assert noted.json()["timeline"][-1] | {"time": 0} == {
+        "time": 0,
+        "event": "note",
+        "actor": "carol",
+        "fingerprint": None,
+        "severity": None,
+        "text": "vendor ticket 4411",
+    }
+
+    snoozed = client.post(url[: len(url) - 4] + "/snooze", json={"for": "2h"})  # a prefix works
+    assert snoozed.status_code == 200, snoozed.text
+    assert snoozed.json()["snoozed_until"] == pytest.approx(clock() + 7200)
+    later = "2099-01-01T00:00:00Z"
+    assert client.post(url + "/snooze", json={"until": later}).json()["snoozed_until"] == (
+        pytest.approx(4070908800)
+    )
+
+    feedback = client.post(url + "/feedback", json={"kind": "expected", "reason": "backfill"})
+    assert feedback.status_code == 200, feedback.text
+    assert feedback.json()["timeline"][-1]["text"] == (
+        "expected: 1 run(s) out of the baselines; backfill"
+    )
+
+    resolved = client.post(url + "/resolve", json={"note": "re-ran the load"})
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved" and resolved.json()["resolved_by"] == "api"
+    status, _, events = _state(world, fresh)
+    assert status == "resolved"
+    assert [e[0] for e in events if e[1] in ("api", "carol")] == [
+        "acknowledged",
+        "note",
+        "snoozed",
+        "snoozed",
+        "feedback",
+        "resolved",
+    ]
+    assert ("resolved", "api", "re-ran the load") in events
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "status", "message"),
+    [
+        ("note", {"text": "   "}, 400, "A note needs some text"),
+        ("note", None, 400, "A note needs some text"),
+        ("note", {"text": 42}, 400, "'text' must be a string"),
+        ("note", {"text": "x" * 4001}, 400, "longer than 4,000 characters"),
+        ("snooze", {"for": "soon"}, 400, "Invalid for='soon'"),
+        ("snooze", {"for": "0s"}, 400, "it must be positive"),
+        ("snooze", {}, 400, "Say how long to snooze"),
+        ("snooze", {"for": "2h", "until": "2099-01-01"}, 400, "Say how long to snooze"),
+        ("snooze", {"until": "2001-01-01T00:00Z"}, 400, "a time in the future"),
+        ("snooze", {"until": "tomorrow"}, 400, "use an ISO time"),
+        ("feedback", {"kind": "meh"}, 400, '"false_positive" or "expected"'),
+        ("acknowledge", None, 409, "only an open one can be acknowledged"),
+        ("bogus", None, 404, "Not Found"),
+    ],
+)
+def test_api_action_bad_input_is_a_one_line_4xx(
+    world: Any, action: str, body: Any, status: int, message: str
+) -> None:
+    client, broken = world["client"], world["broken"]  # acknowledged, not resolved
+    before = _state(world, broken)
+    response = client.post(f"/api/v1/incidents/{broken}/{action}", json=body)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert message in detail and "\n" not in detail
+    assert _state(world, broken) == before
+
+
+def test_api_actions_on_a_resolved_or_unknown_incident(world: Any) -> None:
+    client, other = world["client"], world["other"]  # resolved by bob
+    for action, body in (("resolve", {}), ("snooze", {"for": "1h"}), ("acknowledge", None)):
+        response = client.post(f"/api/v1/incidents/{other}/{action}", json=body)
+        assert response.status_code == 409, (action, response.text)
+        assert other in response.json()["detail"]
+    # A note and feedback still apply to a resolved incident.
+    assert client.post(f"/api/v1/incidents/{other}/note", json={"text": "post-mortem"}).is_success
+    for action in ("acknowledge", "resolve", "note"):
+        missing = client.post(f"/api/v1/incidents/ffffffffffff/{action}", json={"text": "x"})
+        assert (
+            missing.status_code == 404 and "No incident id starts with" in missing.json()["detail"]
+        )
+    raw = {"content": b"{not json", "headers": {"content-type": "application/json"}}
+    assert client.post(f"/api/v1/incidents/{other}/note", **raw).status_code == 400  # type: ignore[arg-type]
+    # A page on another site can send text/plain without a preflight: refused.
+    plain = client.post(
+        f"/api/v1/incidents/{other}/note",
+        content=b'{"text": "x"}',
+        headers={"content-type": "text/plain"},
+    )
+    assert plain.status_code == 415 and "application/json" in plain.json()["detail"]
+
+
+def test_api_actions_refuse_requests_sent_by_another_site(world: Any) -> None:
+    client = world["client"]
+    fresh = _open_incident(world, "fresh")
+    before = _state(world, fresh)
+    for headers in (
+        {"origin": "http://evil.example"},
+        {"origin": "null"},
+        {"referer": "http://evil.example/page"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site", "origin": "http://testserver:8080"},
+    ):
+        response = client.post(f"/api/v1/incidents/{fresh}/acknowledge", headers=headers)
+        assert response.status_code == 403, (headers, response.text)
+        assert response.json()["detail"].startswith("Refused:")
+    assert _state(world, fresh) == before
+    same = client.post(
+        f"/api/v1/incidents/{fresh}/acknowledge",
+        headers={"origin": "http://testserver", "sec-fetch-site": "same-origin"},
+    )
+    assert same.status_code == 200, same.text
+
+
+def _app_with_token(world: Any, monkeypatch: pytest.MonkeyPatch, *, public_read: bool) -> Any:
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from lakelens.server import create_app
+
+    if public_read:
+        monkeypatch.setenv("LAKELENS_PUBLIC_READ", "1")
+    settings = replace(world["store"].settings, api_token=TOKEN)
+    return TestClient(create_app(settings, world["store"], clock=world["clock"], run_alerts=False))
+
+
+@pytest.mark.parametrize("public_read", [False, True])
+def test_actions_need_the_token_when_one_is_set(
+    world: Any, monkeypatch: pytest.MonkeyPatch, public_read: bool
+) -> None:
+    fresh = _open_incident(world, "fresh")
+    before = _state(world, fresh)
+    with _app_with_token(world, monkeypatch, public_read=public_read) as client:
+        for auth in ({}, {"authorization": "Bearer wrong"}):
+            refused = client.post(f"/api/v1/incidents/{fresh}/acknowledge", headers=auth)
+            assert refused.status_code == 401, refused.text
+            page = client.post(f"/incidents/{fresh}/acknowledge", headers=auth, data={"csrf": "x"})
+            assert page.status_code == 401
+        assert _state(world, fresh) == before
+        # A page read without the token (public reads) shows no buttons, and says why.
+        if public_read:
+            shown = assert_html_page(client.get(f"/incidents/{fresh}"))
+            assert "<form" not in shown and "needs LAKELENS_API_TOKEN" in shown
+        bearer = {"authorization": f"Bearer {TOKEN}"}
+        done = client.post(f"/api/v1/incidents/{fresh}/acknowledge", headers=bearer)
+        assert done.status_code == 200 and done.json()["status"] == "acknowledged"
+
+
+def _token(page: str, action: str) -> str:
+    import re
+
+    form = re.search(rf'<form method="post" action="[^"]*/{action}".*?</form>', page, re.S)
+    assert form, f"no {action} form"
+    match = re.search(r'name="csrf" value="([^"]+)"', form.group(0))
+    assert match
+    return match.group(1)
+
+
+def _forms(page: str) -> set[str]:
+    import re
+
+    return set(re.findall(r'<form method="post" action="/incidents/[^"/]+/(\w+)"', page))
+
+
+def test_incident_page_shows_the_buttons_that_apply(world: Any) -> None:
+    client = world["client"]
+    fresh = _open_incident(world, "fresh")
+    expected = {
+        fresh: {"acknowledge", "snooze", "resolve", "note", "feedback"},  # open
+        world["broken"]: {"snooze", "resolve", "note", "feedback"},  # acknowledged
+        world["other"]: {"note", "feedback"},  # resolved
+    }
+    for incident_id, forms in expected.items():
+        page = assert_html_page(client.get(f"/incidents/{incident_id}"))
+        assert _forms(page) == forms, incident_id
+        assert page.count('name="csrf"') == len(forms)
+    snooze = assert_html_page(client.get(f"/incidents/{fresh}"))
+    for duration in ("1h", "4h", "1d"):
+        assert f'name="for" value="{duration}"' in snooze
+
+
+def test_page_buttons_act_and_come_back_with_a_notice(world: Any) -> None:
+    client = world["client"]
+    fresh = _open_incident(world, "fresh")
+    page = client.get(f"/incidents/{fresh}").text
+    token = _token(page, "acknowledge")
+    same_origin = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}
+    acked = client.post(
+        f"/incidents/{fresh}/acknowledge",
+        data={"csrf": token},
+        headers=same_origin,
+        follow_redirects=False,
+    )
+    assert acked.status_code == 303, acked.text
+    assert acked.headers["location"] == f"/incidents/{fresh}?done=acknowledge"
+    shown = assert_html_page(client.get(acked.headers["location"]))
+    assert 'role="status">Acknowledged: no reminders' in shown
+    assert metrics(shown)["status"] == "acknowledged"
+    # No acknowledge button any more; the same page's token serves its other buttons.
+    assert "acknowledge" not in _forms(shown)
+    noted = client.post(
+        f"/incidents/{fresh}/note",
+        data={"csrf": token, "text": f"looked at it {XSS}"},
+        follow_redirects=True,
+    )
+    assert noted.status_code == 200 and "Note added to the timeline." in noted.text
+    assert_no_markup_injected(noted.text, "incident page after a note")
+    snoozed = client.post(f"/incidents/{fresh}/snooze", data={"csrf": token, "for": "4h"})
+    assert "Snoozed: nothing is sent about it until" in snoozed.text
+    client.post(
+        f"/incidents/{fresh}/feedback", data={"csrf": token, "kind": "false_positive", "reason": ""}
+    )
+    resolved = client.post(f"/incidents/{fresh}/resolve", data={"csrf": token, "note": "fixed"})
+    assert "Resolved: everyone who was told" in resolved.text
+    status, snoozed_until, events = _state(world, fresh)
+    assert status == "resolved" and snoozed_until == pytest.approx(world["clock"]() + 4 * 3600)
+    assert [(e, t) for e, a, t in events if a == "web"] == [
+        ("acknowledged", None),
+        ("note", f"looked at it {XSS}"),
+        ("snoozed", f"until {_utc(snoozed_until)}"),
+        ("feedback", "false positive: 1 run(s) out of the baselines"),
+        ("resolved", "fixed"),
+    ]
+    # A button pressed on a stale page (resolved meanwhile): the page again, saying why not.
+    again = client.post(f"/incidents/{fresh}/acknowledge", data={"csrf": token})
+    assert again.status_code == 409
+    assert "Nothing done: Incident" in again.text and "only an open one" in again.text
+    empty = client.post(f"/incidents/{fresh}/note", data={"csrf": token, "text": "  "})
+    assert empty.status_code == 400 and "A note needs some text" in empty.text
+
+
+def test_a_forged_form_post_is_refused_and_changes_nothing(world: Any) -> None:
+    client, broken = world["client"], world["broken"]
+    fresh = _open_incident(world, "fresh")
+    token = _token(client.get(f"/incidents/{fresh}").text, "acknowledge")
+    other_token = _token(client.get(f"/incidents/{broken}").text, "resolve")
+    before = _state(world, fresh)
+    forged: list[tuple[dict[str, str], dict[str, str]]] = [
+        ({}, {}),  # no token
+        ({"csrf": "1700000000.AAAA"}, {}),  # made up
+        ({"csrf": token + "x"}, {}),  # tampered
+        ({"csrf": other_token}, {}),  # another incident's page
+        ({"csrf": token}, {"origin": "http://evil.example"}),  # a valid token, from elsewhere
+        ({"csrf": token}, {"origin": "https://testserver"}),
+        ({"csrf": token}, {"referer": "http://evil.example/x"}),
+        ({"csrf": token}, {"sec-fetch-site": "cross-site"}),
+    ]
+    for data, headers in forged:
+        response = client.post(
+            f"/incidents/{fresh}/acknowledge", data=data, headers=headers, follow_redirects=False
+        )
+        assert response.status_code == 403, (data, headers)
+        page = assert_html_page(response, 403)
+        assert "This form did not come from this server" in page
+        assert _state(world, fresh) == before, (data, headers)
+    # A token older than its lifetime is refused too.
+    from lakelens.server.security import FormTokens
+
+    tokens = FormTokens(b"k" * 32)
+    old = tokens.issue("incident:x", now=1_000_000)
+    assert tokens.valid(old, "incident:x", now=1_000_000 + 3600)
+    assert not tokens.valid(old, "incident:x", now=1_000_000 + 13 * 3600)
+    assert not tokens.valid(old, "incident:y", now=1_000_000)
+    assert not FormTokens(b"j" * 32).valid(old, "incident:x", now=1_000_000)
+
+
+def _utc(moment: float | None) -> str:
+    from lakelens.alerts.destinations._format import utc
+
+    assert moment is not None
+    return utc(moment)

@@ -71,3 +71,94 @@ def get_incident(request: Request, incident_id: str) -> Response:
         except LakelensError as exc:  # unknown or ambiguous prefix
             return json_response({"detail": str(exc)}, status_code=404)
     return json_response(jsonable(_shown(view)))
+
+
+# -- actions: the same as `lakelens incidents ack|resolve|snooze|note|feedback` -----------------
+
+ACTION_BODY_BYTES = 64 * 1024
+_ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Bad input: an unreadable duration, an empty note, an unknown kind."},
+    401: {"description": "Missing or wrong bearer token (writes need LAKELENS_API_TOKEN)."},
+    403: {"description": "Sent by another site's page (Origin, Referer or Sec-Fetch-Site)."},
+    404: {"description": "No incident id starts with this prefix."},
+    409: {"description": "The incident's state does not allow it (already resolved)."},
+}
+_BODIES = {
+    "acknowledge": "No body needed.",
+    "resolve": 'Optional `{"note": "why"}`, kept in the timeline.',
+    "snooze": 'How long: `{"for": "2h"}` or `{"until": "2024-10-15T10:00Z"}`.',
+    "note": '`{"text": "vendor ticket 4411"}`.',
+    "feedback": '`{"kind": "false_positive" | "expected", "reason": "why"}` (reason optional).',
+}
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    import json
+
+    from fastapi import HTTPException
+
+    from lakelens.server.security import read_body
+
+    body = await read_body(request, limit=ACTION_BODY_BYTES)
+    if not body.strip():
+        return {}
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # A page on another site can POST text/plain without asking; JSON needs a preflight.
+    if media != "application/json":
+        raise HTTPException(415, "Send the body as application/json (or no body).")
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        raise HTTPException(400, "The body is not valid JSON.") from None
+    if not isinstance(fields, dict):
+        raise HTTPException(400, "The body must be a JSON object.")
+    return fields
+
+
+async def _act(request: Request, incident_id: str, action: str) -> Response:
+    import anyio
+
+    from lakelens.server.incident_actions import ActionError, perform
+    from lakelens.server.security import clean, cross_site, require_write
+
+    require_write(request)
+    forged = cross_site(request)
+    if forged is not None:
+        return json_response({"detail": f"Refused: {forged}."}, status_code=403)
+    fields = await _fields(request)
+    by = fields.pop("by", None)
+    if by is not None and (not isinstance(by, str) or not by.strip()):
+        return json_response({"detail": "'by' must be a non-empty string."}, status_code=400)
+    ctx = request.app.state.ctx
+
+    def work() -> Response:
+        done = perform(ctx, incident_id, action, fields, by=clean(by, 64) if by else "api")
+        return get_incident(request, done.incident_id)
+
+    try:
+        response: Response = await anyio.to_thread.run_sync(work)
+    except ActionError as exc:
+        return json_response({"detail": str(exc)}, status_code=exc.status)
+    return response
+
+
+def _action_route(action: str) -> None:
+    async def endpoint(request: Request, incident_id: str) -> Response:
+        return await _act(request, incident_id, action)
+
+    endpoint.__name__ = f"post_incident_{action}"
+    router.add_api_route(
+        f"/incidents/{{incident_id}}/{action}",
+        endpoint,
+        methods=["POST"],
+        summary=f"{action.title()} an incident (`lakelens incidents "
+        f"{'ack' if action == 'acknowledge' else action}`)",
+        description=f"{_BODIES[action]} Needs the bearer token when one is set; answers with "
+        "the incident as `GET /api/v1/incidents/{id}` shows it.",
+        responses=_ACTION_ERRORS,
+        tags=["incidents"],
+    )
+
+
+for _action in ("acknowledge", "resolve", "snooze", "note", "feedback"):
+    _action_route(_action)

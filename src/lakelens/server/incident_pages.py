@@ -5,13 +5,14 @@ They render what alerts/triage.py reads, the same views as `lakelens incidents l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lakelens.server.pages import _page, _PageError
+from lakelens.server.pages import _error_page, _page, _PageError, _utc
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUS_FILTERS", "router", "statuses_of"]
 
+log = logging.getLogger("lakelens.server")
 router = APIRouter(include_in_schema=False)
 
 # What ?status= accepts; "all" lists open and acknowledged incidents before resolved ones.
@@ -85,7 +87,30 @@ def incidents_page(
     return _page(request, "incidents.html", "incidents", _list(status, asset))
 
 
-def _detail(prefix: str) -> Callable[..., dict[str, Any]]:
+# What the page says after a button did its work (?done=<action>); other values say nothing.
+_DONE = {
+    "acknowledge": "Acknowledged: no reminders are sent about it; its resolve still goes out.",
+    "resolve": "Resolved: everyone who was told about it hears so.",
+    "snooze": "Snoozed: nothing is sent about it until {until} (but its resolve).",
+    "note": "Note added to the timeline.",
+    "feedback": "Feedback recorded: its runs leave the learned baselines; its findings clear at "
+    "the next evaluation.",
+}
+FORM_BYTES = 64 * 1024
+
+
+def form_scope(incident_id: str) -> str:
+    """What a form token on an incident's page is good for: that incident's buttons only."""
+    return f"incident:{incident_id}"
+
+
+def _detail(
+    prefix: str,
+    *,
+    can_act: bool = False,
+    done: str | None = None,
+    problem: tuple[int, str] | None = None,
+) -> Callable[..., dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.alerts.triage import incident
         from lakelens.errors import LakelensError
@@ -95,16 +120,101 @@ def _detail(prefix: str) -> Callable[..., dict[str, Any]]:
         except LakelensError as exc:  # unknown or ambiguous id: a page that is not there
             raise _PageError(404, "Not found", str(exc)) from None
         now = ctx.clock()
+        notice = None
+        if problem is not None:
+            notice = {"tone": "bad", "text": problem[1]}
+        elif done in _DONE:
+            until = view.snoozed_until
+            text = _DONE[done].format(until=_utc(until) if until else "later")
+            notice = {"tone": "ok", "text": text}
         return {
             "title": f"Incident: {view.title}",
             "i": view,
             "duration": _row(view, now)["duration"],
             "now": now,
+            "can_act": can_act,
+            "form_token": ctx.access.forms.issue(form_scope(view.id)) if can_act else "",
+            "notice": notice,
+            "http_status": problem[0] if problem else 200,
         }
 
     return build
 
 
+def _can_act(request: Request) -> bool:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx.access.allows(request.headers.get("authorization"), write=True)
+
+
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-def incident_page(request: Request, incident_id: str) -> HTMLResponse:
-    return _page(request, "incident.html", "incidents", _detail(incident_id))
+def incident_page(
+    request: Request, incident_id: str, done: str | None = Query(None)
+) -> HTMLResponse:
+    detail = _detail(incident_id, can_act=_can_act(request), done=done)
+    return _page(request, "incident.html", "incidents", detail)
+
+
+@router.post("/incidents/{incident_id}/{action}", response_class=HTMLResponse)
+async def incident_action(request: Request, incident_id: str, action: str) -> Response:
+    """A button on the incident page: check it came from that page, act, and go back (303)."""
+    from urllib.parse import parse_qsl, quote
+
+    import anyio
+
+    from lakelens.errors import StoreError
+    from lakelens.server.incident_actions import ACTIONS, ActionError, perform
+    from lakelens.server.security import clean, cross_site, read_body
+
+    ctx: ServerContext = request.app.state.ctx
+    if action not in ACTIONS:
+        return _error_page(request, _PageError(404, "Not found", f"No incident action {action!r}."))
+    if not _can_act(request):
+        return _error_page(
+            request,
+            _PageError(
+                401,
+                "Token needed",
+                "Changing an incident needs LAKELENS_API_TOKEN: use the API with the token, "
+                "or `lakelens incidents` on the server.",
+            ),
+        )
+    forged = cross_site(request)
+    body = await read_body(request, limit=FORM_BYTES)
+    fields: dict[str, object] = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(key, value)
+    token = fields.pop("csrf", None)
+    if forged is None and not ctx.access.forms.valid(
+        token if isinstance(token, str) else None, form_scope(incident_id)
+    ):
+        forged = "no valid form token" if token else "no form token"
+    if forged is not None:
+        log.warning("refused %s on incident %s: %s", action, clean(incident_id, 64), forged)
+        return _error_page(
+            request,
+            _PageError(
+                403,
+                "Refused",
+                "This form did not come from this server's incident page, or it is too old: "
+                "reload the incident page and try again.",
+            ),
+        )
+    try:
+        done = await anyio.to_thread.run_sync(
+            lambda: perform(ctx, incident_id, action, fields, by="web")
+        )
+    except ActionError as exc:
+        if exc.status == 404:
+            return _error_page(request, _PageError(404, "Not found", str(exc)))
+        problem = (exc.status, f"Nothing done: {exc}")
+        detail = _detail(incident_id, can_act=True, problem=problem)
+        return await anyio.to_thread.run_sync(
+            lambda: _page(request, "incident.html", "incidents", detail)
+        )
+    except StoreError:
+        return _error_page(
+            request,
+            _PageError(503, "Store unavailable", "The store is not reachable right now; retry."),
+        )
+    location = f"/incidents/{quote(done.incident_id, safe='')}?done={action}"
+    return RedirectResponse(location, status_code=303)

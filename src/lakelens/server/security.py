@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
+import secrets
+import time
 import zlib
+from urllib.parse import urlsplit
 
 # FastAPI reads the annotations of the dependencies below at run time.
 from starlette.requests import Request
@@ -13,7 +17,9 @@ from starlette.requests import Request
 __all__ = [
     "MAX_BODY_BYTES",
     "Access",
+    "FormTokens",
     "clean",
+    "cross_site",
     "is_loopback",
     "masked",
     "read_body",
@@ -71,6 +77,13 @@ class Access:
         # Only a digest is kept: compared in constant time, and never printable by accident.
         self._digest = hashlib.sha256(token.encode()).digest() if token else None
         self.public_read = public_read
+        # Derived from the token (replicas behind one address agree), else new at each start.
+        key = (
+            hmac.new(self._digest, b"lakelens form tokens", "sha256").digest()
+            if self._digest is not None
+            else secrets.token_bytes(32)
+        )
+        self.forms = FormTokens(key)
 
     @property
     def enabled(self) -> bool:
@@ -89,6 +102,70 @@ class Access:
             return False
         given = hashlib.sha256(credentials.strip().encode("utf-8", "replace")).digest()
         return hmac.compare_digest(given, self._digest)
+
+
+class FormTokens:
+    """CSRF tokens for the dashboard's forms, without sessions: an HMAC, under a per-server
+    key, of when the token was issued and what it is for (one incident's page)."""
+
+    def __init__(self, key: bytes, *, max_age: float = 12 * 3600) -> None:
+        self._key = key
+        self.max_age = max_age
+
+    def __repr__(self) -> str:
+        return f"FormTokens(max_age={self.max_age:g})"
+
+    def _mac(self, issued: int, scope: str) -> str:
+        mac = hmac.new(self._key, f"{issued}\x00{scope}".encode(), "sha256").digest()
+        return base64.urlsafe_b64encode(mac[:24]).decode()
+
+    def issue(self, scope: str, *, now: float | None = None) -> str:
+        issued = int(time.time() if now is None else now)
+        return f"{issued}.{self._mac(issued, scope)}"
+
+    def valid(self, token: str | None, scope: str, *, now: float | None = None) -> bool:
+        """True when `token` was issued by this server for `scope` less than max_age ago."""
+        now = time.time() if now is None else now
+        issued_text, _, mac = (token or "").partition(".")
+        if not issued_text.isdigit() or len(issued_text) > 12 or not mac:
+            return False
+        issued = int(issued_text)
+        if not -60 <= now - issued <= self.max_age:
+            return False
+        return hmac.compare_digest(mac.encode(), self._mac(issued, scope).encode())
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    return (scheme, host, port) if host and port else None
+
+
+def cross_site(request: Request) -> str | None:
+    """Why a state-changing request looks sent by another site's page, or None.
+
+    Browsers say where a request comes from (Sec-Fetch-Site, Origin, Referer) and a page
+    cannot forge them; a client that is not a browser (curl, the SDK) sends none of them.
+    """
+    fetch_site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return f"a {fetch_site} request"
+    own = _origin(f"{request.url.scheme}://{request.headers.get('host', '')}")
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value is None:
+            continue
+        if own is None or _origin(value) != own:
+            return f"{header.title()} {clean(value, 80)!r} is not this server"
+        return None  # Origin is enough; Referer only when a browser sent no Origin
+    return None
 
 
 def _deny() -> None:
