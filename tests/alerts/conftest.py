@@ -390,3 +390,26 @@ def smtp_server(tls_files: TlsFiles) -> Iterator[Callable[..., SmtpServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+# The start of the alert tests' fake clock (a test may `clock.set()` another start first).
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def recorder(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """(store, clock): the SDK records into a fresh store (SQLite, then PostgreSQL) with a
+    fake clock starting at T0; the SDK's configuration is put back afterwards."""
+    import lakelens
+    from lakelens.config import load_settings
+    from lakelens.store import Store
+    from lakelens.testing import FakeClock
+
+    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
+    store = Store(settings=settings)
+    clock = FakeClock(T0)
+    lakelens.configure(settings=settings, store=store, clock=clock)
+    yield store, clock
+    lakelens.flush()
+    lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
+    store.close()

@@ -10,9 +10,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 import lakelens
@@ -21,7 +19,6 @@ from lakelens.alerts.destinations import create_destination
 from lakelens.alerts.engine import AlertEngine
 from lakelens.alerts.incidents import Policy
 from lakelens.alerts.outbox import DeliveryWorker
-from lakelens.config import load_settings
 from lakelens.store import Store, schema
 from lakelens.testing import FakeClock
 
@@ -31,19 +28,6 @@ HOUR = 3600.0
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def recorder(store_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """(store, clock): the SDK records into a fresh store with a fake clock."""
-    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
-    store = Store(settings=settings)
-    clock = FakeClock(T0)
-    lakelens.configure(settings=settings, store=store, clock=clock)
-    yield store, clock
-    lakelens.flush()
-    lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
-    store.close()
 
 
 def materialize(

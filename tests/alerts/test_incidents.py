@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -20,7 +18,6 @@ from lakelens.alerts.engine import AlertEngine
 from lakelens.alerts.incidents import Policy
 from lakelens.alerts.outbox import DeliveryWorker
 from lakelens.cli.main import app
-from lakelens.config import load_settings
 from lakelens.store import Store, schema
 from lakelens.testing import FakeClock
 
@@ -30,18 +27,6 @@ HOUR = 3600.0
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def recorder(store_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
-    store = Store(settings=settings)
-    clock = FakeClock(T0)
-    lakelens.configure(settings=settings, store=store, clock=clock)
-    yield store, clock
-    lakelens.flush()
-    lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
-    store.close()
 
 
 class Pager:

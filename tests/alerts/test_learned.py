@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,25 +15,11 @@ from lakelens.alerts.incidents import Policy
 from lakelens.alerts.maintenance import Window
 from lakelens.alerts.outbox import DeliveryWorker
 from lakelens.alerts.replay import replay
-from lakelens.config import load_settings
-from lakelens.store import Store
 from lakelens.testing import FakeClock
 
 MONDAY = 1_799_625_600.0  # 2027-01-11 00:00 UTC
 HOUR = 3600.0
 DAY = 24 * HOUR
-
-
-@pytest.fixture
-def recorder(store_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
-    store = Store(settings=settings)
-    clock = FakeClock(MONDAY)
-    lakelens.configure(settings=settings, store=store, clock=clock)
-    yield store, clock
-    lakelens.flush()
-    lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
-    store.close()
 
 
 def config(receiver: Any, **extra: Any) -> AlertingConfig:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -26,18 +25,6 @@ STEP = 900.0
 
 class Outage(Exception):
     pass
-
-
-@pytest.fixture
-def recorder(store_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
-    store = Store(settings=settings)
-    clock = FakeClock(T0)
-    lakelens.configure(settings=settings, store=store, clock=clock)
-    yield store, clock
-    lakelens.flush()
-    lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
-    store.close()
 
 
 def hourly(clock: FakeClock, hour: int) -> None:
