@@ -121,23 +121,34 @@ def history(
     return events
 
 
-def resolve_fingerprint(conn: sa.Connection, prefix: str) -> str:
-    """The alert fingerprint `prefix` names (a unique prefix is enough)."""
-    a = schema.alerts
-    matches = list(
-        conn.execute(
-            sa.select(a.c.fingerprint)
-            .where(a.c.fingerprint.like(prefix.replace("%", "") + "%"))
-            .limit(3)
-        ).scalars()
+def resolve_prefix(
+    conn: sa.Connection, column: Any, prefix: str, *, what: str, listed_by: str
+) -> str:
+    """The one value of `column` that starts with `prefix` (a unique prefix is enough)."""
+    clean = prefix.strip().replace("%", "").replace("_", "")
+    matches = (
+        list(conn.execute(sa.select(column).where(column.like(clean + "%")).limit(3)).scalars())
+        if clean
+        else []
     )
     if len(matches) == 1:
-        return matches[0]
+        return str(matches[0])
     if not matches:
-        raise LakelensError(
-            f"No alert fingerprint starts with {prefix!r}; `lakelens alerts firing` lists them."
-        )
-    raise LakelensError(f"Alert fingerprint prefix {prefix!r} is ambiguous; type more characters.")
+        raise LakelensError(f"No {what} starts with {prefix!r}; `{listed_by}` lists them.")
+    raise LakelensError(
+        f"{what.capitalize()} prefix {prefix!r} is ambiguous; type more characters."
+    )
+
+
+def resolve_fingerprint(conn: sa.Connection, prefix: str) -> str:
+    """The alert fingerprint `prefix` names (a unique prefix is enough)."""
+    return resolve_prefix(
+        conn,
+        schema.alerts.c.fingerprint,
+        prefix,
+        what="alert fingerprint",
+        listed_by="lakelens alerts firing",
+    )
 
 
 def _write(store: Store) -> sa.Connection:

@@ -17,6 +17,7 @@ from lakelens.alerts.engine import (
     record_incident_event,
 )
 from lakelens.alerts.incidents import ACTIVE_INCIDENT
+from lakelens.alerts.state import resolve_prefix
 from lakelens.errors import InvalidArgumentError, LakelensError
 from lakelens.store import schema
 from lakelens.store.engine import is_sqlite
@@ -128,20 +129,13 @@ def incidents(
 
 def resolve_id(conn: sa.Connection, prefix: str) -> str:
     """The incident id `prefix` names (a unique prefix is enough)."""
-    clean = prefix.strip().replace("%", "").replace("_", "")
-    i = schema.incidents
-    matches = (
-        list(conn.execute(sa.select(i.c.id).where(i.c.id.like(clean + "%")).limit(3)).scalars())
-        if clean
-        else []
+    return resolve_prefix(
+        conn,
+        schema.incidents.c.id,
+        prefix,
+        what="incident id",
+        listed_by="lakelens incidents list --all",
     )
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise LakelensError(
-            f"No incident id starts with {prefix!r}; `lakelens incidents list --all` lists them."
-        )
-    raise LakelensError(f"Incident id prefix {prefix!r} is ambiguous; type more characters.")
 
 
 def incident(conn: sa.Connection, prefix: str) -> IncidentView:
