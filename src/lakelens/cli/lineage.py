@@ -325,11 +325,15 @@ def export(
     depth: int | None = typer.Option(
         None, "--depth", min=1, help="With ASSET: levels up and down to include."
     ),
+    columns: bool = typer.Option(
+        False, "--columns", help="DOT: label each edge with its column mapping."
+    ),
     home: Optional[str] = HomeOption,  # noqa: UP045
 ) -> None:
     """Export lineage as Graphviz DOT, Mermaid (graph LR) or JSON, for docs and diagrams.
 
-    A Mermaid export to a .md file is wrapped in a ```mermaid block.
+    A Mermaid export to a .md file is wrapped in a ```mermaid block. JSON edges carry their
+    column mapping; DOT edges carry it as a tooltip (and as a label with --columns).
 
     Example: lakelens lineage export --format dot -o lineage.dot && dot -Tpng lineage.dot -o lineage.png
     """
@@ -350,7 +354,7 @@ def export(
             graph = neighbourhood(graph, name, depth)
         annotate(conn, graph, list(graph.nodes), now=now())
     if fmt is Format.dot:
-        text = to_dot(graph, highlight=name)
+        text = to_dot(graph, highlight=name, columns=columns)
     elif fmt is Format.mermaid:
         text = to_mermaid(graph)
         if output is not None and output.suffix.lower() in (".md", ".markdown"):
