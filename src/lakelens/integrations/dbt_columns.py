@@ -218,7 +218,7 @@ def _lineage(
         if helped == exact:
             raise
         # A documented column list left out a column the SQL names: qualify without it.
-        query = sqlglot.parse_one(sql, dialect=dialect)
+        query = sqlglot.parse_one(sql, dialect=dialect)  # type: ignore[assignment]
         found = lineage(None, query, exact, dialect=dialect, trim_selects=False, copy=False)
     outputs = list(found)
     if "*" in outputs:
