@@ -92,3 +92,114 @@ def test_export_formats_to_files(pipeline_home, tmp_path) -> None:
     assert sorted(n["name"] for n in data["nodes"]) == ["dashboard", "dlt_entries", "stg_entries"]
     dot = invoke("lineage", "export", "--home", str(home)).output
     assert dot.startswith("digraph lineage {") and dot.count("->") == 3
+
+
+# -- column level -----------------------------------------------------------------------------
+
+
+def _with_columns(home) -> None:  # type: ignore[no-untyped-def]
+    """Column mappings on the pipeline's edges api → dlt_entries → stg_entries, and a schema."""
+    from datetime import datetime, timezone
+
+    from lakelens.config import load_settings
+    from lakelens.events import Batch
+    from lakelens.model import LineageEdge, SchemaSnapshot
+    from lakelens.store import Store
+
+    store = Store(settings=load_settings(home=str(home), log_format="none"))
+    columns = [("sgv", "int"), ("device", "text"), ("date_string", "text")]
+    store.write(
+        Batch(
+            edges=[
+                LineageEdge("api", "dlt_entries", "manual", {"sgv": ["sgv"], "device": ["device"]}),
+                LineageEdge(
+                    "dlt_entries",
+                    "stg_entries",
+                    "manual",
+                    {"glucose_mg_dl": ["sgv"], "glucose_mmol": ["sgv"], "source": ["device"]},
+                ),
+            ],
+            schemas=[
+                SchemaSnapshot("dlt_entries", columns, time=datetime.now(timezone.utc), hash="h1")
+            ],
+        )
+    )
+    store.close()
+
+
+def test_impact_of_a_column_lists_downstream_columns_per_asset(pipeline_home) -> None:
+    home, _ = pipeline_home
+    _with_columns(home)
+    text = invoke("lineage", "impact", "api", "--column", "sgv", "--home", str(home))
+    assert text.exit_code == 0, text.output
+    assert "Column impact: api.sgv" in text.output
+    assert "• dlt_entries (asset) — 1 column: sgv" in text.output
+    assert "• stg_entries (model) depth 2 — 2 columns: glucose_mg_dl, glucose_mmol" in text.output
+    # stg_entries → dashboard has no column mapping: named as a possible dependant.
+    assert "? dashboard (reads stg_entries)" in text.output
+    assert "3 columns in 2 assets" in text.output
+    data = json.loads(
+        invoke(
+            "lineage", "impact", "dlt_entries", "-c", "device", "--home", str(home), "--json"
+        ).output
+    )
+    assert data["assets"] == [
+        {
+            "name": "stg_entries",
+            "kind": "model",
+            "owner": "analytics",
+            "depth": 1,
+            "count": 1,
+            "columns": ["source"],
+        }
+    ]
+
+
+def test_an_unknown_column_is_one_line_with_a_suggestion(pipeline_home) -> None:
+    home, _ = pipeline_home
+    _with_columns(home)
+    result = runner.invoke(
+        app, ["lineage", "impact", "dlt_entries", "--column", "date_strng", "--home", str(home)]
+    )
+    assert result.exit_code != 0
+    assert "Unknown column 'date_strng' of asset 'dlt_entries'. Did you mean 'date_string'?" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def test_show_columns_lists_each_columns_upstream_and_downstream(pipeline_home) -> None:
+    home, _ = pipeline_home
+    _with_columns(home)
+    text = invoke("lineage", "show", "dlt_entries", "--columns", "--home", str(home))
+    assert text.exit_code == 0, text.output
+    after = text.output.split("Columns of dlt_entries:")[1]
+    assert (
+        "sgv\n    ← reads api.sgv\n    → feeds stg_entries.glucose_mg_dl, stg_entries.glucose_mmol"
+        in after
+    )
+    assert "date_string\n    (no column lineage)" in after
+    data = json.loads(
+        invoke("lineage", "show", "dlt_entries", "--columns", "--home", str(home), "--json").output
+    )
+    assert [c["name"] for c in data["columns"]] == ["sgv", "device", "date_string"]
+    assert data["columns"][1]["downstream"] == [{"asset": "stg_entries", "column": "source"}]
+    plain = json.loads(
+        invoke("lineage", "show", "dlt_entries", "--home", str(home), "--json").output
+    )
+    assert "columns" not in plain
+
+
+def test_export_carries_column_mappings_in_json_and_dot(pipeline_home) -> None:
+    home, _ = pipeline_home
+    _with_columns(home)
+    data = json.loads(invoke("lineage", "export", "--format", "json", "--home", str(home)).output)
+    edge = next(e for e in data["edges"] if e["downstream"] == "stg_entries")
+    assert edge["columns"] == {
+        "glucose_mg_dl": ["sgv"],
+        "glucose_mmol": ["sgv"],
+        "source": ["device"],
+    }
+    dot = invoke("lineage", "export", "--format", "dot", "--columns", "--home", str(home)).output
+    assert 'label="glucose_mg_dl ← sgv\\nglucose_mmol ← sgv\\nsource ← device"' in dot
+    assert 'tooltip="sgv ← sgv\\ndevice ← device"' in dot

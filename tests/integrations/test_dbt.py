@@ -229,6 +229,7 @@ STEPS = {
     "test": ["test"],
     "freshness": ["source", "freshness"],
     "broken_build": ["build", "--vars", "{break_staging: true}"],
+    "docs": ["docs", "generate"],
 }
 
 
@@ -270,7 +271,8 @@ def dbt_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DbtRuns]:
 
 
 def _only_artifacts(directory: str, names: list[str]) -> list[str]:
-    return [n for n in names if n not in ("manifest.json", "run_results.json", "sources.json")]
+    kept = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
+    return [n for n in names if n not in kept]
 
 
 @pytest.fixture
@@ -794,3 +796,120 @@ def test_a_failing_error_test_from_dbt_opens_one_incident(dbt_runs: DbtRuns, sto
     assert [f["summary"].split(":")[0] for f in checks] == [
         "not_null_fct_orders_customer failed on fct_orders"
     ]
+
+
+# -- column lineage from compiled SQL -------------------------------------------------------
+
+# Read off the models' SQL in PROJECT_FILES: {(upstream, model): {column: [upstream columns]}}.
+STAGING_COLUMNS = {
+    ("raw.orders", "stg_orders"): {
+        c: [c] for c in ("order_id", "customer_id", "amount", "status", "loaded_at")
+    },
+}
+MART_COLUMNS = {
+    ("stg_orders", "fct_orders"): {
+        "order_id": ["order_id"],
+        "amount": ["amount"],
+        "status": ["status"],
+    },
+    ("customers", "fct_orders"): {"customer": ["name"], "segment": ["segment"]},
+    ("fct_orders", "mart_revenue"): {"segment": ["segment"], "revenue": ["amount"]},
+}
+# `select * from customers`: only catalog.json (dbt docs generate) knows the seed's columns.
+SNAPSHOT_COLUMNS = {
+    ("customers", "customers_snapshot"): {c: [c] for c in ("customer_id", "name", "segment")},
+}
+
+
+def _column_mappings(store: Store) -> dict[tuple[str, str], dict[str, list[str]]]:
+    with store.connect() as conn:
+        from lakelens.analysis.lineage import load_graph
+
+        return load_graph(conn).columns
+
+
+def test_column_lineage_of_dbt_run_models_from_their_compiled_sql(
+    dbt_runs: DbtRuns, store: Store
+) -> None:
+    result = import_artifacts(dbt_runs.steps["run"], store=store)
+    assert _column_mappings(store) == STAGING_COLUMNS | MART_COLUMNS
+    assert result.column_edges == 4 and result.unresolved_columns == {}
+    with store.connect() as conn:
+        tags = dict(conn.execute(sa.select(tables.assets.c.name, tables.assets.c.tags)).all())
+    assert json.loads(tags["fct_orders"])["lakelens.column_lineage"] == "resolved"
+
+
+def test_select_star_resolves_through_catalog_and_is_unresolved_without_it(
+    dbt_runs: DbtRuns, store: Store, tmp_path: Path
+) -> None:
+    without = tmp_path / "no_catalog"
+    shutil.copytree(dbt_runs.steps["docs"], without)
+    (without / "catalog.json").unlink()
+    result = import_artifacts(without, store=store)
+    reason = result.unresolved_columns["customers_snapshot"]
+    assert "select * over relations whose columns are unknown (customers)" in reason
+    assert "dbt docs generate" in reason
+    assert ("customers", "customers_snapshot") not in _column_mappings(store)
+
+    result = import_artifacts(dbt_runs.steps["docs"], store=store)
+    assert result.unresolved_columns == {}
+    mappings = _column_mappings(store)
+    assert (
+        mappings[("customers", "customers_snapshot")]
+        == SNAPSHOT_COLUMNS[("customers", "customers_snapshot")]
+    )
+    for edge, columns in MART_COLUMNS.items():
+        assert mappings[edge] == columns
+
+
+def test_sql_the_parser_cannot_read_is_recorded_unresolved_not_a_failure(
+    tmp_path: Path, store: Store
+) -> None:
+    target = _fixture_copy(tmp_path)
+
+    def garble(manifest: dict[str, Any]) -> None:
+        manifest["nodes"]["model.shop.fct_orders"]["compiled_code"] = "select ((( from where"
+
+    _edit(target / "manifest.json", garble)
+    result = import_artifacts(target, store=store)
+    assert result.unresolved_columns["fct_orders"].startswith("sqlglot: ")
+    assert result.assets == len(KINDS)
+    with store.connect() as conn:
+        tags = json.loads(
+            conn.execute(
+                sa.select(tables.assets.c.tags).where(tables.assets.c.name == "fct_orders")
+            ).scalar_one()
+        )
+    assert tags["lakelens.column_lineage"] == "unresolved"
+    assert tags["lakelens.column_lineage_reason"] == result.unresolved_columns["fct_orders"]
+    # The model that parsed still has its columns.
+    assert _column_mappings(store)[("raw.orders", "stg_orders")]["amount"] == ["amount"]
+
+
+def test_column_lineage_can_be_left_out(tmp_path: Path, store: Store) -> None:
+    result = import_artifacts(_fixture_copy(tmp_path), store=store, column_lineage=False)
+    assert result.column_edges == 0 and _column_mappings(store) == {}
+
+
+def test_cli_column_impact_and_columns_after_dbt_import(dbt_runs: DbtRuns, tmp_path: Path) -> None:
+    """The seeds' scenario: rename a column and see every downstream column that reads it."""
+    app, runner, home = _cli(), CliRunner(), str(tmp_path / "home")
+    result = runner.invoke(app, ["import", "dbt", str(dbt_runs.steps["run"]), "--home", home])
+    assert result.exit_code == 0, result.output
+    impact = runner.invoke(
+        app, ["lineage", "impact", "raw.orders", "--column", "amount", "--home", home, "--json"]
+    )
+    assert impact.exit_code == 0, impact.output
+    found = json.loads(impact.output)
+    assert found["columns"] == [
+        {"asset": "stg_orders", "column": "amount", "depth": 1},
+        {"asset": "fct_orders", "column": "amount", "depth": 2},
+        {"asset": "mart_revenue", "column": "revenue", "depth": 3},
+    ]
+    # Exposures have no column mapping: they may depend on it.
+    assert {u["name"] for u in found["unmapped"]} == {"churn_notebook", "revenue_dashboard"}
+    # `status` goes no further than fct_orders: mart_revenue does not select it.
+    status = runner.invoke(
+        app, ["lineage", "impact", "stg_orders", "-c", "status", "--home", home, "--json"]
+    )
+    assert [c["asset"] for c in json.loads(status.output)["columns"]] == ["fct_orders"]

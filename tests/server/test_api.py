@@ -200,3 +200,41 @@ def test_api_json_equals_the_cli_json(client: Any, pipeline: Any, monkeypatch) -
     cli_summary = cli("metrics", "summary", "--period", "7d")
     for key in ("runs", "rows", "bytes", "latency", "checks", "failures", "status"):
         assert cli_summary[key] == api_summary[key], key
+
+
+def test_column_impact_and_columns_of_an_asset(client: Any, pipeline: Any) -> None:
+    from lakelens.analysis.column_lineage import column_impact
+    from lakelens.events import Batch
+    from lakelens.model import LineageEdge
+
+    _settings, store, _info = pipeline
+    store.write(
+        Batch(
+            edges=[
+                LineageEdge("api", "dlt_entries", "openlineage", {"sgv": ["value"]}),
+                LineageEdge("dlt_entries", "stg_entries", "dbt", {"glucose": ["sgv"]}),
+            ]
+        )
+    )
+    body = client.get("/api/v1/lineage/api/impact", params={"column": "value"}).json()
+    with store.connect() as conn:
+        graph = load_graph(conn)
+    assert body == column_impact(graph, "api", "value").to_dict(graph)
+    assert [(a["name"], a["count"], a["columns"]) for a in body["assets"]] == [
+        ("dlt_entries", 1, ["sgv"]),
+        ("stg_entries", 1, ["glucose"]),
+    ]
+    assert {"name": "dashboard", "via": "stg_entries"} in body["unmapped"]
+
+    missing = client.get("/api/v1/lineage/api/impact", params={"column": "valu"})
+    assert missing.status_code == 404
+    assert "Unknown column 'valu' of asset 'api'. Did you mean 'value'?" in missing.text
+
+    shown = client.get("/api/v1/lineage/dlt_entries", params={"columns": "true"}).json()
+    by_name = {c["name"]: c for c in shown["columns"]}
+    assert by_name["sgv"] == {
+        "name": "sgv",
+        "upstream": [{"asset": "api", "column": "value"}],
+        "downstream": [{"asset": "stg_entries", "column": "glucose"}],
+    }
+    assert "columns" not in client.get("/api/v1/lineage/dlt_entries").json()

@@ -61,18 +61,22 @@ def show(
     asset: str = typer.Argument(..., help="Asset name."),
     direction: Direction = typer.Option(Direction.both, "--direction", help="up, down or both."),
     depth: int | None = typer.Option(None, "--depth", min=1, help="Levels to show (default: all)."),
+    columns: bool = typer.Option(
+        False, "--columns", help="Also list each column with the columns it reads and feeds."
+    ),
     home: Optional[str] = HomeOption,  # noqa: UP045
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
 ) -> None:
     """Show the lineage tree of ASSET: what feeds it and what it feeds, with status and freshness.
 
-    Example: lakelens lineage show dlt_glucose_entries --direction down --depth 3
+    Example: lakelens lineage show stg_glucose_entries --columns
     """
     from rich.markup import escape
     from rich.tree import Tree
 
     from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.column_lineage import column_neighbours, column_status
     from lakelens.analysis.lineage import (
         annotate,
         column_lineage,
@@ -93,20 +97,21 @@ def show(
         }
         shown = {n for t in trees.values() for n in _walk(t)}
         annotate(conn, graph, shown, now=now())
+        per_column = column_neighbours(conn, graph, name) if columns else None
     cycles = find_cycles(graph, shown)
     if json_output:
-        print_json(
-            {
-                "asset": name,
-                "node": tree_dict(trees.get("up") or trees["down"], graph) | {"children": []},
-                "upstream": tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
-                "downstream": tree_dict(trees["down"], graph)["children"]
-                if "down" in trees
-                else None,
-                "cycles": cycles,
-                "column_lineage": column_lineage(graph, shown),
-            }
-        )
+        data = {
+            "asset": name,
+            "node": tree_dict(trees.get("up") or trees["down"], graph) | {"children": []},
+            "upstream": tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
+            "downstream": tree_dict(trees["down"], graph)["children"] if "down" in trees else None,
+            "cycles": cycles,
+            "column_lineage": column_lineage(graph, shown),
+        }
+        if per_column is not None:
+            data["columns"] = per_column
+            data["column_lineage_status"] = column_status(graph, name)
+        print_json(data)
         return
     console = make_console(no_color)
     root = Tree(_label(graph.nodes[name]))
@@ -133,18 +138,53 @@ def show(
         console.print(
             f"[magenta]Cycle in declared lineage:[/] {escape(' → '.join([*cycle, cycle[0]]))}"
         )
+    if per_column is not None:
+        _print_columns(console, name, per_column, column_status(graph, name))
+
+
+def _print_columns(
+    console: Any, name: str, per_column: list[dict[str, Any]], status: dict[str, str] | None
+) -> None:
+    from rich.markup import escape
+
+    def refs(items: list[dict[str, str]]) -> str:
+        return escape(", ".join(f"{i['asset']}.{i['column']}" for i in items))
+
+    console.print(f"\n[bold]Columns of {escape(name)}:[/]")
+    if status and status["status"] == "unresolved":
+        console.print(
+            f"  [yellow]column lineage unresolved:[/] {escape(status.get('reason', '?'))}"
+        )
+    if not per_column:
+        console.print("  [dim](no columns recorded)[/]")
+    for column in per_column:
+        console.print(f"  [bold]{escape(column['name'])}[/]")
+        if column["upstream"]:
+            console.print(f"    [dim]← reads[/] {refs(column['upstream'])}")
+        if column["downstream"]:
+            console.print(f"    [dim]→ feeds[/] {refs(column['downstream'])}")
+        if not column["upstream"] and not column["downstream"]:
+            console.print("    [dim](no column lineage)[/]")
 
 
 @app.command()
 def impact(
     asset: str = typer.Argument(..., help="Asset name."),
+    column: str | None = typer.Option(
+        None,
+        "--column",
+        "-c",
+        help="Only what depends on this column of ASSET: downstream columns, transitively.",
+    ),
     home: Optional[str] = HomeOption,  # noqa: UP045
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
 ) -> None:
     """Impact analysis: everything downstream of ASSET, publishing endpoints, dashboards, owners.
 
-    Example: lakelens lineage impact dlt_glucose_entries
+    With --column, every downstream column (and its asset) that depends on that column.
+
+    Example: lakelens lineage impact glucose_entries --column reading_mg_dl
     """
     from rich.markup import escape
 
@@ -158,6 +198,13 @@ def impact(
     with store.reader() as conn:
         name = resolve_asset(conn, asset)
         graph = load_graph(conn)
+        if column is not None:
+            from lakelens.analysis.column_lineage import resolve_column
+
+            column = resolve_column(conn, graph, name, column)
+    if column is not None:
+        _column_impact(graph, name, column, json_output, no_color)
+        return
     result = compute_impact(graph, name)
     if json_output:
         from lakelens.analysis.shapes import impact_dict
@@ -224,6 +271,44 @@ def impact(
     console.print(f"\n[bold]Recommendation:[/] {result.recommendation}")
 
 
+def _column_impact(graph: Any, name: str, column: str, json_output: bool, no_color: bool) -> None:
+    from rich.markup import escape
+
+    from lakelens.analysis.column_lineage import column_impact
+    from lakelens.cli._common import make_console
+    from lakelens.cli._output import print_json
+
+    data = column_impact(graph, name, column).to_dict(graph)
+    if json_output:
+        print_json(data)
+        return
+    console = make_console(no_color)
+    console.print(f"[bold]Column impact: {escape(name)}.{escape(column)}[/]\n")
+    console.print("[bold]Downstream columns, by asset:[/]")
+    for entry in data["assets"][:LIST_LIMIT]:
+        depth = f" [dim]depth {entry['depth']}[/]" if entry["depth"] > 1 else ""
+        console.print(
+            f"  • {escape(entry['name'])} [dim]({entry['kind']})[/]{depth} — "
+            f"{_plural(entry['count'], 'column')}: {escape(', '.join(entry['columns']))}"
+        )
+    if len(data["assets"]) > LIST_LIMIT:
+        more = len(data["assets"]) - LIST_LIMIT
+        console.print(f"  [dim]… and {more:,} more (all of them with --json)[/]")
+    if not data["assets"]:
+        console.print("  [dim](none)[/]")
+    if data["unmapped"]:
+        console.print("\n[bold]Downstream without column lineage (may depend on it):[/]")
+        for entry in data["unmapped"][:LIST_LIMIT]:
+            console.print(f"  [yellow]?[/] {escape(entry['name'])} [dim](reads {entry['via']})[/]")
+    totals = data["totals"]
+    console.print("\n[bold]Total impact:[/]")
+    console.print(
+        f"  {_plural(totals['columns'], 'column')} in {_plural(totals['assets'], 'asset')}"
+    )
+    if totals["unmapped_assets"]:
+        console.print(f"  {_plural(totals['unmapped_assets'], 'asset')} without column lineage")
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -240,11 +325,15 @@ def export(
     depth: int | None = typer.Option(
         None, "--depth", min=1, help="With ASSET: levels up and down to include."
     ),
+    columns: bool = typer.Option(
+        False, "--columns", help="DOT: label each edge with its column mapping."
+    ),
     home: Optional[str] = HomeOption,  # noqa: UP045
 ) -> None:
     """Export lineage as Graphviz DOT, Mermaid (graph LR) or JSON, for docs and diagrams.
 
-    A Mermaid export to a .md file is wrapped in a ```mermaid block.
+    A Mermaid export to a .md file is wrapped in a ```mermaid block. JSON edges carry their
+    column mapping; DOT edges carry it as a tooltip (and as a label with --columns).
 
     Example: lakelens lineage export --format dot -o lineage.dot && dot -Tpng lineage.dot -o lineage.png
     """
@@ -265,7 +354,7 @@ def export(
             graph = neighbourhood(graph, name, depth)
         annotate(conn, graph, list(graph.nodes), now=now())
     if fmt is Format.dot:
-        text = to_dot(graph, highlight=name)
+        text = to_dot(graph, highlight=name, columns=columns)
     elif fmt is Format.mermaid:
         text = to_mermaid(graph)
         if output is not None and output.suffix.lower() in (".md", ".markdown"):

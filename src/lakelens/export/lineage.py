@@ -30,8 +30,16 @@ def _dot_string(text: str) -> str:
     )
 
 
-def to_dot(graph: LineageGraph, *, highlight: str | None = None) -> str:
-    """A left-to-right digraph; nodes shaped by kind and filled by last status."""
+def _mapping_text(mapping: dict[str, list[str]]) -> str:
+    return "\n".join(f"{column} ← {', '.join(sources)}" for column, sources in mapping.items())
+
+
+def to_dot(graph: LineageGraph, *, highlight: str | None = None, columns: bool = False) -> str:
+    """A left-to-right digraph; nodes shaped by kind and filled by last status.
+
+    Edges with a column mapping carry it as their tooltip (SVG hover), and as their label
+    too with `columns`.
+    """
     ids = _node_ids(graph)
     lines = [
         "digraph lineage {",
@@ -52,7 +60,15 @@ def to_dot(graph: LineageGraph, *, highlight: str | None = None) -> str:
             attrs.append("penwidth=2.5")
         lines.append(f"  {ids[name]} [{', '.join(attrs)}];")
     for up, down in graph.edges():
-        lines.append(f"  {ids[up]} -> {ids[down]};")
+        mapping = graph.columns.get((up, down))
+        if not mapping:
+            lines.append(f"  {ids[up]} -> {ids[down]};")
+            continue
+        text = _dot_string(_mapping_text(mapping))
+        attrs = [f"tooltip={text}"]
+        if columns:
+            attrs += [f"label={text}", "fontsize=9"]
+        lines.append(f"  {ids[up]} -> {ids[down]} [{', '.join(attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

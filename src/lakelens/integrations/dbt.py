@@ -15,6 +15,7 @@ dbt invocation id and node unique id, so importing the same artifacts again chan
 | source `freshness` warn_after (else error_after) | freshness SLA in seconds                          |
 | `depends_on.nodes` of models, seeds, snapshots, exposures | lineage edges, source "dbt"              |
 | documented columns (name, data_type)             | schema snapshot (stored when it changes)          |
+| each compiled model's SQL (parsed by sqlglot, dbt_columns.py) | column mapping of its edges; `lakelens.column_lineage` tag |
 | run_results.json invocation                      | run: id = invocation_id, job "dbt <command>"      |
 | model / seed / snapshot result                   | materialization: status, execute-phase timing, rows_affected, error message |
 | test / unit test result                          | check result on the tested node: severity, failures, message |
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from lakelens.errors import LakelensError
 from lakelens.events import Batch
+from lakelens.integrations.dbt_logs import log_callback
 from lakelens.model import (
     Asset,
     CheckResult,
@@ -54,14 +56,26 @@ from lakelens.units import format_duration
 if TYPE_CHECKING:
     from lakelens.store import Store
 
-__all__ = ["FRESHNESS_CHECK", "SOURCE", "DbtArtifactsError", "ImportResult", "import_artifacts"]
+__all__ = [
+    "FRESHNESS_CHECK",
+    "SOURCE",
+    "DbtArtifactsError",
+    "ImportResult",
+    "import_artifacts",
+    "log_callback",
+]
 
 SOURCE = "dbt"
 FRESHNESS_CHECK = "source_freshness"
 
 # The oldest artifact schemas read: those of dbt 1.6 (manifest v10, run results v4, sources v3).
-_MIN_VERSION = {"manifest": 10, "run-results": 4, "sources": 3}
-_FILES = {"manifest": "manifest.json", "run-results": "run_results.json", "sources": "sources.json"}
+_MIN_VERSION = {"manifest": 10, "run-results": 4, "sources": 3, "catalog": 1}
+_FILES = {
+    "manifest": "manifest.json",
+    "run-results": "run_results.json",
+    "sources": "sources.json",
+    "catalog": "catalog.json",
+}
 _SCHEMA_URL = re.compile(r"/dbt/([a-z-]+)/v(\d+)\.json$")
 
 _ASSET_RESOURCES = ("model", "seed", "snapshot")
@@ -117,6 +131,9 @@ class ImportResult:
     stale_sources: int
     run_ids: list[str] = field(default_factory=list)
     new_run_ids: list[str] = field(default_factory=list)
+    # Edges given a column mapping, and models whose column lineage is unresolved (why).
+    column_edges: int = 0
+    unresolved_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def already_imported(self) -> bool:
@@ -132,21 +149,34 @@ def import_artifacts(
     *,
     store: Store | None = None,
     progress: Callable[[str], None] | None = None,
+    column_lineage: bool = True,
 ) -> ImportResult:
-    """Import a dbt target directory (manifest.json, plus run_results.json and sources.json
-    when present) into `store` (default: the store configured by LAKELENS_* / lakelens.yaml)."""
+    """Import a dbt target directory (manifest.json, plus run_results.json, sources.json and
+    catalog.json when present) into `store` (default: the store configured by LAKELENS_* /
+    lakelens.yaml). `column_lineage`: derive column lineage from the compiled SQL."""
     say = progress or (lambda message: None)
     artifacts = _read(Path(target_dir), say)
-    say("Converting dbt artifacts")
-    converted = _convert(artifacts)
     owned = store is None
     if store is None:
         from lakelens.store import Store
 
         store = Store()
-    batch = converted.batch
-    run_ids = [run.run_id for run in batch.runs]
     try:
+        say("Converting dbt artifacts")
+        converted = _convert(artifacts)
+        if column_lineage:
+            from lakelens.integrations.dbt_columns import add_column_lineage
+
+            converted.unresolved = add_column_lineage(
+                converted.batch,
+                artifacts.manifest,
+                converted.names,
+                catalog=artifacts.docs.get("catalog"),
+                store=store,
+                say=say,
+            )
+        batch = converted.batch
+        run_ids = [run.run_id for run in batch.runs]
         known = _known_runs(store, run_ids)
         say(f"Writing {len(batch)} events to {store.location}")
         store.write(batch)
@@ -173,6 +203,8 @@ def import_artifacts(
         stale_sources=sum(c.attributes.get("dbt.status") in ("warn", "error") for c in freshness),
         run_ids=run_ids,
         new_run_ids=[r for r in run_ids if r not in known],
+        column_edges=sum(e.columns is not None for e in batch.edges),
+        unresolved_columns=converted.unresolved,
     )
 
 
@@ -237,7 +269,9 @@ def _load(file: Path, kind: str) -> tuple[dict[str, Any], int]:
             f"(dbt {metadata.get('dbt_version', '?')}); lakelens reads v{_MIN_VERSION[kind]} "
             "and later (dbt 1.6+): upgrade dbt-core and run dbt again."
         )
-    needed = ("nodes", "sources") if kind == "manifest" else ("results", "invocation_id")
+    needed = (
+        ("nodes", "sources") if kind in ("manifest", "catalog") else ("results", "invocation_id")
+    )
     missing = [key for key in needed if key not in data and key not in metadata]
     if missing:
         raise DbtArtifactsError(f"{file} is not a complete dbt artifact: no {missing[0]}.")
@@ -252,12 +286,14 @@ class _Converted:
     batch: Batch = field(default_factory=Batch)
     # Source asset → its newest load (max_loaded_at) seen by dbt source freshness.
     loads: dict[str, float] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # unique_id → asset name
+    unresolved: dict[str, str] = field(default_factory=dict)  # model → why no column lineage
 
 
 def _convert(artifacts: _Artifacts) -> _Converted:
     manifest = artifacts.manifest
     out = _Converted()
-    names = _asset_names(manifest)
+    names = out.names = _asset_names(manifest)
     generated = _time(manifest["metadata"].get("generated_at"))
     _assets(manifest, names, generated, out.batch)
     if "run-results" in artifacts.docs:
@@ -827,52 +863,3 @@ def _list(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [value]
     return value if isinstance(value, list) else []
-
-
-_DBT_LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
-
-
-def log_callback(event: Any) -> None:
-    """A dbtRunner callback: dbt's own log lines join the lakelens run they happen in.
-
-        from dbt.cli.main import dbtRunner
-        from lakelens.integrations.dbt import log_callback
-
-        with lakelens.run("orchestrated"):          # or inside a Dagster op's lakelens_run(context)
-            dbtRunner(callbacks=[log_callback]).invoke(["build"])
-
-    Lines below LAKELENS_LOG_LEVEL are skipped; outside any lakelens run nothing is recorded.
-    """
-    from lakelens.sdk._runtime import FRAME, RT
-
-    info = getattr(event, "info", None)
-    message = getattr(info, "msg", "") if info is not None else ""
-    if not message:
-        return
-    level = _DBT_LEVELS.get(str(getattr(info, "level", "info")), 20)
-    if level < RT.settings.log_level_number:
-        return
-    run, mat, span = FRAME.get()
-    if run is None:
-        run = RT.ambient_run()
-    if run is None:
-        return
-    node = getattr(getattr(event, "data", None), "node_info", None)
-    asset = (getattr(node, "node_name", "") or None) if node is not None else None
-    RT.writer.put_log(
-        (
-            RT.clock(),
-            level,
-            str(message),
-            "dbt",
-            run.run_id,
-            asset or (mat.name if mat is not None else None),
-            run.job,
-            span.trace_id if span is not None else run.trace_id,
-            span.span_id if span is not None else None,
-            {
-                "dbt.event": getattr(info, "name", None),
-                "dbt.invocation_id": getattr(info, "invocation_id", None),
-            },
-        )
-    )

@@ -275,7 +275,14 @@ def get_lineage_graph(request: Request) -> Response:
     summary="Impact analysis (`lakelens lineage impact`)",
     responses=_NOT_FOUND,
 )
-def get_impact(request: Request, name: str) -> Response:
+def get_impact(
+    request: Request,
+    name: str,
+    column: str | None = Query(
+        None,
+        description="Only what depends on this column (`lakelens lineage impact --column`).",
+    ),
+) -> Response:
     from lakelens.analysis.assets import resolve_asset
     from lakelens.server.impact import impact_response
 
@@ -283,6 +290,11 @@ def get_impact(request: Request, name: str) -> Response:
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
         graph = ctx.graph(conn)
+        if column is not None:
+            from lakelens.analysis.column_lineage import column_impact, resolve_column
+
+            found = resolve_column(conn, graph, resolved, column)
+            return json_response(column_impact(graph, resolved, found).to_dict(graph))
     # Computed and encoded once per graph: the cached graph is replaced when lineage changes.
     return impact_response(graph, resolved)
 
@@ -299,8 +311,12 @@ def get_lineage(
     depth: int | None = Query(
         None, ge=1, le=MAX_DEPTH, description=f"Levels to include (at most {MAX_DEPTH})."
     ),
+    columns: bool = Query(
+        False, description="Also each column's upstream and downstream columns (`--columns`)."
+    ),
 ) -> Response:
     from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.column_lineage import column_neighbours, column_status
     from lakelens.analysis.lineage import annotate, column_lineage, find_cycles, tree
 
     ctx = _ctx(request)
@@ -319,15 +335,18 @@ def get_lineage(
             shown.add(node.name)
             stack.extend(node.children)
         annotate(conn, graph, shown, now=ctx.clock())
+        per_column = column_neighbours(conn, graph, resolved) if columns else None
     first = trees.get("up") or trees["down"]
+    data: dict[str, Any] = {
+        "asset": resolved,
+        "node": tree_dict(first, graph) | {"children": []},
+        "upstream": tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
+        "downstream": tree_dict(trees["down"], graph)["children"] if "down" in trees else None,
+        "cycles": find_cycles(graph, shown),
+        "column_lineage": column_lineage(graph, shown),
+    }
+    if per_column is not None:
+        data["columns"] = per_column
+        data["column_lineage_status"] = column_status(graph, resolved)
     # Plain data already, and possibly deep: no jsonable() walk.
-    return json_response(
-        {
-            "asset": resolved,
-            "node": tree_dict(first, graph) | {"children": []},
-            "upstream": tree_dict(trees["up"], graph)["children"] if "up" in trees else None,
-            "downstream": tree_dict(trees["down"], graph)["children"] if "down" in trees else None,
-            "cycles": find_cycles(graph, shown),
-            "column_lineage": column_lineage(graph, shown),
-        }
-    )
+    return json_response(data)

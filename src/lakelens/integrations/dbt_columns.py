@@ -1,0 +1,363 @@
+"""Column lineage of dbt models, derived from their compiled SQL with sqlglot.
+
+dbt knows which models a model reads (`depends_on`), not which columns. This module parses
+each compiled model and snapshot in the adapter's SQL dialect, qualifies it against the
+columns of the relations it reads, and follows every output column back to the columns of
+those relations. Models are read upstream first, so the output columns found for one model
+expand `select *` in the models that read it.
+
+The columns of a relation come from dbt's `catalog.json` (written by `dbt docs generate`),
+the output columns derived here, or the latest schema snapshot lakelens holds for the asset.
+The columns documented in the manifest help qualify column names, but never expand a
+`select *`: documentation may leave columns out.
+
+What cannot be derived is reported per model with its reason, never raised: SQL sqlglot
+cannot parse, a `select *` over a relation whose columns are unknown, a model that is not a
+query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lakelens.analysis.column_lineage import COLUMN_LINEAGE_TAG
+
+if TYPE_CHECKING:
+    from lakelens.events import Batch
+    from lakelens.store import Store
+
+__all__ = ["COLUMN_LINEAGE_TAG", "ColumnLineage", "add_column_lineage", "derive", "dialect_of"]
+
+
+# dbt adapter type → sqlglot dialect, where the names differ.
+_DIALECTS = {
+    "sqlserver": "tsql",
+    "synapse": "tsql",
+    "fabric": "fabric",
+    "glue": "spark",
+    "impala": "hive",
+    "postgres": "postgres",
+    "redshift": "redshift",
+}
+_MAX_REASON = 300
+
+
+@dataclass
+class ColumnLineage:
+    """What `derive` found: column mappings per edge, and the models it could not read."""
+
+    dialect: str | None
+    # (upstream asset, downstream asset) → {downstream column: [upstream columns]}
+    edges: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
+    # asset → its output columns, in select order
+    outputs: dict[str, list[str]] = field(default_factory=dict)
+    # asset → why its column lineage is unresolved
+    unresolved: dict[str, str] = field(default_factory=dict)
+
+
+def add_column_lineage(
+    batch: Batch,
+    manifest: Mapping[str, Any],
+    names: Mapping[str, str],
+    *,
+    catalog: Mapping[str, Any] | None,
+    store: Store,
+    say: Callable[[str], None],
+) -> dict[str, str]:
+    """Give the batch's dbt edges their derived column mappings and tag each model with the
+    outcome; returns the unresolved models with their reasons."""
+    try:
+        import sqlglot  # noqa: F401
+    except ImportError:
+        say("Column lineage skipped: it needs sqlglot (pip install sqlglot, or dbt-core)")
+        return {}
+    say("Deriving column lineage from compiled SQL")
+    found = derive(
+        manifest, names, catalog=catalog, known=lambda assets: _held_columns(store, assets)
+    )
+    for edge in batch.edges:
+        edge.columns = found.edges.get((edge.upstream, edge.downstream), edge.columns)
+    for asset in batch.assets:
+        if asset.name in found.unresolved:
+            asset.tags[COLUMN_LINEAGE_TAG] = "unresolved"
+            asset.tags[COLUMN_LINEAGE_TAG + "_reason"] = found.unresolved[asset.name]
+        elif asset.name in found.outputs:
+            asset.tags[COLUMN_LINEAGE_TAG] = "resolved"
+    if found.unresolved:
+        say(f"Column lineage unresolved for {len(found.unresolved)} of the compiled models")
+    return found.unresolved
+
+
+def _held_columns(store: Store, assets: list[str]) -> dict[str, list[str]]:
+    """The columns of each asset's latest schema snapshot in the store."""
+    import sqlalchemy as sa
+
+    from lakelens.store import schema
+
+    snapshots = schema.schema_snapshots
+    held: dict[str, list[str]] = {}
+    with store.connect() as conn:
+        for start in range(0, len(assets), 500):
+            rows = conn.execute(
+                sa.select(snapshots.c.asset, snapshots.c.columns)
+                .where(snapshots.c.asset.in_(assets[start : start + 500]))
+                .order_by(snapshots.c.time, snapshots.c.id)
+            )
+            for asset, columns in rows:
+                held[asset] = [str(c[0]) for c in json.loads(columns) if c]
+    return held
+
+
+def dialect_of(adapter_type: object) -> str | None:
+    """The sqlglot dialect of a dbt adapter (None: sqlglot's generic dialect)."""
+    from sqlglot.dialects.dialect import Dialect
+
+    if not isinstance(adapter_type, str) or not adapter_type:
+        return None
+    name = _DIALECTS.get(adapter_type, adapter_type)
+    return name if Dialect.get(name) is not None else None
+
+
+def derive(
+    manifest: Mapping[str, Any],
+    names: Mapping[str, str],
+    *,
+    catalog: Mapping[str, Any] | None = None,
+    known: Callable[[list[str]], dict[str, list[str]]] | None = None,
+) -> ColumnLineage:
+    """Column lineage of every compiled model and snapshot in `manifest`.
+
+    `names` maps dbt unique ids to asset names; `known(asset names)` returns the columns
+    lakelens already holds for the assets asked about (used when dbt documents none).
+    """
+    from sqlglot import exp
+
+    nodes = _relations(manifest)
+    result = ColumnLineage(dialect_of(_dict(manifest.get("metadata")).get("adapter_type")))
+    tables: dict[str, exp.Table] = {}
+    by_key: dict[tuple[str, ...], str] = {}
+    for uid, node in nodes.items():
+        table = _table(node.get("relation_name"), result.dialect)
+        if table is not None and uid in names:
+            tables[uid] = table
+            by_key[_key(table)] = uid
+    columns, documented = _starting_columns(nodes, catalog, names, tables, known)
+    for uid in _upstream_first(nodes):
+        sql = nodes[uid].get("compiled_code") or nodes[uid].get("compiled_sql")
+        if not isinstance(sql, str) or uid not in names or uid not in tables:
+            continue
+        asset = names[uid]
+        try:
+            found = _lineage(sql, uid, nodes, tables, by_key, columns, documented, result.dialect)
+        except _Unresolved as exc:
+            result.unresolved[asset] = str(exc)[:_MAX_REASON]
+            continue
+        except Exception as exc:  # sqlglot raises many kinds; none may fail an import
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            result.unresolved[asset] = f"sqlglot: {reason}"[:_MAX_REASON]
+            continue
+        outputs, mapping = found
+        columns[uid] = outputs
+        result.outputs[asset] = outputs
+        for upstream_uid, per_column in mapping.items():
+            if upstream_uid != uid:
+                result.edges[(names[upstream_uid], asset)] = per_column
+    return result
+
+
+class _Unresolved(Exception):
+    """A model whose column lineage cannot be derived; the message says why."""
+
+
+def _lineage(
+    sql: str,
+    uid: str,
+    nodes: Mapping[str, dict[str, Any]],
+    tables: Mapping[str, Any],
+    by_key: Mapping[tuple[str, ...], str],
+    columns: Mapping[str, list[str]],
+    documented: Mapping[str, list[str]],
+    dialect: str | None,
+) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
+    """(output columns, {upstream uid: {output column: [upstream columns]}}) of one model."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    parsed = sqlglot.parse(sql, dialect=dialect)
+    statements = [s for s in parsed if s is not None]
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise _Unresolved("the compiled SQL is not a single query")
+    query = statements[0]
+    exact: dict[str, Any] = {}
+    helped: dict[str, Any] = {}
+    missing = []
+    for dependency in _list(_dict(nodes[uid].get("depends_on")).get("nodes")):
+        if dependency not in tables:
+            continue
+        if dependency in columns:
+            _nest(exact, tables[dependency], columns[dependency])
+            _nest(helped, tables[dependency], columns[dependency])
+        else:
+            missing.append(dependency)
+            if dependency in documented:
+                _nest(helped, tables[dependency], documented[dependency])
+    if missing and any(not isinstance(s.parent, exp.Count) for s in query.find_all(exp.Star)):
+        names = ", ".join(sorted(str(nodes[m].get("name") or m) for m in missing))
+        raise _Unresolved(
+            f"select * over relations whose columns are unknown ({names}): "
+            "run `dbt docs generate` so catalog.json lists them"
+        )
+    # Qualified in place (copying the tree costs a fifth of the time).
+    try:
+        found = lineage(None, query, helped, dialect=dialect, trim_selects=False, copy=False)
+    except Exception:
+        if helped == exact:
+            raise
+        # A documented column list left out a column the SQL names: qualify without it.
+        query = sqlglot.parse_one(sql, dialect=dialect)  # type: ignore[assignment]
+        found = lineage(None, query, exact, dialect=dialect, trim_selects=False, copy=False)
+    outputs = list(found)
+    if "*" in outputs:
+        raise _Unresolved("select * could not be expanded")
+    mapping: dict[str, dict[str, list[str]]] = {}
+    for output, node in found.items():
+        for step in node.walk():
+            source = step.expression
+            if not isinstance(source, exp.Table):
+                continue
+            upstream = by_key.get(_key(source)) or _by_suffix(by_key, _key(source))
+            if upstream is None:
+                continue
+            column = step.name.split(".", 1)[-1]
+            if column == "*":
+                continue
+            targets = mapping.setdefault(upstream, {}).setdefault(output, [])
+            if column not in targets:
+                targets.append(column)
+    return outputs, mapping
+
+
+def _relations(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    nodes = {
+        uid: node
+        for uid, node in _dict(manifest.get("nodes")).items()
+        if isinstance(node, dict) and node.get("resource_type") in ("model", "seed", "snapshot")
+    }
+    nodes.update(
+        (uid, node)
+        for uid, node in _dict(manifest.get("sources")).items()
+        if isinstance(node, dict)
+    )
+    return nodes
+
+
+def _starting_columns(
+    nodes: Mapping[str, dict[str, Any]],
+    catalog: Mapping[str, Any] | None,
+    names: Mapping[str, str],
+    tables: Mapping[str, Any],
+    known: Callable[[list[str]], dict[str, list[str]]] | None,
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(uid → columns from catalog.json or the store, uid → columns documented in the manifest)."""
+    from_catalog: dict[str, list[str]] = {}
+    for key in ("nodes", "sources"):
+        for uid, entry in _dict(_dict(catalog).get(key)).items():
+            cols = _dict(_dict(entry).get("columns"))
+            ordered = sorted(cols.values(), key=lambda c: _dict(c).get("index") or 0)
+            from_catalog[uid] = [str(_dict(c).get("name")) for c in ordered if _dict(c).get("name")]
+    columns: dict[str, list[str]] = {}
+    documented: dict[str, list[str]] = {}
+    for uid, node in nodes.items():
+        if uid not in tables:
+            continue
+        if from_catalog.get(uid):
+            columns[uid] = from_catalog[uid]
+        listed = [
+            str(c.get("name") or key)
+            for key, c in _dict(node.get("columns")).items()
+            if isinstance(c, dict)
+        ]
+        if listed:
+            documented[uid] = listed
+    # Compiled models get exact columns when derived; the store is asked about the others.
+    wanted = [
+        uid
+        for uid in tables
+        if uid not in columns
+        and not (nodes[uid].get("compiled_code") or nodes[uid].get("compiled_sql"))
+    ]
+    if known is not None and wanted:
+        held = known([names[uid] for uid in wanted])
+        for uid in wanted:
+            if held.get(names[uid]):
+                columns[uid] = held[names[uid]]
+    return columns, documented
+
+
+def _upstream_first(nodes: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Node ids ordered so a node comes after everything it depends on (cycles last)."""
+    parents = {
+        uid: [d for d in _list(_dict(node.get("depends_on")).get("nodes")) if d in nodes]
+        for uid, node in nodes.items()
+    }
+    children: dict[str, list[str]] = {}
+    for uid, ups in parents.items():
+        for up in ups:
+            children.setdefault(up, []).append(uid)
+    waiting = {uid: len(set(ups)) for uid, ups in parents.items()}
+    ready = sorted(uid for uid, count in waiting.items() if count == 0)
+    order: list[str] = []
+    while ready:
+        uid = ready.pop()
+        order.append(uid)
+        for child in set(children.get(uid, [])):
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    placed = set(order)
+    return order + sorted(uid for uid in nodes if uid not in placed)
+
+
+def _table(relation: object, dialect: str | None) -> Any:
+    """The relation name as a normalized sqlglot table, or None when it is no table name."""
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+    from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+    if not isinstance(relation, str) or not relation.strip():
+        return None
+    try:
+        table = exp.to_table(relation, dialect=dialect)
+    except (SqlglotError, ValueError):
+        return None
+    return normalize_identifiers(table, dialect=dialect)
+
+
+def _key(table: Any) -> tuple[str, ...]:
+    return tuple(part for part in (table.catalog, table.db, table.name) if part)
+
+
+def _by_suffix(by_key: Mapping[tuple[str, ...], str], key: tuple[str, ...]) -> str | None:
+    """The one relation whose name ends with `key` (SQL may name a table without its database)."""
+    found = {uid for full, uid in by_key.items() if full[-len(key) :] == key}
+    return found.pop() if len(found) == 1 else None
+
+
+def _nest(schema: dict[str, Any], table: Any, columns: list[str]) -> None:
+    """Add a table to a sqlglot mapping schema ({catalog: {db: {table: {column: type}}}})."""
+    level = schema
+    for part in _key(table)[:-1]:
+        level = level.setdefault(part, {})
+    level[table.name] = {column: "UNKNOWN" for column in columns}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
