@@ -180,6 +180,7 @@ def test_metrics_summary_counts_active_alerts(home) -> None:
     assert data["incidents"]["top"] == [["critical", "Asset Materialization Failed: loader"]]
     text = invoke("metrics", "summary", "--home", home).output
     assert "Open incidents: 1 (1 active alert(s))" in text
+    assert "Most incidents: loader ×1" in text
     assert "✗ Asset Materialization Failed: loader" in text
 
 

@@ -125,6 +125,10 @@ def render_summary(result: Summary, console: Console, *, title: str) -> None:
             f"  Opened in the period: {incidents.opened:,}"
             + (f" (mean time to {times})" if times else "")
         )
+        if incidents.by_asset:
+            lines.append(f"  Most incidents: {_top(incidents.by_asset, 5)}")
+        if incidents.by_owner:
+            lines.append(f"  By owner:       {_top(incidents.by_owner, 5)}")
 
     for line in lines:
         console.print(line)
