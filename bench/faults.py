@@ -42,6 +42,7 @@ BLACKHOLE_SECONDS = 15
 IDLE = 1000
 KILLS = 10
 KILL_BATCH = 20
+DUPLICATE = -1  # answers that said a resent batch was stored already
 FUZZ_SECONDS = 30
 FUZZ_TEXT = 60_000
 SCRAPE_ASSETS = 5000
@@ -288,6 +289,8 @@ def kills(postgres: str | None, *, seed: int = 13) -> dict[str, int]:
                         stop.wait(0.05)
                         continue
                     answers[response.status_code] += 1
+                    if b'"duplicate":true' in response.content:
+                        answers[DUPLICATE] += 1  # committed before the kill, not answered
                     if response.is_success:
                         with lock:
                             acked.add(batch)
@@ -340,6 +343,7 @@ def kills(postgres: str | None, *, seed: int = 13) -> dict[str, int]:
         "lost": sum(1 for message in expected if message not in stored),
         "duplicated": sum(n - 1 for n in stored.values() if n > 1),
         "5xx": sum(n for status, n in answers.items() if status >= 500),
+        "resent_batches_found_stored": answers[DUPLICATE],
     }
 
 
