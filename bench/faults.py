@@ -553,30 +553,32 @@ def scrape(*, assets: int = SCRAPE_ASSETS, repeat: int = 5) -> dict[str, Any]:
         url = f"sqlite:///{home / 'lakelens.db'}"
         build_assets(url, assets, now=time.time())
         proc, base = _serve(home, LAKELENS_DATABASE_URL=url)
-        took, size, lines = [], 0, 0
+        figures: dict[str, Any] = {"assets": assets}
         try:
             with httpx.Client(base_url=base, timeout=120) as http:
-                for _ in range(repeat):
-                    began = time.perf_counter()
-                    response = http.get("/metrics")
-                    took.append(time.perf_counter() - began)
-                    response.raise_for_status()
-                    size, lines = len(response.content), response.text.count("\n")
+                for encoding in ("identity", "gzip"):
+                    took = []
+                    for _ in range(repeat):
+                        began = time.perf_counter()
+                        response = http.get("/metrics", headers={"Accept-Encoding": encoding})
+                        took.append(time.perf_counter() - began)
+                        response.raise_for_status()
+                    figures[encoding] = {
+                        "sent_bytes": response.num_bytes_downloaded,
+                        "text_bytes": len(response.content),
+                        "best_s": round(min(took), 2),
+                        "median_s": round(sorted(took)[len(took) // 2], 2),
+                    }
+                figures["lines"] = response.text.count("\n")
                 families: Counter[str] = Counter()
                 for line in response.text.splitlines():
                     if not line.startswith("#"):
                         families[line.partition("{")[0].partition(" ")[0]] += len(line) + 1
+                figures["largest_families_bytes"] = dict(families.most_common(6))
         finally:
             proc.kill()
             proc.wait(10)
-    return {
-        "assets": assets,
-        "bytes": size,
-        "lines": lines,
-        "best_s": round(min(took), 2),
-        "median_s": round(sorted(took)[len(took) // 2], 2),
-        "largest": {name: n for name, n in families.most_common(6)},
-    }
+    return figures
 
 
 SECTIONS = ("idle", "recovery", "kills", "fuzz", "scrape")
