@@ -1,8 +1,10 @@
-"""Faults: how fast ingest recovers after a half-open PostgreSQL, and how /livez answers while
-a thousand idle connections are open.
+"""Faults: ingest recovery after a half-open PostgreSQL, /livez under idle connections, no
+acknowledged event lost across server kill -9s, no 5xx or memory growth under hostile input.
 
-    .venv/bin/python bench/faults.py                 # both sections (about 1 minute)
-    .venv/bin/python bench/faults.py --only idle     # no PostgreSQL needed
+    .venv/bin/python bench/faults.py                  # idle, recovery, kills, fuzz (~3 min)
+    .venv/bin/python bench/faults.py --only idle      # no PostgreSQL needed
+    .venv/bin/python bench/faults.py --only kills --only fuzz
+    .venv/bin/python bench/faults.py --only scrape    # /metrics with 5,000 assets (item 19)
     .venv/bin/python bench/faults.py --postgres postgresql://postgres@127.0.0.1:5432/test
 
 Recovery: `lakelens serve --no-alerts` on a fresh PostgreSQL database reached through a TCP
@@ -12,6 +14,15 @@ network partition), then lets new connections through. The figure is the time fr
 the next acknowledged batch. Idle: 1,000 connections to a server on SQLite, half of them
 with half a request head; then 2,000 `/livez` and 200 ingest requests on one keep-alive
 connection.
+
+Kills: on SQLite and on a scratch PostgreSQL database, four clients post 20-log batches
+back to back, each under its own `Idempotency-Key`, resending a batch under the same key
+until it is acknowledged; the server is killed with SIGKILL at a random moment 10 times and
+restarted. Every acknowledged log must then be stored exactly once. Fuzz: 30 s of hostile
+requests (lone surrogates, NUL, nesting to 900 levels, 10**400, NaN/Infinity, 60 KB texts,
+random bytes, 30 % gzipped) to the native, OpenLineage and OTLP endpoints while the
+server's RSS is sampled every 100 ms. Scrape: `GET /metrics` over 5,000 assets (3
+materializations and a check each), plain and gzipped.
 """
 
 from __future__ import annotations
