@@ -84,3 +84,22 @@ def test_server_side_timeouts_are_set_on_every_connection(postgres_url: str) -> 
             assert dsn["keepalives_idle"] == "10" and dsn["tcp_user_timeout"] == "20000"
     finally:
         engine.dispose()
+
+
+def test_a_migration_may_outlast_the_statement_timeout(postgres_url: str) -> None:
+    """Migrations of a big store run unbounded; everything else keeps its timeouts."""
+    from lakelens.store.engine import unbounded_answers
+
+    timeouts = PostgresTimeouts(statement=1)  # answers within 6 s
+    engine = create_store_engine(postgres_url, timeouts=timeouts)
+    try:
+        with pytest.raises(sa.exc.OperationalError), engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_sleep(1.5)"))
+        with unbounded_answers(), engine.connect() as conn:
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            conn.execute(sa.text("SELECT pg_sleep(1.5)"))
+            conn.commit()
+        with pytest.raises(sa.exc.OperationalError), engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_sleep(1.5)"))  # the next transaction is bounded again
+    finally:
+        engine.dispose()

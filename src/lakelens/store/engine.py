@@ -24,6 +24,7 @@ __all__ = [
     "create_store_engine",
     "dialect_insert",
     "is_sqlite",
+    "unbounded_answers",
 ]
 
 # Milliseconds a SQLite writer waits for the lock before giving up (and the writer retries).
@@ -155,6 +156,17 @@ def answer_deadline(seconds: float | None) -> Iterator[None]:
         _ANSWER_DEADLINE.reset(token)
 
 
+@contextlib.contextmanager
+def unbounded_answers() -> Iterator[None]:
+    """Within this block PostgreSQL calls wait as long as the server works (migrations of a
+    big store): pair it with `SET LOCAL statement_timeout = 0` in the transaction."""
+    token = _ANSWER_DEADLINE.set(0.0)
+    try:
+        yield
+    finally:
+        _ANSWER_DEADLINE.reset(token)
+
+
 def _connection_class(default_deadline: float | None) -> Any:
     """A psycopg Connection whose every wait for the server is bounded.
 
@@ -169,7 +181,8 @@ def _connection_class(default_deadline: float | None) -> Any:
         def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
             if timeout is not None:  # the caller's own bound (notifies, cancel)
                 return super().wait(gen, interval, timeout)
-            deadline = _ANSWER_DEADLINE.get() or default_deadline
+            chosen = _ANSWER_DEADLINE.get()
+            deadline = None if chosen == 0.0 else (chosen or default_deadline)
             try:
                 return super().wait(gen, interval, deadline)
             except errors._WaitTimeout:

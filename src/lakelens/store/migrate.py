@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from lakelens.store.engine import is_sqlite
+from lakelens.store.engine import is_sqlite, unbounded_answers
 from lakelens.store.schema import HEAD_REVISION
 
 __all__ = ["current_revision", "is_current", "upgrade"]
@@ -46,11 +46,13 @@ def _upgrade(engine: sa.Engine) -> tuple[str | None, str]:
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.connect() as conn:
+    with unbounded_answers(), engine.connect() as conn:
         # One process migrates at a time; the others wait, then find the schema current.
         if is_sqlite(engine):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
+            # A big store's migration (a backfill) may take longer than a statement may.
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         inspector = sa.inspect(conn)
         before = None
