@@ -214,12 +214,12 @@ def apply(
     keys = [k for name in names for k in candidates(name)]
     known = sql.known([*keys, *offered, *(a for a, _ in offered.values())])
     new: dict[str, str] = {}
-    for alias, (asset, alias_source) in offered.items():
+    for alias, (owner, alias_source) in offered.items():
         if alias in known:
             continue  # the first registration (or lakelens.yaml) wins
-        asset = known.get(asset, asset)
-        sql.add(alias, asset, alias_source, now)
-        known[alias] = new[alias] = asset
+        owner = known.get(owner, owner)
+        sql.add(alias, owner, alias_source, now)
+        known[alias] = new[alias] = owner
     if new:
         if lock:
             sql.run(lock)
@@ -286,6 +286,11 @@ def merge_names(sql: _Sql, aliases: Mapping[str, str], now: float) -> list[tuple
 def _move(sql: _Sql, old: str, new: str, now: float) -> None:
     for table in _RENAMED:
         sql.run(f"UPDATE {table} SET asset = ? WHERE asset = ?", (new, old))
+    # The rollup triggers moved the counts and left the old name's hours at zero.
+    sql.run(
+        "DELETE FROM asset_hours WHERE asset = ? AND materializations = 0 AND checks = 0",
+        (old,),
+    )
     # An edge may exist under both names: keep one (ON CONFLICT), then drop the old name's.
     sql.run(
         "INSERT INTO lineage_edges (upstream, downstream, source, columns, updated_at) "
@@ -344,13 +349,13 @@ def sync_declared(engine: sa.Engine, settings: Settings) -> None:
     from lakelens.store.writes import LOCK_ROLLUPS
 
     with engine.connect() as conn:
-        stored = dict(
+        stored: dict[str, str] = dict(
             conn.exec_driver_sql(
                 "SELECT alias, asset FROM asset_aliases WHERE source = 'config'"
             ).all()
         )
+        conn.rollback()
         if stored == declared:
-            conn.rollback()
             return
         sqlite = is_sqlite(engine)
         if sqlite:

@@ -124,6 +124,8 @@ class Store:
         An up-to-date SQLite file is read with `sqlite3` directly; anything else (PostgreSQL,
         a store that must be created or migrated first) goes through the engine.
         """
+        if self._engine is None and self.settings.raw.get("assets"):
+            self.engine  # noqa: B018 - stores the aliases lakelens.yaml declares, or says why not
         if self._engine is None:
             path = sqlite_file(self.url)
             if path is not None:
