@@ -213,3 +213,10 @@ def test_cli_finds_an_asset_by_any_alias_and_lists_them(
     lineage = runner.invoke(app, ["lineage", "show", "shop.main.fct_revenue"])
     assert lineage.exit_code == 0, lineage.output
     assert "stg" in lineage.output
+
+
+def test_a_dagster_key_path_is_an_alias_of_its_dotted_asset() -> None:
+    from lakelens.ingest.identity import derived_aliases
+
+    asset = Asset("raw.orders", tags={"dagster.asset_key": "raw/orders"})
+    assert derived_aliases(asset) == {"raw/orders": "dagster"}
