@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakelens.analysis._db import Reader, borrow
@@ -11,7 +11,7 @@ from lakelens.analysis._db import Reader, borrow
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["AssetMetrics", "CheckRate", "RunRow", "asset_metrics"]
+__all__ = ["AssetAlias", "AssetMetrics", "CheckRate", "RunRow", "asset_metrics"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ class CheckRate:
 
 
 @dataclass(frozen=True)
+class AssetAlias:
+    """Another name the asset arrives under, and who gave it (dbt, openlineage, config, …)."""
+
+    alias: str
+    source: str
+
+
+@dataclass(frozen=True)
 class AssetMetrics:
     name: str
     kind: str
@@ -64,6 +72,7 @@ class AssetMetrics:
     downstream: int
     runs: list[RunRow]
     checks: list[CheckRate]
+    aliases: list[AssetAlias] = field(default_factory=list)
 
     @property
     def stale(self) -> bool | None:
@@ -153,6 +162,13 @@ def asset_metrics(
                 )
             )
     last_success = asset["last_success_time"]
+    aliases = [
+        AssetAlias(alias, source)
+        for alias, source in db.rows(
+            "SELECT alias, source FROM asset_aliases WHERE asset = :name ORDER BY alias",
+            {"name": name},
+        )
+    ]
     return AssetMetrics(
         name=name,
         kind=asset["kind"],
@@ -180,4 +196,5 @@ def asset_metrics(
         downstream=int(downstream),
         runs=rows,
         checks=checks,
+        aliases=aliases,
     )

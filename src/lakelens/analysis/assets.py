@@ -24,10 +24,14 @@ def asset_names(conn: Reader | sa.Connection) -> list[str]:
 
 
 def resolve_asset(conn: Reader | sa.Connection, name: str) -> str:
-    """`name` itself when recorded; otherwise UnknownAssetError with the closest names."""
+    """`name` itself when recorded, the asset it is an alias of; otherwise UnknownAssetError with the closest names."""
     db = borrow(conn)
     if db.row("SELECT name FROM assets WHERE name = :name", {"name": name}):
         return name
+    # Another name of a recorded asset: a dbt relation, an OpenLineage dataset, a Dagster key.
+    alias = db.row("SELECT asset FROM asset_aliases WHERE alias = :name", {"name": name})
+    if alias and db.row("SELECT name FROM assets WHERE name = :name", {"name": alias[0]}):
+        return str(alias[0])
     names = asset_names(db)
     if not names:
         raise UnknownAssetError(

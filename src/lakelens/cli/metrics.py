@@ -269,6 +269,9 @@ def _render_asset(result: AssetMetrics, console: Console) -> None:
     )
     if result.description:
         console.print(f"[dim]{escape(result.description)}[/]")
+    if result.aliases:
+        names = ", ".join(f"{a.alias} ({a.source})" for a in result.aliases)
+        console.print(f"Also known as: {escape(names)}")
     if not result.runs:
         console.print("No runs recorded for this asset yet.")
         return

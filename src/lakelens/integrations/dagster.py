@@ -491,6 +491,10 @@ def _graph_batch(asset_graph: Any) -> Batch:
         kinds = set(getattr(node, "kinds", ()) or ())
         freshness, extra = _freshness(node, check_params)
         tags.update(extra)
+        if (
+            len(node.key.path) > 1
+        ):  # `raw/orders`, as Dagster writes it: an alias (ingest/identity.py)
+            tags["dagster.asset_key"] = node.key.to_user_string()
         owners = list(getattr(node, "owners", ()) or ())
         batch.assets.append(
             Asset(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lakelens.config import Settings, load_settings
-from lakelens.errors import StoreError
+from lakelens.errors import LakelensError, StoreError
 from lakelens.store.sql import AlchemyReader, Reader, SqliteReader, sqlite_file
 
 if TYPE_CHECKING:
@@ -77,7 +77,11 @@ class Store:
                     try:
                         if self._auto_upgrade and not migrate.is_current(engine):
                             migrate.upgrade(engine)
-                    except StoreError:
+                        if self.settings.raw.get("assets"):
+                            from lakelens.ingest.identity import sync_declared
+
+                            sync_declared(engine, self.settings)
+                    except LakelensError:
                         engine.dispose()
                         raise
                     except sa.exc.DatabaseError as exc:
@@ -120,6 +124,8 @@ class Store:
         An up-to-date SQLite file is read with `sqlite3` directly; anything else (PostgreSQL,
         a store that must be created or migrated first) goes through the engine.
         """
+        if self._engine is None and self.settings.raw.get("assets"):
+            self.engine  # noqa: B018 - stores the aliases lakelens.yaml declares, or says why not
         if self._engine is None:
             path = sqlite_file(self.url)
             if path is not None:

@@ -389,6 +389,21 @@ maintenance_windows = sa.Table(
     sa.Column("ended_at", _Time),
 )
 
+# -- asset aliases (revision 0009): the other names of one asset (ingest/identity.py) ----------
+
+asset_aliases = sa.Table(
+    "asset_aliases",
+    metadata,
+    # A dbt relation (`db.schema.table`, `schema.table`), unique_id, OpenLineage dataset
+    # (`namespace/name`), Dagster key or a name declared in lakelens.yaml.
+    sa.Column("alias", sa.String(512), primary_key=True),
+    sa.Column("asset", sa.String(512), nullable=False),
+    # dbt | dagster | openlineage | native | config
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    sa.Index("ix_asset_aliases_asset", "asset"),
+)
+
 heartbeats = sa.Table(
     "heartbeats",
     metadata,

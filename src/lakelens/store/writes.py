@@ -430,8 +430,10 @@ def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
             if not sql.sqlite and any(p.batch.materializations or p.batch.checks for p in parts):
                 cursor.execute(LOCK_ROLLUPS)
             fresh = [_claim(cursor, sql, part) for part in parts]
-            batch = _combined([part.batch for part, new in zip(parts, fresh, strict=True) if new])
+            kept = [part for part, new in zip(parts, fresh, strict=True) if new]
+            batch = _combined([part.batch for part in kept])
             if len(batch):
+                batch = _canonical(cursor, sql, batch, kept)
                 _write(conn, cursor, sql, batch)
             if any(fresh):
                 conn.commit()
@@ -454,6 +456,22 @@ def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
         finally:
             cursor.close()
     return fresh
+
+
+def _canonical(cursor: Any, sql: _Statements, batch: Batch, parts: Sequence[Part]) -> Batch:
+    """The batch with every asset name resolved to its asset (ingest/identity.py), once here
+    for every writer."""
+    from lakelens.ingest import identity
+
+    sources = {part.source for part in parts}
+    return identity.apply(
+        cursor,
+        "?" if sql.sqlite else "%s",
+        batch,
+        source=sources.pop() if len(sources) == 1 else "ingest",
+        lock=None if sql.sqlite else LOCK_ROLLUPS,
+        now=parts[0].now,
+    )
 
 
 def _claim(cursor: Any, sql: _Statements, part: Part) -> bool:
