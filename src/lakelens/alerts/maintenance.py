@@ -13,12 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from lakelens.errors import ConfigError, LakelensError
-from lakelens.store import schema
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from lakelens.store import Store
 
 __all__ = ["Window", "add_window", "end_window", "parse_schedule", "stored_windows"]
@@ -124,6 +123,10 @@ class Window:
 
 def stored_windows(conn: sa.Connection, *, now: float | None = None) -> list[Window]:
     """The CLI's windows in force at `now` (all current ones when None)."""
+    import sqlalchemy as sa
+
+    from lakelens.store import schema
+
     w = schema.maintenance_windows
     query = sa.select(w)
     if now is None:
@@ -144,6 +147,8 @@ def stored_windows(conn: sa.Connection, *, now: float | None = None) -> list[Win
 def add_window(
     store: Store, schedule: str, *, name: str | None, assets: list[str], by: str | None
 ) -> Window:
+    from lakelens.store import schema
+
     window = Window.of(name or schedule, schedule, assets, id=uuid.uuid4().hex[:12])
     with store.connect() as conn:
         conn.execute(
@@ -162,6 +167,10 @@ def add_window(
 
 def end_window(store: Store, window_id: str) -> str:
     """End the CLI's window whose id starts with `window_id`; returns its id."""
+    import sqlalchemy as sa
+
+    from lakelens.store import schema
+
     w = schema.maintenance_windows
     with store.connect() as conn:
         ids = list(
