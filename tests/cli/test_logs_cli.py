@@ -70,6 +70,9 @@ def test_text_output(pipeline_home) -> None:
     assert result.exit_code == 0
     line = result.output.strip()
     assert line.startswith("[") and "] ERROR   pipeline: run pipeline failed: ApiTimeout" in line
+    # The SDK's fields follow the message (the README's `log.info("fetched", rows=…)`).
+    fetched = runner.invoke(app, ["logs", "--home", str(home), "--grep", "Fetched 487"])
+    assert "Fetched 487 rows from API  rows=487" in fetched.output, fetched.output
 
 
 def test_empty_store_and_bad_input(tmp_path) -> None:

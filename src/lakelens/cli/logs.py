@@ -20,7 +20,30 @@ def _json_line(record: Any) -> str:
     return json.dumps(log_dict(record), default=str, ensure_ascii=False)
 
 
-def _text_line(record: Any, with_date: bool) -> str:
+# Attributes already on the line (the error) or lakelens' own bookkeeping.
+_SHOWN_ELSEWHERE = frozenset({"error", "error_message", "event", "exc_info", "stack_info"})
+FIELDS_WIDTH = 160
+
+
+def _fields(record: Any, wide: bool) -> str:
+    """`rows=1086 endpoint=/api/v1` from the record's attributes, cut unless `wide`."""
+    parts = []
+    for key, value in record.attributes.items():
+        if key in _SHOWN_ELSEWHERE or key.startswith("_"):
+            continue
+        text = (
+            value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+        )
+        if isinstance(value, str) and (not text or any(c.isspace() for c in text)):
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}={text}")
+    line = " ".join(parts)
+    if not wide and len(line) > FIELDS_WIDTH:
+        line = line[: FIELDS_WIDTH - 1] + "…"
+    return line
+
+
+def _text_line(record: Any, with_date: bool, wide: bool = False) -> str:
     from rich.markup import escape
 
     stamp = record.time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
@@ -30,7 +53,11 @@ def _text_line(record: Any, with_date: bool) -> str:
     error = record.attributes.get("error") or record.attributes.get("error_message")
     if error and str(error) not in message:
         message = f"{message} ({error})"
-    return f"[dim]\\[{stamp}][/] [{style}]{record.level_name:<7}[/] [bold]{escape(source)}[/]: {escape(message)}"
+    fields = _fields(record, wide)
+    return (
+        f"[dim]\\[{stamp}][/] [{style}]{record.level_name:<7}[/] [bold]{escape(source)}[/]: "
+        f"{escape(message)}" + (f"  [dim]{escape(fields)}[/]" if fields else "")
+    )
 
 
 def logs(
@@ -70,6 +97,9 @@ def logs(
     ),
     json_output: bool = typer.Option(
         False, "--json", help="JSON Lines: one object per record, with all attributes."
+    ),
+    wide: bool = typer.Option(
+        False, "--wide", help="Show every field in full (by default cut at 160 characters)."
     ),
     home: Optional[str] = HomeOption,  # noqa: UP045
     no_color: bool = NoColorOption,
@@ -129,7 +159,7 @@ def logs(
             sys.stdout.write(_json_line(record) + "\n")
             sys.stdout.flush()
         else:
-            console.print(_text_line(record, record.time.date() != today), soft_wrap=True)
+            console.print(_text_line(record, record.time.date() != today, wide), soft_wrap=True)
 
     for record in records:
         emit(record)
