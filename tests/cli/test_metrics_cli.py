@@ -272,3 +272,17 @@ def test_asset_checks_include_results_recorded_by_a_separate_run(tmp_path) -> No
     assert set(checks) == {"not_null_order_id", "unique_order_id"}
     assert checks["not_null_order_id"]["last_passed"] is False
     assert checks["unique_order_id"]["pass_rate"] == 100.0
+
+
+def test_metrics_alone_is_the_summary_of_the_last_day(pipeline_home) -> None:
+    from typer.testing import CliRunner
+
+    from lakelens.cli.main import app
+
+    home, _ = pipeline_home
+    alone = CliRunner().invoke(app, ["metrics", "--home", str(home)])
+    assert alone.exit_code == 0, alone.output
+    assert "Platform Metrics Summary (last 24h)" in alone.output
+    assert "since last" not in alone.output
+    full = CliRunner().invoke(app, ["metrics", "summary", "--home", str(home)])
+    assert alone.output.splitlines()[:4] == full.output.splitlines()[:4]

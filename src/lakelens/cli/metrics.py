@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from lakelens.store.sql import Reader
 
 app = typer.Typer(
-    help="Pipeline health in numbers: runs, latency, volume, freshness, quality.",
-    no_args_is_help=True,
+    help="Pipeline health in numbers: runs, latency, volume, freshness, quality "
+    "(alone: the summary of the last 24 h).",
 )
 
 PeriodOption = typer.Option(
@@ -174,6 +174,16 @@ def _empty(console: Console, db: Reader) -> bool:
     return False
 
 
+@app.callback(invoke_without_command=True)
+def _summary_by_default(
+    ctx: typer.Context,
+    home: str | None = HomeOption,
+) -> None:
+    """`lakelens metrics` alone is the summary, as the seed documents' `metrics` is."""
+    if ctx.invoked_subcommand is None:
+        summary(period="24h", home=home, json_output=False, no_color=False)
+
+
 @app.command()
 def summary(
     period: str = PeriodOption,
@@ -204,11 +214,14 @@ def summary(
     if json_output:
         print_json({"period": period, **result.to_dict()})
         return
-    render_summary(result, console, title=f"Platform Metrics Summary (since {_since_text(period)})")
+    render_summary(result, console, title=f"Platform Metrics Summary ({_since_text(period)})")
 
 
 def _since_text(period: str) -> str:
-    return f"last {period}" if period[:1].isdigit() and not period[:4].isdigit() else period
+    """'last 24h' for a duration, 'since 2026-12-01' for a time."""
+    return (
+        f"last {period}" if period[:1].isdigit() and not period[:4].isdigit() else f"since {period}"
+    )
 
 
 def _spark(values: list[float | None]) -> str:
