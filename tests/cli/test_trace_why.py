@@ -62,7 +62,7 @@ def test_why_walks_upstream_to_the_failing_asset(pipeline_home) -> None:
     result = runner.invoke(app, ["why", "stg_entries", "--home", str(home)])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "stg_entries is healthy itself" in out
+    assert "stg_entries has no problem of its own" in out
     assert (
         "Root cause: upstream dlt_entries is failing" in out
         and "path: stg_entries ← dlt_entries" in out

@@ -214,5 +214,5 @@ def test_cli_health_matches_the_endpoint(
     assert remote.exit_code == 1, remote.output
     assert json.loads(remote.output)["components"].keys() == report["components"].keys()
     down = runner.invoke(app, ["health", "--url", "http://127.0.0.1:9"])
-    assert down.exit_code == 1
+    assert down.exit_code == 2  # unreachable is unhealthy, not a usage error
     assert "Cannot reach the server at http://127.0.0.1:9" in down.output

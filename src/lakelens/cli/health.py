@@ -15,6 +15,10 @@ _STYLE = {"healthy": ("✓", "green"), "degraded": ("⚠", "yellow"), "unhealthy
 EXIT_CODES = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
 
+class UnreachableError(LakelensError):
+    """The server did not answer: for health, that is unhealthy (exit 2), not a usage error."""
+
+
 def _fetch(url: str, token: str | None) -> dict[str, Any]:
     import urllib.error
     import urllib.request
@@ -36,7 +40,7 @@ def _fetch(url: str, token: str | None) -> dict[str, Any]:
         body = exc.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise LakelensError(
+        raise UnreachableError(
             f"Cannot reach the server at {url} ({reason}); is `lakelens serve` running?"
         ) from None
     try:
@@ -111,7 +115,12 @@ def health(
     settings = load_settings(home=home)
     target = url or settings.url
     if target:
-        report = _fetch(target, settings.api_token)
+        try:
+            report = _fetch(target, settings.api_token)
+        except UnreachableError as exc:
+            from lakelens.cli._output import fail
+
+            fail(str(exc), code=2)
     else:
         from lakelens.server.health import HealthChecker
         from lakelens.store import Store

@@ -95,7 +95,11 @@ def why(
 
     def freshness(node_name: str) -> str:
         node = result.nodes[node_name]
-        text = f"last success {age(node.age_seconds)}"
+        text = (
+            "no success recorded yet"
+            if node.age_seconds is None
+            else f"last success {age(node.age_seconds)}"
+        )
         if node.freshness_seconds:
             text += f" (SLA {format_duration(node.freshness_seconds)})"
         return text
@@ -112,7 +116,7 @@ def why(
         "failed_checks": "[red]failed its error checks[/]",
         "anomalous": "[yellow]looks anomalous[/]",
         "stale": "[yellow]is stale[/]",
-        None: "[green]is healthy itself[/]",
+        None: "[green]has no problem of its own[/]",
     }
     console.print(f"[bold]{escape(name)}[/] {own[result.problem]} — {freshness(name)}.")
     if root == name:

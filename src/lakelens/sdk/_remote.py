@@ -437,7 +437,7 @@ class RemoteSink:
         if message != self.last_error:
             self.last_error = message
             print(
-                f"lakelens: {message}; {self.pending()} batches kept in {self.directory}, retrying.",
+                f"lakelens: {message}; {_batches(self.pending())} kept in {self.directory}, retrying.",
                 file=sys.stderr,
             )
 
@@ -519,3 +519,7 @@ def _bodies(events: list[dict[str, Any]], limit: int) -> list[bytes]:
     if current:
         chunks.append(b"[" + b",".join(current) + b"]")
     return chunks
+
+
+def _batches(count: int) -> str:
+    return f"{count} batch" if count == 1 else f"{count} batches"
