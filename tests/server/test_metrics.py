@@ -147,3 +147,29 @@ def test_promtool_accepts_the_exposition(client: Any, require_tool: Any, tmp_pat
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_demos_metrics(require_tool: Any, tmp_path: Any) -> None:
+    """The demo's own custom metric is in base units (it was nightscout_api_latency_ms)."""
+    from fastapi.testclient import TestClient
+
+    from lakelens.config import load_settings
+    from lakelens.demo import run_demo
+    from lakelens.server import create_app
+    from lakelens.store import Store
+
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    home = tmp_path / "demo"
+    run_demo(home, runs=24)
+    settings = load_settings(home=str(home), log_format="none")
+    store = Store(settings=settings)
+    try:
+        with TestClient(create_app(settings, store, run_alerts=False)) as client:
+            text = client.get("/metrics").text
+    finally:
+        store.close()
+    assert "nightscout_api_latency_seconds" in text
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

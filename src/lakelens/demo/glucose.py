@@ -195,7 +195,8 @@ class GlucosePipeline:
         self.log.info(
             f"Fetched {page.rows} rows from API", rows=page.rows, latency_ms=page.latency_ms
         )
-        lakelens.metric("nightscout_api_latency_ms", page.latency_ms, endpoint=ENDPOINT)
+        # Base units (seconds), as Prometheus expects: `promtool check metrics` rejects _ms.
+        lakelens.metric("nightscout_api_latency_seconds", page.latency_ms / 1000, endpoint=ENDPOINT)
 
         with lakelens.span("pandera_validation", schema="glucose_entries_v1") as validation:
             with lakelens.span("type_checking"):
