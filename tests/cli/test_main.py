@@ -165,3 +165,13 @@ def test_every_command_is_documented() -> None:
         p for p in leaves(typer.main.get_command(app), []) if f"## `lakelens {p}`" not in docs
     ]
     assert missing == [], f"undocumented commands: {missing}"
+
+
+def test_home_is_accepted_before_the_subcommand(pipeline_home, monkeypatch) -> None:
+    monkeypatch.delenv("LAKELENS_HOME", raising=False)
+    home, _ = pipeline_home
+    before = CliRunner().invoke(app, ["--home", str(home), "metrics", "summary", "--json"])
+    after = CliRunner().invoke(app, ["metrics", "summary", "--json", "--home", str(home)])
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.output)["runs"] == json.loads(after.output)["runs"]
+    assert json.loads(before.output)["runs"]["total"] > 0

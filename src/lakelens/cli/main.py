@@ -49,8 +49,19 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    home: str | None = typer.Option(
+        None,
+        "--home",
+        help="Store directory for every command that follows (as LAKELENS_HOME; a command's "
+        "own --home wins).",
+    ),
 ) -> None:
     """Observability for data pipelines: metrics, logs, traces, lineage and alerts."""
+    if home is not None:
+        import os
+
+        # Every command reads its settings through load_settings, which reads LAKELENS_HOME.
+        os.environ["LAKELENS_HOME"] = home
 
 
 from lakelens.cli import alerts as _alerts  # noqa: E402
