@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 import sqlite3
 import subprocess
 import time
@@ -176,6 +177,10 @@ def test_export_json_csv(pipeline_home, tmp_path) -> None:
         "dlt_entries",
         "stg_entries",
     ]
+    # Times are ISO 8601 (UTC), rates and seconds at most 4 decimals.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", table[0]["start_time"])
+    rates = [r["failure_rate"] for r in csv.DictReader(io.StringIO(per_asset))]
+    assert all(len(r.partition(".")[2]) <= 4 for r in rates), rates
 
 
 def test_export_prometheus_parses_and_passes_promtool(pipeline_home, require_tool) -> None:

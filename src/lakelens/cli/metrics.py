@@ -447,13 +447,13 @@ def export(
                 columns = list(asdict(periods[0]).keys()) if periods else ["asset"]
                 writer.writerow(columns)
                 for item in periods:
-                    writer.writerow(asdict(item).values())
+                    writer.writerow(_csv_row(columns, asdict(item).values()))
                 count = len(periods)
             else:
                 writer = csv.writer(handle)
                 writer.writerow(RUN_COLUMNS)
                 for row in run_rows(conn, since=since):
-                    writer.writerow(row)
+                    writer.writerow(_csv_row(RUN_COLUMNS, row))
                     count += 1
     finally:
         if output is not None:
@@ -463,3 +463,18 @@ def export(
             f"Wrote {fmt.value} metrics for the last {period} to {output}"
             + (f" ({count:,} rows)." if count else ".")
         )
+
+
+def _csv_row(columns: Any, values: Any) -> list[Any]:
+    """Times as ISO 8601 UTC, other numbers rounded to 4 decimals: for spreadsheets and people."""
+    from lakelens.alerts.destinations._format import iso
+
+    out: list[Any] = []
+    for column, value in zip(columns, values, strict=True):
+        if isinstance(value, float) and column.endswith("_time"):
+            out.append(iso(value))
+        elif isinstance(value, float):
+            out.append(f"{value:.4f}".rstrip("0").rstrip("."))
+        else:
+            out.append(value)
+    return out
