@@ -60,10 +60,6 @@ class Finding:
         return hashlib.sha256(f"{self.rule}|{self.key}".encode()).hexdigest()[:32]
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.0f}ms"
-
-
 @dataclass
 class _AssetState:
     """An asset's latest outcome as of a moment in the past (replay)."""
