@@ -73,13 +73,16 @@ def test_health_lists_components_and_degrades_on_a_stale_asset(client: Any) -> N
     response = client.get("/health")
     assert response.status_code == 200
     report = response.json()
-    assert set(report["components"]) == {"store", "disk", "memory", "freshness"}
+    assert set(report["components"]) == {"store", "disk", "memory", "freshness", "pipelines"}
     assert report["components"]["store"]["status"] == "healthy"
     assert report["components"]["store"]["details"]["latency_ms"] >= 0
     freshness = report["components"]["freshness"]
     assert freshness["status"] == "degraded"
     assert [b["asset"] for b in freshness["details"]["breaching"]] == ["dlt_entries"]
     assert report["status"] == "degraded"
+    # The pipeline's failing asset degrades health too: the server is fine, the data is not.
+    pipelines = report["components"]["pipelines"]
+    assert pipelines["status"] == "degraded" and pipelines["details"]["failing"] == ["dlt_entries"]
 
 
 def test_a_critical_asset_past_its_sla_makes_health_503(client: Any) -> None:
@@ -97,7 +100,7 @@ def test_component_endpoint_and_unknown_component(client: Any) -> None:
     assert store.json()["component"] == "store"
     unknown = client.get("/health/crawler")
     assert unknown.status_code == 404
-    assert "known: store, disk, memory, freshness" in unknown.json()["detail"]
+    assert "known: store, disk, memory, freshness, pipelines" in unknown.json()["detail"]
 
 
 def test_user_checks_from_yaml_errors_timeouts_and_cache(pipeline: Any, user_checks: Any) -> None:

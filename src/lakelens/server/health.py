@@ -181,6 +181,15 @@ class HealthChecker:
         checker.register(
             "freshness", lambda: check_freshness(store, clock()), ttl=ttl, timeout=timeout
         )
+        # The pipelines themselves: a server that is fine serving a failing platform is not
+        # "healthy". `health: {pipelines_critical: false}` keeps it from failing health.
+        checker.register(
+            "pipelines",
+            lambda: check_pipelines(store),
+            ttl=ttl,
+            timeout=timeout,
+            critical=bool(options.get("pipelines_critical", True)),
+        )
         for name, target in _entry_point_checks():
             if name not in checker._components:
                 checker.register(name, target, ttl=ttl, timeout=timeout)
@@ -527,4 +536,30 @@ def check_freshness(store: Store, now: float) -> tuple[str, dict[str, Any]]:
         "assets_with_sla": len(rows),
         "breaching_count": len(breaching),
         "breaching": breaching[:20],
+    }
+
+
+def check_pipelines(store: Store) -> tuple[str, dict[str, Any]]:
+    """Failing assets and open incidents: degraded when anything is failing, unhealthy when a
+    critical asset is or a critical incident is open."""
+    with store.reader() as db:
+        failing = db.rows(
+            "SELECT name, critical FROM assets WHERE last_status = 'failure' ORDER BY name"
+        )
+        incidents = db.rows(
+            "SELECT severity, count(*) FROM incidents "
+            "WHERE status IN ('open', 'acknowledged') GROUP BY severity"
+        )
+    open_by_severity = {str(severity): int(count) for severity, count in incidents}
+    critical = [name for name, is_critical in failing if is_critical]
+    status = "healthy"
+    if failing or open_by_severity:
+        status = "degraded"
+    if critical or open_by_severity.get("critical"):
+        status = "unhealthy"
+    return status, {
+        "failing_count": len(failing),
+        "failing": [name for name, _ in failing[:20]],
+        "critical_failing": critical[:20],
+        "open_incidents": open_by_severity,
     }
