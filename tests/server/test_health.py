@@ -219,3 +219,13 @@ def test_cli_health_matches_the_endpoint(
     down = runner.invoke(app, ["health", "--url", "http://127.0.0.1:9"])
     assert down.exit_code == 2  # unreachable is unhealthy, not a usage error
     assert "Cannot reach the server at http://127.0.0.1:9" in down.output
+
+
+def test_health_is_a_page_in_a_browser_and_json_for_clients(client: Any) -> None:
+    page = client.get("/health", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Health: <span" in page.text and 'data-component="pipelines"' in page.text
+    assert "failing=[&#39;dlt_entries&#39;]" in page.text  # escaped, as every page is
+    assert client.get("/health").json()["status"] == "degraded"  # no Accept: JSON, as before
+    as_json = client.get("/health?format=json", headers={"Accept": "text/html"})
+    assert as_json.headers["content-type"].startswith("application/json")

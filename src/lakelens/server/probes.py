@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from lakelens.server.context import ServerContext
@@ -39,9 +39,24 @@ def _ctx(request: Request) -> ServerContext:
     dependencies=[Depends(require_read)],
     responses=_UNHEALTHY,
 )
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> Response:
     report = await run_in_threadpool(_ctx(request).health.check_all)
-    return JSONResponse(report, status_code=503 if report["status"] == "unhealthy" else 200)
+    status = 503 if report["status"] == "unhealthy" else 200
+    if _wants_html(request):
+        from lakelens.server.pages import _html
+
+        return _html(
+            request, "health.html", {"title": "Health", "report": report, "nav": ""}, status=status
+        )
+    return JSONResponse(report, status_code=status)
+
+
+def _wants_html(request: Request) -> bool:
+    """A browser asking for a page (clients and probes get JSON, as before)."""
+    if request.query_params.get("format") == "json":
+        return False
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
 
 
 @router.get(
