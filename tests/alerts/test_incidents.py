@@ -249,6 +249,8 @@ def test_a_destination_added_later_hears_about_the_open_incident_once(recorder, 
 
 def test_incident_commands_explain_bad_ids_in_one_line(tmp_path) -> None:
     home = str(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    Store(f"sqlite:///{tmp_path / 'home' / 'lakelens.db'}").engine.dispose()
     runner = CliRunner()
     for args in (
         ["incidents", "show", "nope"],

@@ -76,6 +76,12 @@ def test_text_output(pipeline_home) -> None:
 
 
 def test_empty_store_and_bad_input(tmp_path) -> None:
+    from lakelens.store import Store
+
+    missing = runner.invoke(app, ["logs", "--home", str(tmp_path / "typo")])
+    assert missing.exit_code == 1 and "No lakelens store at " in missing.output
+    assert not (tmp_path / "typo").exists()  # a read never creates a store
+    Store(f"sqlite:///{tmp_path / 'lakelens.db'}").engine.dispose()  # an empty store
     empty = runner.invoke(app, ["logs", "--home", str(tmp_path)])
     assert empty.exit_code == 0 and "No logs recorded yet — try `lakelens demo`." in empty.output
     for args, message in [

@@ -107,6 +107,9 @@ def test_status_degraded_and_healthy(tmp_path) -> None:
 
 
 def test_summary_on_an_empty_store_and_bad_period(tmp_path) -> None:
+    from lakelens.store import Store
+
+    Store(f"sqlite:///{tmp_path / 'lakelens.db'}").engine.dispose()  # an empty store
     assert (
         "No runs recorded yet — try `lakelens demo`."
         in invoke("metrics", "summary", "--home", str(tmp_path)).output

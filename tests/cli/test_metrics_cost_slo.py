@@ -296,6 +296,10 @@ def test_limit_keeps_the_tables_short_and_the_worst_first(home: Path) -> None:
 
 
 def test_empty_store_is_friendly(tmp_path: Path) -> None:
+    from lakelens.store import Store
+
+    (tmp_path / "empty").mkdir()
+    Store(f"sqlite:///{tmp_path / 'empty' / 'lakelens.db'}").engine.dispose()
     for command in ("cost", "slo"):
         out = invoke(command, "--home", str(tmp_path / "empty"))
         assert NOTHING in out.lower()

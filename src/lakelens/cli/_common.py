@@ -31,12 +31,21 @@ def more_line(shown: int, total: int, what: str) -> str | None:
     return f"[dim]… and {total - shown:,} more {what} (--limit 0 shows all; --json lists them)[/]"
 
 
-def open_store(home: Optional[str]) -> Store:  # noqa: UP045
-    """The store named by --home, LAKELENS_DATABASE_URL or LAKELENS_HOME."""
+def open_store(home: Optional[str], *, create: bool = False) -> Store:  # noqa: UP045
+    """The store named by --home, LAKELENS_DATABASE_URL or LAKELENS_HOME. Only commands that
+    record (`create=True`) make a new one: a read of a typo'd --home says where it looked."""
     from lakelens.config import load_settings
+    from lakelens.errors import StoreError
     from lakelens.store import Store
 
-    return Store(settings=load_settings(home=home))
+    store = Store(settings=load_settings(home=home))
+    if not create and not store.exists():
+        raise StoreError(
+            f"No lakelens store at {store.location.removeprefix('sqlite:///')}: nothing has been "
+            "recorded there. Run `lakelens demo` to try lakelens, or point --home (or "
+            "LAKELENS_HOME / LAKELENS_DATABASE_URL) at your store."
+        )
+    return store
 
 
 def make_console(no_color: bool) -> Console:

@@ -41,7 +41,7 @@ def dbt(
     from lakelens.cli._output import err_console, print_json
     from lakelens.integrations.dbt import import_artifacts
 
-    store = open_store(home)
+    store = open_store(home, create=True)
     try:
         with Progress(
             SpinnerColumn(),

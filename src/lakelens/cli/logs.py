@@ -134,7 +134,7 @@ def logs(
         grep=grep,
         correlation_id=correlation_id,
     )
-    store = open_store(home)
+    store = open_store(home, create=follow_)  # --follow may start before the first record
     with store.reader() as db:
         if asset is not None:
             where.asset = resolve_asset(db, asset)

@@ -73,6 +73,9 @@ class Store:
                         synchronous=self.settings.sqlite_synchronous,
                         timeouts=PostgresTimeouts.from_settings(self.settings),
                         wal_limit=_wal_limit(),
+                        # lakelens' own home directory is made; a URL's directory is not.
+                        create_parent=self.url != self.settings.resolved_database_url
+                        or not self.settings.database_url,
                     )
                     try:
                         if self._auto_upgrade and not migrate.is_current(engine):
@@ -101,6 +104,11 @@ class Store:
             from lakelens.store.damage import check_file
 
             check_file(path)
+
+    def exists(self) -> bool:
+        """False for a SQLite store whose file is not there yet (PostgreSQL: always True)."""
+        path = sqlite_file(self.url)
+        return path is None or path.exists()
 
     @property
     def is_sqlite(self) -> bool:

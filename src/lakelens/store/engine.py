@@ -201,6 +201,7 @@ def create_store_engine(
     synchronous: str = "NORMAL",
     timeouts: PostgresTimeouts | None = None,
     wal_limit: int = WAL_LIMIT_BYTES,
+    create_parent: bool = True,
 ) -> sa.Engine:
     """An Engine tuned for lakelens: WAL (kept under `wal_limit` bytes), busy timeout and
     autocommit reads on SQLite; connect, statement, idle-in-transaction and TCP timeouts on
@@ -211,6 +212,11 @@ def create_store_engine(
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             path = Path(database)
+            if not create_parent and not path.parent.is_dir():
+                raise StoreError(
+                    f"The directory {path.parent} of the database URL does not exist; create "
+                    "it, or fix LAKELENS_DATABASE_URL."
+                )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
