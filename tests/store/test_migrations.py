@@ -69,3 +69,21 @@ def test_indexes_serve_the_hot_queries(tmp_path) -> None:
             )
             assert index in plan, (sql, plan)
     store.close()
+
+
+def test_the_directory_of_a_database_url_is_never_created(tmp_path) -> None:
+    """LAKELENS_DATABASE_URL=sqlite:////nonexistent/dir/x.db created /nonexistent/dir as root."""
+    import pytest
+
+    from lakelens.config import load_settings
+    from lakelens.errors import StoreError
+
+    missing = tmp_path / "nonexistent" / "dir"
+    settings = load_settings(database_url=f"sqlite:///{missing / 'x.db'}", log_format="none")
+    with pytest.raises(StoreError, match="does not exist; create it, or fix LAKELENS_DATABASE_URL"):
+        Store(settings=settings).engine  # noqa: B018
+    assert not missing.parent.exists()
+    # lakelens' own home directory is still made on first use.
+    home = load_settings(home=str(tmp_path / "new-home"), log_format="none")
+    Store(settings=home).engine.dispose()
+    assert (tmp_path / "new-home" / "lakelens.db").exists()
