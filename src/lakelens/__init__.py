@@ -15,6 +15,7 @@ with lakelens.run("daily_glucose_pipeline", partition="2024-10-15"):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -142,3 +143,11 @@ def stats() -> dict[str, Any]:
         "dropped": dict(writer.dropped),
         "last_error": writer.last_error,
     }
+
+
+# A process started inside a run (a `lakelens.run` exports LAKELENS_RUN_ID to its children)
+# stores its `logging` records in that run once it imports lakelens, without a call.
+if os.environ.get("LAKELENS_RUN_ID"):
+    from lakelens.sdk._logs import capture_child_logging
+
+    capture_child_logging()

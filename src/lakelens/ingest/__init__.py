@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 
 from lakelens.events import Batch
 
-__all__ = ["Ingested", "Rejection"]
+__all__ = ["OTLP_RUN_TAGS", "Ingested", "Rejection"]
+
+# The tags of a run known only from OTLP spans and logs. The store inserts such a run when it
+# is missing, widens it with later spans, and lets an SDK or OpenLineage report replace it;
+# it never changes a run that one of those wrote (store/writes.py).
+OTLP_RUN_TAGS = {"lakelens.source": "otlp"}
 
 
 @dataclass(frozen=True)

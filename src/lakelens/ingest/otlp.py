@@ -9,6 +9,7 @@ and span ids, int64 as strings or numbers, enums as integers).
 | `lakelens.run_id`, else `openlineage.run_id` / `openlineage.run.id` attribute (span or log record, then scope, then resource) | run id |
 | `lakelens.asset` attribute (same lookup)    | asset                                           |
 | `lakelens.job` attribute (logs), else resource `service.name` | job                                |
+| spans and logs of a run not yet stored     | a run (insert-if-missing, tag `lakelens.source: otlp`): job as above, start/end the earliest/latest span, status failure after an error span, success once the root span ended, else started |
 | span / log attributes                       | attributes (the three `lakelens.*` keys above move to their columns) |
 | resource `service.*` attributes             | copied into attributes; other resource attributes are not stored |
 | scope name and version                      | `otel.scope.name` / `otel.scope.version` on spans; the log's logger is the scope name |
@@ -19,6 +20,9 @@ and span ids, int64 as strings or numbers, enums as integers).
 | unix nanos                                  | epoch seconds                                   |
 | severityNumber 1-8 / 9-12 / 13-16 / 17-20 / 21-24 | DEBUG 10 / INFO 20 / WARNING 30 / ERROR 40 / CRITICAL 50; 0 reads severityText, else INFO |
 | log body                                    | message (non-string bodies as compact JSON; empty body → eventName) |
+
+A run that an SDK or OpenLineage wrote is never changed by OTLP data; one that only OTLP
+reported is replaced as soon as either writes it (store/writes.py).
 
 There is no OpenTelemetry convention for an OpenLineage run id; `openlineage.run_id` is the
 name in common use. Spans without a run id are kept as free traces. A malformed request raises
@@ -35,12 +39,14 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 from lakelens import _clean
 from lakelens.errors import InvalidArgumentError, LakelensError
 from lakelens.events import dumps
-from lakelens.ingest import Ingested, Rejection
+from lakelens.ingest import OTLP_RUN_TAGS, Ingested, Rejection
+from lakelens.model import Run, RunStatus
 
 __all__ = ["ASSET_KEYS", "RUN_ID_KEYS", "logs_to_ingested", "traces_to_ingested"]
 
@@ -84,20 +90,30 @@ def traces_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingeste
     """Spans of an OTLP/HTTP traces request; `now` is unused (spans carry their times)."""
     request = _request("traces")
     refused = _decode(body, content_type, request, "traces")
-    return _collect(
+    jobs: dict[str, str] = {}
+
+    def row(span: Any, resource: dict[str, Any], scope: Any, attrs: dict[str, Any]) -> Any:
+        values, job = _span_row(span, resource, scope, attrs)
+        if values[3] is not None:
+            jobs.setdefault(values[3], job)
+        return values
+
+    result = _collect(
         ((group, group.scope_spans, "spans") for group in request.resource_spans),
-        _span_row,
+        row,
         "span",
         lambda result: result.batch.spans,
         refused,
     )
+    result.batch.runs.extend(_runs_of_spans(result.batch.spans, jobs))
+    return result
 
 
 def logs_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingested:
     """Log lines of an OTLP/HTTP logs request; records without any time get `now`."""
     request = _request("logs")
     refused = _decode(body, content_type, request, "logs")
-    return _collect(
+    result = _collect(
         ((group, group.scope_logs, "log_records") for group in request.resource_logs),
         lambda record, resource, scope, attributes: _log_row(
             record, resource, scope, attributes, now
@@ -106,6 +122,69 @@ def logs_to_ingested(body: bytes, content_type: str, *, now: float) -> Ingested:
         lambda result: result.batch.logs,
         refused,
     )
+    result.batch.runs.extend(_runs_of_logs(result.batch.logs))
+    return result
+
+
+# -- runs known only from OTLP --------------------------------------------------------------
+
+
+def _runs_of_spans(spans: list[tuple[Any, ...]], jobs: dict[str, str]) -> list[Run]:
+    """What this request's spans say about their runs: earliest start, latest end, failure
+    after an error span, success once a root span (one without a parent) has ended."""
+    runs: dict[str, Run] = {}
+    for trace_id, _span, parent_id, run_id, _asset, _name, start, end, status, error, *_ in spans:
+        if run_id is None:
+            continue
+        run = runs.get(run_id)
+        if run is None:
+            run = runs[run_id] = Run(run_id, jobs[run_id], tags=dict(OTLP_RUN_TAGS))
+        run.start_time = _earliest(run.start_time, start)
+        if end is not None and (run.end_time is None or _time(end) > run.end_time):
+            run.end_time = _time(end)
+        if status == "error":
+            run.status = RunStatus.FAILURE
+            run.error_message = run.error_message or error
+        elif parent_id is None and end is not None and run.status != RunStatus.FAILURE:
+            run.status = RunStatus.SUCCESS
+        if parent_id is None:
+            run.trace_id = trace_id
+    return list(runs.values())
+
+
+def _runs_of_logs(logs: list[tuple[Any, ...]]) -> list[Run]:
+    """Runs named by log records: started (a log line does not say the run ended) at the
+    earliest record."""
+    runs: dict[str, Run] = {}
+    for time, _level, _message, _logger, run_id, _asset, job, *_ in logs:
+        if run_id is None:
+            continue
+        run = runs.get(run_id)
+        if run is None:
+            run = runs[run_id] = Run(run_id, job or _NO_SERVICE, tags=dict(OTLP_RUN_TAGS))
+        run.start_time = _earliest(run.start_time, time)
+    return list(runs.values())
+
+
+def _time(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def _earliest(current: datetime | None, epoch: float) -> datetime:
+    moment = _time(epoch)
+    return moment if current is None or moment < current else current
+
+
+def _job(job: str | None, resource: dict[str, Any]) -> str | None:
+    """The `lakelens.job` attribute, else the program that sent it: OpenTelemetry's service."""
+    if job is not None:
+        return job
+    service = resource.get("service.name")
+    return _text(str(service))[:_MAX_NAME] if service not in (None, "") else None
+
+
+# OpenTelemetry's own name for a service that did not say who it is.
+_NO_SERVICE = "unknown_service"
 
 
 def _collect(
@@ -285,14 +364,15 @@ def _convert_ids(item: dict[str, Any], keys: tuple[str, ...], where: str) -> Non
 
 def _span_row(
     span: Any, resource: dict[str, Any], scope: Any, scope_attributes: dict[str, Any]
-) -> tuple[Any, ...]:
+) -> tuple[tuple[Any, ...], str]:
+    """The span's row, and the job of its run."""
     trace_id = _id(span.trace_id, 16, "traceId", required=True)
     span_id = _id(span.span_id, 8, "spanId", required=True)
     parent_id = _id(span.parent_span_id, 8, "parentSpanId")
     if not span.start_time_unix_nano:
         raise _Rejected("startTimeUnixNano is missing")
     own = _attributes(span.attributes)
-    run_id, asset, _job = _context(own, scope_attributes, resource)
+    run_id, asset, job = _context(own, scope_attributes, resource)
     attributes = _stored(own, resource)
     if scope.name:
         attributes["otel.scope.name"] = _text(scope.name)
@@ -321,7 +401,7 @@ def _span_row(
     if span.status.code == _STATUS_ERROR:
         status = "error"
         error = _text(span.status.message) or _exception_message(events)
-    return (
+    row = (
         trace_id,
         span_id,
         parent_id,
@@ -335,6 +415,7 @@ def _span_row(
         dumps(attributes),
         dumps(events),
     )
+    return row, _job(job, resource) or _NO_SERVICE
 
 
 def _exception_message(events: list[dict[str, Any]]) -> str | None:
@@ -356,10 +437,7 @@ def _log_row(
     span_id = _id(record.span_id, 8, "spanId")
     own = _attributes(record.attributes)
     run_id, asset, job = _context(own, scope_attributes, resource)
-    if job is None:
-        # The program that logged: OpenTelemetry's name for it is the service.
-        service = resource.get("service.name")
-        job = _text(str(service))[:_MAX_NAME] if service not in (None, "") else None
+    job = _job(job, resource)
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     body = _value(record.body, 0) if record.HasField("body") else None
     if isinstance(body, str):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import traceback
 from typing import Any
 
-from lakelens.sdk._runtime import FRAME, RT
+from lakelens.sdk._runtime import ENV_RUN_ID, FRAME, RT
 
-__all__ = ["get_logger", "install_stdlib_capture", "store_log"]
+__all__ = ["capture_child_logging", "get_logger", "install_stdlib_capture", "store_log"]
 
 _METHOD_LEVELS = {
     "debug": 10,
@@ -226,8 +227,42 @@ _capture: StdlibCapture | None = None
 
 
 def install_stdlib_capture() -> None:
-    """Attach the capturing handler to the root logger once; it ignores records outside runs."""
+    """Store the user's `logging` records from now on (records outside runs are ignored).
+
+    Not a handler on the root logger: with one there, the program's own
+    `logging.basicConfig()` does nothing, `logging.warning()` no longer configures logging,
+    and `logging.lastResort` stops printing warnings. Instead every record a logger hands to
+    its handlers is also offered to the capture, so the program's configuration (and loggers
+    with `propagate = False`) stay as they were.
+    """
     global _capture
-    if _capture is None:
-        _capture = StdlibCapture()
-        logging.getLogger().addHandler(_capture)
+    if _capture is not None:
+        return
+    capture = _capture = StdlibCapture()
+    call_handlers = logging.Logger.callHandlers
+
+    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        call_handlers(self, record)
+        capture.handle(record)
+
+    callHandlers.__wrapped__ = call_handlers  # type: ignore[attr-defined]
+    logging.Logger.callHandlers = callHandlers  # type: ignore[method-assign]
+
+
+def capture_child_logging() -> None:
+    """At `import lakelens` in a process started inside a run (LAKELENS_RUN_ID is set): its
+    `logging` records belong to the run, even when it never calls the SDK."""
+    if os.environ.get(ENV_RUN_ID) and not _is_lakelens_cli():
+        install_stdlib_capture()
+
+
+def _is_lakelens_cli() -> bool:
+    """Whether this process is the `lakelens` command (`serve`, `import dbt`, ...): its records
+    describe lakelens, not the pipeline that started it."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", "") or ""
+    return name.startswith("lakelens.") or os.path.basename(sys.argv[0] if sys.argv else "") in (
+        "lakelens",
+        "lakelens.exe",
+    )

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lakelens.events import LOG_COLUMNS, SPAN_COLUMNS, Batch, dumps
+from lakelens.ingest import OTLP_RUN_TAGS
 from lakelens.model import (
     Asset,
     CheckResult,
@@ -269,7 +270,11 @@ class _Statements:
         self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
 
         self.run_start = f"SELECT start_time FROM runs WHERE run_id = {mark}"
-        self.runs = compiled(self._state_upsert(insert, schema.runs, "run_id"), _RUN_KEYS)
+        self.runs = compiled(
+            self._state_upsert(insert, schema.runs, "run_id", replaces=_OBSERVED_ONLY),
+            _RUN_KEYS,
+        )
+        self.observed_runs = compiled(sa.text(_OBSERVED_RUNS_SQL), _OBSERVED_KEYS)
         self.materializations = compiled(
             self._state_upsert(insert, schema.materializations, "id"), _MATERIALIZATION_KEYS
         )
@@ -320,8 +325,9 @@ class _Statements:
         }
 
     @staticmethod
-    def _state_upsert(insert: Any, table: sa.Table, key: str) -> Any:
-        """Upsert where a later event fills in fields but never moves a finished status back."""
+    def _state_upsert(insert: Any, table: sa.Table, key: str, replaces: str | None = None) -> Any:
+        """Upsert where a later event fills in fields but never moves a finished status back;
+        a row matching the SQL condition `replaces` takes the event's fields as they are."""
         stmt = insert(table)
         excluded = stmt.excluded
         set_: dict[str, Any] = {
@@ -345,6 +351,11 @@ class _Statements:
         )
         if "duration" in table.c:
             set_["duration"] = sa.func.coalesce(excluded.end_time, table.c.end_time) - start
+        if replaces is not None:
+            condition = sa.text(replaces)
+            for name in set_:
+                if name != "start_time":
+                    set_[name] = sa.case((condition, excluded[name]), else_=set_[name])
         return stmt.on_conflict_do_update(index_elements=[key], set_=set_)
 
 
@@ -353,6 +364,66 @@ def _is_terminal(column: Any) -> Any:
     return sa.or_(
         *(column == sa.literal_column(f"'{status}'") for status in sorted(RunStatus.TERMINAL))
     )
+
+
+# Runs known only from OTLP (ingest/otlp.py): inserted when missing, widened by later spans and
+# logs, never written over a run that an SDK or OpenLineage reported; such a report replaces
+# them (`replaces` in the runs upsert). Failure sticks; success needs the root span's end.
+_OBSERVED_TAGS = dumps(OTLP_RUN_TAGS)
+assert _OBSERVED_TAGS is not None and "'" not in _OBSERVED_TAGS
+_OBSERVED_ONLY = f"runs.tags = '{_OBSERVED_TAGS}'"
+_OBSERVED_KEYS = (
+    "run_id",
+    "job",
+    "status",
+    "start_time",
+    "end_time",
+    "tags",
+    "trace_id",
+    "error_message",
+)
+_OBSERVED_RUNS_SQL = f"""
+INSERT INTO runs ({", ".join(_OBSERVED_KEYS)})
+VALUES ({", ".join(":" + k for k in _OBSERVED_KEYS)})
+ON CONFLICT (run_id) DO UPDATE SET
+  start_time = CASE
+    WHEN excluded.start_time IS NULL THEN runs.start_time
+    WHEN runs.start_time IS NULL OR excluded.start_time < runs.start_time
+      THEN excluded.start_time
+    ELSE runs.start_time END,
+  end_time = CASE
+    WHEN excluded.end_time IS NULL THEN runs.end_time
+    WHEN runs.end_time IS NULL OR excluded.end_time > runs.end_time THEN excluded.end_time
+    ELSE runs.end_time END,
+  status = CASE
+    WHEN runs.status = 'failure' OR excluded.status = 'failure' THEN 'failure'
+    WHEN excluded.status = 'success' THEN 'success'
+    ELSE runs.status END,
+  trace_id = coalesce(runs.trace_id, excluded.trace_id),
+  error_message = coalesce(runs.error_message, excluded.error_message)
+WHERE {_OBSERVED_ONLY}
+"""
+
+
+def _observed_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """One row per run id (as the statement above would fold them one by one)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        row = {k: v for k, v in _run_row(run).items() if k in _OBSERVED_KEYS}
+        current = rows.get(run.run_id)
+        if current is None:
+            rows[run.run_id] = row
+            continue
+        for name, pick in (("start_time", min), ("end_time", max)):
+            values = [v for v in (current[name], row[name]) if v is not None]
+            current[name] = pick(values) if values else None
+        if RunStatus.FAILURE in (current["status"], row["status"]):
+            current["status"] = RunStatus.FAILURE
+        elif row["status"] == RunStatus.SUCCESS:
+            current["status"] = RunStatus.SUCCESS
+        for name in ("trace_id", "error_message"):
+            current[name] = current[name] or row[name]
+    return list(rows.values())
 
 
 # Keyed by the engine itself, weakly: an id() could be reused by another engine (of another
@@ -545,7 +616,12 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
     if materialized:
         sql.promote.many(cursor, [{"name": name} for name in materialized])
     if batch.runs:
-        sql.runs.many(cursor, _merge((_run_row(r) for r in batch.runs), "run_id"))
+        reported = [r for r in batch.runs if r.tags != OTLP_RUN_TAGS]
+        if reported:
+            sql.runs.many(cursor, _merge((_run_row(r) for r in reported), "run_id"))
+        if len(reported) < len(batch.runs):
+            observed = [r for r in batch.runs if r.tags == OTLP_RUN_TAGS]
+            sql.observed_runs.many(cursor, _observed_rows(observed))
     if batch.materializations:
         merged = _merge((_materialization_row(m) for m in batch.materializations), "id")
         _start_with_runs(cursor, sql, merged)
