@@ -607,7 +607,9 @@ def _run_context_tags(facets: dict[str, Any]) -> dict[str, str]:
                 namespace = job.get("namespace")
                 jobs.append(job_name(namespace if isinstance(namespace, str) else "", job["name"]))
         if jobs:
-            tags[f"openlineage.{direction}_jobs"] = ", ".join(jobs)[:_MAX_FACET_CHARS]
+            text = json.dumps(jobs, ensure_ascii=False)
+            if len(text) <= _MAX_FACET_CHARS:
+                tags[f"openlineage.{direction}_jobs"] = text
     return tags
 
 
