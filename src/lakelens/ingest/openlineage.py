@@ -11,7 +11,11 @@
 | inputs x outputs                              | lineage edges (source "openlineage"); `columnLineage` → edge columns |
 | run facet errorMessage                        | error type / message / traceback of the run and its materializations |
 | run facet parent                              | parent run id                                       |
-| run facet nominalTime                         | partition (a date at midnight UTC, else ISO time)   |
+| run facet nominalTime                         | partition (a date at midnight UTC, else ISO time); tags SCHEDULED_TAG / SCHEDULED_END_TAG |
+| run facet processing_engine                   | tag ENGINE_TAG "name version", adapter version tag  |
+| run facet jobDependencies                     | tags `openlineage.upstream_jobs` / `downstream_jobs` |
+| ownership (dataset; job → its outputs)        | asset owner (first name), all owners in asset tags  |
+| documentation, symlinks (dataset)             | asset description, asset tag `openlineage.symlinks` |
 | outputStatistics, dataQualityMetrics          | rows and bytes of the output's materialization      |
 | dataQualityAssertions (inputs or outputs)     | check results on that dataset, one per run + check  |
 | run facet test (TestRunFacet)                 | check results on the run's output, else first input |
@@ -20,7 +24,8 @@
 
 Events with eventType OTHER or none (the spec allows both for metadata-only events), and
 static JobEvents (no `run`), contribute lineage, schemas and checks but no run state: they
-never open a run that nothing would close. A DatasetEvent contributes its schema.
+never open a run that nothing would close. A DatasetEvent registers its dataset (schema,
+owner, description).
 A FAIL event also adds an ERROR log line (logger "openlineage") to the run.
 """
 
