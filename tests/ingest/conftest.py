@@ -69,7 +69,9 @@ def http_recorder() -> Iterator[Recorder]:
 class Serve:
     """`lakelens serve` in a subprocess on 127.0.0.1, on the store at `database_url`."""
 
-    def __init__(self, tmp_path: Path, database_url: str, token: str | None) -> None:
+    def __init__(
+        self, tmp_path: Path, database_url: str, token: str | None, args: tuple[str, ...] = ()
+    ) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
@@ -94,6 +96,7 @@ class Serve:
                     str(home),
                     "--port",
                     str(self.port),
+                    *args,
                 ],
                 env=env,
                 stdout=out,
@@ -134,8 +137,8 @@ def serve_ol(tmp_path: Path, store_url: str) -> Iterator[Callable[..., Serve]]:
     """Start `lakelens serve` on the test's store (SQLite and PostgreSQL); stopped at the end."""
     started: list[Serve] = []
 
-    def start(token: str | None = None) -> Serve:
-        server = Serve(tmp_path, store_url, token)
+    def start(token: str | None = None, *args: str) -> Serve:
+        server = Serve(tmp_path, store_url, token, args)
         started.append(server)
         return server
 

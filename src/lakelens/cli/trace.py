@@ -71,6 +71,12 @@ def trace(
         f"Duration: {_ms(result.duration_seconds)} · {result.span_count} spans · "
         + (f"[red]{result.error_count} errors[/]" if result.error_count else "0 errors")
     )
+    if run is not None:
+        from lakelens.analysis.run_context import run_context
+
+        context = run_context(run).line()
+        if context:
+            console.print(escape(context[:1].upper() + context[1:]))
     if run is not None and run.error_message:
         console.print(f"[red]Error:[/] {escape(run.error_type or '')}: {escape(run.error_message)}")
     if not result.roots:

@@ -30,10 +30,12 @@ def why(
 
     from lakelens.analysis.assets import resolve_asset
     from lakelens.analysis.lineage import load_graph
+    from lakelens.analysis.run_context import run_context
     from lakelens.analysis.runs import short_run_id
     from lakelens.analysis.why import diagnose
     from lakelens.cli._common import age, make_console, open_store
     from lakelens.cli._output import print_json
+    from lakelens.store import reads
     from lakelens.units import format_duration
 
     now = time.time()
@@ -44,6 +46,8 @@ def why(
         result = diagnose(conn, graph, name, now=now)
         # Hints name the failed run by a prefix that is unique in this store.
         hint_id = short_run_id(conn, result.failure.run_id) if result.failure else ""
+        failed_runs = reads.runs(conn, run_id=result.failure.run_id) if result.failure else []
+    context = run_context(failed_runs[0]) if failed_runs else None
     target = result.nodes[name]
     if json_output:
         failure = result.failure
@@ -65,6 +69,7 @@ def why(
                     "type": failure.error_type,
                     "message": failure.error_message,
                     "traceback": failure.error_traceback,
+                    **(context.as_dict() if context else {}),
                 },
                 "failed_checks": [
                     {
@@ -159,6 +164,9 @@ def why(
         console.print(
             f"  [red]{escape(failure.error_type or 'Error')}: {escape(failure.error_message or '')}[/]"
         )
+        line = context.line() if context else None
+        if line:
+            console.print(f"  [dim]{escape(line)}[/]")
         if result.failing_span is not None:
             console.print(
                 f"  failing span: [bold]{escape(result.failing_span.name)}[/] — {escape(result.failing_span.error_message or '')}"

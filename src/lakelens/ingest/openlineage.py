@@ -11,7 +11,11 @@
 | inputs x outputs                              | lineage edges (source "openlineage"); `columnLineage` → edge columns |
 | run facet errorMessage                        | error type / message / traceback of the run and its materializations |
 | run facet parent                              | parent run id                                       |
-| run facet nominalTime                         | partition (a date at midnight UTC, else ISO time)   |
+| run facet nominalTime                         | partition (a date at midnight UTC, else ISO time); tags SCHEDULED_TAG / SCHEDULED_END_TAG |
+| run facet processing_engine                   | tag ENGINE_TAG "name version", adapter version tag  |
+| run facet jobDependencies                     | tags `openlineage.upstream_jobs` / `downstream_jobs` |
+| ownership (dataset; job → its outputs)        | asset owner (first name), all owners in asset tags  |
+| documentation, symlinks (dataset)             | asset description, asset tag `openlineage.symlinks` |
 | outputStatistics, dataQualityMetrics          | rows and bytes of the output's materialization      |
 | dataQualityAssertions (inputs or outputs)     | check results on that dataset, one per run + check  |
 | run facet test (TestRunFacet)                 | check results on the run's output, else first input |
@@ -20,7 +24,8 @@
 
 Events with eventType OTHER or none (the spec allows both for metadata-only events), and
 static JobEvents (no `run`), contribute lineage, schemas and checks but no run state: they
-never open a run that nothing would close. A DatasetEvent contributes its schema.
+never open a run that nothing would close. A DatasetEvent registers its dataset (schema,
+owner, description).
 A FAIL event also adds an ERROR log line (logger "openlineage") to the run.
 """
 
@@ -39,6 +44,7 @@ from lakelens.errors import InvalidArgumentError
 from lakelens.events import Batch, dumps
 from lakelens.ingest import Ingested, Rejection
 from lakelens.model import (
+    Asset,
     CheckResult,
     LineageEdge,
     Materialization,
@@ -49,7 +55,16 @@ from lakelens.model import (
 from lakelens.sdk._runtime import trace_id_for
 from lakelens.units import parse_severity
 
-__all__ = ["SOURCE", "dataset_name", "job_name", "schema_hash", "to_ingested"]
+__all__ = [
+    "ENGINE_TAG",
+    "SCHEDULED_END_TAG",
+    "SCHEDULED_TAG",
+    "SOURCE",
+    "dataset_name",
+    "job_name",
+    "schema_hash",
+    "to_ingested",
+]
 
 SOURCE = "openlineage"
 _STATUS = {
@@ -60,12 +75,17 @@ _STATUS = {
     "ABORT": RunStatus.CANCELED,
 }
 _ENDS = frozenset({"COMPLETE", "FAIL", "ABORT"})
+# Run tags read back by the run page, the runs API and `lakelens trace` / `why`.
+SCHEDULED_TAG = "openlineage.nominal_start_time"
+SCHEDULED_END_TAG = "openlineage.nominal_end_time"
+ENGINE_TAG = "openlineage.engine"
 _EVENT_TYPES = frozenset({*_STATUS, "OTHER"})
 # Column sizes of the store (PostgreSQL enforces them; one oversized value would sink a batch).
 _MAX_RUN_ID = 128
 _MAX_NAME = 512
 _MAX_CHECK_NAME = 256
 _MAX_ERROR_TYPE = 256
+_MAX_OWNER = 256
 _MAX_COUNT = 2**63 - 1
 _MAX_DEPTH = 64
 # Kept facets: each at most this much JSON; all of a run's tags (or a materialization's kept
@@ -358,6 +378,7 @@ class _Seen:
 def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
     for dataset in event.inputs + event.outputs:
         _schema(dataset, event, batch)
+    batch.assets.extend(_assets(event))
     if event.kind == "dataset":
         return
     for output in event.outputs:
@@ -394,6 +415,7 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
 
     tags = seen.tags.setdefault(event.run_id, {})
     tags["openlineage.job_namespace"] = event.job_namespace
+    tags.update(_run_context_tags(event.run_facets))
     if event.producer:
         tags["openlineage.producer"] = event.producer
     if language:
@@ -491,6 +513,109 @@ def _fail_log(
             dumps({k: v for k, v in details.items() if v is not None}),
         )
     )
+
+
+def _assets(event: _Event) -> list[Asset]:
+    """Registry rows for the datasets an event says something about: owner, description, aliases.
+
+    A DatasetEvent always records its dataset. Other datasets get a row only when they carry
+    an ownership, documentation or symlinks facet, or (outputs) when the job has owners: the
+    job's owners own what it writes unless the dataset names its own.
+    """
+    job_owners = _owners(event.job_facets.get("ownership"))
+    written = {d.asset for d in event.outputs}
+    found = []
+    for dataset in event.inputs + event.outputs:
+        owners = _owners(dataset.facets.get("ownership"))
+        if not owners and dataset.asset in written and event.kind != "dataset":
+            owners = job_owners
+        documentation = dataset.facets.get("documentation") or {}
+        description = documentation.get("description")
+        description = description if isinstance(description, str) and description else None
+        symlinks = _symlinks(dataset.facets.get("symlinks"))
+        if event.kind != "dataset" and not (owners or description or symlinks):
+            continue
+        tags = {}
+        if owners:
+            tags["openlineage.owners"] = json.dumps(owners, ensure_ascii=False)
+        if symlinks:
+            tags["openlineage.symlinks"] = json.dumps(symlinks, ensure_ascii=False)
+        found.append(
+            Asset(
+                name=dataset.asset,
+                # A name only read stays a source until something writes it (as the store's
+                # placeholders do); a DatasetEvent's dataset is an asset.
+                kind="asset" if dataset.asset in written else "source",
+                owner=owners[0]["name"][:_MAX_OWNER] if owners else None,
+                description=description,
+                tags=tags,
+                updated_at=event.time,
+            )
+        )
+    return found
+
+
+def _owners(facet: Any) -> list[dict[str, str]]:
+    """[{name, type}] of an ownership facet (job or dataset), in the order given."""
+    owners = facet.get("owners") if isinstance(facet, dict) else None
+    if not isinstance(owners, list):
+        return []
+    found = []
+    for item in owners:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
+            owner = {"name": item["name"].strip()}
+            if isinstance(item.get("type"), str) and item["type"]:
+                owner["type"] = item["type"]
+            found.append(owner)
+    return found
+
+
+def _symlinks(facet: Any) -> list[str]:
+    """The other names of a dataset (`namespace/name`) from its symlinks facet."""
+    identifiers = facet.get("identifiers") if isinstance(facet, dict) else None
+    if not isinstance(identifiers, list):
+        return []
+    names = []
+    for item in identifiers:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]:
+            namespace = item.get("namespace")
+            names.append(
+                dataset_name(namespace if isinstance(namespace, str) else "", item["name"])
+            )
+    return names
+
+
+def _run_context_tags(facets: dict[str, Any]) -> dict[str, str]:
+    """Short tags for what the run page shows: the scheduled (nominal) time, the engine, and
+    the jobs this run waits for and triggers (jobDependencies)."""
+    tags: dict[str, str] = {}
+    nominal = facets.get("nominalTime") or {}
+    for key, tag in (("nominalStartTime", SCHEDULED_TAG), ("nominalEndTime", SCHEDULED_END_TAG)):
+        moment = _parse_time(nominal[key]) if isinstance(nominal.get(key), str) else None
+        if moment is not None:
+            tags[tag] = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    engine = facets.get("processing_engine") or {}
+    words = [engine.get(k) for k in ("name", "version")]
+    text = " ".join(w.strip() for w in words if isinstance(w, str) and w.strip())
+    if text:
+        tags[ENGINE_TAG] = text[:_MAX_NAME]
+    adapter = engine.get("openlineageAdapterVersion")
+    if isinstance(adapter, str) and adapter.strip():
+        tags["openlineage.adapter_version"] = adapter.strip()[:_MAX_NAME]
+    dependencies = facets.get("jobDependencies") or {}
+    for direction in ("upstream", "downstream"):
+        jobs = []
+        listed = dependencies.get(direction)
+        for item in listed if isinstance(listed, list) else []:
+            job = item.get("job") if isinstance(item, dict) else None
+            if isinstance(job, dict) and isinstance(job.get("name"), str) and job["name"]:
+                namespace = job.get("namespace")
+                jobs.append(job_name(namespace if isinstance(namespace, str) else "", job["name"]))
+        if jobs:
+            text = json.dumps(jobs, ensure_ascii=False)
+            if len(text) <= _MAX_FACET_CHARS:
+                tags[f"openlineage.{direction}_jobs"] = text
+    return tags
 
 
 def _error(facet: Any) -> tuple[str | None, str | None, str | None, str | None]:

@@ -175,9 +175,13 @@ def get_run(request: Request, run_id: str) -> Response:
         materializations = reads.materializations(conn, run_id=full)
         checks = reads.check_results(conn, run_id=full)
         trace = load_trace(conn, full)
+    from lakelens.analysis.run_context import run_context
+
     return json_response(
         {
-            "run": run_dict(run, full=True),
+            # Plus when it was scheduled for and what ran it (OpenLineage nominalTime and
+            # processing_engine facets).
+            "run": {**run_dict(run, full=True), **run_context(run).as_dict()},
             "materializations": jsonable(materializations),
             "checks": jsonable(checks),
             "trace": jsonable(trace_dict(full, trace)),

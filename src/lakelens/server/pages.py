@@ -685,6 +685,7 @@ def logs_page(
 def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.analysis.logs import LogFilter, correlated_runs, search
+        from lakelens.analysis.run_context import run_context
         from lakelens.analysis.runs import resolve_run_id
         from lakelens.analysis.trace import load_trace
         from lakelens.store import reads
@@ -698,6 +699,7 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
         return {
             "title": f"Run {full[:12]}",
             "run": run,
+            "context": run_context(run),
             "materializations": reads.materializations(conn, run_id=full),
             "checks": reads.check_results(conn, run_id=full),
             "trace": trace,
