@@ -243,7 +243,19 @@ def list_assets(
             last_run_id=last_run_id,
             last_rows=None if last_rows is None else int(last_rows),
         )
-        for (name, kind, owner, layer, group, description, tags, status, freshness,
-             last_success, last_run_id, last_rows) in rows  # fmt: skip
+        for (
+            name,
+            kind,
+            owner,
+            layer,
+            group,
+            description,
+            tags,
+            status,
+            freshness,
+            last_success,
+            last_run_id,
+            last_rows,
+        ) in rows
     ]
     return AssetPage(listed, total, listed[-1].name if more and listed else None)

@@ -233,9 +233,7 @@ def list_runs(
         passed, failed = checks.get(run.run_id, (0, 0))
         listed.append(RunListing(run, passed, failed, int(assets.get(run.run_id, 0))))
     last = rows[-1] if rows else None
-    return RunPage(
-        listed, _cursor(last[3], last[0]) if more_after and last is not None else None
-    )
+    return RunPage(listed, _cursor(last[3], last[0]) if more_after and last is not None else None)
 
 
 def _run(row: tuple[Any, ...]) -> Run:
