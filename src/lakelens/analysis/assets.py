@@ -127,7 +127,10 @@ class AssetFilter:
 
 @dataclass
 class AssetListing:
-    """One catalog row: what the asset is, who owns it, and how it is doing."""
+    """One catalog row: what the asset is, who owns it, and how it is doing.
+
+    `status` is the last run's status as stored (as in `/api/v1/assets` before the catalog);
+    `health` is the one word the catalog filters on (ASSET_STATUSES)."""
 
     name: str
     kind: str
@@ -135,8 +138,10 @@ class AssetListing:
     layer: str | None
     group: str | None
     description: str | None
-    tags: list[str]
-    status: str
+    critical: bool
+    tags: Any
+    status: str | None
+    health: str
     freshness_seconds: float | None
     last_success: float | None
     age_seconds: float | None
@@ -144,8 +149,22 @@ class AssetListing:
     last_rows: int | None
 
     @property
-    def stale(self) -> bool:
-        return self.status == "stale"
+    def stale(self) -> bool | None:
+        """Older than its freshness SLA; None with no SLA or no success yet (as lineage says)."""
+        if self.freshness_seconds is None or self.age_seconds is None:
+            return None
+        return self.age_seconds > self.freshness_seconds
+
+    @property
+    def tag_labels(self) -> list[str]:
+        """Tags as 'domain=x' / 'pii' labels."""
+        if isinstance(self.tags, dict):
+            return [
+                k if v in (None, "", True) else f"{k}={v}" for k, v in sorted(self.tags.items())
+            ]
+        if isinstance(self.tags, list):
+            return [str(v) for v in self.tags]
+        return [] if self.tags in (None, "") else [str(self.tags)]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,14 +172,16 @@ class AssetListing:
             "kind": self.kind,
             "owner": self.owner,
             "layer": self.layer,
-            "group": self.group,
-            "description": self.description,
+            "critical": self.critical,
+            "freshness_seconds": self.freshness_seconds,
             "tags": self.tags,
             "status": self.status,
-            "freshness_seconds": self.freshness_seconds,
             "last_success": self.last_success,
             "age_seconds": self.age_seconds,
             "stale": self.stale,
+            "health": self.health,
+            "group": self.group,
+            "description": self.description,
             "last_run_id": self.last_run_id,
             "last_rows": self.last_rows,
         }
@@ -182,19 +203,14 @@ class AssetPage:
         }
 
 
-def _tags(text: str | None) -> list[str]:
-    """Stored tags ({"domain": "x"} or ["pii"]) as 'domain=x' / 'pii' labels."""
+def _tags(text: str | None) -> Any:
+    """Stored tags as lineage reads them ({"domain": "x"}, ["pii"]); {} when absent."""
     if not text:
-        return []
+        return {}
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except ValueError:
-        return [text]
-    if isinstance(value, dict):
-        return [k if v in (None, "", True) else f"{k}={v}" for k, v in sorted(value.items())]
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return [str(value)]
+        return text
 
 
 def list_assets(
@@ -215,7 +231,7 @@ def list_assets(
         page_condition += " AND name > :after"
         params = {**params, "after": after}
     sql = (
-        "SELECT name, kind, owner, layer, group_name, description, tags, "
+        "SELECT name, kind, owner, layer, group_name, description, critical, tags, last_status, "
         f"{_STATUS_SQL}, freshness_seconds, last_success_time, last_run_id, "
         "(SELECT m.rows FROM materializations m WHERE m.asset = assets.name "
         "AND m.rows IS NOT NULL ORDER BY m.start_time DESC LIMIT 1) "
@@ -235,8 +251,10 @@ def list_assets(
             layer=layer,
             group=group,
             description=description,
+            critical=bool(critical),
             tags=_tags(tags),
             status=status,
+            health=health,
             freshness_seconds=freshness,
             last_success=last_success,
             age_seconds=None if last_success is None else max(0.0, now - last_success),
@@ -250,8 +268,10 @@ def list_assets(
             layer,
             group,
             description,
+            critical,
             tags,
             status,
+            health,
             freshness,
             last_success,
             last_run_id,

@@ -90,10 +90,10 @@ def _table(page: object, no_color: bool) -> None:
             escape(a.kind),
             escape(a.owner or "-"),
             escape(a.layer or "-"),
-            _STATUS.get(a.status, escape(a.status)),
+            _STATUS.get(a.health, escape(a.health)),
             fresh,
             f"{a.last_rows:,}" if a.last_rows is not None else "-",
-            escape(", ".join(a.tags)),
+            escape(", ".join(a.tag_labels)),
         )
     console.print(table)
     more = more_line(len(page.assets), page.total, "assets")
