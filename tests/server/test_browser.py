@@ -442,3 +442,32 @@ def test_acknowledge_and_add_a_note_from_the_incident_page(
     after = httpx.get(f"{server['url']}/api/v1/incidents/{opened[0]}").json()
     assert after["status"] == "acknowledged" and after["acknowledged_by"] == "web"
     assert [e["event"] for e in after["timeline"]][-2:] == ["acknowledged", "note"]
+
+
+def test_runs_and_assets_lists_link_to_their_pages_wide_and_narrow(
+    server: dict[str, Any], browser: Any
+) -> None:
+    for width, height, suffix in ((1280, 800, ""), (420, 900, "-narrow")):
+        w = Watched(browser, width, height)
+        page = w.page
+        w.open(server["url"] + "/runs")
+        rows = page.locator(".runs-table tbody tr")
+        assert rows.count() >= 1
+        w.shot(f"runs{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        page.select_option("select[name=status]", "failure")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url("**/runs?*status=failure*")
+        assert "failure" in page.locator(".runs-table tbody tr").first.inner_text()
+        page.locator(".runs-table tbody tr th a").first.click()
+        page.wait_for_url("**/runs/**")
+        w.open(server["url"] + "/assets")
+        assert page.locator(".catalog-table tbody tr").count() >= 1
+        w.shot(f"assets{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        page.fill("input[name=q]", "glucose")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url("**/assets?*q=glucose*")
+        page.locator(".catalog-table tbody tr th a").first.click()
+        page.wait_for_url("**/assets/**")
+        assert w.errors == [] and w.dialogs == []

@@ -272,6 +272,8 @@ def test_hostile_text_is_escaped_everywhere(client: Any, hostile: dict[str, Any]
         "/logs": client.get("/logs"),
         "/logs?q": client.get("/logs", params={"q": XSS_MESSAGE, "asset": XSS_ASSET}),
         "/runs": client.get(f"/runs/{hostile['run_id']}"),
+        "/runs list": client.get("/runs", params={"asset": XSS_ASSET}),
+        "/assets list": client.get("/assets", params={"q": "<img src"}),
         "/alerts": client.get("/alerts"),
         "/404": client.get(f"/assets/{quote(XSS_ASSET + 'x', safe='')}"),
     }
@@ -290,6 +292,8 @@ def test_hostile_text_is_escaped_everywhere(client: Any, hostile: dict[str, Any]
         assert_no_markup_injected(page, path)
     assert html.escape(XSS_ASSET) in pages["/assets"].text
     assert html.escape(XSS_ASSET) in pages["/lineage"].text
+    assert html.escape(XSS_ASSET) in pages["/assets list"].text
+    assert html.escape(XSS_ASSET) in pages["/runs list"].text
     assert html.escape(XSS_MESSAGE) in pages["/logs"].text
     assert html.escape(XSS_MESSAGE) in pages["/runs"].text
     assert "&lt;img src=z onerror=alert(5)&gt;" in pages["/runs"].text

@@ -65,6 +65,7 @@ def _root(
 
 
 from lakelens.cli import alerts as _alerts  # noqa: E402
+from lakelens.cli import assets as _assets  # noqa: E402
 from lakelens.cli import db as _db  # noqa: E402
 from lakelens.cli import demo as _demo  # noqa: E402
 from lakelens.cli import export as _export  # noqa: E402
@@ -74,6 +75,7 @@ from lakelens.cli import incidents as _incidents  # noqa: E402
 from lakelens.cli import lineage as _lineage  # noqa: E402
 from lakelens.cli import logs as _logs  # noqa: E402
 from lakelens.cli import metrics as _metrics  # noqa: E402
+from lakelens.cli import runs as _runs  # noqa: E402
 from lakelens.cli import serve as _serve  # noqa: E402
 from lakelens.cli import trace as _trace  # noqa: E402
 from lakelens.cli import why as _why  # noqa: E402
@@ -85,6 +87,8 @@ app.add_typer(_importers.app, name="import")
 app.add_typer(_export.app, name="export")
 app.add_typer(_db.app, name="db")
 app.add_typer(_lineage.app, name="lineage")
+app.command("runs")(_runs.runs)
+app.command("assets")(_assets.assets)
 app.command("logs")(_logs.logs)
 app.command("trace")(_trace.trace)
 app.command("why")(_why.why)

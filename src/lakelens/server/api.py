@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from typing import Any
 
@@ -10,20 +9,16 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from lakelens.errors import InvalidArgumentError
-from lakelens.model import Run, RunStatus, from_epoch
 from lakelens.server.context import ServerContext
 from lakelens.server.security import require_read
 from lakelens.server.shapes import (
     json_response,
     jsonable,
     log_dict,
-    node_dict,
     run_dict,
     trace_dict,
     tree_dict,
 )
-from lakelens.store import schema
 
 __all__ = ["router"]
 
@@ -72,15 +67,29 @@ def get_summary(
     return json_response(jsonable({"period": period, **result.to_dict()}))
 
 
-@router.get("/assets", summary="Every asset with its latest status and freshness")
-def get_assets(request: Request) -> Response:
-    from lakelens.analysis.lineage import annotate
+@router.get(
+    "/assets",
+    summary="The asset catalog with status and freshness (`lakelens assets --json`)",
+)
+def get_assets(
+    request: Request,
+    q: str | None = Query(None, description="Text in the name, description, owner or tags."),
+    owner: str | None = Query(None, description="Only this owner's assets."),
+    kind: str | None = Query(None, description="table, model, external, dashboard, …"),
+    layer: str | None = Query(None, description="Only assets of this layer."),
+    status: str | None = Query(
+        None, description="failing, stale, healthy, running, canceled, skipped or never."
+    ),
+    after: str | None = Query(None, description="Names after this one (`next_after`)."),
+    limit: int | None = Query(None, ge=1, le=100_000, description="At most N assets."),
+) -> Response:
+    from lakelens.analysis.assets import AssetFilter, list_assets
 
     ctx = _ctx(request)
+    where = AssetFilter(search=q, owner=owner, kind=kind, layer=layer, status=status)
     with ctx.store.connect() as conn:
-        graph = ctx.graph(conn)
-        annotate(conn, graph, list(graph.nodes), now=ctx.clock())
-    return json_response({"assets": [node_dict(graph.nodes[name]) for name in sorted(graph.nodes)]})
+        page = list_assets(conn, where, now=ctx.clock(), limit=limit, after=after)
+    return json_response(jsonable(page.to_dict()))
 
 
 @router.get(
@@ -107,55 +116,29 @@ def get_asset(
     return json_response(data)
 
 
-def _run_from_row(row: Any) -> Run:
-    return Run(
-        run_id=row["run_id"],
-        job=row["job"],
-        status=row["status"],
-        start_time=from_epoch(row["start_time"]),
-        end_time=from_epoch(row["end_time"]),
-        partition=row["partition"],
-        trigger=row["trigger"],
-        tags=json.loads(row["tags"]) if row["tags"] else {},
-        correlation_id=row["correlation_id"],
-        trace_id=row["trace_id"],
-        parent_run_id=row["parent_run_id"],
-        error_type=row["error_type"],
-        error_message=row["error_message"],
-    )
-
-
-@router.get("/runs", summary="Recent runs, newest first", responses=_NOT_FOUND)
+@router.get("/runs", summary="Runs, newest first (`lakelens runs --json`)", responses=_NOT_FOUND)
 def get_runs(
     request: Request,
     asset: str | None = Query(None, description="Only runs that materialized this asset."),
     job: str | None = Query(None, description="Only runs of this job."),
     status: str | None = Query(None, description="queued, started, success, failure, canceled."),
+    partition: str | None = Query(None, description="Only runs of this partition."),
     since: str | None = Query(None, description="Started after: 30m, 2h, 7d or an ISO time."),
+    cursor: str | None = Query(None, description="The `next_cursor` of the previous page."),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
     from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.runs import RunFilter, list_runs
 
     ctx = _ctx(request)
-    if status is not None and status not in RunStatus.ALL:
-        raise InvalidArgumentError(
-            f"Invalid status {status!r}: use one of {', '.join(sorted(RunStatus.ALL))}."
-        )
-    start = _since(since, ctx.clock(), "since")
-    r, m = schema.runs, schema.materializations
-    query = sa.select(r).order_by(r.c.start_time.desc().nulls_last(), r.c.run_id.desc())
+    where = RunFilter(
+        job=job, status=status, partition=partition, since=_since(since, ctx.clock(), "since")
+    )
     with ctx.store.connect() as conn:
         if asset is not None:
-            name = resolve_asset(conn, asset)
-            query = query.where(r.c.run_id.in_(sa.select(m.c.run_id).where(m.c.asset == name)))
-        if job is not None:
-            query = query.where(r.c.job == job)
-        if status is not None:
-            query = query.where(r.c.status == status)
-        if start is not None:
-            query = query.where(r.c.start_time >= start)
-        rows = conn.execute(query.limit(limit)).mappings().all()
-    return json_response({"runs": [run_dict(_run_from_row(row)) for row in rows]})
+            where.asset = resolve_asset(conn, asset)
+        page = list_runs(conn, where, limit=limit, cursor=cursor)
+    return json_response(jsonable(page.to_dict()))
 
 
 @router.get(

@@ -174,6 +174,7 @@ def create_app(
     from lakelens.config import load_settings
     from lakelens.server import (
         api,
+        catalog_pages,
         incident_api,
         incident_pages,
         ingest,
@@ -226,4 +227,5 @@ def create_app(
     # The dashboard's HTML pages under / (after the API, so /api/... and /health win).
     app.include_router(pages.router)
     app.include_router(incident_pages.router)
+    app.include_router(catalog_pages.router)
     return app

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from lakelens._version import __version__
 from lakelens.server import charts
@@ -541,11 +541,6 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
 @router.get("/assets/{name:path}", response_class=HTMLResponse)
 def asset_page(request: Request, name: str, runs: int = Query(50, ge=1, le=1000)) -> HTMLResponse:
     return _page(request, "asset.html", "assets", _asset(name, runs))
-
-
-@router.get("/assets")
-def assets_index() -> RedirectResponse:
-    return RedirectResponse("/#assets", status_code=307)
 
 
 # -- lineage --------------------------------------------------------------------------------------
