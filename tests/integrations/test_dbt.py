@@ -913,3 +913,41 @@ def test_cli_column_impact_and_columns_after_dbt_import(dbt_runs: DbtRuns, tmp_p
         app, ["lineage", "impact", "stg_orders", "-c", "status", "--home", home, "--json"]
     )
     assert [c["asset"] for c in json.loads(status.output)["columns"]] == ["fct_orders"]
+
+
+def test_reimporting_unchanged_models_reuses_their_column_lineage(
+    dbt_runs: DbtRuns, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose compiled SQL and parents' columns are unchanged is not parsed again."""
+    from lakelens.integrations import dbt_columns
+
+    # The second import also knows the sources' columns from the schema snapshots the first
+    # one stored: a changed input, so the models reading them are derived again once.
+    import_artifacts(dbt_runs.steps["run"], store=store)
+    import_artifacts(dbt_runs.steps["run"], store=store)
+    first = _column_mappings(store)
+    derived: list[str] = []
+    real = dbt_columns._lineage
+
+    def counting(sql: str, uid: str, *args: Any) -> Any:
+        derived.append(uid)
+        return real(sql, uid, *args)
+
+    monkeypatch.setattr(dbt_columns, "_lineage", counting)
+    said: list[str] = []
+    import_artifacts(dbt_runs.steps["run"], store=store, progress=said.append)
+    assert derived == []
+    assert "Column lineage of 3 unchanged models re-used" in said
+    assert _column_mappings(store) == first
+
+    changed = tmp_path / "changed"
+    shutil.copytree(dbt_runs.steps["run"], changed)
+
+    def rename(manifest: dict[str, Any]) -> None:
+        node = manifest["nodes"]["model.shop.mart_revenue"]
+        node["compiled_code"] = node["compiled_code"].replace("as revenue", "as total")
+
+    _edit(changed / "manifest.json", rename)
+    import_artifacts(changed, store=store)
+    assert derived == ["model.shop.mart_revenue"]
+    assert "total" in _column_mappings(store)[("fct_orders", "mart_revenue")]

@@ -106,6 +106,26 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (h - low) * (ordered[high] - ordered[low])
 
 
+def _checks_since(db: Reader, name: str, starts: list[float], runs: int) -> float | None:
+    """When the window of check results begins (None: the asset has none)."""
+    if starts:
+        # A run's checks may precede its materialization: `dbt build` runs a model's unit
+        # tests before building it.
+        first = db.value(
+            "SELECT min(time) FROM check_results WHERE asset = :name AND run_id IN "
+            "(SELECT run_id FROM materializations WHERE asset = :name "
+            "ORDER BY start_time DESC, id DESC LIMIT :runs)",
+            {"name": name, "runs": runs},
+        )
+        return min(starts) if first is None else min(min(starts), first)
+    # No materializations (a dbt source, an external table): the last `runs` runs that checked it.
+    return db.value(
+        "SELECT min(earliest) FROM (SELECT min(time) AS earliest FROM check_results "
+        "WHERE asset = :name GROUP BY run_id ORDER BY earliest DESC LIMIT :runs) AS recent",
+        {"name": name, "runs": runs},
+    )
+
+
 def asset_metrics(
     conn: Reader | sa.Connection, name: str, *, runs: int = 20, now: float
 ) -> AssetMetrics:
@@ -135,14 +155,14 @@ def asset_metrics(
         {"name": name},
     )
     checks: list[CheckRate] = []
-    starts = [r.start_time for r in rows if r.start_time is not None]
-    if starts:
+    oldest = _checks_since(db, name, [r.start_time for r in rows if r.start_time is not None], runs)
+    if oldest is not None:
         # Every result since the oldest of these runs began, whichever run recorded it: checks
         # often run apart from the materialization (`dbt run`, then `dbt test`).
         results = db.rows(
             "SELECT name, severity, passed, value, time FROM check_results "
             "WHERE asset = :name AND time >= :oldest ORDER BY name, time",
-            {"name": name, "oldest": min(starts)},
+            {"name": name, "oldest": oldest},
         )
         by_name: dict[str, list[Any]] = {}
         for result in results:

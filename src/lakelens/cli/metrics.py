@@ -286,7 +286,8 @@ def _render_asset(result: AssetMetrics, console: Console) -> None:
         names = ", ".join(f"{a.alias} ({a.source})" for a in result.aliases)
         console.print(f"Also known as: {escape(names)}")
     if not result.runs:
-        console.print("No runs recorded for this asset yet.")
+        console.print("No materializations recorded for this asset yet.")
+        _render_checks(result, console)
         return
     finished = [r for r in result.runs if r.status in ("success", "failure")]
     failures = sum(1 for r in finished if r.status == "failure")
@@ -343,6 +344,13 @@ def _render_asset(result: AssetMetrics, console: Console) -> None:
         )
     console.print()
     console.print(runs)
+    _render_checks(result, console)
+
+
+def _render_checks(result: AssetMetrics, console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     if result.checks:
         checks = Table(title="Quality checks", title_justify="left", header_style="bold", box=None)
         for column in ("Check", "Severity", "Pass rate", "Results", "Last"):

@@ -18,6 +18,7 @@ query.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,23 @@ _DIALECTS = {
     "redshift": "redshift",
 }
 _MAX_REASON = 300
+# A model's fingerprint (compiled SQL, dialect, its parents' names and columns) and output
+# columns: the next import re-uses its derived lineage while the fingerprint is unchanged.
+FINGERPRINT_TAG = COLUMN_LINEAGE_TAG + "_fingerprint"
+OUTPUTS_TAG = COLUMN_LINEAGE_TAG + "_outputs"
+_MAX_OUTPUTS_CHARS = 16_000  # wider models are derived again on each import
+_CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What an earlier import derived for one model (read back from the store)."""
+
+    fingerprint: str
+    outputs: list[str]
+    unresolved: str | None
+    # upstream asset → {output column: [upstream columns]}
+    edges: dict[str, dict[str, list[str]]]
 
 
 @dataclass
@@ -56,6 +74,10 @@ class ColumnLineage:
     outputs: dict[str, list[str]] = field(default_factory=dict)
     # asset → why its column lineage is unresolved
     unresolved: dict[str, str] = field(default_factory=dict)
+    # asset → the fingerprint of what its lineage was derived from
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    # assets whose lineage an earlier import derived from the same fingerprint
+    reused: set[str] = field(default_factory=set)
 
 
 def add_column_lineage(
@@ -76,16 +98,27 @@ def add_column_lineage(
         return {}
     say("Deriving column lineage from compiled SQL")
     found = derive(
-        manifest, names, catalog=catalog, known=lambda assets: _held_columns(store, assets)
+        manifest,
+        names,
+        catalog=catalog,
+        known=lambda assets: _held_columns(store, assets),
+        previous=lambda assets: _previous(store, assets),
     )
     for edge in batch.edges:
         edge.columns = found.edges.get((edge.upstream, edge.downstream), edge.columns)
     for asset in batch.assets:
+        if asset.name in found.fingerprints:
+            outputs = json.dumps(found.outputs.get(asset.name, []), separators=(",", ":"))
+            if len(outputs) <= _MAX_OUTPUTS_CHARS:
+                asset.tags[FINGERPRINT_TAG] = found.fingerprints[asset.name]
+                asset.tags[OUTPUTS_TAG] = outputs
         if asset.name in found.unresolved:
             asset.tags[COLUMN_LINEAGE_TAG] = "unresolved"
             asset.tags[COLUMN_LINEAGE_TAG + "_reason"] = found.unresolved[asset.name]
         elif asset.name in found.outputs:
             asset.tags[COLUMN_LINEAGE_TAG] = "resolved"
+    if found.reused:
+        say(f"Column lineage of {len(found.reused)} unchanged models re-used")
     if found.unresolved:
         say(f"Column lineage unresolved for {len(found.unresolved)} of the compiled models")
     return found.unresolved
@@ -111,6 +144,49 @@ def _held_columns(store: Store, assets: list[str]) -> dict[str, list[str]]:
     return held
 
 
+def _previous(store: Store, assets: list[str]) -> dict[str, Previous]:
+    """The lineage earlier imports derived for these assets, with its fingerprint."""
+    import sqlalchemy as sa
+
+    from lakelens.store import schema
+
+    table, edges = schema.assets, schema.lineage_edges
+    found: dict[str, Previous] = {}
+    with store.connect() as conn:
+        for start in range(0, len(assets), 500):
+            chunk = assets[start : start + 500]
+            kept: dict[str, dict[str, str]] = {}
+            for name, tags in conn.execute(
+                sa.select(table.c.name, table.c.tags).where(table.c.name.in_(chunk))
+            ):
+                loaded = json.loads(tags) if tags else {}
+                if isinstance(loaded, dict) and FINGERPRINT_TAG in loaded:
+                    kept[name] = loaded
+            mappings: dict[str, dict[str, dict[str, list[str]]]] = {}
+            if kept:
+                for upstream, downstream, columns in conn.execute(
+                    sa.select(edges.c.upstream, edges.c.downstream, edges.c.columns).where(
+                        edges.c.downstream.in_(list(kept)),
+                        edges.c.source == "dbt",
+                        edges.c.columns.is_not(None),
+                    )
+                ):
+                    mappings.setdefault(downstream, {})[upstream] = json.loads(columns)
+            for name, tags in kept.items():
+                try:
+                    outputs = [str(c) for c in json.loads(tags.get(OUTPUTS_TAG) or "")]
+                except (TypeError, ValueError):
+                    continue
+                unresolved = tags.get(COLUMN_LINEAGE_TAG) == "unresolved"
+                found[name] = Previous(
+                    fingerprint=str(tags[FINGERPRINT_TAG]),
+                    outputs=outputs,
+                    unresolved=tags.get(COLUMN_LINEAGE_TAG + "_reason", "") if unresolved else None,
+                    edges=mappings.get(name, {}),
+                )
+    return found
+
+
 def dialect_of(adapter_type: object) -> str | None:
     """The sqlglot dialect of a dbt adapter (None: sqlglot's generic dialect)."""
     from sqlglot.dialects.dialect import Dialect
@@ -127,11 +203,14 @@ def derive(
     *,
     catalog: Mapping[str, Any] | None = None,
     known: Callable[[list[str]], dict[str, list[str]]] | None = None,
+    previous: Callable[[list[str]], dict[str, Previous]] | None = None,
 ) -> ColumnLineage:
     """Column lineage of every compiled model and snapshot in `manifest`.
 
     `names` maps dbt unique ids to asset names; `known(asset names)` returns the columns
-    lakelens already holds for the assets asked about (used when dbt documents none).
+    lakelens already holds for the assets asked about (used when dbt documents none);
+    `previous(asset names)` what earlier imports derived, re-used where the fingerprint of a
+    model's SQL and its parents' columns is unchanged.
     """
     from sqlglot import exp
 
@@ -145,11 +224,32 @@ def derive(
             tables[uid] = table
             by_key[_key(table)] = uid
     columns, documented = _starting_columns(nodes, catalog, names, tables, known)
+    compiled = {
+        uid: sql
+        for uid in nodes
+        if isinstance(sql := nodes[uid].get("compiled_code") or nodes[uid].get("compiled_sql"), str)
+        and uid in names
+        and uid in tables
+    }
+    earlier = previous([names[uid] for uid in compiled]) if previous and compiled else {}
     for uid in _upstream_first(nodes):
-        sql = nodes[uid].get("compiled_code") or nodes[uid].get("compiled_sql")
-        if not isinstance(sql, str) or uid not in names or uid not in tables:
+        if uid not in compiled:
             continue
-        asset = names[uid]
+        sql, asset = compiled[uid], names[uid]
+        fingerprint = _fingerprint(sql, uid, nodes, tables, names, columns, documented, result)
+        result.fingerprints[asset] = fingerprint
+        before = earlier.get(asset)
+        if before is not None and before.fingerprint == fingerprint:
+            result.reused.add(asset)
+            if before.unresolved is not None:
+                result.unresolved[asset] = before.unresolved
+                continue
+            columns[uid] = result.outputs[asset] = before.outputs
+            parents = {names[d] for d in _list(_dict(nodes[uid].get("depends_on")).get("nodes"))}
+            for upstream, per_column in before.edges.items():
+                if upstream in parents:  # an edge of an older manifest may linger in the store
+                    result.edges[(upstream, asset)] = per_column
+            continue
         try:
             found = _lineage(sql, uid, nodes, tables, by_key, columns, documented, result.dialect)
         except _Unresolved as exc:
@@ -166,6 +266,26 @@ def derive(
             if upstream_uid != uid:
                 result.edges[(names[upstream_uid], asset)] = per_column
     return result
+
+
+def _fingerprint(
+    sql: str,
+    uid: str,
+    nodes: Mapping[str, dict[str, Any]],
+    tables: Mapping[str, Any],
+    names: Mapping[str, str],
+    columns: Mapping[str, list[str]],
+    documented: Mapping[str, list[str]],
+    result: ColumnLineage,
+) -> str:
+    """A digest of everything `_lineage` reads for one model."""
+    parents = [
+        [names.get(d), _key(tables[d]), columns.get(d), None if d in columns else documented.get(d)]
+        for d in _list(_dict(nodes[uid].get("depends_on")).get("nodes"))
+        if d in tables
+    ]
+    text = json.dumps([_CACHE_VERSION, result.dialect, sql, parents], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class _Unresolved(Exception):
