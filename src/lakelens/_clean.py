@@ -38,6 +38,7 @@ __all__ = [
     "cut",
     "data",
     "loads",
+    "plain",
     "stored_json",
     "text",
 ]
@@ -59,6 +60,15 @@ _BASES: tuple[Any, ...] = (dict, list, tuple, str, bool, int, float)
 
 class Unfit(ValueError):
     """A value that cannot be stored; the message names the field and the rule."""
+
+
+# Terminal colour and cursor codes (dbt, click and rich colour what they log for terminals).
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
+def plain(value: str) -> str:
+    """`value` without terminal escape sequences: stored text is read on pages and in Slack."""
+    return _ANSI.sub("", value) if "\x1b" in value else value
 
 
 def cut(value: str, limit: int = MAX_TEXT_CHARS) -> str:

@@ -169,6 +169,7 @@ def test_conflicting_yaml_aliases_are_one_error_naming_both(
 
     from lakelens.cli.main import app
 
+    Store(store_url).engine.dispose()  # an existing store: the mistake is the yaml's
     monkeypatch.setenv("LAKELENS_CONFIG", str(tmp_path / "lakelens.yaml"))
     monkeypatch.setenv("LAKELENS_DATABASE_URL", store_url)
     result = CliRunner().invoke(app, ["metrics", "asset", "legacy"])

@@ -28,7 +28,8 @@ def _service(home: str | None) -> AlertingService:
     from lakelens.alerts.service import AlertingService
     from lakelens.cli._common import open_store
 
-    return AlertingService(open_store(home))
+    # Setting up alerting (`alerts test`, `alerts run`) may come before the first pipeline.
+    return AlertingService(open_store(home, create=True))
 
 
 def _ago(moment: float | None) -> str:

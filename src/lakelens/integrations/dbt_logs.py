@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
+from lakelens._clean import plain
+
 __all__ = ["log_callback"]
 
 _DBT_LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
-# dbt colours its messages for terminals (`[\x1b[31mERROR\x1b[0m]`); stored text is plain.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _TESTS = ("test", "unit_test")
 
 
@@ -57,7 +56,7 @@ def log_callback(event: Any) -> None:
         (
             RT.clock(),
             level,
-            _ANSI.sub("", str(message)),
+            plain(str(message)),  # dbt colours its messages for terminals
             "dbt",
             run.run_id,
             asset or (mat.name if mat is not None else None),

@@ -10,6 +10,7 @@ import time
 import traceback
 from typing import Any
 
+from lakelens._clean import plain
 from lakelens.sdk._runtime import ENV_RUN_ID, FRAME, RT
 
 __all__ = ["capture_child_logging", "get_logger", "install_stdlib_capture", "store_log"]
@@ -218,7 +219,8 @@ class StdlibCapture(logging.Handler):
             attributes = {k: v for k, v in vars(record).items() if k not in _STD_ATTRS}
             if record.exc_info and record.exc_info[0] is not None:
                 attributes["exception"] = "".join(traceback.format_exception(*record.exc_info))
-            store_log(record.levelno, record.getMessage(), record.name, run, mat, span, attributes)
+            message = plain(record.getMessage())
+            store_log(record.levelno, message, record.name, run, mat, span, attributes)
         except Exception:
             self.handleError(record)
 
