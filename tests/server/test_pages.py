@@ -396,3 +396,25 @@ def test_overview_refresh_interval_defaults_to_30s_and_is_configurable(client: A
     assert 'id="content" data-refresh="0"' in page
     # Period links keep the chosen interval.
     assert 'href="?period=7d&amp;refresh=0"' in page
+
+
+def test_an_empty_store_greets_with_how_to_record_instead_of_healthy(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A green HEALTHY for 0 assets said nothing true."""
+    from fastapi.testclient import TestClient
+
+    from lakelens.config import load_settings
+    from lakelens.server import create_app
+    from lakelens.store import Store
+
+    settings = load_settings(home=str(tmp_path / "home"), database_url=store_url, log_format="none")
+    store = Store(settings=settings)
+    try:
+        with TestClient(create_app(settings, store, run_alerts=False)) as client:
+            page = assert_html_page(client.get("/"))
+    finally:
+        store.close()
+    assert 'data-empty-store="true"' in page and "Nothing recorded yet" in page
+    assert "lakelens demo" in page and "/api/v1/lineage" in page
+    assert ">NO DATA<" in page and ">HEALTHY<" not in page
