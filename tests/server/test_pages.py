@@ -418,3 +418,14 @@ def test_an_empty_store_greets_with_how_to_record_instead_of_healthy(
     assert 'data-empty-store="true"' in page and "Nothing recorded yet" in page
     assert "lakelens demo" in page and "/api/v1/lineage" in page
     assert ">NO DATA<" in page and ">HEALTHY<" not in page
+
+
+def test_assets_below_a_failing_one_are_marked_at_risk(client: Any) -> None:
+    page = assert_html_page(client.get("/"))
+    row = re.search(r'<tr data-asset="stg_entries">(.*?)</tr>', page, re.S)
+    assert row is not None
+    assert (
+        'class="pill s-stale at-risk" title="Downstream of the failing dlt_entries"' in row.group(1)
+    )
+    failing = re.search(r'<tr data-asset="dlt_entries">(.*?)</tr>', page, re.S)
+    assert failing is not None and "at-risk" not in failing.group(1)

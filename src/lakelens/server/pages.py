@@ -304,6 +304,21 @@ def _attention(node: Any) -> int:
     return 1 if node.stale else 2
 
 
+def _at_risk(graph: Any) -> dict[str, str]:
+    """Asset → the failing asset above it in lineage: its next run reads broken data."""
+    found: dict[str, str] = {}
+    for name in sorted(graph.nodes):
+        if graph.nodes[name].status != "failure":
+            continue
+        stack = list(graph.downstream.get(name, []))
+        while stack:
+            below = stack.pop()
+            if below != name and below not in found:
+                found[below] = name
+                stack.extend(graph.downstream.get(below, []))
+    return found
+
+
 def _overview(
     period: str, refresh: int, limit: int = OVERVIEW_ASSETS
 ) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
@@ -328,6 +343,7 @@ def _overview(
             key=lambda n: (_attention(graph.nodes[n]), layers.get(n, 0), n),
         )
         shown = ordered[:limit]
+        at_risk = _at_risk(graph)
         for name in shown:
             node = graph.nodes[name]
             try:
@@ -345,6 +361,7 @@ def _overview(
             rows.append(
                 {
                     "node": node,
+                    "at_risk": at_risk.get(name) if node.status != "failure" else None,
                     "metrics": metrics,
                     "fresh": _freshness(node),
                     "slow": slow,
