@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from lakelens.analysis._db import Reader, borrow
 from lakelens.analysis.lineage import EXTERNAL_KINDS, LineageGraph, LineageNode, annotate
-from lakelens.model import CheckResult, LogRecord, Materialization, Span, from_epoch
+from lakelens.model import CheckResult, LogRecord, Materialization, Span
 from lakelens.store import reads
 
 if TYPE_CHECKING:
@@ -55,30 +55,13 @@ def failed_checks(conn: Reader | sa.Connection, asset: str) -> list[CheckResult]
     # Never materialized (a source that is only tested): every result counts.
     where = f" AND ({' OR '.join(scope)})" if scope else ""
     rows = db.dicts(
-        "SELECT id, run_id, name, passed, severity, time, value, threshold, valid_rows, "
+        "SELECT id, asset, run_id, name, passed, severity, time, value, threshold, valid_rows, "
         "total_rows, message FROM check_results "
         f"WHERE asset = :asset AND severity IN :severities{where} ORDER BY time, id",
         params,
     )
     latest = {row["name"]: row for row in rows}  # a later result of the same check wins
-    return [
-        CheckResult(
-            id=r["id"],
-            asset=asset,
-            name=r["name"],
-            passed=False,
-            severity=r["severity"],
-            time=from_epoch(r["time"]),
-            run_id=r["run_id"],
-            value=r["value"],
-            threshold=r["threshold"],
-            valid_rows=r["valid_rows"],
-            total_rows=r["total_rows"],
-            message=r["message"],
-        )
-        for r in latest.values()
-        if not r["passed"]
-    ]
+    return [reads.check_result_of(r) for r in latest.values() if not r["passed"]]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from lakelens._clean import stored_json
@@ -122,24 +123,26 @@ def materializations(
 
 def check_results(conn: Conn, *, run_id: str | None = None) -> list[CheckResult]:
     rows = _select(conn, "check_results", "time, id", run_id=run_id)
-    return [
-        CheckResult(
-            id=r["id"],
-            asset=r["asset"],
-            name=r["name"],
-            passed=bool(r["passed"]),
-            severity=r["severity"],
-            time=from_epoch(r["time"]),
-            run_id=r["run_id"],
-            value=r["value"],
-            threshold=r["threshold"],
-            valid_rows=r["valid_rows"],
-            total_rows=r["total_rows"],
-            message=r["message"],
-            attributes=_loads(r["attributes"], {}),
-        )
-        for r in rows
-    ]
+    return [check_result_of(r) for r in rows]
+
+
+def check_result_of(r: Mapping[str, Any]) -> CheckResult:
+    """A check_results row (as a mapping; `attributes` may be left out of the select)."""
+    return CheckResult(
+        id=r["id"],
+        asset=r["asset"],
+        name=r["name"],
+        passed=bool(r["passed"]),
+        severity=r["severity"],
+        time=from_epoch(r["time"]),
+        run_id=r["run_id"],
+        value=r["value"],
+        threshold=r["threshold"],
+        valid_rows=r["valid_rows"],
+        total_rows=r["total_rows"],
+        message=r["message"],
+        attributes=_loads(r.get("attributes"), {}),
+    )
 
 
 def logs(conn: Conn, *, run_id: str | None = None, limit: int | None = None) -> list[LogRecord]:
