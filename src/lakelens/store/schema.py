@@ -197,6 +197,8 @@ lineage_edges = sa.Table(
     sa.Column("source", sa.String(32), primary_key=True),
     sa.Column("columns", sa.Text),
     sa.Column("updated_at", _Time),
+    # JSON: transformation types per input column and dataset-wide inputs (migration 0010).
+    sa.Column("column_details", sa.Text),
     sa.Index("ix_lineage_downstream", "downstream"),
 )
 
