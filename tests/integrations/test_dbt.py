@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
+from lakelens.analysis.column_lineage import COLUMN_LINEAGE_TAG as COLUMN_TAG
 from lakelens.integrations.dbt import DbtArtifactsError, ImportResult, import_artifacts
 from lakelens.store import Store, reads
 from lakelens.store import schema as tables
@@ -951,3 +952,53 @@ def test_reimporting_unchanged_models_reuses_their_column_lineage(
     import_artifacts(changed, store=store)
     assert derived == ["model.shop.mart_revenue"]
     assert "total" in _column_mappings(store)[("fct_orders", "mart_revenue")]
+
+
+def _column_tags(store: Store) -> dict[str, dict[str, str]]:
+    """Each asset's column-lineage tags (status, reason, fingerprint)."""
+    with store.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name, tags FROM assets")).all()
+    found = {}
+    for name, tags in rows:
+        kept = {k: v for k, v in json.loads(tags or "{}").items() if k.startswith(COLUMN_TAG)}
+        if kept:
+            found[name] = kept
+    return found
+
+
+def test_column_lineage_stays_resolved_on_every_later_import(
+    dbt_runs: DbtRuns, store: Store
+) -> None:
+    """The schema snapshot a first import stores from a seed's documented columns (which name
+    only some of them) is no complete column list: a second import must not qualify with it."""
+    import_artifacts(dbt_runs.steps["seed"], store=store)
+    for _ in range(3):
+        result = import_artifacts(dbt_runs.steps["run"], store=store)
+        assert result.unresolved_columns == {}
+        assert _column_mappings(store) == STAGING_COLUMNS | MART_COLUMNS
+    assert {t[COLUMN_TAG] for t in _column_tags(store).values()} == {"resolved"}
+
+
+def test_importing_a_test_step_keeps_the_derived_column_lineage(
+    dbt_runs: DbtRuns, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dbt test` writes a manifest without the models' compiled SQL: importing it says nothing
+    new about their columns, so what the run step derived (and its fingerprints) stays."""
+    from lakelens.integrations import dbt_columns
+
+    import_artifacts(dbt_runs.steps["run"], store=store)
+    import_artifacts(dbt_runs.steps["run"], store=store)
+    before, mappings = _column_tags(store), _column_mappings(store)
+    import_artifacts(dbt_runs.steps["test"], store=store)
+    assert _column_tags(store) == before
+    assert _column_mappings(store) == mappings
+    derived: list[str] = []
+    real = dbt_columns._lineage
+
+    def counting(sql: str, uid: str, *args: Any) -> Any:
+        derived.append(uid)
+        return real(sql, uid, *args)
+
+    monkeypatch.setattr(dbt_columns, "_lineage", counting)
+    import_artifacts(dbt_runs.steps["run"], store=store)
+    assert derived == []

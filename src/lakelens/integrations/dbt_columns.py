@@ -7,7 +7,8 @@ those relations. Models are read upstream first, so the output columns found for
 expand `select *` in the models that read it.
 
 The columns of a relation come from dbt's `catalog.json` (written by `dbt docs generate`),
-the output columns derived here, or the latest schema snapshot lakelens holds for the asset.
+the output columns derived here, or the latest schema snapshot lakelens holds for the asset
+(unless it merely repeats the documented columns, as the snapshot dbt's own import stores does).
 The columns documented in the manifest help qualify column names, but never expand a
 `select *`: documentation may leave columns out.
 
@@ -106,6 +107,18 @@ def add_column_lineage(
     )
     for edge in batch.edges:
         edge.columns = found.edges.get((edge.upstream, edge.downstream), edge.columns)
+    # A manifest without a model's compiled SQL (`dbt test`, `dbt seed`) says nothing new about
+    # its columns: what an earlier import derived stays, fingerprint included. (Its edges keep
+    # their stored mappings: an edge written without one does not clear it.)
+    silent = [
+        a.name
+        for a in batch.assets
+        if a.name not in found.fingerprints and a.name not in found.unresolved
+    ]
+    earlier = _kept_tags(store, silent) if silent else {}
+    for asset in batch.assets:
+        for key, value in earlier.get(asset.name, {}).items():
+            asset.tags.setdefault(key, value)
     for asset in batch.assets:
         if asset.name in found.fingerprints:
             outputs = json.dumps(found.outputs.get(asset.name, []), separators=(",", ":"))
@@ -124,24 +137,49 @@ def add_column_lineage(
     return found.unresolved
 
 
-def _held_columns(store: Store, assets: list[str]) -> dict[str, list[str]]:
-    """The columns of each asset's latest schema snapshot in the store."""
+def _held_columns(store: Store, assets: list[str]) -> dict[str, list[list[str]]]:
+    """The column lists of each asset's schema snapshots in the store, newest first."""
     import sqlalchemy as sa
 
     from lakelens.store import schema
 
     snapshots = schema.schema_snapshots
-    held: dict[str, list[str]] = {}
+    held: dict[str, list[list[str]]] = {}
     with store.connect() as conn:
         for start in range(0, len(assets), 500):
             rows = conn.execute(
                 sa.select(snapshots.c.asset, snapshots.c.columns)
                 .where(snapshots.c.asset.in_(assets[start : start + 500]))
-                .order_by(snapshots.c.time, snapshots.c.id)
+                .order_by(snapshots.c.time.desc(), snapshots.c.id.desc())
             )
             for asset, columns in rows:
-                held[asset] = [str(c[0]) for c in json.loads(columns) if c]
+                held.setdefault(asset, []).append([str(c[0]) for c in json.loads(columns) if c])
     return held
+
+
+def _kept_tags(store: Store, assets: list[str]) -> dict[str, dict[str, str]]:
+    """The column-lineage tags (status, reason, fingerprint, outputs) the store holds."""
+    import sqlalchemy as sa
+
+    from lakelens.store import schema
+
+    table = schema.assets
+    kept: dict[str, dict[str, str]] = {}
+    with store.connect() as conn:
+        for start in range(0, len(assets), 500):
+            for name, tags in conn.execute(
+                sa.select(table.c.name, table.c.tags).where(
+                    table.c.name.in_(assets[start : start + 500])
+                )
+            ):
+                loaded = json.loads(tags) if tags else {}
+                if isinstance(loaded, dict):
+                    ours = {
+                        k: str(v) for k, v in loaded.items() if k.startswith(COLUMN_LINEAGE_TAG)
+                    }
+                    if ours:
+                        kept[name] = ours
+    return kept
 
 
 def _previous(store: Store, assets: list[str]) -> dict[str, Previous]:
@@ -202,7 +240,7 @@ def derive(
     names: Mapping[str, str],
     *,
     catalog: Mapping[str, Any] | None = None,
-    known: Callable[[list[str]], dict[str, list[str]]] | None = None,
+    known: Callable[[list[str]], dict[str, list[list[str]]]] | None = None,
     previous: Callable[[list[str]], dict[str, Previous]] | None = None,
 ) -> ColumnLineage:
     """Column lineage of every compiled model and snapshot in `manifest`.
@@ -305,7 +343,6 @@ def _lineage(
     """(output columns, {upstream uid: {output column: [upstream columns]}}) of one model."""
     import sqlglot
     from sqlglot import exp
-    from sqlglot.lineage import lineage
 
     parsed = sqlglot.parse(sql, dialect=dialect)
     statements = [s for s in parsed if s is not None]
@@ -333,32 +370,141 @@ def _lineage(
         )
     # Qualified in place (copying the tree costs a fifth of the time).
     try:
-        found = lineage(None, query, helped, dialect=dialect, trim_selects=False, copy=False)
+        traced = _qualified_trace(query, helped, dialect)
     except Exception:
         if helped == exact:
             raise
         # A documented column list left out a column the SQL names: qualify without it.
         query = sqlglot.parse_one(sql, dialect=dialect)  # type: ignore[assignment]
-        found = lineage(None, query, exact, dialect=dialect, trim_selects=False, copy=False)
-    outputs = list(found)
+        traced = _qualified_trace(query, exact, dialect)
+    outputs = list(traced)
     if "*" in outputs:
         raise _Unresolved("select * could not be expanded")
     mapping: dict[str, dict[str, list[str]]] = {}
-    for output, node in found.items():
-        for step in node.walk():
-            source = step.expression
-            if not isinstance(source, exp.Table):
-                continue
+    for output, sources in traced.items():
+        for source, column in sources:
             upstream = by_key.get(_key(source)) or _by_suffix(by_key, _key(source))
-            if upstream is None:
-                continue
-            column = step.name.split(".", 1)[-1]
-            if column == "*":
+            if upstream is None or column == "*":
                 continue
             targets = mapping.setdefault(upstream, {}).setdefault(output, [])
             if column not in targets:
                 targets.append(column)
     return outputs, mapping
+
+
+def _qualified_trace(
+    query: Any, schema: dict[str, Any], dialect: str | None
+) -> dict[str, list[Any]]:
+    """{output column: [(source table, column)]} of a parsed query, qualified in place.
+
+    The common shapes (selects, CTEs, derived tables, joins, set operations, scalar
+    subqueries) are followed here over sqlglot's scopes; a query with a pivot or a table
+    function goes through `sqlglot.lineage`, which covers them at three times the cost.
+    """
+    from sqlglot.optimizer.qualify import qualify
+    from sqlglot.optimizer.scope import build_scope
+
+    # As `sqlglot.lineage` qualifies, without quoting (only names are read back) or validation
+    # (a column no schema knows still has a lineage up to its query).
+    qualify(
+        query,
+        schema=schema,
+        dialect=dialect,
+        validate_qualify_columns=False,
+        identify=False,
+        quote_identifiers=False,
+    )
+    root = build_scope(query)
+    if root is None:
+        raise _Unresolved("the compiled SQL is not a query")
+    if any(scope.pivots or scope.udtfs for scope in root.traverse()):
+        return _sqlglot_trace(root, query, schema, dialect)
+    walk = _Walk()
+    return {name: walk.column(root, name) for name in dict.fromkeys(query.named_selects)}
+
+
+class _Walk:
+    """Follows output columns down through scopes to the tables they read, memoized per scope."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, str | int], list[Any]] = {}
+
+    def column(self, scope: Any, column: str | int) -> list[Any]:
+        key = (id(scope), column)
+        if key not in self._seen:
+            self._seen[key] = []  # a cycle (a recursive CTE) ends here
+            self._seen[key] = self._column(scope, column)
+        return self._seen[key]
+
+    def _column(self, scope: Any, column: str | int) -> list[Any]:
+        from sqlglot import exp
+
+        query = scope.expression
+        if isinstance(query, exp.Subquery):
+            return [s for inner in scope.subquery_scopes for s in self.column(inner, column)]
+        selects = query.selects
+        if isinstance(query, exp.SetOperation):
+            index = column if isinstance(column, int) else _position(selects, column)
+            return [s for branch in scope.set_operation_scopes for s in self.column(branch, index)]
+        if isinstance(column, int):
+            select = selects[column] if column < len(selects) else None
+        else:
+            select = next((s for s in selects if s.alias_or_name == column), None)
+        if select is None:
+            return []
+        return self.sources(scope, select)
+
+    def sources(self, scope: Any, select: Any) -> list[Any]:
+        """The (table, column) pairs one projection of `scope` reads."""
+        from sqlglot import exp
+        from sqlglot.optimizer.scope import find_all_in_scope
+
+        if isinstance(select, exp.Star):
+            return [
+                (source, "*") for source in scope.sources.values() if isinstance(source, exp.Table)
+            ]
+        found: list[Any] = []
+        inner = {id(s.expression): s for s in scope.subquery_scopes}
+        for subquery in find_all_in_scope(select, *exp.UNWRAPPED_QUERIES):
+            sub = inner.get(id(subquery))
+            if sub is not None:
+                for name in subquery.named_selects:
+                    found.extend(self.column(sub, name))
+        for col in find_all_in_scope(select, exp.Column):
+            table = col.table
+            source = scope.sources.get(table)
+            if source is None and not table:
+                named = [v for k, v in scope.sources.items() if k]
+                source = named[0] if len(named) == 1 else None
+            if isinstance(source, exp.Table):
+                found.append((source, col.name))
+            elif source is not None:
+                found.extend(self.column(source, col.name))
+        return found
+
+
+def _position(selects: list[Any], column: str) -> int:
+    for i, select in enumerate(selects):
+        if select.alias_or_name == column or select.is_star:
+            return i
+    raise _Unresolved(f"set operation without column {column}")
+
+
+def _sqlglot_trace(
+    root: Any, query: Any, schema: dict[str, Any], dialect: str | None
+) -> dict[str, list[Any]]:
+    """The same answer as `_qualified_trace`, from `sqlglot.lineage` (pivots, table functions)."""
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    found = lineage(None, query, schema, dialect=dialect, scope=root, trim_selects=False)
+    traced: dict[str, list[Any]] = {}
+    for output, node in found.items():
+        pairs = traced.setdefault(output, [])
+        for step in node.walk():
+            if isinstance(step.expression, exp.Table):
+                pairs.append((step.expression, step.name.split(".", 1)[-1]))
+    return traced
 
 
 def _relations(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -380,7 +526,7 @@ def _starting_columns(
     catalog: Mapping[str, Any] | None,
     names: Mapping[str, str],
     tables: Mapping[str, Any],
-    known: Callable[[list[str]], dict[str, list[str]]] | None,
+    known: Callable[[list[str]], dict[str, list[list[str]]]] | None,
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(uid → columns from catalog.json or the store, uid → columns documented in the manifest)."""
     from_catalog: dict[str, list[str]] = {}
@@ -413,8 +559,11 @@ def _starting_columns(
     if known is not None and wanted:
         held = known([names[uid] for uid in wanted])
         for uid in wanted:
-            if held.get(names[uid]):
-                columns[uid] = held[names[uid]]
+            # dbt's own import stores the documented columns as a snapshot; documentation may
+            # leave columns out, so only a snapshot that lists something else is the schema.
+            observed = [c for c in held.get(names[uid], []) if c and c != documented.get(uid)]
+            if observed:
+                columns[uid] = observed[0]
     return columns, documented
 
 
