@@ -892,6 +892,19 @@ def test_column_lineage_can_be_left_out(tmp_path: Path, store: Store) -> None:
     assert result.column_edges == 0 and _column_mappings(store) == {}
 
 
+def test_cli_column_lineage_flag_and_jobs(dbt_runs: DbtRuns, tmp_path: Path) -> None:
+    app, runner = _cli(), CliRunner()
+    for flags, expected in ((["--no-column-lineage"], 0), (["--jobs", "2"], 4)):
+        home = str(tmp_path / flags[0].strip("-"))
+        result = runner.invoke(
+            app, ["import", "dbt", str(dbt_runs.steps["run"]), "--home", home, "--json", *flags]
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["column_edges"] == expected
+    bad = runner.invoke(app, ["import", "dbt", str(dbt_runs.steps["run"]), "--jobs", "-1"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
 def test_cli_column_impact_and_columns_after_dbt_import(dbt_runs: DbtRuns, tmp_path: Path) -> None:
     """The seeds' scenario: rename a column and see every downstream column that reads it."""
     app, runner, home = _cli(), CliRunner(), str(tmp_path / "home")
@@ -930,9 +943,9 @@ def test_reimporting_unchanged_models_reuses_their_column_lineage(
     derived: list[str] = []
     real = dbt_columns._lineage
 
-    def counting(sql: str, uid: str, *args: Any) -> Any:
-        derived.append(uid)
-        return real(sql, uid, *args)
+    def counting(task: Any, by_key: Any) -> Any:
+        derived.append(task.uid)
+        return real(task, by_key)
 
     monkeypatch.setattr(dbt_columns, "_lineage", counting)
     said: list[str] = []
@@ -995,9 +1008,9 @@ def test_importing_a_test_step_keeps_the_derived_column_lineage(
     derived: list[str] = []
     real = dbt_columns._lineage
 
-    def counting(sql: str, uid: str, *args: Any) -> Any:
-        derived.append(uid)
-        return real(sql, uid, *args)
+    def counting(task: Any, by_key: Any) -> Any:
+        derived.append(task.uid)
+        return real(task, by_key)
 
     monkeypatch.setattr(dbt_columns, "_lineage", counting)
     import_artifacts(dbt_runs.steps["run"], store=store)

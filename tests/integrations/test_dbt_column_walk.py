@@ -66,3 +66,68 @@ def test_the_scope_walk_gives_sqlglots_lineage(sql: str) -> None:
     expected = _pairs(_sqlglot_trace(build_scope(query), query, SCHEMA, "duckdb"))
     assert walked == expected
     assert any(walked.values())  # each shape reads something: an empty answer is no answer
+
+
+def _project(models: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """A manifest of `models` chained models over two sources (each reads one or two earlier)."""
+    cols = ["id", "amount", "status"]
+    manifest: dict[str, Any] = {"metadata": {"adapter_type": "duckdb"}, "nodes": {}, "sources": {}}
+    for s in range(2):
+        manifest["sources"][f"source.p.raw.t{s}"] = {
+            "resource_type": "source",
+            "name": f"t{s}",
+            "relation_name": f'"wh"."raw"."t{s}"',
+            "columns": {c: {"name": c} for c in cols},
+        }
+    ids = list(manifest["sources"])
+    for m in range(models):
+        parents = [ids[-1], ids[m % len(ids)]] if m % 3 else [ids[-1]]
+        relation = {
+            u: (manifest["nodes"] | manifest["sources"])[u]["relation_name"] for u in parents
+        }
+        joins = "".join(
+            f" join {relation[p]} p{i} on p0.id = p{i}.id" for i, p in enumerate(parents[1:], 1)
+        )
+        sql = (
+            f"select p0.id, p0.amount * 2 as amount, p{len(parents) - 1}.status "
+            f"from {relation[parents[0]]} p0{joins}"
+        )
+        if m % 7 == 6:
+            sql = f"select * from {relation[parents[0]]}"
+        uid = f"model.p.m{m}"
+        manifest["nodes"][uid] = {
+            "resource_type": "model",
+            "name": f"m{m}",
+            "relation_name": f'"wh"."main"."m{m}"',
+            "depends_on": {"nodes": parents},
+            "compiled_code": sql,
+        }
+        ids.append(uid)
+    nodes = manifest["nodes"] | manifest["sources"]
+    return manifest, {uid: node["name"] for uid, node in nodes.items()}
+
+
+def test_worker_processes_derive_what_this_process_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big project is derived by a pool of processes as each model's parents finish; the
+    answer is the one deriving upstream first in this process gives."""
+    from lakelens.integrations import dbt_columns
+
+    manifest, names = _project(60)
+    alone = dbt_columns.derive(manifest, names, workers=1)
+    assert len(alone.outputs) == 60 and not alone.unresolved
+    assert alone.edges[("m5", "m6")] == {"id": ["id"], "amount": ["amount"], "status": ["status"]}
+
+    monkeypatch.setattr(dbt_columns, "_POOL_FROM", 10)
+    pooled: list[int] = []
+    real = dbt_columns._in_pool
+
+    def counting(*args: Any) -> None:
+        real(*args)
+        pooled.append(len(args[-1]))  # the models the pool finished
+
+    monkeypatch.setattr(dbt_columns, "_in_pool", counting)
+    together = dbt_columns.derive(manifest, names, workers=2)
+    assert pooled == [60]
+    assert together.edges == alone.edges
+    assert together.outputs == alone.outputs
+    assert together.fingerprints == alone.fingerprints

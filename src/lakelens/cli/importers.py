@@ -22,6 +22,18 @@ def dbt(
     target: Path = typer.Argument(
         ..., help="The dbt target/ directory (where dbt writes manifest.json), or the project."
     ),
+    column_lineage: bool = typer.Option(
+        True,
+        "--column-lineage/--no-column-lineage",
+        help="Derive column lineage from each model's compiled SQL (sqlglot).",
+    ),
+    jobs: int = typer.Option(
+        0,
+        "--jobs",
+        "-j",
+        min=0,
+        help="Processes deriving column lineage (0: one per core for a big project).",
+    ),
     home: Optional[str] = HomeOption,  # noqa: UP045
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
@@ -55,6 +67,8 @@ def dbt(
                 target,
                 store=store,
                 progress=lambda message: progress.update(task, description=message),
+                column_lineage=column_lineage,
+                workers=jobs or None,
             )
     finally:
         store.close()

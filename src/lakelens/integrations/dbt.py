@@ -134,10 +134,13 @@ def import_artifacts(
     store: Store | None = None,
     progress: Callable[[str], None] | None = None,
     column_lineage: bool = True,
+    workers: int | None = 1,
 ) -> ImportResult:
     """Import a dbt target directory (manifest.json, plus run_results.json, sources.json and
     catalog.json when present) into `store` (default: the store configured by LAKELENS_* /
-    lakelens.yaml). `column_lineage`: derive column lineage from the compiled SQL."""
+    lakelens.yaml). `column_lineage`: derive column lineage from the compiled SQL; `workers`:
+    processes deriving it (None: one per core for a big project; a process pool starts by
+    importing the caller's __main__, so a script must guard its top level to ask for one)."""
     say = progress or (lambda message: None)
     artifacts = _read(Path(target_dir), say)
     owned = store is None
@@ -158,6 +161,7 @@ def import_artifacts(
                 catalog=artifacts.docs.get("catalog"),
                 store=store,
                 say=say,
+                workers=workers,
             )
         batch = converted.batch
         run_ids = [run.run_id for run in batch.runs]

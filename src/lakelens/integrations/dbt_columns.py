@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,8 @@ from lakelens.analysis.column_lineage import COLUMN_LINEAGE_TAG
 if TYPE_CHECKING:
     from lakelens.events import Batch
     from lakelens.store import Store
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["COLUMN_LINEAGE_TAG", "ColumnLineage", "add_column_lineage", "derive", "dialect_of"]
 
@@ -89,6 +93,7 @@ def add_column_lineage(
     catalog: Mapping[str, Any] | None,
     store: Store,
     say: Callable[[str], None],
+    workers: int | None = 1,
 ) -> dict[str, str]:
     """Give the batch's dbt edges their derived column mappings and tag each model with the
     outcome; returns the unresolved models with their reasons."""
@@ -104,6 +109,7 @@ def add_column_lineage(
         catalog=catalog,
         known=lambda assets: _held_columns(store, assets),
         previous=lambda assets: _previous(store, assets),
+        workers=workers,
     )
     for edge in batch.edges:
         edge.columns = found.edges.get((edge.upstream, edge.downstream), edge.columns)
@@ -242,13 +248,15 @@ def derive(
     catalog: Mapping[str, Any] | None = None,
     known: Callable[[list[str]], dict[str, list[list[str]]]] | None = None,
     previous: Callable[[list[str]], dict[str, Previous]] | None = None,
+    workers: int | None = 1,
 ) -> ColumnLineage:
     """Column lineage of every compiled model and snapshot in `manifest`.
 
-    `names` maps dbt unique ids to asset names; `known(asset names)` returns the columns
+    `names` maps dbt unique ids to asset names; `known(asset names)` returns the column lists
     lakelens already holds for the assets asked about (used when dbt documents none);
     `previous(asset names)` what earlier imports derived, re-used where the fingerprint of a
-    model's SQL and its parents' columns is unchanged.
+    model's SQL and its parents' columns is unchanged. `workers`: processes that derive in
+    parallel (None: one per core, once there are enough models to pay for their start-up).
     """
     from sqlglot import exp
 
@@ -270,46 +278,188 @@ def derive(
         and uid in tables
     }
     earlier = previous([names[uid] for uid in compiled]) if previous and compiled else {}
-    for uid in _upstream_first(nodes):
-        if uid not in compiled:
-            continue
+    parents = {
+        uid: [d for d in _list(_dict(nodes[uid].get("depends_on")).get("nodes")) if d in tables]
+        for uid in compiled
+    }
+
+    def start(uid: str) -> _Task | None:
+        """Re-use what an earlier import derived, or say what to derive (parents are done)."""
         sql, asset = compiled[uid], names[uid]
-        fingerprint = _fingerprint(sql, uid, nodes, tables, names, columns, documented, result)
+        fingerprint = _fingerprint(sql, uid, parents, tables, names, columns, documented, result)
         result.fingerprints[asset] = fingerprint
         before = earlier.get(asset)
-        if before is not None and before.fingerprint == fingerprint:
-            result.reused.add(asset)
-            if before.unresolved is not None:
-                result.unresolved[asset] = before.unresolved
-                continue
-            columns[uid] = result.outputs[asset] = before.outputs
-            parents = {names[d] for d in _list(_dict(nodes[uid].get("depends_on")).get("nodes"))}
-            for upstream, per_column in before.edges.items():
-                if upstream in parents:  # an edge of an older manifest may linger in the store
-                    result.edges[(upstream, asset)] = per_column
-            continue
-        try:
-            found = _lineage(sql, uid, nodes, tables, by_key, columns, documented, result.dialect)
-        except _Unresolved as exc:
-            result.unresolved[asset] = str(exc)[:_MAX_REASON]
-            continue
-        except Exception as exc:  # sqlglot raises many kinds; none may fail an import
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            result.unresolved[asset] = f"sqlglot: {reason}"[:_MAX_REASON]
-            continue
-        outputs, mapping = found
-        columns[uid] = outputs
-        result.outputs[asset] = outputs
+        if before is None or before.fingerprint != fingerprint:
+            return _Task(
+                uid,
+                sql,
+                result.dialect,
+                [
+                    (d, _key(tables[d]), columns.get(d), documented.get(d), _name(nodes[d], d))
+                    for d in parents[uid]
+                ],
+            )
+        result.reused.add(asset)
+        if before.unresolved is not None:
+            result.unresolved[asset] = before.unresolved
+            return None
+        columns[uid] = result.outputs[asset] = before.outputs
+        upstream = {names[d] for d in parents[uid]}
+        for name, per_column in before.edges.items():
+            if name in upstream:  # an edge of an older manifest may linger in the store
+                result.edges[(name, asset)] = per_column
+        return None
+
+    def finish(uid: str, outcome: tuple[str, Any, Any]) -> None:
+        asset = names[uid]
+        if outcome[0] == "unresolved":
+            result.unresolved[asset] = str(outcome[1])[:_MAX_REASON]
+            return
+        _, outputs, mapping = outcome
+        columns[uid] = result.outputs[asset] = outputs
         for upstream_uid, per_column in mapping.items():
             if upstream_uid != uid:
                 result.edges[(names[upstream_uid], asset)] = per_column
+
+    _schedule(compiled, parents, _upstream_first(nodes), start, finish, by_key, workers)
     return result
+
+
+@dataclass(frozen=True)
+class _Task:
+    """What deriving one model reads: its SQL and, per parent, (uid, table key, columns,
+    documented columns, name). Plain data, so a worker process can take it."""
+
+    uid: str
+    sql: str
+    dialect: str | None
+    parents: list[tuple[str, tuple[str, ...], list[str] | None, list[str] | None, str]]
+
+
+# Below this many compiled models, worker processes cost more to start than they save.
+_POOL_FROM = 200
+_MODELS_PER_WORKER = 50
+
+
+def _schedule(
+    compiled: Mapping[str, str],
+    parents: Mapping[str, list[str]],
+    order: list[str],
+    start: Callable[[str], _Task | None],
+    finish: Callable[[str, tuple[str, Any, Any]], None],
+    by_key: Mapping[tuple[str, ...], str],
+    workers: int | None,
+) -> None:
+    """Derive every compiled model once all of its compiled parents are done: in a pool of
+    processes as parents finish, then (for what is left: all of it when there is no pool, a
+    cycle, or a pool that broke) here, upstream first."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8, len(compiled) // _MODELS_PER_WORKER)
+    finished: set[str] = set()
+    if workers > 1 and len(compiled) >= _POOL_FROM:
+        try:
+            _in_pool(compiled, parents, order, start, finish, by_key, workers, finished)
+        except Exception as exc:  # no processes here (a sandbox, a frozen app): carry on alone
+            logger.warning("Column lineage: deriving in this process (%s)", exc)
+    for uid in order:
+        if uid in compiled and uid not in finished and (task := start(uid)) is not None:
+            finish(uid, _derive_one(task, by_key))
+
+
+def _in_pool(
+    compiled: Mapping[str, str],
+    parents: Mapping[str, list[str]],
+    order: list[str],
+    start: Callable[[str], _Task | None],
+    finish: Callable[[str, tuple[str, Any, Any]], None],
+    by_key: Mapping[tuple[str, ...], str],
+    workers: int,
+    finished: set[str],
+) -> None:
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    position = {uid: i for i, uid in enumerate(order)}
+    waiting = {
+        uid: len({p for p in parents[uid] if p in compiled and p != uid}) for uid in compiled
+    }
+    children: dict[str, list[str]] = {}
+    for uid in compiled:
+        for p in set(parents[uid]):
+            if p in compiled and p != uid:
+                children.setdefault(p, []).append(uid)
+    ready = sorted((uid for uid, n in waiting.items() if n == 0), key=position.__getitem__)
+    running: dict[Future[tuple[str, Any, Any]], str] = {}
+    with ProcessPoolExecutor(
+        workers, mp_context=_context(), initializer=_worker_init, initargs=(dict(by_key),)
+    ) as pool:
+        while ready or running:
+            while ready:
+                uid = ready.pop(0)
+                task = start(uid)
+                if task is None:
+                    finished.add(uid)
+                    ready.extend(_released(uid, children, waiting))
+                else:
+                    running[pool.submit(_derive_in_worker, task)] = uid
+            if running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    uid = running.pop(future)
+                    finish(uid, future.result())  # a broken pool raises: the rest goes serial
+                    finished.add(uid)
+                    ready.extend(_released(uid, children, waiting))
+
+
+def _released(uid: str, children: Mapping[str, list[str]], waiting: dict[str, int]) -> list[str]:
+    freed = []
+    for child in children.get(uid, []):
+        waiting[child] -= 1
+        if waiting[child] == 0:
+            freed.append(child)
+    return freed
+
+
+def _context() -> Any:
+    """forkserver where there is one (no fork of a threaded parent), else spawn. Both start
+    workers by importing the parent's __main__, which is why only the CLI (whose __main__ is
+    lakelens') asks for workers by default."""
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+_WORKER_KEYS: dict[tuple[str, ...], str] = {}
+
+
+def _worker_init(by_key: dict[tuple[str, ...], str]) -> None:
+    _WORKER_KEYS.update(by_key)
+
+
+def _derive_in_worker(task: _Task) -> tuple[str, Any, Any]:
+    return _derive_one(task, _WORKER_KEYS)
+
+
+def _derive_one(task: _Task, by_key: Mapping[tuple[str, ...], str]) -> tuple[str, Any, Any]:
+    """("ok", output columns, {upstream uid: mapping}) or ("unresolved", why, None)."""
+    try:
+        outputs, mapping = _lineage(task, by_key)
+    except _Unresolved as exc:
+        return ("unresolved", str(exc), None)
+    except Exception as exc:  # sqlglot raises many kinds; none may fail an import
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ("unresolved", f"sqlglot: {reason}", None)
+    return ("ok", outputs, mapping)
+
+
+def _name(node: Mapping[str, Any], uid: str) -> str:
+    return str(node.get("name") or uid)
 
 
 def _fingerprint(
     sql: str,
     uid: str,
-    nodes: Mapping[str, dict[str, Any]],
+    parents: Mapping[str, list[str]],
     tables: Mapping[str, Any],
     names: Mapping[str, str],
     columns: Mapping[str, list[str]],
@@ -317,12 +467,11 @@ def _fingerprint(
     result: ColumnLineage,
 ) -> str:
     """A digest of everything `_lineage` reads for one model."""
-    parents = [
+    read = [
         [names.get(d), _key(tables[d]), columns.get(d), None if d in columns else documented.get(d)]
-        for d in _list(_dict(nodes[uid].get("depends_on")).get("nodes"))
-        if d in tables
+        for d in parents[uid]
     ]
-    text = json.dumps([_CACHE_VERSION, result.dialect, sql, parents], separators=(",", ":"))
+    text = json.dumps([_CACHE_VERSION, result.dialect, sql, read], separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -331,19 +480,13 @@ class _Unresolved(Exception):
 
 
 def _lineage(
-    sql: str,
-    uid: str,
-    nodes: Mapping[str, dict[str, Any]],
-    tables: Mapping[str, Any],
-    by_key: Mapping[tuple[str, ...], str],
-    columns: Mapping[str, list[str]],
-    documented: Mapping[str, list[str]],
-    dialect: str | None,
+    task: _Task, by_key: Mapping[tuple[str, ...], str]
 ) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
     """(output columns, {upstream uid: {output column: [upstream columns]}}) of one model."""
     import sqlglot
     from sqlglot import exp
 
+    sql, dialect = task.sql, task.dialect
     parsed = sqlglot.parse(sql, dialect=dialect)
     statements = [s for s in parsed if s is not None]
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
@@ -352,20 +495,17 @@ def _lineage(
     exact: dict[str, Any] = {}
     helped: dict[str, Any] = {}
     missing = []
-    for dependency in _list(_dict(nodes[uid].get("depends_on")).get("nodes")):
-        if dependency not in tables:
-            continue
-        if dependency in columns:
-            _nest(exact, tables[dependency], columns[dependency])
-            _nest(helped, tables[dependency], columns[dependency])
+    for _uid, key, known_columns, documented, name in task.parents:
+        if known_columns is not None:
+            _nest(exact, key, known_columns)
+            _nest(helped, key, known_columns)
         else:
-            missing.append(dependency)
-            if dependency in documented:
-                _nest(helped, tables[dependency], documented[dependency])
+            missing.append(name)
+            if documented:
+                _nest(helped, key, documented)
     if missing and any(not isinstance(s.parent, exp.Count) for s in query.find_all(exp.Star)):
-        names = ", ".join(sorted(str(nodes[m].get("name") or m) for m in missing))
         raise _Unresolved(
-            f"select * over relations whose columns are unknown ({names}): "
+            f"select * over relations whose columns are unknown ({', '.join(sorted(missing))}): "
             "run `dbt docs generate` so catalog.json lists them"
         )
     # Qualified in place (copying the tree costs a fifth of the time).
@@ -616,12 +756,12 @@ def _by_suffix(by_key: Mapping[tuple[str, ...], str], key: tuple[str, ...]) -> s
     return found.pop() if len(found) == 1 else None
 
 
-def _nest(schema: dict[str, Any], table: Any, columns: list[str]) -> None:
+def _nest(schema: dict[str, Any], key: tuple[str, ...], columns: list[str]) -> None:
     """Add a table to a sqlglot mapping schema ({catalog: {db: {table: {column: type}}}})."""
     level = schema
-    for part in _key(table)[:-1]:
+    for part in key[:-1]:
         level = level.setdefault(part, {})
-    level[table.name] = {column: "UNKNOWN" for column in columns}
+    level[key[-1]] = {column: "UNKNOWN" for column in columns}
 
 
 def _dict(value: Any) -> dict[str, Any]:
