@@ -476,6 +476,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
         from lakelens.analysis.asset_metrics import asset_metrics
         from lakelens.analysis.assets import resolve_asset
         from lakelens.analysis.lineage import annotate, neighbourhood
+        from lakelens.server.column_views import columns_section
 
         now = ctx.clock()
         resolved = resolve_asset(conn, name)
@@ -541,6 +542,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
                 end_label=last,
             ),
             "schema": _schema_view(conn, resolved),
+            "columns": columns_section(conn, graph, resolved),
             "distribution": _distribution(
                 conn, resolved, newest_first[0].run_id if newest_first else None
             ),
