@@ -11,6 +11,7 @@ from lakelens.analysis.column_lineage import (
     UnknownColumnError,
     column_impact,
     column_neighbours,
+    column_sources,
     resolve_column,
 )
 from lakelens.analysis.lineage import LineageGraph, LineageNode, load_graph
@@ -201,6 +202,19 @@ def test_each_column_lists_what_it_reads_and_what_reads_it(store: Store) -> None
         {"asset": _name(RAW), "column": "device"},
     ]
     assert columns["glucose_mmol"]["downstream"] == [{"asset": _name(FCT), "column": "avg_mmol"}]
+
+
+def test_column_sources_walk_every_upstream_column_nearest_first(store: Store) -> None:
+    with store.connect() as conn:
+        graph = load_graph(conn)
+    raw, stg, fct = _name(RAW), _name(STG), _name(FCT)
+    assert column_sources(graph, fct, "avg_mmol") == [
+        (stg, "glucose_mmol", 1),
+        (raw, "device", 2),
+        (raw, "sgv", 2),
+    ]
+    # A column read from nothing mapped (a source's own column) has no sources.
+    assert column_sources(graph, raw, "sgv") == []
 
 
 def test_an_unknown_column_suggests_the_closest(store: Store) -> None:

@@ -64,6 +64,50 @@ def _record_hostile(home: Path) -> None:
         lakelens.record(rows=1)
 
 
+def _record_columns(home: Path) -> None:
+    """Column mappings on the demo's edges: stg_glucose_entries.glucose_mg_dl flows two hops
+    down; fct_daily_glucose_metrics reads another column; mrt → publish has no mapping."""
+    from lakelens.config import load_settings
+    from lakelens.events import Batch
+    from lakelens.model import LineageEdge
+    from lakelens.store import Store
+
+    store = Store(settings=load_settings(home=str(home), log_format="none"))
+    try:
+        store.write(
+            Batch(
+                edges=[
+                    LineageEdge(
+                        "dlt_glucose_entries",
+                        "stg_glucose_entries",
+                        "manual",
+                        {"glucose_mg_dl": ["sgv"], "device": ["device"], "read_at": ["date"]},
+                    ),
+                    LineageEdge(
+                        "stg_glucose_entries",
+                        "fct_glucose_readings",
+                        "manual",
+                        {"glucose_mg_dl": ["glucose_mg_dl"], "read_at": ["read_at"]},
+                    ),
+                    LineageEdge(
+                        "fct_glucose_readings",
+                        "mrt_glucose_readings",
+                        "manual",
+                        {"glucose_mg_dl": ["glucose_mg_dl"]},
+                    ),
+                    LineageEdge(
+                        "fct_glucose_readings",
+                        "fct_daily_glucose_metrics",
+                        "manual",
+                        {"readings": ["read_at"]},
+                    ),
+                ]
+            )
+        )
+    finally:
+        store.close()
+
+
 def _open_incidents(home: Path) -> None:
     """Evaluate once more (no group wait) and acknowledge one of the demo's open incidents
     with a note, as someone on call would."""
@@ -100,6 +144,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             patch.delenv(key)
         run_demo(home, runs=288)
         _record_hostile(home)
+        _record_columns(home)
         _open_incidents(home)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -264,6 +309,60 @@ def test_click_from_overview_to_asset_lineage_and_trace(
     assert "dbt.run_model" in page.inner_text("main") or opened.count() == 1
     w.shot("run-span-selected", full_page=False)
     assert w.errors == [] and w.dialogs == []
+
+
+def test_lineage_page_draws_a_columns_path_and_the_form_traces_another(
+    server: dict[str, Any], browser: Any
+) -> None:
+    from urllib.parse import quote
+
+    def names(selector: str) -> list[str]:
+        found = page.locator(f"svg.dag a.node{selector}")
+        for i in range(found.count()):
+            assert found.nth(i).is_visible(), (selector, i)
+        return sorted(found.evaluate_all("els => els.map(e => e.dataset.name)"))
+
+    w = Watched(browser, 1500, 900)
+    page = w.page
+    w.open(server["url"] + "/assets/stg_glucose_entries")
+    w.shot("asset-columns")
+    page.click('#columns a.col-name >> text="glucose_mg_dl"')
+    page.wait_for_url("**/lineage/stg_glucose_entries?column=glucose_mg_dl")
+    assert names(".selected") == ["stg_glucose_entries"]
+    assert names(".impacted") == ["fct_glucose_readings", "mrt_glucose_readings"]
+    assert names(".feeds") == ["dlt_glucose_entries"]
+    assert names(".maybe") == sorted(["publish_glucose_marts", XSS_ASSET])
+    assert page.locator("svg.dag path.edge.hot").count() == 3
+    # Nodes on the path name their columns where kind and age were.
+    note = page.locator('svg.dag a.node[data-name="fct_glucose_readings"] text.note')
+    assert note.is_visible() and note.inner_html() == "glucose_mg_dl"
+    assert not page.locator(
+        'svg.dag a.node[data-name="fct_glucose_readings"] text.meta'
+    ).is_visible()
+    listed = page.inner_text("#column-path")
+    assert "depth 2" in listed and "May depend" in listed and XSS_ASSET in listed
+    w.shot("lineage-column")
+    # Choosing another column in the form traces it (lakelens.js submits on change).
+    page.select_option("#column-select", "read_at")
+    page.wait_for_url("**/lineage/stg_glucose_entries?column=read_at")
+    assert names(".impacted") == ["fct_daily_glucose_metrics", "fct_glucose_readings"]
+    # Selecting a node by hand replaces the column's path with that node's downstream.
+    page.locator('svg.dag a.node[data-name="fct_glucose_readings"]').click()
+    assert page.locator("svg.dag.column-path").count() == 0
+    assert page.locator("svg.dag a.node.feeds, svg.dag a.node.maybe").count() == 0
+    narrow = Watched(browser, 390, 844)
+    narrow.open(server["url"] + "/lineage/stg_glucose_entries?column=glucose_mg_dl")
+    assert narrow.page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+    narrow.shot("lineage-column-narrow")
+    assert w.errors == [] and narrow.errors == []
+    # An unknown column: the page still renders, with the close names (the 404 is logged).
+    missing = narrow.open(
+        server["url"] + "/lineage/stg_glucose_entries?column=" + quote("glucose_mgdl")
+    )
+    assert missing.status == 404
+    assert "Did you mean 'glucose_mg_dl'?" in narrow.page.inner_text("#column-problem")
+    assert narrow.page.locator("svg.dag a.node.selected").is_visible()
+    assert w.dialogs == [] and narrow.dialogs == []
 
 
 def _write_log(home: Path, message: str) -> float:

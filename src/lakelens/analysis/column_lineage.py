@@ -29,6 +29,7 @@ __all__ = [
     "column_impact",
     "column_index",
     "column_neighbours",
+    "column_sources",
     "column_status",
     "resolve_column",
 ]
@@ -231,3 +232,22 @@ def column_status(graph: LineageGraph, asset: str) -> dict[str, str] | None:
     if COLUMN_LINEAGE_TAG + "_reason" in tags:
         found["reason"] = tags[COLUMN_LINEAGE_TAG + "_reason"]
     return found
+
+
+def column_sources(graph: LineageGraph, asset: str, column: str) -> list[tuple[str, str, int]]:
+    """Every upstream column `asset`.`column` reads, transitively: (asset, column, depth in
+    asset hops), nearest first. The mirror of `column_impact`; cycles are walked once."""
+    index = column_index(graph)
+    start = (asset, column)
+    depths: dict[tuple[str, str], int] = {start: 0}
+    queue = deque([start])
+    while queue:
+        here = queue.popleft()
+        depth = depths[here] + 1
+        for source in index.reads.get(here[0], {}).get(here[1], ()):
+            if source not in depths:
+                depths[source] = depth
+                queue.append(source)
+    del depths[start]
+    ordered = sorted(depths.items(), key=lambda item: (item[1], item[0]))
+    return [(a, c, d) for (a, c), d in ordered]

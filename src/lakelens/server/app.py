@@ -178,6 +178,7 @@ def create_app(
         incident_api,
         incident_pages,
         ingest,
+        lineage_pages,
         metrics,
         pages,
         probes,
@@ -228,4 +229,5 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(incident_pages.router)
     app.include_router(catalog_pages.router)
+    app.include_router(lineage_pages.router)
     return app

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Bar",
+    "ColumnMarks",
     "DagLayout",
     "asset_url",
     "bar_chart",
@@ -408,26 +409,49 @@ def _node_shape(kind: str) -> str:
     )
 
 
+@dataclass
+class ColumnMarks:
+    """A column's path drawn over the lineage graph, besides the selected and impacted assets."""
+
+    # Assets whose columns the selected column reads, transitively.
+    feeds: frozenset[str] = frozenset()
+    # Assets reached only by an edge without a column mapping: they may depend on the column.
+    maybe: frozenset[str] = frozenset()
+    # The edges the column flows along, and those to the "may depend" assets, as (up, down).
+    edges: frozenset[tuple[str, str]] = frozenset()
+    maybe_edges: frozenset[tuple[str, str]] = frozenset()
+    # Asset → its columns on the path, written on the node in place of kind and age.
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _note(columns: list[str]) -> str:
+    return _truncate(", ".join(columns), 27)
+
+
 def lineage_svg(
     graph: LineageGraph,
     *,
     selected: str | None = None,
     impacted: set[str] | None = None,
+    columns: ColumnMarks | None = None,
     fmt_age: Callable[[float], str] = format_duration,
 ) -> Markup:
     """The graph as a layered DAG: nodes coloured by health, shaped by kind, linked to their pages.
 
     `selected` and `impacted` are drawn highlighted server-side (the page works without JS);
-    lineage.js moves the highlight when another node is chosen.
+    lineage.js moves the highlight when another node is chosen. With `columns`, the highlight
+    is a column's path: only its edges are hot, and each node on it names its columns.
     """
     layout = layout_dag(graph)
     ids = {name: f"n{i}" for i, name in enumerate(sorted(graph.nodes))}
     highlight = selected is not None and impacted is not None
     impacted = impacted or set()
+    marks = columns or ColumnMarks()
     w, h = _num(layout.width), _num(layout.height)
     classes = (
         "dag"
         + (" has-selection" if highlight else "")
+        + (" column-path" if columns is not None else "")
         + (" fit" if layout.width <= FIT_WIDTH else "")
     )
     out = [
@@ -441,7 +465,12 @@ def lineage_svg(
     ]
     for (up, down), points in sorted(layout.routes.items()):
         cls = "edge"
-        if selected and (up == selected or up in impacted) and down in impacted:
+        if columns is not None:
+            if (up, down) in marks.edges:
+                cls += " hot"
+            elif (up, down) in marks.maybe_edges:
+                cls += " maybe"
+        elif selected and (up == selected or up in impacted) and down in impacted:
             cls += " hot"
         out.append(
             f'<path class="{cls}" d="{_curve(points)}" data-from="{ids[up]}" '
@@ -458,6 +487,10 @@ def lineage_svg(
             classes += " selected"
         elif name in impacted:
             classes += " impacted"
+        elif name in marks.feeds:
+            classes += " feeds"
+        elif name in marks.maybe:
+            classes += " maybe"
         meta = [kind]
         if node.layer:
             meta.append(node.layer)
@@ -473,11 +506,26 @@ def lineage_svg(
                 else ""
             )
             tooltip.append(f"last success {fmt_age(node.age_seconds)} ago{sla}")
+        note = None
+        if name in marks.notes:
+            noted = marks.notes[name]
+            note = _note(noted)
+            more = f" and {len(noted) - 20} more" if len(noted) > 20 else ""
+            tooltip.append("columns: " + ", ".join(noted[:20]) + more)
+        elif name in marks.maybe:
+            note = "may depend"
+            tooltip.append("may depend on the column: read by an edge with no column mapping")
         lines = _label_lines(name)
         label = "".join(
             f'<text class="label" x="13" y="{(17 + 13 * i) if len(lines) > 1 else 21}">'
             f"{escape(line)}</text>"
             for i, line in enumerate(lines)
+        )
+        below = 44 if len(lines) > 1 else 37
+        # With a note, both lines are drawn: CSS shows the note while the column path is the
+        # highlight, and the meta line again once lineage.js moves the selection.
+        noted_text = (
+            "" if note is None else f'<text class="note" x="13" y="{below}">{escape(note)}</text>'
         )
         out.append(
             f'<a class="{classes}" href="{escape(asset_url(name))}" data-id="{ids[name]}" '
@@ -487,8 +535,9 @@ def lineage_svg(
             f"{_node_shape(kind)}"
             f'<circle class="dot" cx="{NODE_W - 11}" cy="11" r="4"/>'
             f"{label}"
-            f'<text class="meta" x="13" y="{44 if len(lines) > 1 else 37}">'
+            f'<text class="meta{"" if note is None else " noted"}" x="13" y="{below}">'
             f"{escape(_truncate(' · '.join(meta), 27))}</text>"
+            f"{noted_text}"
             "</a>"
         )
     out.append("</g></svg>")

@@ -476,6 +476,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
         from lakelens.analysis.asset_metrics import asset_metrics
         from lakelens.analysis.assets import resolve_asset
         from lakelens.analysis.lineage import annotate, neighbourhood
+        from lakelens.server.column_views import columns_section
 
         now = ctx.clock()
         resolved = resolve_asset(conn, name)
@@ -541,6 +542,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
                 end_label=last,
             ),
             "schema": _schema_view(conn, resolved),
+            "columns": columns_section(conn, graph, resolved),
             "distribution": _distribution(
                 conn, resolved, newest_first[0].run_id if newest_first else None
             ),
@@ -558,59 +560,6 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
 @router.get("/assets/{name:path}", response_class=HTMLResponse)
 def asset_page(request: Request, name: str, runs: int = Query(50, ge=1, le=1000)) -> HTMLResponse:
     return _page(request, "asset.html", "assets", _asset(name, runs))
-
-
-# -- lineage --------------------------------------------------------------------------------------
-
-
-def _lineage(name: str | None) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
-    def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
-        from lakelens.analysis.assets import resolve_asset
-        from lakelens.analysis.lineage import (
-            annotate,
-            find_cycles,
-            impact,
-            neighbourhood,
-        )
-        from lakelens.server.shapes import impact_dict
-
-        now = ctx.clock()
-        graph = ctx.graph(conn)
-        resolved = None if name is None else resolve_asset(conn, name)
-        shown = graph if resolved is None else neighbourhood(graph, resolved)
-        annotate(conn, graph, list(shown.nodes), now=now)
-        result = impact(graph, resolved) if resolved else None
-        impacted = (
-            {*result.direct, *(n for n, _ in result.transitive)} if result is not None else None
-        )
-        health: dict[str, int] = {}
-        for node in shown.nodes.values():
-            key = charts._health(node.status, node.stale)
-            health[key] = health.get(key, 0) + 1
-        return {
-            "title": f"Lineage of {resolved}" if resolved else "Lineage",
-            "name": resolved,
-            "svg": charts.lineage_svg(shown, selected=resolved, impacted=impacted),
-            "total": len(graph.nodes),
-            "shown": len(shown.nodes),
-            "edges": len(shown.edges()),
-            "health": health,
-            "impact": impact_dict(result, graph) if result is not None else None,
-            "cycles": find_cycles(shown),
-            "names": sorted(shown.nodes),
-        }
-
-    return build
-
-
-@router.get("/lineage", response_class=HTMLResponse)
-def lineage_page(request: Request) -> HTMLResponse:
-    return _page(request, "lineage.html", "lineage", _lineage(None))
-
-
-@router.get("/lineage/{name:path}", response_class=HTMLResponse)
-def lineage_asset_page(request: Request, name: str) -> HTMLResponse:
-    return _page(request, "lineage.html", "lineage", _lineage(name))
 
 
 # -- logs -----------------------------------------------------------------------------------------

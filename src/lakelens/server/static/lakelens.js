@@ -83,8 +83,15 @@
     var panel = byId("selection");
     var selected = null;
 
+    // A column's path drawn by the server gives way to the asset selection the user makes.
+    function dropColumnPath() {
+      svg.classList.remove("column-path");
+      Object.keys(nodes).forEach(function (id) { nodes[id].classList.remove("feeds", "maybe"); });
+      edges.forEach(function (edge) { edge.classList.remove("maybe"); });
+    }
     function clear() {
       selected = null;
+      dropColumnPath();
       svg.classList.remove("has-selection");
       Object.keys(nodes).forEach(function (id) { nodes[id].classList.remove("selected", "impacted"); });
       edges.forEach(function (edge) { edge.classList.remove("hot"); });
@@ -103,6 +110,7 @@
           if (!seen[target]) { seen[target] = true; count += 1; queue.push(target); }
         });
       }
+      dropColumnPath();
       svg.classList.add("has-selection");
       Object.keys(nodes).forEach(function (key) {
         nodes[key].classList.toggle("selected", key === id);
@@ -160,6 +168,13 @@
     }
     find.addEventListener("change", go);
     find.addEventListener("keydown", function (event) { if (event.key === "Enter") { event.preventDefault(); go(); } });
+  }
+
+  /* -- lineage: choosing a column traces it (the form's button does the same without JS) -- */
+  function setupColumnPick() {
+    var select = byId("column-select");
+    if (!select || select.tagName !== "SELECT" || !select.form) return;
+    select.addEventListener("change", function () { select.form.submit(); });
   }
 
   /* -- trace: choosing a span opens its attributes -- */
@@ -296,6 +311,7 @@
   function init() {
     setupRefresh();
     setupLineage();
+    setupColumnPick();
     setupWaterfall();
     setupLiveTail();
   }

@@ -1,0 +1,117 @@
+"""The lineage pages: `/lineage` (the whole graph) and `/lineage/{asset}` (its neighbourhood
+and impact), with `?column=COL` drawing that column's path over the graph.
+
+They render what analysis/lineage.py and analysis/column_lineage.py return, the same answers
+as `lakelens lineage show` and `lineage impact [--column]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from lakelens.server import charts
+from lakelens.server.pages import _page
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from lakelens.server.context import ServerContext
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+# Past this many columns the column form asks for a name instead of offering a list.
+COLUMN_CHOICES_MAX = 1000
+
+
+def _lineage(
+    name: str | None, column: str | None
+) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
+    def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
+        from lakelens.analysis.assets import resolve_asset
+        from lakelens.analysis.column_lineage import UnknownColumnError, asset_columns
+        from lakelens.analysis.lineage import (
+            annotate,
+            find_cycles,
+            impact,
+            neighbourhood,
+        )
+        from lakelens.server.column_views import column_path
+        from lakelens.server.shapes import impact_dict
+
+        now = ctx.clock()
+        graph = ctx.graph(conn)
+        resolved = None if name is None else resolve_asset(conn, name)
+        shown = graph if resolved is None else neighbourhood(graph, resolved)
+        annotate(conn, graph, list(shown.nodes), now=now)
+        result = impact(graph, resolved) if resolved else None
+        impacted = (
+            {*result.direct, *(n for n, _ in result.transitive)} if result is not None else None
+        )
+        path = None
+        problem = None
+        status = 200
+        if column and resolved is None:
+            problem = "Choose an asset to trace one of its columns: /lineage/ASSET?column=COL."
+            status = 400
+        elif column and resolved is not None:
+            try:
+                path = column_path(conn, graph, resolved, column)
+            except UnknownColumnError as exc:
+                problem, status = str(exc), 404
+        health: dict[str, int] = {}
+        for node in shown.nodes.values():
+            key = charts._health(node.status, node.stale)
+            health[key] = health.get(key, 0) + 1
+        choices = asset_columns(conn, graph, resolved) if resolved else []
+        return {
+            "title": (
+                f"Lineage of {resolved}" + (f".{path['column']}" if path else "")
+                if resolved
+                else "Lineage"
+            ),
+            "name": resolved,
+            "svg": charts.lineage_svg(
+                shown,
+                selected=resolved,
+                impacted=path["impacted"] if path else impacted,
+                columns=path["marks"] if path else None,
+            ),
+            "total": len(graph.nodes),
+            "shown": len(shown.nodes),
+            "edges": len(shown.edges()),
+            "health": health,
+            "impact": impact_dict(result, graph) if result is not None else None,
+            "cycles": find_cycles(shown),
+            "names": sorted(shown.nodes),
+            "path": path,
+            "problem": problem,
+            "column_asked": column or "",
+            "choices": choices if len(choices) <= COLUMN_CHOICES_MAX else None,
+            "has_columns": bool(choices),
+            "http_status": status,
+        }
+
+    return build
+
+
+def _column(column: str | None) -> str | None:
+    """The asked column as given (names may hold spaces); the form's empty choice is none."""
+    return column or None
+
+
+@router.get("/lineage", response_class=HTMLResponse)
+def lineage_page(request: Request, column: str | None = Query(None)) -> HTMLResponse:
+    return _page(request, "lineage.html", "lineage", _lineage(None, _column(column)))
+
+
+@router.get("/lineage/{name:path}", response_class=HTMLResponse)
+def lineage_asset_page(
+    request: Request, name: str, column: str | None = Query(None)
+) -> HTMLResponse:
+    return _page(request, "lineage.html", "lineage", _lineage(name, _column(column)))
