@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,41 @@ def test_runs_known_only_from_otlp_are_first_class_runs(
     page = httpx.get(f"{server.url}/runs/otel-ok", timeout=10)
     assert page.status_code == 200, page.text[:500]
     assert "otel_orders" in page.text and "load_orders" in page.text
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_run_named_only_by_log_records_says_no_end_is_reported(
+    serve: Any, tmp_path: Path, encoding: str
+) -> None:
+    """A log line never says a run ended: a run known only from OpenTelemetry log records is
+    listed as started with no end reported and the time of its latest record, not as running."""
+    server = serve(tmp_path / "server-home")
+    resource = Resource.create({"service.name": "otel_logs_only"})
+    provider = LoggerProvider(resource=resource)
+    exporter: LogRecordExporter = (
+        _JsonLogExporter(f"{server.url}/v1/logs")
+        if encoding == "json"
+        else OTLPLogExporter(endpoint=f"{server.url}/v1/logs")
+    )
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = LoggingHandler(logger_provider=provider)
+    log = logging.getLogger("otel.logs_only")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        log.info("starting", extra={"lakelens.run_id": "logs-only-1"})
+        time.sleep(0.05)
+        log.info("done with 12 rows", extra={"lakelens.run_id": "logs-only-1"})
+    finally:
+        log.removeHandler(handler)
+        provider.shutdown()
+    answer = httpx.get(f"{server.url}/api/v1/runs", params={"since": "1h"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    (run,) = [r for r in answer.json()["runs"] if r["run_id"] == "logs-only-1"]
+    assert (run["job"], run["status"], run["end_time"]) == ("otel_logs_only", "started", None)
+    assert run["end_reported"] is False
+    logged = runner.invoke(
+        app, ["logs", "--run-id", "logs-only-1", "--json", "--home", str(tmp_path / "server-home")]
+    )
+    times = [json.loads(line)["time"] for line in logged.output.splitlines()]
+    assert len(times) == 2 and run["last_record_time"] == max(times) != run["start_time"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lakelens.analysis._db import Reader, borrow
@@ -19,8 +20,10 @@ __all__ = [
     "RunListing",
     "RunPage",
     "UnknownRunError",
+    "last_records",
     "latest_run_of_asset",
     "list_runs",
+    "log_only",
     "resolve_run_id",
     "short_run_id",
 ]
@@ -139,16 +142,27 @@ class RunListing:
     checks_passed: int = 0
     checks_failed: int = 0
     assets: int = 0
+    # A run known only from OpenTelemetry log records: a log line never says a run ended, so
+    # "started" means "no end reported"; this is when its latest record arrived.
+    last_record: datetime | None = None
+
+    @property
+    def end_unknowable(self) -> bool:
+        return self.last_record is not None
 
     def to_dict(self) -> dict[str, Any]:
-        from lakelens.analysis.shapes import run_dict
+        from lakelens.analysis.shapes import jsonable, run_dict
 
-        return {
+        found = {
             **run_dict(self.run),
             "checks_passed": self.checks_passed,
             "checks_failed": self.checks_failed,
             "assets": self.assets,
         }
+        if self.last_record is not None:
+            found["end_reported"] = False
+            found["last_record_time"] = jsonable(self.last_record)
+        return found
 
 
 @dataclass
@@ -232,8 +246,39 @@ def list_runs(
         run = _run(row)
         passed, failed = checks.get(run.run_id, (0, 0))
         listed.append(RunListing(run, passed, failed, int(assets.get(run.run_id, 0))))
+    silent = [r for r in listed if log_only(r.run)]
+    if silent:
+        latest = last_records(db, [r.run.run_id for r in silent])
+        for entry in silent:
+            entry.last_record = latest.get(entry.run.run_id)
     last = rows[-1] if rows else None
     return RunPage(listed, _cursor(last[3], last[0]) if more_after and last is not None else None)
+
+
+def log_only(run: Run) -> bool:
+    """Whether all lakelens knows of `run` is OpenTelemetry log records (no span, no report):
+    such a run can never be seen to end."""
+    from lakelens.ingest import OTLP_RUN_TAGS
+
+    return (
+        run.status == RunStatus.STARTED
+        and run.end_time is None
+        and run.trace_id is None
+        and run.tags == OTLP_RUN_TAGS
+    )
+
+
+def last_records(conn: Reader | sa.Connection, run_ids: list[str]) -> dict[str, datetime]:
+    """When each run's latest log record was written."""
+    found: dict[str, datetime] = {}
+    for run_id, latest in borrow(conn).rows(
+        "SELECT run_id, max(time) FROM logs WHERE run_id IN :ids GROUP BY run_id",
+        {"ids": run_ids},
+    ):
+        moment = from_epoch(latest)
+        if moment is not None:
+            found[run_id] = moment
+    return found
 
 
 def _run(row: tuple[Any, ...]) -> Run:
