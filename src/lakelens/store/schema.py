@@ -406,6 +406,56 @@ asset_aliases = sa.Table(
     sa.Index("ix_asset_aliases_asset", "asset"),
 )
 
+# -- the data itself (revision 0011): profiles, warehouse observations, monitors ----------------
+
+# One column profile of an asset's data: {column: {type, count, nulls, distinct, min, max, …}}.
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("asset", sa.String(512), nullable=False),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("time", _Time, nullable=False),
+    sa.Column("row_count", _Count),
+    # Rows the statistics were computed from when a sample (NULL: every row).
+    sa.Column("sampled_rows", _Count),
+    # sdk | dlt | dagster | monitor
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("columns", sa.Text, nullable=False),
+    sa.Index("ix_profiles_asset_time", "asset", "time"),
+)
+
+# What a monitor read of a warehouse table from its metadata.
+table_observations = sa.Table(
+    "table_observations",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("asset", sa.String(512), nullable=False),
+    sa.Column("monitor", sa.String(64), nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    sa.Column("row_count", _Count),
+    # True: the engine's estimate (pg_class.reltuples …), not count(*).
+    sa.Column("row_count_estimated", sa.Boolean),
+    sa.Column("bytes", _Count),
+    sa.Column("modified_at", _Time),
+    # column (a declared timestamp column) | statistics | file
+    sa.Column("modified_source", sa.String(32)),
+    sa.Index("ix_table_observations_asset_time", "asset", "time"),
+)
+
+# Warehouses lakelens polls; `url` holds no password (it comes from the environment).
+monitors = sa.Table(
+    "monitors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    # JSON: schema, table globs, interval, timestamp and profiled columns, limits
+    sa.Column("settings", sa.Text, nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("last_run", _Time),
+    sa.Column("last_error", sa.Text),
+)
+
 heartbeats = sa.Table(
     "heartbeats",
     metadata,
