@@ -3,6 +3,7 @@ people would be told."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import datetime, timezone
@@ -137,6 +138,33 @@ def test_an_upstream_outage_with_five_downstream_assets_is_one_incident(recorder
         lakelens.flush()
         kinds += [m["kind"] for m in pager.cycle(clock())]
     assert kinds == ["resolved"]
+
+
+def test_a_rules_own_dedup_window_sets_how_often_its_incidents_remind(recorder, receiver) -> None:
+    """`alerts.rules.check_failed.dedup_window: 1h` reminds an incident holding a failed check
+    every hour; the other rules keep the 4 h repeat interval."""
+    from lakelens.alerts.config import load_alerting
+    from lakelens.config import Settings
+
+    raw = {
+        "alerts": {
+            "incidents": {"repeat_interval": "4h"},
+            "rules": {"check_failed": {"dedup_window": "1h"}, "freshness": {"dedup_window": "2h"}},
+        }
+    }
+    policy = load_alerting(Settings(raw=raw), env={}).incident_policy
+    assert policy.repeat_for(["check_failed", "asset_failed"]) == HOUR
+    assert policy.repeat_for(["asset_failed"]) == 4 * HOUR
+    store, clock = recorder
+    pager = Pager(store, receiver, group_wait=0, repeat_interval=policy.repeat_interval)
+    pager.config = dataclasses.replace(
+        pager.config, incident_policy=dataclasses.replace(policy, group_wait=0)
+    )
+    shop_run(clock, broken=True)
+    kinds = []
+    for step in range(0, 4 * 3600, 900):
+        kinds += [m["kind"] for m in pager.cycle(clock() + step)]
+    assert kinds == ["opened", "reminder", "reminder", "reminder"]
 
 
 def test_a_weekend_of_silence_after_the_group_wait_tells_nothing_twice(recorder, receiver) -> None:

@@ -135,7 +135,6 @@ class AlertingConfig:
     # Routes that could not be used, one line each: the others still work.
     route_errors: tuple[str, ...] = ()
     dedup_window: float = 3600.0
-    rule_dedup: dict[str, float] = field(default_factory=dict)
     # When incidents are told: after group_wait, again every repeat_interval while open.
     incident_policy: Policy = field(default_factory=Policy)
     evaluation_interval: float = 30.0
@@ -147,9 +146,6 @@ class AlertingConfig:
     @property
     def enabled(self) -> bool:
         return bool(self.destinations)
-
-    def dedup_for(self, rule: str) -> float:
-        return self.rule_dedup.get(rule, self.dedup_window)
 
     def route(
         self,
@@ -541,6 +537,7 @@ def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> A
             name="alerts.incidents.group_wait",
         ),
         repeat_interval=parse_duration(repeat, name="alerts.incidents.repeat_interval"),
+        rule_repeat=tuple(sorted(rule_dedup.items())),
     )
     interval = env.get("LAKELENS_ALERT_EVALUATION_INTERVAL") or raw.get(
         "evaluation_interval", "30s"
@@ -555,7 +552,6 @@ def load_alerting(settings: Settings, env: Mapping[str, str] | None = None) -> A
         owner_routes=owner_routes,
         tag_routes=tag_routes,
         dedup_window=parse_duration(dedup, name="alerts.dedup_window"),
-        rule_dedup=rule_dedup,
         incident_policy=policy,
         evaluation_interval=parse_duration(interval, name="alerts.evaluation_interval"),
         max_attempts=int(raw.get("max_attempts", 8)),

@@ -80,10 +80,19 @@ def new_incident_id() -> str:
 
 @dataclass(frozen=True)
 class Policy:
-    """When to tell: `group_wait` after opening, again every `repeat_interval` while open."""
+    """When to tell: `group_wait` after opening, again every `repeat_interval` while open.
+    `rule_repeat`: a rule's own interval (`alerts.rules.NAME.dedup_window`); an incident is
+    reminded at the shortest interval among its findings' rules."""
 
     group_wait: float = 10.0
     repeat_interval: float = 4 * 3600.0
+    rule_repeat: tuple[tuple[str, float], ...] = ()
+
+    def repeat_for(self, rules: Iterable[str]) -> float:
+        own = dict(self.rule_repeat)
+        return min(
+            (own.get(rule, self.repeat_interval) for rule in rules), default=self.repeat_interval
+        )
 
 
 class Lineage(Protocol):
@@ -294,11 +303,9 @@ class IncidentBook:
                 incident.notified_at = now
         elif _rank(incident.severity) > _rank(incident.notified_severity):
             action = "escalated"
-        elif (
-            incident.status == "open"
-            and now - (incident.last_notified_at or incident.notified_at)
-            >= self.policy.repeat_interval
-        ):
+        elif incident.status == "open" and now - (
+            incident.last_notified_at or incident.notified_at
+        ) >= self.policy.repeat_for(m.rule for m in incident.members.values()):
             action = "reminder"
         if action is None:
             return []
