@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: demo test lint format bench bench-queries test-tools clean
+.PHONY: demo test lint format bench bench-postgres bench-queries test-tools clean
 
 $(BIN)/python:
 	bash scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
@@ -44,6 +44,11 @@ test: $(VENV)/.installed-dev test-tools lint
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/alert_latency.py
+
+# The same benches against the local PostgreSQL (a new database per run), beside SQLite.
+BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+bench-postgres: $(VENV)/.installed-dev
+	$(BIN)/python bench/ingest.py --stores sqlite,postgres --database-url $(BENCH_POSTGRES)
 
 # The 1M-materialization store takes about 2 minutes and 4 GB to build (cached in .bench-data/).
 bench-queries: $(VENV)/.installed-dev
