@@ -49,7 +49,8 @@ class Change:
 
     @property
     def delta(self) -> float | None:
-        return None if self.a is None or self.b is None else self.b - self.a
+        # Rounded: 2.4 - 0.65 is 1.7499999999999998 in binary floating point.
+        return None if self.a is None or self.b is None else round(self.b - self.a, 6)
 
     @property
     def percent(self) -> float | None:
@@ -473,13 +474,18 @@ def compare(a: RunRecord, b: RunRecord) -> RunDiff:
     return RunDiff(
         a=a.run,
         b=b.run,
-        duration=Change(a.run.duration_seconds, b.run.duration_seconds),
+        duration=Change(_ms(a.run.duration_seconds), _ms(b.run.duration_seconds)),
         assets=_asset_diffs(a, b),
         spans=_span_diffs(a, b),
         checks=_check_diffs(a, b),
         schemas=_schema_diffs(a, b),
         warnings=warnings,
     )
+
+
+def _ms(seconds: float | None) -> float | None:
+    """Durations to the millisecond: stored times carry microsecond noise, which is no change."""
+    return None if seconds is None else round(seconds, 3)
 
 
 def _error(kind: str | None, message: str | None) -> str | None:
@@ -536,7 +542,7 @@ def _asset_diffs(a: RunRecord, b: RunRecord) -> list[AssetDiff]:
                 status_b=tb.status,
                 rows=Change(ta.rows, tb.rows),
                 bytes=Change(ta.bytes, tb.bytes),
-                duration=Change(ta.duration, tb.duration),
+                duration=Change(_ms(ta.duration), _ms(tb.duration)),
                 error_a=ta.error,
                 error_b=tb.error,
             )
@@ -597,7 +603,7 @@ def _span_diffs(a: RunRecord, b: RunRecord) -> list[SpanDiff]:
                 path=path,
                 count_a=ta.count,
                 count_b=tb.count,
-                duration=Change(ta.duration, tb.duration),
+                duration=Change(_ms(ta.duration), _ms(tb.duration)),
                 errors_a=ta.errors,
                 errors_b=tb.errors,
             )

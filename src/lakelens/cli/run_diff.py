@@ -81,7 +81,7 @@ def _size(value: float | None) -> str:
 
 def _percent(change: Change) -> str:
     percent = change.percent
-    if percent is None:
+    if percent is None or abs(percent) < 0.5:
         return ""
     style = "dim" if abs(percent) < 10 else "yellow"
     return f" [{style}]({percent:+.0f}%)[/]"
@@ -92,7 +92,9 @@ def _signed_dur(delta: float | None) -> str:
 
     if delta is None:
         return ""
-    return ("+" if delta >= 0 else "-") + format_duration(abs(delta))
+    if delta == 0:
+        return "same"
+    return ("+" if delta > 0 else "-") + format_duration(abs(delta))
 
 
 def _arrow(change: Change, fmt: object) -> str:
@@ -194,7 +196,11 @@ def report(console: Console, result: RunDiff, zone: tzinfo) -> None:
     duration = result.duration
     line = f"\n[bold]Duration:[/] {_dur(duration.a)} → {_dur(duration.b)}"
     if duration.delta is not None:
-        percent = "" if duration.percent is None else f", {duration.percent:+.0f}%"
+        percent = (
+            ""
+            if duration.percent is None or abs(duration.percent) < 0.5
+            else f", {duration.percent:+.0f}%"
+        )
         line += f" ({_signed_dur(duration.delta)}{percent})"
     console.print(line)
     _assets(console, result)
