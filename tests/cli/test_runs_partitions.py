@@ -87,6 +87,27 @@ def test_latest_outcome_per_partition_with_the_missing_day(now: float) -> None:
     }
 
 
+def test_a_tie_goes_to_the_greater_run_id_and_a_queued_run_still_counts(
+    now: float, store_url: str
+) -> None:
+    from lakelens.events import Batch
+    from lakelens.model import Run, from_epoch
+    from lakelens.store import Store
+
+    batch = Batch()
+    # Started the same moment as d6: the greater id is the latest, as `lakelens runs` sorts.
+    batch.add(
+        Run("d6-z", "daily", status="failure", start_time=from_epoch(now), partition="2024-05-06")
+    )
+    batch.add(Run("d7", "daily", status="queued", partition="2024-05-07"))  # not started yet
+    store = Store(store_url)
+    store.write(batch)
+    store.close()
+    cells = {p["partition"]: p for p in grid()["partitions"]}
+    assert (cells["2024-05-06"]["run_id"], cells["2024-05-06"]["runs"]) == ("d6-z", 2)
+    assert cells["2024-05-07"]["outcome"] == "running" and cells["2024-05-07"]["run_id"] == "d7"
+
+
 def test_since_counts_only_recent_runs(now: float) -> None:
     data = grid("--since", "2d")
     cells = [(p["partition"], p["outcome"], p["runs"]) for p in data["partitions"]]
