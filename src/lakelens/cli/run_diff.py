@@ -21,12 +21,9 @@ SPAN_ROWS = 15
 
 
 def diff(
-    first: str = typer.Argument(
-        ..., metavar="A", help="The run to compare from: a run id or a unique prefix."
-    ),
-    second: Optional[str] = typer.Argument(  # noqa: UP045
+    a: str = typer.Argument(..., help="The run to compare from: a run id or a unique prefix."),
+    b: Optional[str] = typer.Argument(  # noqa: UP045
         None,
-        metavar="[B]",
         help="The run to compare with A. Without it, A is compared with the run of its job "
         "that started before it.",
     ),
@@ -47,7 +44,7 @@ def diff(
     from lakelens.display import display_zone
 
     zone = display_zone(tz)
-    older, newer = (None, first) if second is None else (first, second)
+    older, newer = (None, a) if b is None else (a, b)
     with open_store(home).reader() as db:
         result = diff_runs(db, older, newer)
     if json_output:
