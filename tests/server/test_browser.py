@@ -570,3 +570,57 @@ def test_runs_and_assets_lists_link_to_their_pages_wide_and_narrow(
         page.locator(".catalog-table tbody tr th a").first.click()
         page.wait_for_url("**/assets/**")
         assert w.errors == [] and w.dialogs == []
+
+
+def test_run_diff_and_partition_grid_wide_and_narrow(server: dict[str, Any], browser: Any) -> None:
+    """From a failed run to its comparison with the previous run; two ticked runs on the Runs
+    page; a hostile run compared across jobs; the partition grid and a cell's run."""
+    import httpx
+
+    hostile = httpx.get(f"{server['url']}/api/v1/runs", params={"job": "hostile"}).json()
+    hostile_run = hostile["runs"][0]["run_id"]
+    for width, height, suffix in ((1280, 800, ""), (420, 900, "-narrow")):
+        w = Watched(browser, width, height)
+        page = w.page
+        w.open(f"{server['url']}/runs/{server['failed_run']}")
+        page.click("#compare-previous")
+        page.wait_for_url("**/runs/diff?*")
+        page.wait_for_load_state("networkidle")
+        assert page.locator(".diff-side").count() == 2
+        assert page.locator(".diff-side").nth(1).get_attribute("data-run") == server["failed_run"]
+        assert page.locator("#assets tbody tr").count() >= 1
+        w.shot(f"run-diff{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+
+        w.open(f"{server['url']}/runs?job=glucose_pipeline")
+        picks = page.locator(".run-pick")
+        newest, older = picks.nth(0).get_attribute("value"), picks.nth(2).get_attribute("value")
+        picks.nth(0).check()
+        picks.nth(2).check()
+        page.click("#compare button[type=submit]")
+        page.wait_for_url("**/runs/diff?run=*")
+        sides = page.locator(".diff-side")
+        # Ticked newest first, compared in time order.
+        assert [sides.nth(i).get_attribute("data-run") for i in (0, 1)] == [older, newest]
+
+        w.open(f"{server['url']}/runs/diff?a={server['failed_run']}&b={hostile_run}")
+        assert (
+            page.locator(".diff-warning")
+            .first.inner_text()
+            .startswith("The runs are of different jobs")
+        )
+        assert page.locator(f"#assets tr[data-asset='{XSS_ASSET}']").count() == 1
+        w.shot(f"run-diff-hostile{suffix}")
+
+        w.open(f"{server['url']}/runs/partitions?job=glucose_pipeline")
+        cells = page.locator(".partition-grid .pcell")
+        assert cells.count() == 288
+        assert "every 5m" in page.locator("#partition-count").inner_text()
+        w.shot(f"partitions{suffix}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        failed = page.locator(".partition-grid a.o-failure").first
+        partition = failed.get_attribute("data-partition")
+        failed.click()
+        page.wait_for_url("**/runs/**")
+        assert partition in page.locator(".tiles").first.inner_text()
+        assert w.errors == [] and w.dialogs == []

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 __all__ = [
+    "AmbiguousRunError",
     "RunFilter",
     "RunListing",
     "RunPage",
@@ -33,6 +34,10 @@ class UnknownRunError(LakelensError):
     """No run, or more than one, matches the given id or prefix."""
 
 
+class AmbiguousRunError(UnknownRunError):
+    """More than one run id starts with the given prefix."""
+
+
 def resolve_run_id(conn: Reader | sa.Connection, text: str) -> str:
     """The run id `text` names, exactly or as a unique prefix."""
     db = borrow(conn)
@@ -48,10 +53,10 @@ def resolve_run_id(conn: Reader | sa.Connection, text: str) -> str:
         return matches[0]
     if not matches:
         raise UnknownRunError(
-            f"No run id starts with {text!r}; `lakelens metrics asset NAME` lists recent runs."
+            f"No run id starts with {text!r}; `lakelens runs` lists recent runs (`--job J` narrows them)."
         )
     shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
-    raise UnknownRunError(f"Run id prefix {text!r} is ambiguous ({shown}); type more characters.")
+    raise AmbiguousRunError(f"Run id prefix {text!r} is ambiguous ({shown}); type more characters.")
 
 
 def short_run_id(conn: Reader | sa.Connection, run_id: str, *, minimum: int = 8) -> str:

@@ -1,4 +1,5 @@
-"""`lakelens runs`: recent runs, newest first, with their check outcomes."""
+"""`lakelens runs`: recent runs, newest first, with their check outcomes; `runs diff` and
+`runs partitions` are its subcommands."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ from typing import Optional
 
 import typer
 
+from lakelens.cli import partitions as _partitions
+from lakelens.cli import run_diff as _run_diff
 from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
 
+# A group that still lists runs when no subcommand follows: `lakelens runs --since 1d`.
+app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
+
+@app.callback()
 def runs(
+    ctx: typer.Context,
     job: Optional[str] = typer.Option(None, "--job", "-j", help="Only runs of this job."),  # noqa: UP045
     asset: Optional[str] = typer.Option(  # noqa: UP045
         None, "--asset", "-a", help="Only runs that materialized this asset."
@@ -33,6 +41,8 @@ def runs(
 
     Example: lakelens runs --status failure --since 1d
     """
+    if ctx.invoked_subcommand is not None:
+        return
     import time
 
     from lakelens.analysis.assets import resolve_asset
@@ -56,6 +66,10 @@ def runs(
         print_json(page.to_dict())
         return
     _table(page, where, limit, no_color)
+
+
+app.command("diff")(_run_diff.diff)
+app.command("partitions")(_partitions.partitions)
 
 
 def _table(page: object, where: object, limit: int, no_color: bool) -> None:

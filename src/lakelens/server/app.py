@@ -182,6 +182,7 @@ def create_app(
         metrics,
         pages,
         probes,
+        run_diff_pages,
         stream,
     )
 
@@ -226,6 +227,8 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(probes.router)
     # The dashboard's HTML pages under / (after the API, so /api/... and /health win).
+    # /runs/diff and /runs/partitions before the run page's /runs/{run_id:path}.
+    app.include_router(run_diff_pages.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)
     app.include_router(catalog_pages.router)
