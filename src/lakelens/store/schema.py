@@ -60,6 +60,9 @@ runs = sa.Table(
     sa.Column("error_traceback", sa.Text),
     sa.Index("ix_runs_start_time", "start_time"),
     sa.Index("ix_runs_job_start", "job", "start_time"),
+    # The partition grid and `runs --partition` (revision 0012).
+    sa.Index("ix_runs_job_partition", "job", "partition", "start_time"),
+    sa.Index("ix_runs_partition_start", "partition", "start_time"),
 )
 
 materializations = sa.Table(
