@@ -257,3 +257,11 @@ def test_a_run_named_only_by_log_records_says_no_end_is_reported(
     )
     times = [json.loads(line)["time"] for line in logged.output.splitlines()]
     assert len(times) == 2 and run["last_record_time"] == max(times) != run["start_time"]
+    # Where people look: `lakelens runs` and the Runs page.
+    listed = runner.invoke(
+        app, ["runs", "--job", "otel_logs_only", "--home", str(tmp_path / "server-home")]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert "no end reported" in " ".join(listed.output.split())
+    page = httpx.get(f"{server.url}/runs", params={"job": "otel_logs_only"}, timeout=10)
+    assert page.status_code == 200 and 'data-metric="end_reported"' in page.text

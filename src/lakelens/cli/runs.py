@@ -78,6 +78,7 @@ def _table(page: object, where: object, limit: int, no_color: bool) -> None:
 
     from lakelens.analysis.runs import RunPage
     from lakelens.cli._common import make_console, status_text
+    from lakelens.display import format_moment
     from lakelens.units import format_duration
 
     assert isinstance(page, RunPage)
@@ -86,7 +87,7 @@ def _table(page: object, where: object, limit: int, no_color: bool) -> None:
         console.print("No runs match these filters.")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("Started (UTC)", "Run", "Job", "Status", "Duration", "Partition", "Assets"):
+    for column in ("Started", "Run", "Job", "Status", "Duration", "Partition", "Assets"):
         table.add_column(column, no_wrap=column != "Job")
     table.add_column("Checks", no_wrap=True)
     for item in page.runs:
@@ -96,11 +97,15 @@ def _table(page: object, where: object, limit: int, no_color: bool) -> None:
             checks = f"[green]{item.checks_passed} passed[/]"
             if item.checks_failed:
                 checks += f", [red]{item.checks_failed} failed[/]"
+        status = status_text(run.status)
+        if item.last_record is not None:
+            # Known only from log records: a log line never says the run ended.
+            status += f" [dim]no end reported, last record {format_moment(item.last_record)}[/]"
         table.add_row(
-            run.start_time.strftime("%Y-%m-%d %H:%M:%S") if run.start_time else "-",
+            format_moment(run.start_time, missing="-"),
             escape(run.run_id[:12]),
             escape(run.job),
-            status_text(run.status),
+            status,
             format_duration(run.duration_seconds) if run.duration_seconds is not None else "-",
             escape(run.partition or "-"),
             str(item.assets),
