@@ -182,6 +182,7 @@ def create_app(
         metrics,
         pages,
         probes,
+        signin,
         stream,
     )
 
@@ -226,6 +227,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(probes.router)
     # The dashboard's HTML pages under / (after the API, so /api/... and /health win).
+    app.include_router(signin.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)
     app.include_router(catalog_pages.router)
