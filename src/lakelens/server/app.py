@@ -223,6 +223,7 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(api.router)
     app.include_router(incident_api.router)
+    app.include_router(incident_api.actions)
     app.include_router(ingest.router)
     app.include_router(metrics.router)
     app.include_router(probes.router)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from lakelens.server.security import masked, require_read
 from lakelens.server.shapes import json_response, jsonable
 
-__all__ = ["router"]
+__all__ = ["actions", "router"]
 
 router = APIRouter(
     prefix="/api/v1",
@@ -18,6 +18,8 @@ router = APIRouter(
     tags=["read"],
     default_response_class=JSONResponse,
 )
+# The actions need the 'admin' scope, not 'read': each checks it first, itself.
+actions = APIRouter(prefix="/api/v1", tags=["incidents"], default_response_class=JSONResponse)
 
 
 def _shown(view: Any) -> dict[str, Any]:
@@ -150,7 +152,7 @@ def _action_route(action: str) -> None:
         return await _act(request, incident_id, action)
 
     endpoint.__name__ = f"post_incident_{action}"
-    router.add_api_route(
+    actions.add_api_route(
         f"/incidents/{{incident_id}}/{action}",
         endpoint,
         methods=["POST"],
