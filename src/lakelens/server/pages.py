@@ -242,13 +242,14 @@ def refused(request: Request, grant: Any, scope: str) -> Response:
     if grant is not None:
         if wants_json(request):
             return JSONResponse({"detail": lacks(scope)}, status_code=403)
+        again = "Sign out and sign in with" if grant.session else "Use"
         return _error_page(
             request,
             _PageError(
                 403,
                 "Scope needed",
-                f"{lacks(scope)} Sign out and sign in with a token that has it "
-                "(`lakelens token create --scope read --scope admin`).",
+                f"{lacks(scope)} {again} a token that has it "
+                f"(`lakelens token create --scope {scope}` makes one).",
             ),
         )
     if browsing(request) and scope == "read":

@@ -105,6 +105,8 @@ class Access:
         if api_digest is not None:
             entries.insert(0, TokenEntry("LAKELENS_API_TOKEN", api_digest, ALL_SCOPES))
         self._tokens = tuple(entries)
+        # Made once: a bearer request costs a hash and the comparisons, nothing more.
+        self._checks = tuple((e.digest, e, Grant(e.name, e.scopes)) for e in entries)
         self.public_read = public_read
         # The key of form tokens and session cookies: replicas behind one address agree when
         # it comes from LAKELENS_SESSION_SECRET or the API token; else it is new at each start.
@@ -128,14 +130,26 @@ class Access:
             f"secret={self.secret_source})"
         )
 
-    def token(self, given: str) -> TokenEntry | None:
-        """The configured token `given` is, compared with every one in constant time."""
+    def _match(self, given: str) -> tuple[TokenEntry, Grant] | None:
         given_digest = digest(given)
         found = None
-        for entry in self._tokens:  # no early exit: the time does not say which one matched
-            if hmac.compare_digest(given_digest, entry.digest) and found is None:
-                found = entry
+        for entry_digest, entry, grant in self._checks:
+            # No early exit: the time does not say which one matched.
+            if hmac.compare_digest(given_digest, entry_digest) and found is None:
+                found = (entry, grant)
         return found
+
+    def token(self, given: str) -> TokenEntry | None:
+        """The configured token `given` is, compared with every one in constant time."""
+        found = self._match(given)
+        return None if found is None else found[0]
+
+    def _bearer(self, authorization: str) -> Grant | None:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            return None
+        found = self._match(credentials)
+        return None if found is None else found[1]
 
     def identify(
         self, authorization: str | None, cookie: str | None = None, *, now: float | None = None
@@ -145,13 +159,10 @@ class Access:
         With no token configured, everyone has every scope."""
         if not self._tokens:
             return OPEN
-        if authorization:
-            scheme, _, credentials = authorization.strip().partition(" ")
-            if scheme.lower() == "bearer" and credentials.strip():
-                entry = self.token(credentials)
-                if entry is not None:
-                    return Grant(entry.name, entry.scopes)
-        return self.sessions.open(cookie, now=now) if cookie else None
+        grant = self._bearer(authorization) if authorization else None
+        if grant is None and cookie:
+            grant = self.sessions.open(cookie, now=now)
+        return grant
 
     def permits(self, grant: Grant | None, scope: str) -> bool:
         if not self._tokens or (scope == "read" and self.public_read):
