@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -32,6 +33,7 @@ TOKENS = {
     "viewer": ("llk_viewer-read-only-0123456789abcdefghijklmn", ["read"]),
     "team": ("llk_team-read-admin-0123456789abcdefghijklmno", ["read", "admin"]),
 }
+ODD_ASSET = 'odd "quoted" \\ name'  # recorded by the `pipeline` fixture
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 JSON = {"Accept": "application/json"}
 
@@ -200,6 +202,14 @@ def test_a_browser_signs_in_and_comes_back_where_it_was_going(secured: dict[str,
         # The session reads the API too (the live tail streams from it).
         runs = browser.client.get("/api/v1/runs", headers=JSON)
         assert runs.status_code == 200 and runs.json()["runs"]
+        # A page whose path needs escaping (quotes, a backslash, spaces) comes back too.
+        odd = "/assets/" + quote(ODD_ASSET, safe="")
+        with Browser(url) as other:
+            there = other.get(odd).headers["location"]
+            assert there == "/signin?next=" + quote(odd, safe="")
+            back = other.sign_in(TOKENS["viewer"][0], unquote(there.split("=", 1)[1]))
+            assert back.headers["location"] == odd
+            assert other.get(odd).status_code == 200
         # The form again while signed in goes straight on.
         assert browser.get("/signin", params={"next": "/runs"}).headers["location"] == "/runs"
     _assert_no_secrets_logged(secured["server"], cookie["value"])

@@ -289,7 +289,11 @@ def signin_url(request: Request) -> str:
     """The sign-in form, coming back to this request's page afterwards."""
     from urllib.parse import quote
 
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The path as sent (still percent-encoded): a decoded one may hold spaces, quotes or a
+    # backslash, which `next` refuses.
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else quote(request.url.path)
+    here = path + (f"?{request.url.query}" if request.url.query else "")
     return "/signin?next=" + quote(here, safe="")
 
 
