@@ -153,7 +153,9 @@ def secured(
         "LAKELENS_API_TOKEN": API_TOKEN,
         "LAKELENS_LOG_LEVEL": "INFO",
     }
-    server = serve(tmp_path / "server-home", env=env)
+    # No evaluator: the tests open incidents themselves, and an evaluation running at the
+    # moment of an acknowledge could write the incident back as open.
+    server = serve(tmp_path / "server-home", env=env, args=("--no-alerts",))
     yield {"server": server, "url": server.url, "store": store, "config": config, "env": env}
 
 
