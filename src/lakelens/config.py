@@ -23,6 +23,9 @@ _SECONDS = (
     "http_header_timeout",
 )
 _OPTIONAL_SECONDS = ("db_statement_timeout", "db_idle_in_transaction_timeout")
+# Settings that may also be written under `server:` in lakelens.yaml (its `tokens` are read by
+# server/tokens.py).
+_SERVER_SECTION = ("session_hours", "session_secret", "http_header_timeout", "http_max_requests")
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
@@ -54,6 +57,10 @@ class Settings:
     # number of requests handled at once (more get 503 with Retry-After).
     http_header_timeout: float = 10.0
     http_max_requests: int = 200
+    # Dashboard sign-in (server/sessions.py): how long a session lasts, and the key that signs
+    # session cookies and form tokens (default: derived from api_token, else new at each start).
+    session_hours: float = 12.0
+    session_secret: str | None = field(default=None, repr=False)
     config_file: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -91,7 +98,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if not 0 <= number_f < float("inf"):
                 raise ValueError
             return number_f
-        if name in _SECONDS:
+        if name in _SECONDS or name == "session_hours":
             number_f = float(value)
             if not 0 < number_f < float("inf"):
                 raise ValueError
@@ -123,6 +130,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             "http_max_requests": "a whole number above 0",
             **{name: "a number of seconds above 0" for name in _SECONDS},
             **{name: "a number of seconds, 0 for none" for name in _OPTIONAL_SECONDS},
+            "session_hours": "a number of hours above 0",
             "log_format": "one of json, console, none",
             "log_level": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
             "sqlite_synchronous": "one of OFF, NORMAL, FULL, EXTRA",
@@ -175,6 +183,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         for name in names:
             if name in raw and not isinstance(raw[name], (dict, list)):
                 values[name] = _coerce(name, raw[name], f"{name} in {config_file}")
+        server = raw.get("server")
+        if server is not None and not isinstance(server, dict):
+            raise ConfigError(f"`server:` in {config_file} must be a mapping of settings.")
+        for name in _SERVER_SECTION:
+            if server and name in server and not isinstance(server[name], (dict, list)):
+                values[name] = _coerce(name, server[name], f"server.{name} in {config_file}")
     for name in names:
         if _env_name(name) in env:
             values[name] = _coerce(name, env[_env_name(name)], _env_name(name))

@@ -90,8 +90,16 @@ def _answers(url: str) -> bool:
 class ServeProcess:
     """`lakelens serve` in a subprocess on 127.0.0.1 and a free port."""
 
-    def __init__(self, home: Path, *, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+    ):
         self.home = home
+        self.args = args
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "LAKELENS_LOG_FORMAT": "json", **(env or {})}
@@ -110,6 +118,7 @@ class ServeProcess:
                     str(self.home),
                     "--port",
                     str(self.port),
+                    *self.args,
                 ],
                 env=self.env,
                 stdout=out,

@@ -5,6 +5,7 @@ Screenshots of every page land in test-artifacts/dashboard/ (git-ignored) for pe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -146,13 +147,34 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         _record_hostile(home)
         _record_columns(home)
         _open_incidents(home)
+    with _serving(home, home.parent / "serve.log") as url:
+        failed = httpx.get(url + "/api/v1/runs", params={"status": "failure", "limit": 1}).json()
+        yield {"url": url, "home": home, "failed_run": failed["runs"][0]["run_id"]}
+
+
+@contextlib.contextmanager
+def _serving(
+    home: Path, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """`lakelens serve` on a free port of 127.0.0.1 over `home`; yields its URL."""
+    import httpx
+
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = home.parent / "serve.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lakelens", "serve", "--home", str(home), "--port", str(port)],
-            env={**_clean_env(), "LAKELENS_LOG_FORMAT": "json"},
+            [
+                sys.executable,
+                "-m",
+                "lakelens",
+                "serve",
+                "--home",
+                str(home),
+                "--port",
+                str(port),
+                *args,
+            ],
+            env={**_clean_env(), "LAKELENS_LOG_FORMAT": "json", **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -169,8 +191,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             if time.monotonic() > deadline:
                 raise AssertionError(f"lakelens serve did not start:\n{log_path.read_text()}")
             time.sleep(0.1)
-        failed = httpx.get(url + "/api/v1/runs", params={"status": "failure", "limit": 1}).json()
-        yield {"url": url, "home": home, "failed_run": failed["runs"][0]["run_id"]}
+        yield url
     finally:
         proc.terminate()
         try:
@@ -624,3 +645,92 @@ def test_run_diff_and_partition_grid_wide_and_narrow(server: dict[str, Any], bro
         page.wait_for_url("**/runs/**")
         assert partition in page.locator(".tiles").first.inner_text()
         assert w.errors == [] and w.dialogs == []
+
+
+TEAM_TOKEN = "llk_browser-team-token-0123456789abcdefghijklmnopq"
+
+
+@pytest.fixture(scope="module")
+def secured_server(server: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A second `lakelens serve` over the same store, protected by a read + admin token
+    declared (as its hash) in lakelens.yaml."""
+    from lakelens.server.tokens import hash_token
+
+    config = server["home"].parent / "secured.yaml"
+    config.write_text(
+        "server:\n  tokens:\n    - name: team\n"
+        f"      hash: {hash_token(TEAM_TOKEN)}\n      scopes: [read, admin]\n",
+        encoding="utf-8",
+    )
+    log_path = server["home"].parent / "serve-secured.log"
+    # The first server evaluates alerts; this one only serves.
+    env = {"LAKELENS_CONFIG": str(config), "LAKELENS_LOG_LEVEL": "INFO"}
+    with _serving(server["home"], log_path, env, ("--no-alerts",)) as url:
+        yield {**server, "url": url, "log": log_path}
+
+
+def test_sign_in_browse_acknowledge_and_sign_out(
+    secured_server: dict[str, Any], browser: Any
+) -> None:
+    """Through the form with a token: the overview and runs, an incident acknowledged from
+    its page, then sign out and be back at the form."""
+    url = secured_server["url"]
+    incident_id = _fail_and_open(secured_server["home"], "e2e_signin_loader")
+    w = Watched(browser)
+    page = w.page
+    w.open(url + "/?period=7d")
+    assert page.url == url + "/signin?next=%2F%3Fperiod%3D7d"
+    assert page.locator("nav[aria-label=Main]").count() == 0
+    w.shot("signin")
+    page.fill("#signin-token", "not-the-token")
+    page.click(".signin-form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("#signin-problem") == "That token is not valid."
+    assert page.input_value("#signin-token") == ""  # the guess is not sent back
+    w.shot("signin-error")
+    narrow = Watched(browser, 390, 844)
+    narrow.open(url + "/signin")
+    assert narrow.page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+    narrow.shot("signin-narrow")
+
+    page.fill("#signin-token", TEAM_TOKEN)
+    page.click(".signin-form button[type=submit]")
+    page.wait_for_url(url + "/?period=7d")
+    assert "Operations overview" in page.title()
+    assert page.inner_text(".signout .who") == "team"
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "lakelens_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > time.time()
+    assert page.evaluate("document.cookie") == ""  # scripts cannot read it
+    w.shot("signed-in-overview")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+    assert page.locator(".signout button").is_visible()
+    w.shot("signed-in-overview-narrow", full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    page.click("nav[aria-label=Main] >> text=Runs")
+    page.wait_for_url("**/runs")
+    assert page.locator(".runs-table tbody tr").count() >= 1
+    page.locator(".runs-table tbody tr th a").first.click()
+    page.wait_for_url("**/runs/**")
+
+    w.open(f"{url}/incidents/{incident_id}")
+    page.click("form.act-acknowledge button")
+    page.wait_for_url("**/incidents/*?done=acknowledge")
+    assert page.locator('[data-metric="status"]').get_attribute("data-value") == "acknowledged"
+    assert "Acknowledged: no reminders" in page.inner_text("#notice")
+    w.shot("signed-in-incident-acknowledged")
+
+    page.click(".signout button")
+    page.wait_for_url(url + "/signin")
+    assert page.locator("#signin-token").is_visible()
+    assert [c for c in page.context.cookies() if c["name"] == "lakelens_session"] == []
+    w.shot("signed-out")
+    w.open(url + "/runs")
+    assert page.url == url + "/signin?next=%2Fruns"
+    # The one wrong token's 401 is the only failed load the console saw.
+    assert [e for e in w.errors if "401" not in e] == [] and narrow.errors == []
+    assert w.dialogs == []
+    log = secured_server["log"].read_text()
+    assert "signed in with token team" in log and TEAM_TOKEN not in log
+    assert cookie["value"] not in log and cookie["value"].rsplit(".", 1)[1] not in log

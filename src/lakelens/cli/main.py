@@ -77,6 +77,7 @@ from lakelens.cli import logs as _logs  # noqa: E402
 from lakelens.cli import metrics as _metrics  # noqa: E402
 from lakelens.cli import runs as _runs  # noqa: E402
 from lakelens.cli import serve as _serve  # noqa: E402
+from lakelens.cli import token as _token  # noqa: E402
 from lakelens.cli import trace as _trace  # noqa: E402
 from lakelens.cli import why as _why  # noqa: E402
 
@@ -88,6 +89,7 @@ app.add_typer(_export.app, name="export")
 app.add_typer(_db.app, name="db")
 app.add_typer(_lineage.app, name="lineage")
 app.add_typer(_runs.app, name="runs")
+app.add_typer(_token.app, name="token")
 app.command("assets")(_assets.assets)
 app.command("logs")(_logs.logs)
 app.command("trace")(_trace.trace)

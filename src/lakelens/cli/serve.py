@@ -97,23 +97,29 @@ def serve(
 ) -> None:
     """Run the HTTP server: ingest (native, OpenLineage, OTLP), the read API, /metrics, /health.
 
-    Writes need 'Authorization: Bearer $LAKELENS_API_TOKEN' when the token is set, reads too
-    unless LAKELENS_PUBLIC_READ=1. A non-loopback --host needs the token (or --insecure).
+    Writes need 'Authorization: Bearer $LAKELENS_API_TOKEN' (or a token of server.tokens in
+    lakelens.yaml with its scope) when a token is set, reads too unless LAKELENS_PUBLIC_READ=1;
+    browsers sign in at /signin. A non-loopback --host needs a token (or --insecure).
 
     Example: LAKELENS_API_TOKEN=… lakelens serve --host 0.0.0.0 --port 8765
     """
     from lakelens.cli._output import err_console
     from lakelens.config import load_settings
     from lakelens.server.security import is_loopback
+    from lakelens.server.tokens import declared_tokens
 
     settings = load_settings(home=home)
+    # A bad `server.tokens` entry fails here, in one line, before anything listens.
+    tokens = declared_tokens(settings)
+    protected = bool(settings.api_token or tokens)
     # "[::1]" is how an IPv6 address is written in a URL; the socket wants "::1".
     host = host.strip().removeprefix("[").removesuffix("]")
-    if not is_loopback(host) and not settings.api_token:
+    if not is_loopback(host) and not protected:
         if not insecure:
             raise LakelensError(
-                f"Refusing to listen on {host} without LAKELENS_API_TOKEN: anyone who can reach "
-                "it could read and write your data. Set LAKELENS_API_TOKEN, or pass --insecure."
+                f"Refusing to listen on {host} without LAKELENS_API_TOKEN or server.tokens in "
+                "lakelens.yaml: anyone who can reach it could read and write your data. Set a "
+                "token (`lakelens token create`), or pass --insecure."
             )
         err_console.print(
             f"[yellow]Warning:[/] listening on {host} without LAKELENS_API_TOKEN (--insecure): "
@@ -174,7 +180,7 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     err_console.print(
         f"lakelens {_version()} serving http://{shown}:{port} — store {store.location}"
-        + ("" if settings.api_token else " — no API token set")
+        + ("" if protected else " — no API token set")
         + (" — alerts off" if no_alerts else "")
         + " (Ctrl-C stops)",
         soft_wrap=True,

@@ -183,6 +183,7 @@ def create_app(
         pages,
         probes,
         run_diff_pages,
+        signin,
         stream,
     )
 
@@ -223,12 +224,14 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(api.router)
     app.include_router(incident_api.router)
+    app.include_router(incident_api.actions)
     app.include_router(ingest.router)
     app.include_router(metrics.router)
     app.include_router(probes.router)
     # The dashboard's HTML pages under / (after the API, so /api/... and /health win).
     # /runs/diff and /runs/partitions before the run page's /runs/{run_id:path}.
     app.include_router(run_diff_pages.router)
+    app.include_router(signin.router)
     app.include_router(pages.router)
     app.include_router(incident_pages.router)
     app.include_router(catalog_pages.router)

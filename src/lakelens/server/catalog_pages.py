@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from lakelens.server.pages import _page, _since
 
@@ -75,7 +75,7 @@ def runs_page(
     since: str | None = Query(None),
     cursor: str | None = Query(None),
     limit: int = Query(50, ge=1, le=500),
-) -> HTMLResponse:
+) -> Response:
     params = {
         "job": job or None,
         "asset": asset or None,
@@ -125,7 +125,7 @@ def assets_page(
     status: str | None = Query(None),
     after: str | None = Query(None),
     limit: int = Query(100, ge=1, le=1000),
-) -> HTMLResponse:
+) -> Response:
     params = {
         "q": q or None,
         "owner": owner or None,

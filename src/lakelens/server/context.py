@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lakelens.server.limits import FailureLimit
 from lakelens.server.security import BODY_TIMEOUT, MAX_BODY_BYTES, Access
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class ServerContext:
     # The AlertingService when this process runs the evaluator (`lakelens serve`).
     alerts: Any = None
     counters: IngestCounters = field(default_factory=IngestCounters)
+    # Failed sign-ins per client address (server/signin.py).
+    signin_failures: FailureLimit = field(default_factory=lambda: FailureLimit(5, 60.0))
     # Set when the server begins to shut down: live log streams end so the shutdown is prompt.
     stopping: threading.Event = field(default_factory=threading.Event)
     max_streams: int = 32
@@ -86,13 +89,21 @@ class ServerContext:
         clock: Callable[[], float] | None = None,
     ) -> ServerContext:
         from lakelens.server.health import HealthChecker
+        from lakelens.server.tokens import declared_tokens
 
         clock = clock or time.time
+        access = Access(
+            settings.api_token,
+            # LAKELENS_PUBLIC_READ is not a Settings field (yet): read it here, once.
+            public_read=env_flag("LAKELENS_PUBLIC_READ"),
+            tokens=declared_tokens(settings),
+            secret=settings.session_secret,
+            session_hours=settings.session_hours,
+        )
         return cls(
             settings=settings,
             store=store,
-            # LAKELENS_PUBLIC_READ is not a Settings field (yet): read it here, once.
-            access=Access(settings.api_token, public_read=env_flag("LAKELENS_PUBLIC_READ")),
+            access=access,
             health=HealthChecker.from_settings(settings, store, clock=clock),
             clock=clock,
             body_timeout=_env_float("LAKELENS_BODY_TIMEOUT", BODY_TIMEOUT),

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from lakelens.server.security import masked, require_read
 from lakelens.server.shapes import json_response, jsonable
 
-__all__ = ["router"]
+__all__ = ["actions", "router"]
 
 router = APIRouter(
     prefix="/api/v1",
@@ -18,6 +18,8 @@ router = APIRouter(
     tags=["read"],
     default_response_class=JSONResponse,
 )
+# The actions need the 'admin' scope, not 'read': each checks it first, itself.
+actions = APIRouter(prefix="/api/v1", tags=["incidents"], default_response_class=JSONResponse)
 
 
 def _shown(view: Any) -> dict[str, Any]:
@@ -78,8 +80,11 @@ def get_incident(request: Request, incident_id: str) -> Response:
 ACTION_BODY_BYTES = 64 * 1024
 _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad input: an unreadable duration, an empty note, an unknown kind."},
-    401: {"description": "Missing or wrong bearer token (writes need LAKELENS_API_TOKEN)."},
-    403: {"description": "Sent by another site's page (Origin, Referer or Sec-Fetch-Site)."},
+    401: {"description": "Missing or wrong bearer token."},
+    403: {
+        "description": "The token lacks the 'admin' scope, or the request was sent by another "
+        "site's page (Origin, Referer or Sec-Fetch-Site)."
+    },
     404: {"description": "No incident id starts with this prefix."},
     409: {"description": "The incident's state does not allow it (already resolved)."},
 }
@@ -119,9 +124,9 @@ async def _act(request: Request, incident_id: str, action: str) -> Response:
     import anyio
 
     from lakelens.server.incident_actions import ActionError, perform
-    from lakelens.server.security import clean, cross_site, require_write
+    from lakelens.server.security import clean, cross_site, require_admin
 
-    require_write(request)
+    require_admin(request)
     forged = cross_site(request)
     if forged is not None:
         return json_response({"detail": f"Refused: {forged}."}, status_code=403)
@@ -147,13 +152,14 @@ def _action_route(action: str) -> None:
         return await _act(request, incident_id, action)
 
     endpoint.__name__ = f"post_incident_{action}"
-    router.add_api_route(
+    actions.add_api_route(
         f"/incidents/{{incident_id}}/{action}",
         endpoint,
         methods=["POST"],
         summary=f"{action.title()} an incident (`lakelens incidents "
         f"{'ack' if action == 'acknowledge' else action}`)",
-        description=f"{_BODIES[action]} Needs the bearer token when one is set; answers with "
+        description=f"{_BODIES[action]} Needs a bearer token with the 'admin' scope when tokens "
+        "are set; answers with "
         "the incident as `GET /api/v1/incidents/{id}` shows it.",
         responses=_ACTION_ERRORS,
         tags=["incidents"],

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lakelens.server.pages import _error_page, _page, _PageError, _utc
+from lakelens.server.sessions import Grant, form_purpose
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -83,7 +84,7 @@ def incidents_page(
     request: Request,
     status: str | None = Query(None, description="open, acknowledged, resolved or all."),
     asset: str | None = Query(None, description="Only incidents about this asset."),
-) -> HTMLResponse:
+) -> Response:
     return _page(request, "incidents.html", "incidents", _list(status, asset))
 
 
@@ -107,6 +108,7 @@ def form_scope(incident_id: str) -> str:
 def _detail(
     prefix: str,
     *,
+    grant: Grant | None = None,
     can_act: bool = False,
     done: str | None = None,
     problem: tuple[int, str] | None = None,
@@ -133,7 +135,9 @@ def _detail(
             "duration": _row(view, now)["duration"],
             "now": now,
             "can_act": can_act,
-            "form_token": ctx.access.forms.issue(form_scope(view.id)) if can_act else "",
+            "form_token": ctx.access.forms.issue(form_purpose(form_scope(view.id), grant))
+            if can_act
+            else "",
             "notice": notice,
             "http_status": problem[0] if problem else 200,
         }
@@ -141,16 +145,18 @@ def _detail(
     return build
 
 
-def _can_act(request: Request) -> bool:
+def _can_act(request: Request, grant: Grant | None) -> bool:
+    """Whether the page's buttons work for this request: a token (or session) with `admin`."""
     ctx: ServerContext = request.app.state.ctx
-    return ctx.access.allows(request.headers.get("authorization"), write=True)
+    return ctx.access.permits(grant, "admin")
 
 
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
-def incident_page(
-    request: Request, incident_id: str, done: str | None = Query(None)
-) -> HTMLResponse:
-    detail = _detail(incident_id, can_act=_can_act(request), done=done)
+def incident_page(request: Request, incident_id: str, done: str | None = Query(None)) -> Response:
+    from lakelens.server.security import grant_of
+
+    grant = grant_of(request)
+    detail = _detail(incident_id, grant=grant, can_act=_can_act(request, grant), done=done)
     return _page(request, "incident.html", "incidents", detail)
 
 
@@ -163,20 +169,33 @@ async def incident_action(request: Request, incident_id: str, action: str) -> Re
 
     from lakelens.errors import StoreError
     from lakelens.server.incident_actions import ACTIONS, ActionError, perform
-    from lakelens.server.security import clean, cross_site, read_body
+    from lakelens.server.security import clean, cross_site, grant_of, lacks, read_body
 
     ctx: ServerContext = request.app.state.ctx
     if action not in ACTIONS:
         return _error_page(request, _PageError(404, "Not found", f"No incident action {action!r}."))
-    if not _can_act(request):
+    grant = grant_of(request)
+    if not _can_act(request, grant):
+        if grant is not None:
+            return _error_page(
+                request,
+                _PageError(
+                    403,
+                    "Scope needed",
+                    f"{lacks('admin')} Changing an incident needs a token with the 'admin' "
+                    "scope, or `lakelens incidents` on the server.",
+                ),
+            )
         return _error_page(
             request,
             _PageError(
                 401,
                 "Token needed",
-                "Changing an incident needs LAKELENS_API_TOKEN: use the API with the token, "
-                "or `lakelens incidents` on the server.",
+                "Changing an incident needs LAKELENS_API_TOKEN or a token with the 'admin' "
+                "scope: sign in with one, use the API with it, or `lakelens incidents` on the "
+                "server.",
             ),
+            signin="/signin",
         )
     forged = cross_site(request)
     body = await read_body(request, limit=FORM_BYTES)
@@ -185,7 +204,7 @@ async def incident_action(request: Request, incident_id: str, action: str) -> Re
         fields.setdefault(key, value)
     token = fields.pop("csrf", None)
     if forged is None and not ctx.access.forms.valid(
-        token if isinstance(token, str) else None, form_scope(incident_id)
+        token if isinstance(token, str) else None, form_purpose(form_scope(incident_id), grant)
     ):
         forged = "no valid form token" if token else "no form token"
     if forged is not None:
@@ -207,7 +226,7 @@ async def incident_action(request: Request, incident_id: str, action: str) -> Re
         if exc.status == 404:
             return _error_page(request, _PageError(404, "Not found", str(exc)))
         problem = (exc.status, f"Nothing done: {exc}")
-        detail = _detail(incident_id, can_act=True, problem=problem)
+        detail = _detail(incident_id, grant=grant, can_act=True, problem=problem)
         return await anyio.to_thread.run_sync(
             lambda: _page(request, "incident.html", "incidents", detail)
         )

@@ -53,6 +53,7 @@ _RESULT_SCHEMA = {
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed body; `detail` says what is wrong."},
     401: {"description": "Missing or wrong bearer token."},
+    403: {"description": "The token lacks the 'ingest' scope."},
     408: {"description": "The body took too long to arrive."},
     413: {"description": "The body is larger than 20 MiB."},
     415: {"description": "Unsupported Content-Type or Content-Encoding."},

@@ -1,4 +1,5 @@
-"""HTTP limits that idle sockets cannot exhaust: a request-head timeout and in-flight requests.
+"""HTTP limits that idle sockets cannot exhaust: a request-head timeout and in-flight requests;
+and failed sign-ins per client address.
 
 uvicorn's `limit_concurrency` counts connections, so 1,000 clients that connect and send
 nothing turn every request into a 503; and it has no timeout before the first request, so
@@ -10,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["InFlightLimit", "header_timeout_protocol"]
+__all__ = ["FailureLimit", "InFlightLimit", "header_timeout_protocol"]
 
 log = logging.getLogger("lakelens.server")
 
@@ -110,3 +115,60 @@ async def _busy(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class FailureLimit:
+    """At most `limit` failures per key (a client address) in any `window` seconds.
+
+    `retry_after(key)` says how long a key that used them up must wait. At most `max_keys`
+    keys are remembered (the least recently failing are forgotten first), so a flood of
+    addresses costs bounded memory.
+    """
+
+    def __init__(
+        self,
+        limit: int = 5,
+        window: float = 60.0,
+        *,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FailureLimit({self.limit} per {self.window:g}s, {len(self._failures)} keys)"
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        times = self._failures.get(key)
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if times is not None and not times:
+            del self._failures[key]
+            return None
+        return times
+
+    def retry_after(self, key: str) -> float | None:
+        """Seconds until `key` may try again, or None when it may now."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(key, now)
+            if times is None or len(times) < self.limit:
+                return None
+            return max(0.0, times[-self.limit] + self.window - now)
+
+    def fail(self, key: str) -> None:
+        """Count one failure of `key`."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(key, now)
+            if times is None:
+                times = self._failures[key] = deque(maxlen=self.limit)
+            times.append(now)
+            self._failures.move_to_end(key)
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)

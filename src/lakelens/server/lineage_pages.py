@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from lakelens.server import charts
 from lakelens.server.pages import _page
@@ -106,12 +106,10 @@ def _column(column: str | None) -> str | None:
 
 
 @router.get("/lineage", response_class=HTMLResponse)
-def lineage_page(request: Request, column: str | None = Query(None)) -> HTMLResponse:
+def lineage_page(request: Request, column: str | None = Query(None)) -> Response:
     return _page(request, "lineage.html", "lineage", _lineage(None, _column(column)))
 
 
 @router.get("/lineage/{name:path}", response_class=HTMLResponse)
-def lineage_asset_page(
-    request: Request, name: str, column: str | None = Query(None)
-) -> HTMLResponse:
+def lineage_asset_page(request: Request, name: str, column: str | None = Query(None)) -> Response:
     return _page(request, "lineage.html", "lineage", _lineage(name, _column(column)))

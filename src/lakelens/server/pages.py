@@ -161,9 +161,32 @@ def _html(
     body = (
         _environment()
         .get_template(template)
-        .render(request_path=request.url.path, nav=context.pop("nav", ""), **context)
+        .render(
+            request_path=request.url.path,
+            nav=context.pop("nav", ""),
+            bare=context.pop("bare", False),
+            account=_account(request),
+            **context,
+        )
     )
     return HTMLResponse(body, status_code=status, headers=_HEADERS)
+
+
+def _account(request: Request) -> dict[str, Any] | None:
+    """The header's sign-out button (in a session) or sign-in link (none yet), else None."""
+    from lakelens.server.security import grant_of, signin_url
+    from lakelens.server.sessions import form_purpose
+
+    ctx = _ctx(request)
+    if not ctx.access.enabled:
+        return None
+    grant = grant_of(request)
+    if grant is None:
+        return {"name": None, "csrf": "", "signin": signin_url(request)}
+    if grant.session is None:  # a bearer token (a proxy adds it): no session to end
+        return None
+    csrf = ctx.access.forms.issue(form_purpose("signout", grant))
+    return {"name": grant.name, "csrf": csrf, "signin": None}
 
 
 def _page(
@@ -171,26 +194,20 @@ def _page(
     template: str,
     nav: str,
     build: Callable[[sa.Connection, ServerContext], dict[str, Any]],
-) -> HTMLResponse:
+) -> Response:
     """Check access, build the context from one connection, render; errors become HTML pages."""
     import sqlalchemy as sa
 
     from lakelens.analysis.assets import UnknownAssetError
     from lakelens.analysis.runs import UnknownRunError
     from lakelens.errors import LakelensError, StoreError
+    from lakelens.server.security import grant_of
 
     ctx = _ctx(request)
     began = time.perf_counter()
-    if not ctx.access.allows(request.headers.get("authorization"), write=False):
-        return _error_page(
-            request,
-            _PageError(
-                401,
-                "Sign-in needed",
-                "This server requires a token for reads. Start it with LAKELENS_PUBLIC_READ=1 "
-                "to open the dashboard on a trusted network.",
-            ),
-        )
+    grant = grant_of(request)
+    if not ctx.access.permits(grant, "read"):
+        return refused(request, grant, "read")
     try:
         with ctx.store.connect() as conn:
             context = build(conn, ctx)
@@ -214,11 +231,62 @@ def _page(
     return response
 
 
-def _error_page(request: Request, error: _PageError) -> HTMLResponse:
+def refused(request: Request, grant: Any, scope: str) -> Response:
+    """A page this request may not see or do: a valid token without `scope` gets a 403; with
+    no token, a browser goes to the sign-in form (and comes back), an API client gets a 401
+    JSON, anything else a 401 page linking to the form."""
+    from fastapi.responses import JSONResponse, RedirectResponse
+
+    from lakelens.server.security import browsing, lacks, signin_url, wants_json
+
+    if grant is not None:
+        if wants_json(request):
+            return JSONResponse({"detail": lacks(scope)}, status_code=403)
+        again = "Sign out and sign in with" if grant.session else "Use"
+        return _error_page(
+            request,
+            _PageError(
+                403,
+                "Scope needed",
+                f"{lacks(scope)} {again} a token that has it "
+                f"(`lakelens token create --scope {scope}` makes one).",
+            ),
+        )
+    if browsing(request) and scope == "read":
+        return RedirectResponse(signin_url(request), status_code=303)
+    detail = (
+        "Missing or wrong bearer token: send 'Authorization: Bearer <token>', or sign in at "
+        "/signin."
+    )
+    if wants_json(request):
+        return JSONResponse(
+            {"detail": detail},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="lakelens"'},
+        )
+    return _error_page(
+        request,
+        _PageError(
+            401,
+            "Sign-in needed",
+            "This server needs a token: sign in with one, or start it with "
+            "LAKELENS_PUBLIC_READ=1 to open the dashboard on a trusted network.",
+        ),
+        signin=signin_url(request) if request.method in ("GET", "HEAD") else "/signin",
+    )
+
+
+def _error_page(request: Request, error: _PageError, *, signin: str | None = None) -> HTMLResponse:
     return _html(
         request,
         "error.html",
-        {"status": error.status, "title": error.title, "message": error.message, "nav": ""},
+        {
+            "status": error.status,
+            "title": error.title,
+            "message": error.message,
+            "signin": signin,
+            "nav": "",
+        },
         status=error.status,
     )
 
@@ -412,7 +480,7 @@ def overview(
     assets: int = Query(
         OVERVIEW_ASSETS, ge=1, description="How many asset rows to show (at most 1,000)."
     ),
-) -> HTMLResponse:
+) -> Response:
     shown = min(assets, OVERVIEW_ASSETS_MAX)
     return _page(request, "overview.html", "overview", _overview(period, refresh, shown))
 
@@ -558,7 +626,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
 
 
 @router.get("/assets/{name:path}", response_class=HTMLResponse)
-def asset_page(request: Request, name: str, runs: int = Query(50, ge=1, le=1000)) -> HTMLResponse:
+def asset_page(request: Request, name: str, runs: int = Query(50, ge=1, le=1000)) -> Response:
     return _page(request, "asset.html", "assets", _asset(name, runs))
 
 
@@ -628,7 +696,7 @@ def logs_page(
     since: str | None = Query(None),
     q: str | None = Query(None),
     limit: int = Query(200, ge=1, le=2000),
-) -> HTMLResponse:
+) -> Response:
     params = {
         "asset": asset or None,
         "run_id": run_id or None,
@@ -681,7 +749,7 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
 
 # `:path`: run ids may hold "/" (dbt, OpenLineage producers); links send it as %2F.
 @router.get("/runs/{run_id:path}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: str) -> HTMLResponse:
+def run_page(request: Request, run_id: str) -> Response:
     return _page(request, "run.html", "runs", _run(run_id))
 
 
@@ -720,5 +788,5 @@ def _alerts(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
 
 
 @router.get("/alerts", response_class=HTMLResponse)
-def alerts_page(request: Request) -> HTMLResponse:
+def alerts_page(request: Request) -> Response:
     return _page(request, "alerts.html", "alerts", _alerts)

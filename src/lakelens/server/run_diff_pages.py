@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from lakelens.server.pages import _page, _PageError, _since
 
@@ -133,7 +133,7 @@ def run_diff_page(
     a: str | None = Query(None, description="The run to compare from (id or unique prefix)."),
     b: str | None = Query(None, description="The run to compare with A."),
     run: list[str] = Query([], description="Two ticked runs (from the Runs page)."),
-) -> HTMLResponse:
+) -> Response:
     return _page(request, "run_diff.html", "runs", _diff(a or None, b or None, run))
 
 
@@ -197,7 +197,7 @@ def partitions_page(
     since: str | None = Query(None),
     limit: int = Query(PARTITIONS_PAGE, ge=1, le=PARTITIONS_MAX),
     page: int = Query(0, ge=0, le=1_000_000),
-) -> HTMLResponse:
+) -> Response:
     return _page(
         request, "run_partitions.html", "runs", _partitions(job or None, since or None, limit, page)
     )

@@ -9,22 +9,33 @@ import re
 import secrets
 import time
 import zlib
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 # FastAPI reads the annotations of the dependencies below at run time.
 from starlette.requests import Request
 
+from lakelens.server.sessions import COOKIE, Grant, SessionCookies
+from lakelens.server.tokens import ALL_SCOPES, TokenEntry, digest
+
 __all__ = [
     "MAX_BODY_BYTES",
     "Access",
     "FormTokens",
+    "Grant",
+    "browsing",
     "clean",
     "cross_site",
+    "grant_of",
     "is_loopback",
+    "lacks",
     "masked",
     "read_body",
+    "require_admin",
     "require_read",
     "require_write",
+    "signin_url",
+    "wants_json",
 ]
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -71,37 +82,103 @@ def is_loopback(host: str) -> bool:
 
 
 class Access:
-    """Bearer-token rules: writes need the token when one is set; reads too unless public."""
+    """Who may do what: bearer tokens (or a session cookie) and their scopes.
 
-    def __init__(self, token: str | None, *, public_read: bool = False) -> None:
-        # Only a digest is kept: compared in constant time, and never printable by accident.
-        self._digest = hashlib.sha256(token.encode()).digest() if token else None
+    With no token configured everything is allowed (the server then listens on loopback
+    unless --insecure). Else each request needs a token with the scope its endpoint needs
+    (ingest, read, admin), and reads are open to anyone when `public_read`.
+    LAKELENS_API_TOKEN (`token`) has every scope; `tokens` come from lakelens.yaml.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        public_read: bool = False,
+        tokens: Iterable[TokenEntry] = (),
+        secret: str | None = None,
+        session_hours: float = 12.0,
+    ) -> None:
+        entries = list(tokens)
+        # Only digests are kept: compared in constant time, and never printable by accident.
+        api_digest = digest(token) if token else None
+        if api_digest is not None:
+            entries.insert(0, TokenEntry("LAKELENS_API_TOKEN", api_digest, ALL_SCOPES))
+        self._tokens = tuple(entries)
+        # Made once: a bearer request costs a hash and the comparisons, nothing more.
+        self._checks = tuple((e.digest, e, Grant(e.name, e.scopes)) for e in entries)
         self.public_read = public_read
-        # Derived from the token (replicas behind one address agree), else new at each start.
-        key = (
-            hmac.new(self._digest, b"lakelens form tokens", "sha256").digest()
-            if self._digest is not None
-            else secrets.token_bytes(32)
+        # The key of form tokens and session cookies: replicas behind one address agree when
+        # it comes from LAKELENS_SESSION_SECRET or the API token; else it is new at each start.
+        if secret:
+            base = hashlib.sha256(b"lakelens session secret\x00" + secret.encode()).digest()
+        else:
+            base = api_digest if api_digest is not None else secrets.token_bytes(32)
+        self.secret_source = "session_secret" if secret else "api_token" if token else "random"
+        self.forms = FormTokens(hmac.new(base, b"lakelens form tokens", "sha256").digest())
+        self.sessions = SessionCookies(
+            hmac.new(base, b"lakelens sessions", "sha256").digest(), entries, hours=session_hours
         )
-        self.forms = FormTokens(key)
 
     @property
     def enabled(self) -> bool:
-        return self._digest is not None
+        return bool(self._tokens)
 
     def __repr__(self) -> str:
-        return f"Access(token={'set' if self.enabled else 'unset'}, public_read={self.public_read})"
+        return (
+            f"Access(tokens={len(self._tokens)}, public_read={self.public_read}, "
+            f"secret={self.secret_source})"
+        )
 
-    def allows(self, authorization: str | None, *, write: bool) -> bool:
-        if self._digest is None or (not write and self.public_read):
-            return True
-        if not authorization:
-            return False
+    def _match(self, given: str) -> tuple[TokenEntry, Grant] | None:
+        given_digest = digest(given)
+        found = None
+        for entry_digest, entry, grant in self._checks:
+            # No early exit: the time does not say which one matched.
+            if hmac.compare_digest(given_digest, entry_digest) and found is None:
+                found = (entry, grant)
+        return found
+
+    def token(self, given: str) -> TokenEntry | None:
+        """The configured token `given` is, compared with every one in constant time."""
+        found = self._match(given)
+        return None if found is None else found[0]
+
+    def _bearer(self, authorization: str) -> Grant | None:
         scheme, _, credentials = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
-            return False
-        given = hashlib.sha256(credentials.strip().encode("utf-8", "replace")).digest()
-        return hmac.compare_digest(given, self._digest)
+            return None
+        found = self._match(credentials)
+        return None if found is None else found[1]
+
+    def identify(
+        self, authorization: str | None, cookie: str | None = None, *, now: float | None = None
+    ) -> Grant | None:
+        """The grant of a request's bearer token, else of its session cookie; None if neither.
+
+        With no token configured, everyone has every scope."""
+        if not self._tokens:
+            return OPEN
+        grant = self._bearer(authorization) if authorization else None
+        if grant is None and cookie:
+            grant = self.sessions.open(cookie, now=now)
+        return grant
+
+    def permits(self, grant: Grant | None, scope: str) -> bool:
+        if not self._tokens or (scope == "read" and self.public_read):
+            return True
+        return grant is not None and grant.has(scope)
+
+    def allows(
+        self, authorization: str | None, *, write: bool = False, scope: str | None = None
+    ) -> bool:
+        """Whether a bearer header (no cookie) may do `scope` (default: ingest if `write`, else read)."""
+        needed = scope or ("ingest" if write else "read")
+        return self.permits(self.identify(authorization), needed)
+
+
+# Everyone, when no token is configured.
+OPEN = Grant("anyone", ALL_SCOPES)
 
 
 class FormTokens:
@@ -173,21 +250,81 @@ def _deny() -> None:
 
     raise HTTPException(
         status_code=401,
-        detail="Missing or wrong bearer token: send 'Authorization: Bearer <LAKELENS_API_TOKEN>'.",
+        detail="Missing or wrong bearer token: send 'Authorization: Bearer <token>' "
+        "(LAKELENS_API_TOKEN or a token of server.tokens in lakelens.yaml).",
         headers={"WWW-Authenticate": 'Bearer realm="lakelens"'},
     )
 
 
-async def require_read(request: Request) -> None:
-    """FastAPI dependency of every read endpoint (async: a sync one ran in a worker thread)."""
-    if not request.app.state.ctx.access.allows(request.headers.get("authorization"), write=False):
+def lacks(scope: str) -> str:
+    """The one line a 403 says when a valid token has not the scope an action needs."""
+    return f"This token lacks the {scope!r} scope."
+
+
+def grant_of(request: Request, *, cookies: bool = True) -> Grant | None:
+    """Who sent `request`: its bearer token, else (when `cookies`) its session cookie."""
+    access: Access = request.app.state.ctx.access
+    cookie = request.cookies.get(COOKIE) if cookies else None
+    return access.identify(request.headers.get("authorization"), cookie)
+
+
+def wants_json(request: Request) -> bool:
+    """An API client: a path under /api/, or JSON preferred over HTML."""
+    accept = request.headers.get("accept", "")
+    return request.url.path.startswith("/api/") or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def browsing(request: Request) -> bool:
+    """A browser navigating to a page (it asks for HTML first), not an API client."""
+    return (
+        request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("accept", "")
+        and not wants_json(request)
+    )
+
+
+def signin_url(request: Request) -> str:
+    """The sign-in form, coming back to this request's page afterwards."""
+    from urllib.parse import quote
+
+    # The path as sent (still percent-encoded): a decoded one may hold spaces, quotes or a
+    # backslash, which `next` refuses.
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else quote(request.url.path)
+    here = path + (f"?{request.url.query}" if request.url.query else "")
+    return "/signin?next=" + quote(here, safe="")
+
+
+def _require(request: Request, scope: str, *, cookies: bool) -> Grant | None:
+    from fastapi import HTTPException
+
+    grant = grant_of(request, cookies=cookies)
+    if request.app.state.ctx.access.permits(grant, scope):
+        return grant
+    if grant is None:
+        if cookies and browsing(request):  # /health in a browser: the sign-in form, then back
+            raise HTTPException(303, "Sign in first.", headers={"Location": signin_url(request)})
         _deny()
+    raise HTTPException(status_code=403, detail=lacks(scope))
+
+
+async def require_read(request: Request) -> None:
+    """FastAPI dependency of every read endpoint: the `read` scope, by token or session
+    (async: a sync one ran in a worker thread)."""
+    _require(request, "read", cookies=True)
 
 
 def require_write(request: Request) -> None:
-    """FastAPI dependency of every ingest endpoint."""
-    if not request.app.state.ctx.access.allows(request.headers.get("authorization"), write=True):
-        _deny()
+    """What every ingest endpoint calls first: a bearer token with the `ingest` scope."""
+    _require(request, "ingest", cookies=False)
+
+
+def require_admin(request: Request) -> None:
+    """What the API's incident actions call first: a bearer token with the `admin` scope
+    (the dashboard's forms use the session and a form token instead)."""
+    _require(request, "admin", cookies=False)
 
 
 async def read_body(
