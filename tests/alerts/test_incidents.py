@@ -167,6 +167,46 @@ def test_a_rules_own_dedup_window_sets_how_often_its_incidents_remind(recorder, 
     assert kinds == ["opened", "reminder", "reminder", "reminder"]
 
 
+def test_an_acknowledgement_during_an_evaluation_is_not_written_back(
+    recorder, receiver, monkeypatch
+) -> None:
+    """A person acknowledges while an evaluation cycle holds the incidents it read: the cycle
+    must not write the old status back (PostgreSQL runs both at once; SQLite makes the
+    acknowledgement wait for the cycle's write lock)."""
+    import threading
+
+    from lakelens.alerts import engine, triage
+
+    store, clock = recorder
+    pager = Pager(store, receiver, group_wait=0)
+    shop_run(clock, broken=True)
+    assert [m["kind"] for m in pager.cycle(clock())] == ["opened"]
+    (incident_id,) = [i.id for i in engine.load_active(store.connect())]
+    real = engine.load_active
+    acked = threading.Event()
+
+    def racing(conn: Any) -> Any:
+        active = real(conn)
+        threading.Thread(
+            target=lambda: (
+                triage.acknowledge(store, incident_id, config=pager.config, by="ana"),
+                acked.set(),
+            ),
+            daemon=True,
+        ).start()
+        acked.wait(1.0)  # done on PostgreSQL; waiting for this cycle's lock on SQLite
+        return active
+
+    monkeypatch.setattr(engine, "load_active", racing)
+    pager.cycle(clock() + 60)
+    assert acked.wait(10)
+    with store.connect() as conn:
+        status = conn.execute(
+            sa.select(schema.incidents.c.status).where(schema.incidents.c.id == incident_id)
+        ).scalar_one()
+    assert status == "acknowledged"
+
+
 def test_a_weekend_of_silence_after_the_group_wait_tells_nothing_twice(recorder, receiver) -> None:
     """Reminders come every repeat interval, not every evaluation."""
     store, clock = recorder

@@ -316,6 +316,7 @@ class Casebook:
         self.context = context
         self.now = now
         self.result = result
+        self.loaded: dict[str, str] = {}
 
     def run(
         self,
@@ -324,6 +325,9 @@ class Casebook:
         silenced: frozenset[str],
         group_wait: float | None,
     ) -> None:
+        # What each incident's status was when this cycle read it: a person may acknowledge or
+        # resolve one while the cycle runs, and the cycle must not write that back.
+        self.loaded = {incident.id: incident.status for incident in active}
         book = IncidentBook(active, held=self._held(), policy=self.config.incident_policy)
         changes = book.apply(
             findings, self.now, self.context, silenced=silenced, group_wait=group_wait
@@ -407,6 +411,8 @@ class Casebook:
         record_incident_event(self.conn, incident.id, "opened", self.now, actor="lakelens")
 
     def _save(self, incident: Incident) -> None:
+        """Write what the evaluator owns; the status only when this cycle changed it (resolved
+        every finding) and only if nobody changed it since the cycle read it."""
         i = schema.incidents
         self.conn.execute(
             i.update()
@@ -415,17 +421,25 @@ class Casebook:
                 title=incident.title[:2000],
                 summary=incident.summary[:2000],
                 severity=incident.severity,
-                status=incident.status,
                 fault_at=incident.fault_at,
                 updated_at=incident.updated_at or self.now,
                 notified_at=incident.notified_at,
                 notified_severity=incident.notified_severity,
                 last_notified_at=incident.last_notified_at,
-                resolved_at=incident.resolved_at,
-                resolved_by=incident.resolved_by,
                 details=json.dumps(incident.details, default=str),
             )
         )
+        before = self.loaded.get(incident.id, incident.status)
+        if incident.status != before:
+            self.conn.execute(
+                i.update()
+                .where(i.c.id == incident.id, i.c.status == before)
+                .values(
+                    status=incident.status,
+                    resolved_at=incident.resolved_at,
+                    resolved_by=incident.resolved_by,
+                )
+            )
 
     # -- messages -----------------------------------------------------------------------------
     def _owners(self, incident: Incident) -> list[str]:
