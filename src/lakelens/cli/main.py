@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typer._click.core import Context
 
 from lakelens._version import __version__
+from lakelens.cli._common import RootTzOption
 from lakelens.errors import LakelensError
 
 
@@ -55,6 +56,7 @@ def _root(
         help="Store directory for every command that follows (as LAKELENS_HOME; a command's "
         "own --home wins).",
     ),
+    tz: str | None = RootTzOption,
 ) -> None:
     """Observability for data pipelines: metrics, logs, traces, lineage and alerts."""
     if home is not None:
