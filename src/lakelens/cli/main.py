@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ def _root(
 
 from lakelens.cli import alerts as _alerts  # noqa: E402
 from lakelens.cli import assets as _assets  # noqa: E402
+from lakelens.cli import completion as _completion  # noqa: E402
 from lakelens.cli import db as _db  # noqa: E402
 from lakelens.cli import demo as _demo  # noqa: E402
 from lakelens.cli import export as _export  # noqa: E402
@@ -89,6 +91,7 @@ app.add_typer(_importers.app, name="import")
 app.add_typer(_export.app, name="export")
 app.add_typer(_db.app, name="db")
 app.add_typer(_lineage.app, name="lineage")
+app.add_typer(_completion.app, name="completion")
 app.command("runs")(_runs.runs)
 app.command("assets")(_assets.assets)
 app.command("logs")(_logs.logs)
@@ -101,6 +104,8 @@ app.command("health")(_health.health)
 
 def main() -> None:
     """Console entry point."""
+    if _completion.COMPLETE_VAR in os.environ:  # the shell asks for completions
+        _completion.enable()
     try:
         app()
     except KeyboardInterrupt:
