@@ -86,7 +86,8 @@ def test_json_stays_utc(story) -> None:
     assert why["last_error"]["time"] == "2025-07-01T12:00:05+00:00"
 
 
-def test_trace_shows_a_45_second_span_in_seconds(story) -> None:
+def test_durations_read_in_the_units_people_say(story) -> None:
+    """45.006 s is '45s' in the trace tree, the SDK's log line, the metrics and incidents."""
     out = invoke("trace", story.winter_run)
     assert "Duration: 45s · 2 spans · 0 errors" in out
     assert "orders [0ms - 45s] 45s" in out and "copy_orders [0ms - 45s] 45s" in out
@@ -95,6 +96,12 @@ def test_trace_shows_a_45_second_span_in_seconds(story) -> None:
     assert [round(s["duration_seconds"], 3) for s in spans] == [45.006, 45.006]
     # The SDK's own log line says it the same way; its field keeps the milliseconds.
     assert "orders: orders succeeded in 45s  duration_ms=45006.0 rows=1200" in invoke("logs")
+    table = invoke("metrics", "asset", "orders")
+    assert re.search(r"Average duration\s+24s", table) and re.search(r"P99 duration\s+45s", table)
+    summary = invoke("metrics", "summary", "--period", "800d")
+    assert re.search(r"p99:\s+45s", summary) and re.search(r"detect \d+\.\dd\)", summary)
+    assert re.search(r"failing for \d+\.\dd, 1 failed run", invoke("why", "orders"))
+    assert re.search(r"opened .+, for \d+(ms|\.\ds|s); 1 finding", invoke("incidents", "list"))
 
 
 @pytest.mark.parametrize(
