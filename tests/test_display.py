@@ -47,3 +47,26 @@ def test_an_unknown_zone_is_one_line_naming_what_is_accepted(
     with pytest.raises(InvalidArgumentError, match="in LAKELENS_TIMEZONE: use an IANA name"):
         display_zone()
     assert format_moment(None) == "—"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.0, "0ms"),
+        (0.070, "70ms"),
+        (0.9996, "1.0s"),  # not '1000ms'
+        (5.24, "5.2s"),
+        (9.96, "10s"),  # not '10.0s'
+        (45.006, "45s"),  # the trace span that read '45,006ms'
+        (59.7, "1.0m"),  # not '60s'
+        (138, "2.3m"),
+        (3599, "1.0h"),  # not '60.0m'
+        (8280, "2.3h"),
+        (86_390, "1.0d"),  # not '24.0h'
+        (-0.050, "-50ms"),
+    ],
+)
+def test_durations_read_in_the_unit_people_say(seconds: float, shown: str) -> None:
+    from lakelens.units import format_duration
+
+    assert format_duration(seconds) == shown

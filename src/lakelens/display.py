@@ -64,7 +64,7 @@ def format_moment(
     moment: datetime | float | None,
     zone: tzinfo | None = None,
     *,
-    now: datetime | None = None,
+    now: datetime | float | None = None,
     missing: str = "—",
 ) -> str:
     """'2026-12-07 14:03:05 CET'; within today (in `zone`) just '14:03:05 CET' when `now`

@@ -85,14 +85,19 @@ def _parse_duration_text(text: str, name: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Render seconds the way people say them: '850ms', '5.2s', '2.3h', '3d'."""
-    if seconds < 1:
+    """Render seconds the way people say them: '850ms', '5.2s', '45s', '2.3m', '2.3h', '3.0d'."""
+    if seconds < 0:  # clocks of different machines disagree: a span may start before its run
+        return "-" + format_duration(-seconds)
+    # Each unit is chosen on the rounded value, so 59.7 s reads '1.0m', never '60s'.
+    if round(seconds * 1000) < 1000:
         return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
-    if seconds < 3600:
+    if round(seconds, 1) < 10:
+        return f"{seconds:.1f}s"
+    if round(seconds) < 60:
+        return f"{seconds:.0f}s"
+    if round(seconds / 60, 1) < 60:
         return f"{seconds / 60:.1f}m"
-    if seconds < 86400:
+    if round(seconds / 3600, 1) < 24:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
 

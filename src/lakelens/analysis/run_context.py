@@ -36,10 +36,13 @@ class RunContext:
         }
 
     def line(self) -> str | None:
-        """One line for a terminal: "scheduled 2024-10-15 06:00 UTC · engine spark 3.5.0"."""
+        """One line for a terminal: "scheduled 2024-10-15 06:00:00 UTC · engine spark 3.5.0",
+        the time in the display zone (--tz, LAKELENS_TIMEZONE)."""
+        from lakelens.display import format_moment
+
         parts = []
         if self.scheduled_time is not None:
-            parts.append(f"scheduled {self.scheduled_time:%Y-%m-%d %H:%M:%S} UTC")
+            parts.append(f"scheduled {format_moment(self.scheduled_time)}")
         if self.engine:
             parts.append(f"engine {self.engine}")
         return " · ".join(parts) or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Optional
 
@@ -18,6 +19,62 @@ HomeOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="Print JSON (a stable shape) instead of a table.")
 NoColorOption = typer.Option(
     False, "--no-color", help="Plain text without colours (also when not a terminal)."
+)
+
+
+def _use_zone(ctx: typer.Context, value: str | None) -> str | None:
+    """Check the display zone before any work (a typo is a usage error: one line, exit 2) and
+    make --tz the zone of every formatter in this process, as LAKELENS_TIMEZONE would."""
+    if ctx.resilient_parsing:  # shell completion
+        return value
+    from lakelens.display import TIMEZONE_ENV, display_zone
+    from lakelens.errors import InvalidArgumentError
+
+    try:
+        display_zone(value)  # without --tz: LAKELENS_TIMEZONE, checked here rather than mid-output
+    except InvalidArgumentError as exc:
+        from lakelens.cli._output import fail
+
+        fail(str(exc), code=2)
+    if value:
+        previous = os.environ.get(TIMEZONE_ENV)
+        os.environ[TIMEZONE_ENV] = value.strip()
+        # Back as it was when the command ends: `app()` called twice in one process (tests,
+        # scripts) does not carry one command's --tz into the next.
+        ctx.call_on_close(lambda: _restore_env(TIMEZONE_ENV, previous))
+    return value
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _use_root_zone(ctx: typer.Context, value: str | None) -> str | None:
+    """`lakelens --tz ZONE COMMAND`: like a command's own --tz; a bad LAKELENS_TIMEZONE is left
+    to the commands that show times, so it never stops `db upgrade`."""
+    return _use_zone(ctx, value) if value is not None else None
+
+
+_TZ_HELP = (
+    "Show times in this zone: an IANA name (Europe/Paris), UTC or local (default: "
+    "$LAKELENS_TIMEZONE, else UTC). --json stays UTC."
+)
+TzOption = typer.Option(None, "--tz", metavar="ZONE", callback=_use_zone, help=_TZ_HELP)
+RootTzOption = typer.Option(
+    None,
+    "--tz",
+    metavar="ZONE",
+    callback=_use_root_zone,
+    help="Time zone for every command that follows (as LAKELENS_TIMEZONE; default UTC).",
+)
+WatchOption = typer.Option(
+    None,
+    "--watch",
+    metavar="N",
+    help="Redraw every N seconds (1 or more; 30s and 2m work too) until Ctrl-C.",
 )
 RowsOption = typer.Option(
     50, "--limit", "-n", min=0, help="Show at most N assets in the table (0: all; --json has all)."

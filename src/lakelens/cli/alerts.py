@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, TzOption, WatchOption
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from lakelens.alerts.service import AlertingService
 
 app = typer.Typer(
@@ -39,7 +41,10 @@ def _ago(moment: float | None) -> str:
 
 
 def _when(moment: float | None) -> str:
-    return "-" if moment is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+    """'2026-12-07 14:03:05 CET' in the display zone (--tz), or '-'."""
+    from lakelens.display import format_moment
+
+    return format_moment(moment, missing="-")
 
 
 @app.command()
@@ -283,6 +288,7 @@ def history(
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    tz: str | None = TzOption,
 ) -> None:
     """What alerting did: alerts fired, repeated, resolved, silenced, with deliveries per destination.
 
@@ -321,11 +327,15 @@ def history(
 
 @app.command()
 def firing(
-    home: str | None = HomeOption, json_output: bool = JsonOption, no_color: bool = NoColorOption
+    home: str | None = HomeOption,
+    json_output: bool = JsonOption,
+    no_color: bool = NoColorOption,
+    watch: str | None = WatchOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Alerts firing, acknowledged or silenced now, with occurrences and impact.
 
-    Example: lakelens alerts firing --json
+    Example: lakelens alerts firing --watch 5
     """
     from dataclasses import asdict
 
@@ -334,31 +344,47 @@ def firing(
     from lakelens.alerts.state import alerts as read_alerts
     from lakelens.cli._common import make_console
     from lakelens.cli._output import print_json
+    from lakelens.cli._watch import watch as keep_drawing
+    from lakelens.cli._watch import watch_interval
 
+    every = watch_interval(watch, json_output=json_output)
     service = _service(home)
-    with service.store.connect() as conn:
-        rows = read_alerts(conn)
+
+    def read() -> list[Any]:
+        with service.store.connect() as conn:
+            return list(read_alerts(conn))
+
     if json_output:
-        print_json([asdict(r) for r in rows])
+        print_json([asdict(r) for r in read()])
         return
+
+    def draw(console: Console) -> None:
+        rows = read()
+        if not rows:
+            console.print("[green]✓ No alerts firing.[/]")
+            return
+        for row in rows:
+            style = _SEVERITY_STYLE.get(row.severity, "white")
+            state = "" if row.status == "firing" else f" [dim]({row.status})[/]"
+            child = " [dim](caused upstream)[/]" if row.parent else ""
+            console.print(
+                f"[{style}]{row.severity.upper():<8}[/] [dim]{row.fingerprint[:12]}[/] {escape(row.summary)}{state}{child}",
+                soft_wrap=True,
+            )
+            console.print(
+                f"         [dim]{row.count} occurrence(s), first {_ago(row.first_seen)}, last {_ago(row.last_seen)}[/]"
+            )
+            impact = row.details.get("impact")
+            if impact:
+                console.print(
+                    f"         [dim]impact: {escape(', '.join(impact))}[/]", soft_wrap=True
+                )
+
     console = make_console(no_color)
-    if not rows:
-        console.print("[green]✓ No alerts firing.[/]")
-        return
-    for row in rows:
-        style = _SEVERITY_STYLE.get(row.severity, "white")
-        state = "" if row.status == "firing" else f" [dim]({row.status})[/]"
-        child = " [dim](caused upstream)[/]" if row.parent else ""
-        console.print(
-            f"[{style}]{row.severity.upper():<8}[/] [dim]{row.fingerprint[:12]}[/] {escape(row.summary)}{state}{child}",
-            soft_wrap=True,
-        )
-        console.print(
-            f"         [dim]{row.count} occurrence(s), first {_ago(row.first_seen)}, last {_ago(row.last_seen)}[/]"
-        )
-        impact = row.details.get("impact")
-        if impact:
-            console.print(f"         [dim]impact: {escape(', '.join(impact))}[/]", soft_wrap=True)
+    if every is None:
+        draw(console)
+    else:
+        keep_drawing(draw, every, console, title="lakelens alerts firing")
 
 
 @app.command()
@@ -372,6 +398,7 @@ def silence(
     duration: str = typer.Option("2h", "--for", help="How long: 30m, 2h, 1d."),
     reason: str | None = typer.Option(None, "--reason", help="Why (shown in history)."),
     home: str | None = HomeOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Mute an alert or an asset's alerts for a while (they still update; nothing is sent).
 
@@ -468,7 +495,12 @@ def run(
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    console.print(f"Evaluating alerts every {service.config.evaluation_interval:g}s; Ctrl-C stops.")
+    from lakelens.units import format_duration
+
+    console.print(
+        f"Evaluating alerts every {format_duration(service.config.evaluation_interval)}; "
+        "Ctrl-C stops."
+    )
     try:
         service.run_forever(stop)
     except KeyboardInterrupt:
@@ -488,6 +520,7 @@ def replay(
         False, "--json", help='One JSON object per notification per line, then {"totals": …}.'
     ),
     no_color: bool = NoColorOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Run the rules and the incident policy over recorded history as a live evaluator would
     have, and print every notification it would have sent (nothing is stored or sent).

@@ -55,12 +55,13 @@ def _render(result: DemoResult, home: str | None) -> None:
 
     from lakelens.cli._common import make_console
     from lakelens.cli.metrics import render_summary
+    from lakelens.units import format_duration
 
     console = make_console(False)
     window = _window(result.until - result.since)
     console.print(
         f"Recorded {result.runs:,} runs of glucose_pipeline ({window}, seed {result.seed}) "
-        f"in {result.elapsed_seconds:.1f}s.",
+        f"in {format_duration(result.elapsed_seconds)}.",
         soft_wrap=True,
     )
     console.print(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import getpass
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, TzOption, WatchOption
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     help="Incidents: one per root cause, what people are told about.", no_args_is_help=True
@@ -32,9 +35,10 @@ def _config(store: Any) -> Any:
 
 
 def _when(moment: float | None) -> str:
-    from lakelens.alerts.destinations._format import utc
+    """'2026-12-07 14:03:05 CET' in the display zone (--tz), or '-'."""
+    from lakelens.display import format_moment
 
-    return utc(moment) if moment else "-"
+    return format_moment(moment or None, missing="-")
 
 
 def _who(by: str | None) -> str:
@@ -55,6 +59,8 @@ def list_(
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    watch: str | None = WatchOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Incidents, newest first: open and acknowledged ones unless --all or --status.
 
@@ -65,38 +71,55 @@ def list_(
     from lakelens.alerts.triage import STATUSES, incidents
     from lakelens.cli._common import make_console
     from lakelens.cli._output import print_json
+    from lakelens.cli._watch import watch as keep_drawing
+    from lakelens.cli._watch import watch_interval
     from lakelens.units import format_duration, parse_since
 
+    every = watch_interval(watch, json_output=json_output)
     statuses: tuple[str, ...] = STATUSES if all_ else ("open", "acknowledged")
     if status is not None:
         statuses = (status.strip().lower(),)
-    start = parse_since(since, now=time.time()) if since else None
+    if since:
+        parse_since(since, now=time.time())  # a bad --since fails before the store is opened
     store = _store(home)
-    with store.connect() as conn:
-        rows = incidents(conn, statuses=statuses, since=start, asset=asset, limit=limit)
+
+    def read() -> list[Any]:
+        # "--since 2h" moves with each redraw of a --watch.
+        start = parse_since(since, now=time.time()) if since else None
+        with store.connect() as conn:
+            return list(incidents(conn, statuses=statuses, since=start, asset=asset, limit=limit))
+
     if json_output:
-        print_json([r.to_dict() for r in rows])
+        print_json([r.to_dict() for r in read()])
         return
+
+    def draw(console: Console) -> None:
+        rows = read()
+        if not rows:
+            console.print(
+                "[green]✓ No open incidents.[/]" if not all_ and status is None else "No incidents."
+            )
+            return
+        now = time.time()
+        for row in rows:
+            style = _STYLE.get(row.severity, "white")
+            state = "" if row.status == "open" else f" [dim]({row.status})[/]"
+            console.print(
+                f"[{style}]{row.severity.upper():<8}[/] [bold]{row.id}[/] {escape(row.title)}{state}",
+                soft_wrap=True,
+            )
+            end = row.resolved_at or now
+            console.print(
+                f"         [dim]opened {_when(row.opened_at)}, for {format_duration(end - row.opened_at)}; "
+                f"{len(row.findings)} finding(s); assets: {escape(', '.join(row.assets) or '-')}[/]",
+                soft_wrap=True,
+            )
+
     console = make_console(no_color)
-    if not rows:
-        console.print(
-            "[green]✓ No open incidents.[/]" if not all_ and status is None else "No incidents."
-        )
-        return
-    now = time.time()
-    for row in rows:
-        style = _STYLE.get(row.severity, "white")
-        state = "" if row.status == "open" else f" [dim]({row.status})[/]"
-        console.print(
-            f"[{style}]{row.severity.upper():<8}[/] [bold]{row.id}[/] {escape(row.title)}{state}",
-            soft_wrap=True,
-        )
-        end = row.resolved_at or now
-        console.print(
-            f"         [dim]opened {_when(row.opened_at)}, for {format_duration(end - row.opened_at)}; "
-            f"{len(row.findings)} finding(s); assets: {escape(', '.join(row.assets) or '-')}[/]",
-            soft_wrap=True,
-        )
+    if every is None:
+        draw(console)
+    else:
+        keep_drawing(draw, every, console, title="lakelens incidents list")
 
 
 @app.command()
@@ -105,6 +128,7 @@ def show(
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    tz: str | None = TzOption,
 ) -> None:
     """One incident: what broke, its findings, impact, timeline and deliveries.
 
@@ -233,6 +257,7 @@ def snooze(
     by: str | None = ByOption,
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Send nothing about an incident for a while (its resolve still goes out).
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, tzinfo
 from typing import Any, Optional
 
 import typer
 
-from lakelens.cli._common import HomeOption, NoColorOption
+from lakelens.cli._common import HomeOption, NoColorOption, TzOption
 
 _LEVEL_STYLE = {10: "dim", 20: "cyan", 30: "yellow", 40: "red", 50: "bold white on red"}
 
@@ -43,10 +43,13 @@ def _fields(record: Any, wide: bool) -> str:
     return line
 
 
-def _text_line(record: Any, with_date: bool, wide: bool = False) -> str:
+def _text_line(record: Any, zone: tzinfo, now: datetime, wide: bool = False) -> str:
+    """One record for people: its time in `zone`, dated unless it is from today there."""
     from rich.markup import escape
 
-    stamp = record.time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+    from lakelens.display import format_moment
+
+    stamp = format_moment(record.time, zone, now=now)
     style = _LEVEL_STYLE.get(record.level, "white")
     source = record.asset or record.job or record.logger or "-"
     message = record.message
@@ -103,9 +106,10 @@ def logs(
     ),
     home: Optional[str] = HomeOption,  # noqa: UP045
     no_color: bool = NoColorOption,
+    tz: Optional[str] = TzOption,  # noqa: UP045
 ) -> None:
     """Search logs by asset, job, run, correlation id, level, time and text; --follow tails them
-    live. Times are UTC.
+    live. Times are shown in --tz (default UTC), with the date when not today; --json is UTC.
 
     Example: lakelens logs --asset dlt_glucose_entries --level ERROR --since 2h
     """
@@ -151,15 +155,19 @@ def logs(
                     raise
         position = last_id(db)
         records = search(db, where, limit=limit, up_to_id=position)
+    from lakelens.display import display_zone
+
     console = make_console(no_color)
-    today = datetime.now(timezone.utc).date()
+    zone = display_zone()
 
     def emit(record: Any) -> None:
         if json_output:
             sys.stdout.write(_json_line(record) + "\n")
             sys.stdout.flush()
         else:
-            console.print(_text_line(record, record.time.date() != today, wide), soft_wrap=True)
+            # "Today" is read per line: a --follow left running past midnight starts dating.
+            line = _text_line(record, zone, datetime.now(zone), wide)
+            console.print(line, soft_wrap=True)
 
     for record in records:
         emit(record)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from typer._click.core import Context
 
 from lakelens._version import __version__
+from lakelens.cli._common import RootTzOption
 from lakelens.errors import LakelensError
 
 
@@ -55,6 +57,7 @@ def _root(
         help="Store directory for every command that follows (as LAKELENS_HOME; a command's "
         "own --home wins).",
     ),
+    tz: str | None = RootTzOption,
 ) -> None:
     """Observability for data pipelines: metrics, logs, traces, lineage and alerts."""
     if home is not None:
@@ -66,6 +69,7 @@ def _root(
 
 from lakelens.cli import alerts as _alerts  # noqa: E402
 from lakelens.cli import assets as _assets  # noqa: E402
+from lakelens.cli import completion as _completion  # noqa: E402
 from lakelens.cli import db as _db  # noqa: E402
 from lakelens.cli import demo as _demo  # noqa: E402
 from lakelens.cli import export as _export  # noqa: E402
@@ -90,6 +94,7 @@ app.add_typer(_db.app, name="db")
 app.add_typer(_lineage.app, name="lineage")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_token.app, name="token")
+app.add_typer(_completion.app, name="completion")
 app.command("assets")(_assets.assets)
 app.command("logs")(_logs.logs)
 app.command("trace")(_trace.trace)
@@ -101,6 +106,8 @@ app.command("health")(_health.health)
 
 def main() -> None:
     """Console entry point."""
+    if _completion.COMPLETE_VAR in os.environ:  # the shell asks for completions
+        _completion.enable()
     try:
         app()
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, TzOption, WatchOption
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -178,10 +178,19 @@ def _empty(console: Console, db: Reader) -> bool:
 def _summary_by_default(
     ctx: typer.Context,
     home: str | None = HomeOption,
+    watch: str | None = WatchOption,
+    tz: str | None = TzOption,
 ) -> None:
     """`lakelens metrics` alone is the summary, as the seed documents' `metrics` is."""
     if ctx.invoked_subcommand is None:
-        summary(period="24h", home=home, json_output=False, no_color=False)
+        summary(period="24h", home=home, json_output=False, no_color=False, watch=watch, tz=tz)
+    elif watch is not None:
+        from lakelens.cli._output import fail
+
+        fail(
+            f"--watch goes after the command: lakelens metrics {ctx.invoked_subcommand} --watch N",
+            2,
+        )
 
 
 @app.command()
@@ -190,6 +199,8 @@ def summary(
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    watch: str | None = WatchOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Platform summary: runs and success rate, failures by error type and stage, rows and bytes,
     latency p50/p95/p99, asset health, freshest and stalest asset, quality pass rate.
@@ -198,23 +209,36 @@ def summary(
     failed but an asset is stale beyond its freshness SLA or failed a check in its latest run,
     or the run success rate or check pass rate of the period is below 95%; HEALTHY otherwise.
 
-    Example: lakelens metrics summary --period 7d
+    Example: lakelens metrics summary --period 7d --watch 10
     """
     from lakelens.analysis.summary import summary as compute
     from lakelens.cli._common import make_console, open_store
     from lakelens.cli._output import print_json
+    from lakelens.cli._watch import watch as keep_drawing
+    from lakelens.cli._watch import watch_interval
 
+    every = watch_interval(watch, json_output=json_output)
     since, _now = _period(period)
     store = open_store(home)
-    console = make_console(no_color)
-    with store.reader() as db:
-        if not json_output and _empty(console, db):
-            return
-        result = compute(db, since=since)
     if json_output:
+        with store.reader() as db:
+            result = compute(db, since=since)
         print_json({"period": period, **result.to_dict()})
         return
-    render_summary(result, console, title=f"Platform Metrics Summary ({_since_text(period)})")
+
+    def draw(console: Console) -> None:
+        since, _now = _period(period)  # a moving window: "last 24h" from each redraw
+        with store.reader() as db:
+            if _empty(console, db):
+                return
+            result = compute(db, since=since)
+        render_summary(result, console, title=f"Platform Metrics Summary ({_since_text(period)})")
+
+    console = make_console(no_color)
+    if every is None:
+        draw(console)
+    else:
+        keep_drawing(draw, every, console, title="lakelens metrics summary")
 
 
 def _since_text(period: str) -> str:
@@ -244,6 +268,7 @@ def asset(
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    tz: str | None = TzOption,
 ) -> None:
     """One asset in depth: last status, durations (last / average / p95), failure rate, rows,
     size, freshness vs SLA, owner, layer, lineage, a table of the last N runs, trends and checks.
@@ -270,6 +295,7 @@ def _render_asset(result: AssetMetrics, console: Console) -> None:
     from rich.table import Table
 
     from lakelens.cli._common import age, status_text
+    from lakelens.display import format_moment
     from lakelens.units import format_bytes, format_count
 
     details = [
@@ -323,14 +349,11 @@ def _render_asset(result: AssetMetrics, console: Console) -> None:
     runs = Table(
         title=f"Last {len(result.runs)} runs", title_justify="left", header_style="bold", box=None
     )
-    for column in ("Run ID", "Time (UTC)", "Duration", "Rows", "Status", "Error"):
+    for column in ("Run ID", "Started", "Duration", "Rows", "Status", "Error"):
         runs.add_column(column)
+    now = time.time()
     for row in result.runs:
-        when = (
-            "-"
-            if row.start_time is None
-            else time.strftime("%m-%d %H:%M", time.gmtime(row.start_time))
-        )
+        when = format_moment(row.start_time, now=now, missing="-")
         error = (
             "" if not row.error_message else escape(f"{row.error_type}: {row.error_message}"[:80])
         )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, RowsOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, RowsOption, TzOption
 
 if TYPE_CHECKING:
     from lakelens.analysis.cost import CostReport, Growth, Usage
@@ -32,6 +32,7 @@ def cost(
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Estimated cost per asset over a period: bytes processed, rows, runs, CPU seconds, peak
     memory and storage growth, most expensive first, with totals and cost per GB.
@@ -145,12 +146,11 @@ def growth_text(growth: Growth) -> str:
 
 
 def _render(report: CostReport, no_color: bool, limit: int = 0) -> None:
-    from datetime import datetime, timezone
-
     from rich.markup import escape
     from rich.table import Table
 
     from lakelens.cli._common import make_console, more_line
+    from lakelens.display import format_moment
     from lakelens.units import format_bytes, format_count, format_duration
 
     console = make_console(no_color)
@@ -208,8 +208,7 @@ def _render(report: CostReport, no_color: bool, limit: int = 0) -> None:
     previous = f"the previous {label}" + (" (month over month)" if report.month_over_month else "")
     console.print(f"[dim]Storage growth: bytes written in the last {label} vs {previous}.[/]")
     if report.total.growth.state == "n/a" and report.history_start is not None:
-        start = datetime.fromtimestamp(report.history_start, tz=timezone.utc)
         console.print(
-            f"[dim]Growth is n/a: recorded history starts {start:%Y-%m-%d %H:%M} UTC, "
+            f"[dim]Growth is n/a: recorded history starts {format_moment(report.history_start)}, "
             f"after the start of the previous {label}.[/]"
         )

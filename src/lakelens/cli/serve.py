@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from lakelens.cli._common import HomeOption
+from lakelens.cli._common import HomeOption, TzOption
 from lakelens.errors import LakelensError
 
 # uvicorn limits that keep slow or numerous clients from exhausting the worker. Requests
@@ -94,6 +94,7 @@ def serve(
         "--no-alerts",
         help="Do not run the alert evaluator and delivery worker (for extra ingest replicas).",
     ),
+    tz: Optional[str] = TzOption,  # noqa: UP045  (the dashboard's zone; server logs stay UTC)
 ) -> None:
     """Run the HTTP server: ingest (native, OpenLineage, OTLP), the read API, /metrics, /health.
 

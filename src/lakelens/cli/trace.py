@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, TzOption
 
 
-def _ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    return f"{seconds * 1000:,.0f}ms"
+def _duration(seconds: float | None) -> str:
+    """'70ms', '5.2s', '45s', '2.3m': --json keeps the exact seconds."""
+    from lakelens.units import format_duration
+
+    return "?" if seconds is None else format_duration(seconds)
 
 
 def trace(
@@ -27,6 +29,7 @@ def trace(
     home: Optional[str] = HomeOption,  # noqa: UP045
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    tz: Optional[str] = TzOption,  # noqa: UP045
 ) -> None:
     """Show a run's trace: nested spans with start offset and duration, errors marked.
 
@@ -40,6 +43,7 @@ def trace(
     from lakelens.analysis.trace import resolve_trace
     from lakelens.cli._common import make_console, open_store, status_text
     from lakelens.cli._output import print_json
+    from lakelens.display import format_moment
     from lakelens.errors import InvalidArgumentError, LakelensError
 
     if (run_id is None) == (asset is None) or (asset is not None and not last):
@@ -67,9 +71,15 @@ def trace(
     if run is not None:
         title += f"  {status_text(run.status)}"
     console.print(title)
+    started = (
+        f" · started {format_moment(run.start_time, now=datetime.now(timezone.utc))}"
+        if run is not None and run.start_time is not None
+        else ""
+    )
     console.print(
-        f"Duration: {_ms(result.duration_seconds)} · {result.span_count} spans · "
+        f"Duration: {_duration(result.duration_seconds)} · {result.span_count} spans · "
         + (f"[red]{result.error_count} errors[/]" if result.error_count else "0 errors")
+        + started
     )
     if run is not None:
         from lakelens.analysis.run_context import run_context
@@ -87,7 +97,10 @@ def trace(
     def add(branch: Tree, node: Any) -> None:
         span = node.span
         end = node.offset_seconds + (node.duration_seconds or 0)
-        text = f"{escape(span.name)} [dim]\\[{_ms(node.offset_seconds)} - {_ms(end)}][/] {_ms(node.duration_seconds)}"
+        text = (
+            f"{escape(span.name)} [dim]\\[{_duration(node.offset_seconds)} - {_duration(end)}][/] "
+            f"{_duration(node.duration_seconds)}"
+        )
         if span.status == "error":
             text = f"[red]✗ {text} {escape(span.error_message or 'error')}[/]"
         child_branch = branch.add(text)

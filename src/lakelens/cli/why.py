@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from lakelens.cli._common import HomeOption, JsonOption, NoColorOption
+from lakelens.cli._common import HomeOption, JsonOption, NoColorOption, TzOption
 
 if TYPE_CHECKING:
     from lakelens.model import CheckResult
@@ -17,6 +17,7 @@ def why(
     home: Optional[str] = HomeOption,  # noqa: UP045
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
+    tz: Optional[str] = TzOption,  # noqa: UP045
 ) -> None:
     """Explain why ASSET is stale or failing: its own failure or failed error checks first, then
     the first failing upstream asset, then a stale one; with the last error, the failed checks,
@@ -35,6 +36,7 @@ def why(
     from lakelens.analysis.why import diagnose
     from lakelens.cli._common import age, make_console, open_store
     from lakelens.cli._output import print_json
+    from lakelens.display import format_moment
     from lakelens.store import reads
     from lakelens.units import format_duration
 
@@ -141,7 +143,7 @@ def why(
     if result.failed_checks:
         console.print("\n[bold]Failed checks[/]:")
         for check in result.failed_checks:
-            when = check.time.strftime("%Y-%m-%d %H:%M:%S UTC") if check.time else "?"
+            when = format_moment(check.time, missing="?")
             run = f"run {escape(check.run_id[:8])}" if check.run_id else "no run"
             console.print(
                 f"  [red]✗ {escape(check.name)}[/] ({check.severity}, {run} at {when}): "
@@ -159,7 +161,7 @@ def why(
         since = ""
         if result.failing_since is not None:
             since = f"failing for {format_duration(max(0.0, now - result.failing_since))}, {result.failed_runs} failed run(s) in a row; "
-        when = failure.start_time.strftime("%Y-%m-%d %H:%M:%S UTC") if failure.start_time else "?"
+        when = format_moment(failure.start_time, missing="?")
         console.print(f"\n[bold]Last error[/] ({since}run {escape(failure.run_id)} at {when}):")
         console.print(
             f"  [red]{escape(failure.error_type or 'Error')}: {escape(failure.error_message or '')}[/]"
@@ -176,7 +178,7 @@ def why(
             for record in result.error_logs:
                 style = "red" if record.level >= 40 else "yellow"
                 console.print(
-                    f"  [dim]\\[{record.time.strftime('%H:%M:%S')}][/] [{style}]{record.level_name:<7}[/] {escape(record.message)}",
+                    f"  [dim]\\[{format_moment(record.time, now=now)}][/] [{style}]{record.level_name:<7}[/] {escape(record.message)}",
                     soft_wrap=True,
                 )
         console.print(

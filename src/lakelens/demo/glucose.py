@@ -17,6 +17,7 @@ from typing import Any
 
 import lakelens
 from lakelens.demo.simulation import EntriesPage, Lakehouse, NightscoutAPI, QueryStats
+from lakelens.units import format_duration
 
 __all__ = ["ASSETS", "JOB", "GlucosePipeline"]
 
@@ -365,8 +366,8 @@ class GlucosePipeline:
         )
         if elapsed_ms > 2 * PUBLISH_BASELINE_MS:
             self.log.warning(
-                f"publish_glucose_marts running slow ({elapsed_ms:.0f}ms vs "
-                f"{PUBLISH_BASELINE_MS:.0f}ms baseline)",
+                f"publish_glucose_marts running slow ({format_duration(elapsed_ms / 1000)} vs "
+                f"{format_duration(PUBLISH_BASELINE_MS / 1000)} baseline)",
                 duration_ms=round(elapsed_ms, 3),
                 baseline_ms=PUBLISH_BASELINE_MS,
             )

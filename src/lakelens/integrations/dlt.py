@@ -45,6 +45,7 @@ from lakelens.model import (
 from lakelens.sdk._errors import describe
 from lakelens.sdk._runtime import FRAME, RT, trace_id_for
 from lakelens.sdk._spans import Span
+from lakelens.units import format_duration
 
 __all__ = ["SOURCE", "observe", "record", "resource_asset", "run", "table_asset"]
 
@@ -475,10 +476,10 @@ class _Recording:
         ms = (self.end - self.start) * 1000
         assets = [table_asset(self.dataset, name) for name in self.tables]
         if self.status == RunStatus.SUCCESS:
-            message = f"dlt pipeline {self.name} succeeded in {ms:.0f}ms: {len(assets)} table(s)"
+            message = f"dlt pipeline {self.name} succeeded in {format_duration(ms / 1000)}: {len(assets)} table(s)"
             self._log(self.end, _INFO, message, None, root, tables=assets)
         else:
-            message = f"dlt pipeline {self.name} failed after {ms:.0f}ms: {error.message}"
+            message = f"dlt pipeline {self.name} failed after {format_duration(ms / 1000)}: {error.message}"
             self._log(self.end, _ERROR, message, None, root, error_type=error.type)
         if self.joined is not None:
             # The enclosing run owns its state; a failed table fails it, as in the SDK.
@@ -517,7 +518,7 @@ class _Recording:
         head = f"dlt {kind} of {self.name}"
         values: dict[str, Any] = {"dlt_step": kind, "duration_ms": round(ms, 3)}
         if failure is not None:
-            message = f"{head} failed after {ms:.0f}ms: {failure.type}: {failure.message}"
+            message = f"{head} failed after {format_duration(end - start)}: {failure.type}: {failure.message}"
             self._log(end, _ERROR, message, None, span, error_type=failure.type, **values)
             return
         tables, level = list(self.tables.values()), _INFO
@@ -533,7 +534,8 @@ class _Recording:
             failed = sum(1 for t in tables if t.failures)
             if failed:  # failed jobs that dlt was told not to raise for
                 level, detail = _WARNING, f"{detail}; {failed} table(s) failed"
-        self._log(end, level, f"{head} finished in {ms:.0f}ms: {detail}", None, span, **values)
+        message = f"{head} finished in {format_duration(end - start)}: {detail}"
+        self._log(end, level, message, None, span, **values)
 
     def _materialize(self, asset: str, table: _Table) -> None:
         """The table's materialization, schema snapshot, span and log line."""
@@ -601,7 +603,7 @@ class _Recording:
             self._log(end, _WARNING, f"{asset} skipped: {attributes['reason']}", asset, span)
         else:
             rows = "rows" if table.rows is None else f"{table.rows} row{'s' * (table.rows != 1)}"
-            message = f"{asset}: {rows} loaded in {(end - self.start) * 1000:.0f}ms"
+            message = f"{asset}: {rows} loaded in {format_duration(end - self.start)}"
             if table.created:
                 message += " (new table)"
             elif table.new_columns:

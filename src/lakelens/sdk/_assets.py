@@ -17,7 +17,7 @@ from lakelens.sdk._errors import describe, status_for
 from lakelens.sdk._runs import RunContext, RunState
 from lakelens.sdk._runtime import FRAME, RT
 from lakelens.sdk._spans import Span
-from lakelens.units import parse_duration, parse_percent, require_count
+from lakelens.units import format_duration, parse_duration, parse_percent, require_count
 
 __all__ = ["AssetDefinition", "Materializing", "asset", "record"]
 
@@ -170,7 +170,7 @@ class Materializing:
                 attrs["rows"] = self.rows
             store_log(
                 20,
-                f"{self.name} succeeded in {duration_ms:.0f}ms",
+                f"{self.name} succeeded in {format_duration(end - self.start)}",
                 "lakelens",
                 self.run,
                 self,
