@@ -246,23 +246,29 @@ def asset(
     no_color: bool = NoColorOption,
 ) -> None:
     """One asset in depth: last status, durations (last / average / p95), failure rate, rows,
-    size, freshness vs SLA, owner, layer, lineage, a table of the last N runs, trends and checks.
+    size, freshness vs SLA, owner, layer, lineage, a table of the last N runs, trends, checks
+    and the data (row count and column profile summary).
 
     Example: lakelens metrics asset dlt_glucose_entries --runs 20
     """
     from lakelens.analysis.asset_metrics import asset_metrics
     from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.profiles import profile_report
     from lakelens.cli._common import make_console, open_store
     from lakelens.cli._output import print_json
+    from lakelens.cli.profile import render_data
 
     store = open_store(home)
     with store.reader() as db:
         resolved = resolve_asset(db, name)
         result = asset_metrics(db, resolved, runs=runs, now=time.time())
+        data = profile_report(db, resolved, history=2)
     if json_output:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "profile": data.to_dict()})
         return
-    _render_asset(result, make_console(no_color))
+    console = make_console(no_color)
+    _render_asset(result, console)
+    render_data(data, console)
 
 
 def _render_asset(result: AssetMetrics, console: Console) -> None:
