@@ -19,7 +19,7 @@ START = 1_730_000_000.0
 def _orders(n: int, *, broken: bool = False) -> list[dict[str, object]]:
     return [
         {
-            "amount": None if broken and i % 4 == 0 else 100.0 + (i % 10) * (2 if broken else 1),
+            "amount": None if broken and i % 4 == 0 else 100.0 + (i % 10) * (20 if broken else 1),
             "status": ["new", "paid", "shipped"][i % 3],
             "<b>odd</b>": i,
         }
