@@ -419,3 +419,23 @@ def test_profile_events_from_outside_are_bounded() -> None:
     assert kept.source == "monitor" and kept.row_count == 5
     column = kept.columns["x"]
     assert "from_the_future" not in column and len(column["top"][0][0]) == 100
+
+
+@pytest.mark.parametrize("shape", ["pandas", "pyarrow", "rows"])
+def test_extreme_values_give_a_storable_profile(shape: str) -> None:
+    """Values near ±1e308 overflow the standard deviation: null, not infinity (JSON has none);
+    a uint64 past 2^53 is rounded, not refused."""
+    rows = [{"x": 1e308, "u": 2**63 + 5}, {"x": -1e308, "u": 1}, {"x": 1e308, "u": 3}]
+    data: Any = {
+        "pandas": lambda: pd.DataFrame(
+            {"x": [r["x"] for r in rows], "u": np.array([r["u"] for r in rows], dtype=np.uint64)}
+        ),
+        "pyarrow": lambda: pa.table(
+            {"x": [r["x"] for r in rows], "u": pa.array([r["u"] for r in rows], pa.uint64())}
+        ),
+        "rows": lambda: rows,
+    }[shape]()
+    found = compute(data).columns
+    json.dumps(found, allow_nan=False)
+    assert found["x"]["std"] is None and found["x"]["max"] == 1e308
+    assert found["u"]["type"] == "integer" and found["u"]["max"] == pytest.approx(2.0**63)

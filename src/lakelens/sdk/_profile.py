@@ -237,10 +237,13 @@ def quantile_of_sorted(values: Sequence[float], q: float) -> float:
     return float(values[low] + (values[high] - values[low]) * (position - low))
 
 
-def clean_number(value: float) -> float | int:
-    """A finite float rounded to 12 significant digits (ints stay ints)."""
+def clean_number(value: float) -> float | int | None:
+    """A float rounded to 12 significant digits (ints stay ints); None for one that overflowed
+    (a standard deviation of values near 1e308): JSON has no infinity."""
     if isinstance(value, int):
         return value
+    if not math.isfinite(value):
+        return None
     return float(f"{value:.12g}")
 
 
@@ -366,16 +369,22 @@ def _python_numbers(values: list[float] | list[int]) -> dict[str, Any]:
     stats["min"] = clean_number(finite[0])
     stats["max"] = clean_number(finite[-1])
     stats["mean"] = clean_number(mean)
-    stats["std"] = (
-        clean_number(math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1)))
-        if n > 1
-        else None
-    )
+    stats["std"] = _std(finite, mean) if n > 1 else None
     stats["quantiles"] = {
         name: clean_number(quantile_of_sorted(finite, q)) for name, q in QUANTILES.items()
     }
-    stats["histogram"] = _python_histogram(finite)
+    if math.isfinite(float(finite[-1]) - float(finite[0])):
+        stats["histogram"] = _python_histogram(finite)
     return stats
+
+
+def _std(values: Sequence[float], mean: float) -> float | int | None:
+    try:
+        return clean_number(
+            math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        )
+    except OverflowError:  # values near ±1e308
+        return None
 
 
 def _python_histogram(ordered: list[float] | list[int]) -> dict[str, Any]:

@@ -38,11 +38,13 @@ _TIE_SORT_LIMIT = 10_000
 
 def compute(module: str, data: Any, wanted: list[str] | None) -> Computed:
     """The profile of a pandas, polars or pyarrow object (`module` names the library)."""
-    if module == "pandas":
-        return _pandas(data, wanted)
-    if module == "polars":
-        return _polars(data, wanted)
-    return _arrow(data, wanted)
+    # Overflow on extreme values (std of ±1e308) gives null statistics, not warnings.
+    with np.errstate(all="ignore"):
+        if module == "pandas":
+            return _pandas(data, wanted)
+        if module == "polars":
+            return _polars(data, wanted)
+        return _arrow(data, wanted)
 
 
 class Positions:
@@ -108,7 +110,9 @@ def _numbers(
         stats["quantiles"] = {
             name: clean_number(float(v)) for name, v in zip(QUANTILES, quantiles, strict=True)
         }
-        stats["histogram"] = _histogram(values, float(low), float(high))
+        histogram = _histogram(values, float(low), float(high))
+        if histogram is not None:
+            stats["histogram"] = histogram
     return stats
 
 
@@ -137,8 +141,10 @@ def _approx(distinct: int, counts: np.ndarray, sampled: int, non_null: int) -> d
     return {"distinct": estimate, "distinct_approx": True}
 
 
-def _histogram(values: np.ndarray, low: float, high: float) -> dict[str, Any]:
+def _histogram(values: np.ndarray, low: float, high: float) -> dict[str, Any] | None:
     """HISTOGRAM_BINS equal bins from the column's minimum to its maximum (the last closed)."""
+    if not np.isfinite(high - low):  # values spanning more than a float can hold
+        return None
     if high == low:
         counts = [0] * (HISTOGRAM_BINS - 1) + [int(values.size)]
     else:
@@ -440,7 +446,8 @@ def _arrow_column(column: Any, at: Positions, count: int) -> dict[str, Any]:
                 return None
             present = pc.drop_null(part)
             if present.type != target:
-                present = pc.cast(present, target)
+                # Unsafe: a uint64 past 2^53 or a wide decimal is rounded, not refused.
+                present = pc.cast(present, target, safe=False)
             return np.asarray(present.to_numpy())
 
         full = values(column)
