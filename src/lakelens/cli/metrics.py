@@ -262,9 +262,10 @@ def asset(
     with store.reader() as db:
         resolved = resolve_asset(db, name)
         result = asset_metrics(db, resolved, runs=runs, now=time.time())
-        data = profile_report(db, resolved, history=2)
-    if json_output:
-        print_json({**result.to_dict(), "profile": data.to_dict()})
+        # The JSON stays the shape of /api/v1/assets/NAME; `lakelens profile --json` has this.
+        data = None if json_output else profile_report(db, resolved, history=2)
+    if json_output or data is None:
+        print_json(result.to_dict())
         return
     console = make_console(no_color)
     _render_asset(result, console)
