@@ -241,7 +241,16 @@ def batch_text(batch: Any) -> None:
     boundary: its events are already typed, only their text can be unstorable)."""
     import dataclasses
 
-    for name in ("assets", "runs", "materializations", "checks", "edges", "schemas", "metrics"):
+    for name in (
+        "assets",
+        "runs",
+        "materializations",
+        "checks",
+        "edges",
+        "schemas",
+        "metrics",
+        "profiles",
+    ):
         for event in getattr(batch, name):
             for f in dataclasses.fields(event):
                 value = getattr(event, f.name)

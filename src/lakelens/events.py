@@ -15,6 +15,7 @@ from lakelens.model import (
     LineageEdge,
     Materialization,
     MetricPoint,
+    Profile,
     Run,
     SchemaSnapshot,
 )
@@ -98,6 +99,7 @@ class Batch:
     edges: list[LineageEdge] = field(default_factory=list)
     schemas: list[SchemaSnapshot] = field(default_factory=list)
     metrics: list[MetricPoint] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -110,6 +112,7 @@ class Batch:
             + len(self.edges)
             + len(self.schemas)
             + len(self.metrics)
+            + len(self.profiles)
         )
 
     def add(self, event: Any) -> None:
@@ -129,5 +132,7 @@ class Batch:
             self.schemas.append(event)
         elif kind is MetricPoint:
             self.metrics.append(event)
+        elif kind is Profile:
+            self.profiles.append(event)
         else:
             raise TypeError(f"lakelens cannot store a {kind.__name__}")

@@ -15,6 +15,7 @@ __all__ = [
     "LogRecord",
     "Materialization",
     "MetricPoint",
+    "Profile",
     "Run",
     "RunStatus",
     "SchemaSnapshot",
@@ -231,3 +232,20 @@ class MetricPoint:
     labels: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     asset: str | None = None
+
+
+@dataclass
+class Profile:
+    """A column profile of an asset's data: per column its type, nulls, distinct values and
+    statistics (see sdk/_profile.py for the shape); `error` says why profiling failed."""
+
+    asset: str
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    time: datetime | None = None
+    run_id: str | None = None
+    row_count: int | None = None
+    # Rows the sampled statistics were computed from; None when every row was used.
+    sampled_rows: int | None = None
+    # sdk | dlt | dagster | monitor
+    source: str = "sdk"
+    error: str | None = None

@@ -271,23 +271,30 @@ def asset(
     tz: str | None = TzOption,
 ) -> None:
     """One asset in depth: last status, durations (last / average / p95), failure rate, rows,
-    size, freshness vs SLA, owner, layer, lineage, a table of the last N runs, trends and checks.
+    size, freshness vs SLA, owner, layer, lineage, a table of the last N runs, trends, checks
+    and the data (row count and column profile summary).
 
     Example: lakelens metrics asset dlt_glucose_entries --runs 20
     """
     from lakelens.analysis.asset_metrics import asset_metrics
     from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.profiles import profile_report
     from lakelens.cli._common import make_console, open_store
     from lakelens.cli._output import print_json
+    from lakelens.cli.profile import render_data
 
     store = open_store(home)
     with store.reader() as db:
         resolved = resolve_asset(db, name)
         result = asset_metrics(db, resolved, runs=runs, now=time.time())
-    if json_output:
+        # The JSON stays the shape of /api/v1/assets/NAME; `lakelens profile --json` has this.
+        data = None if json_output else profile_report(db, resolved, history=2)
+    if json_output or data is None:
         print_json(result.to_dict())
         return
-    _render_asset(result, make_console(no_color))
+    console = make_console(no_color)
+    _render_asset(result, console)
+    render_data(data, console)
 
 
 def _render_asset(result: AssetMetrics, console: Console) -> None:

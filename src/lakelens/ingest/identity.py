@@ -51,6 +51,7 @@ _RENAMED = (
     "spans",
     "schema_snapshots",
     "metric_points",
+    "profiles",
 )
 _STATE = (
     "last_status",
@@ -180,6 +181,7 @@ def batch_names(batch: Batch) -> set[str]:
     names.update(m.asset for m in batch.materializations)
     names.update(c.asset for c in batch.checks)
     names.update(s.asset for s in batch.schemas)
+    names.update(p.asset for p in batch.profiles)
     for edge in batch.edges:
         names.update((edge.upstream, edge.downstream))
     names.update(m.asset for m in batch.metrics if m.asset)
@@ -263,6 +265,7 @@ def _renamed(batch: Batch, names: dict[str, str]) -> Batch:
         ],
         schemas=[replace(s, asset=n(s.asset)) if s.asset in names else s for s in batch.schemas],
         metrics=[replace(m, asset=n(m.asset)) if m.asset in names else m for m in batch.metrics],
+        profiles=[replace(p, asset=n(p.asset)) if p.asset in names else p for p in batch.profiles],
     )
 
 

@@ -27,6 +27,7 @@ from lakelens.model import (
     LineageEdge,
     Materialization,
     MetricPoint,
+    Profile,
     Run,
     RunStatus,
     SchemaSnapshot,
@@ -46,6 +47,7 @@ EVENT_TYPES = (
     "lineage",
     "schema",
     "metric",
+    "profile",
 )
 _ALIASES = {
     "check_result": "check",
@@ -480,6 +482,24 @@ def _metric(e: Mapping[str, Any], now: float, batch: Batch) -> None:
     )
 
 
+def _profile(e: Mapping[str, Any], now: float, batch: Batch) -> None:
+    from lakelens.ingest.profile_event import profile_columns
+
+    when = _opt_time(e.get("time"), "time")
+    batch.profiles.append(
+        Profile(
+            asset=_identifier(e.get("asset"), "asset", LIMITS["name"]),
+            columns=profile_columns(e.get("columns")),
+            time=from_epoch(now if when is None else when),
+            run_id=_opt_identifier(e.get("run_id"), "run_id", LIMITS["id"]),
+            row_count=_opt_count(e.get("row_count"), "row_count"),
+            sampled_rows=_opt_count(e.get("sampled_rows"), "sampled_rows"),
+            source=_opt_identifier(e.get("source"), "source", LIMITS["kind"]) or "sdk",
+            error=_opt_text(e.get("error"), "error"),
+        )
+    )
+
+
 _CONVERTERS: dict[str, Callable[[Mapping[str, Any], float, Batch], None]] = {
     "asset": _asset,
     "run": _run,
@@ -490,6 +510,7 @@ _CONVERTERS: dict[str, Callable[[Mapping[str, Any], float, Batch], None]] = {
     "lineage": _lineage,
     "schema": _schema,
     "metric": _metric,
+    "profile": _profile,
 }
 
 
@@ -725,6 +746,22 @@ def batch_to_events(batch: Batch) -> list[dict[str, Any]]:
                 }
             )
         )
+    for profile in batch.profiles:
+        add(
+            _compact(
+                {
+                    "type": "profile",
+                    "asset": profile.asset,
+                    "run_id": profile.run_id,
+                    "time": to_epoch(profile.time),
+                    "row_count": profile.row_count,
+                    "sampled_rows": profile.sampled_rows,
+                    "source": profile.source,
+                    "error": profile.error,
+                }
+            )
+        )
+        events[-1]["columns"] = profile.columns
     return events
 
 

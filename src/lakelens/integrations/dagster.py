@@ -35,6 +35,7 @@ from lakelens.model import (
     CheckResult,
     LineageEdge,
     Materialization,
+    Profile,
     Run,
     RunStatus,
     from_epoch,
@@ -158,6 +159,42 @@ def _first_count(numbers: dict[str, float | int], keys: Sequence[str]) -> int | 
         if value is not None and value >= 0:
             return int(value)
     return None
+
+
+# Dagster column types (free text, often the warehouse's) to the kinds of a lakelens profile.
+_KINDS = (
+    ("boolean", ("bool",)),
+    ("integer", ("int", "serial")),
+    ("float", ("float", "double", "decimal", "numeric", "real", "number", "money")),
+    ("time", ("date", "time")),
+    ("string", ("str", "char", "text", "uuid", "json")),
+)
+
+
+def _column_kind(type_name: str) -> str:
+    lowered = type_name.lower()
+    for kind, words in _KINDS:
+        if any(word in lowered for word in words):
+            return kind
+    return "other"
+
+
+def _schema_columns(entry: Any) -> dict[str, dict[str, Any]]:
+    """Columns of a `dagster/column_schema` value: name → {type, dtype, description}."""
+    schema = getattr(entry, "schema", entry)
+    columns: dict[str, dict[str, Any]] = {}
+    for column in getattr(schema, "columns", None) or []:
+        name = str(getattr(column, "name", "") or "")
+        if not name:
+            continue
+        dtype = str(getattr(column, "type", "") or "")
+        stats: dict[str, Any] = {"type": _column_kind(dtype), "dtype": dtype or None}
+        constraints = getattr(column, "constraints", None)
+        if constraints is not None and getattr(constraints, "nullable", True) is False:
+            stats["nulls"] = 0
+            stats["null_rate"] = 0.0
+        columns[name[:512]] = {k: v for k, v in stats.items() if v is not None}
+    return columns
 
 
 def _trigger(tags: dict[str, str]) -> str:
@@ -362,6 +399,31 @@ class _Translation:
             )
         return found
 
+    def profiles(self) -> list[Profile]:
+        """A profile per materialization whose metadata gives its row count or column schema
+        (`dagster/row_count`, `dagster/column_schema`): the rows and each column's type."""
+        found: list[Profile] = []
+        for record in self.records:
+            event = record.event_log_entry.dagster_event
+            if event is None or event.event_type != _ET.ASSET_MATERIALIZATION:
+                continue
+            metadata = event.event_specific_data.materialization.metadata or {}
+            rows = _first_count(_numbers(metadata), ("dagster/row_count",))
+            columns = _schema_columns(metadata.get("dagster/column_schema"))
+            if rows is None and not columns:
+                continue
+            found.append(
+                Profile(
+                    asset=asset_name(event.event_specific_data.materialization.asset_key),
+                    columns=columns,
+                    time=from_epoch(record.event_log_entry.timestamp),
+                    run_id=self.run_id,
+                    row_count=rows,
+                    source=SOURCE,
+                )
+            )
+        return found
+
     def input_edges(self) -> list[LineageEdge]:
         """Edges from what each materialization read (Dagster's input data version tags)."""
         edges: dict[tuple[str, str], LineageEdge] = {}
@@ -432,7 +494,9 @@ class _Translation:
         batch.checks.extend(self.checks())
         batch.edges.extend(self.input_edges())
         if self.finished:
+            # Appended rows, like logs: written once, with the finished run's claim.
             batch.logs.extend(self.logs())
+            batch.profiles.extend(self.profiles())
         return batch
 
 

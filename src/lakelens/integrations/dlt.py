@@ -60,14 +60,19 @@ _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
 _EXCEPTION_ENDINGS = ("Error", "Exception", "Exit", "Interrupt", "Failed", "Retry", "Timeout")
 
 
-def run(pipeline: dlt.Pipeline, data: Any = None, **kwargs: Any) -> LoadInfo:
-    """`pipeline.run(data, **kwargs)`, recorded in lakelens; a failed step is recorded, then re-raised."""
+def run(
+    pipeline: dlt.Pipeline, data: Any = None, *, profile: bool = False, **kwargs: Any
+) -> LoadInfo:
+    """`pipeline.run(data, **kwargs)`, recorded in lakelens; a failed step is recorded, then re-raised.
+
+    With `profile=True` each loaded table also gets a column profile (integrations/dlt_profile.py).
+    """
     try:
         load_info = pipeline.run(data, **kwargs)
     except PipelineStepFailed as exc:
-        record(pipeline, error=exc)
+        record(pipeline, error=exc, profile=profile)
         raise
-    record(pipeline, load_info)
+    record(pipeline, load_info, profile=profile)
     return load_info
 
 
@@ -76,6 +81,7 @@ def record(
     load_info: LoadInfo | None = None,
     *,
     error: BaseException | None = None,
+    profile: bool = False,
 ) -> str | None:
     """Record the pipeline's last run (from `pipeline.last_trace`); returns the lakelens run id.
 
@@ -83,30 +89,38 @@ def record(
     as `error=`. Inside a lakelens run (or a process started with LAKELENS_RUN_ID) everything
     joins that run; otherwise the run id is the load id of the package this run extracted.
     Never raises for a problem while recording: it prints one line to stderr and returns None.
+    `profile=True` reads each loaded table back and records its column profile.
     """
     if not isinstance(pipeline, dlt.Pipeline):
         raise InvalidArgumentError(
             f"Invalid pipeline={pipeline!r}: pass the dlt.Pipeline that ran "
             "(the object dlt.pipeline(...) returned)."
         )
-    return _record(pipeline, load_info, error, pipeline.last_trace)
+    return _record(pipeline, load_info, error, pipeline.last_trace, profile)
 
 
-def observe() -> None:
+def observe(*, profile: bool = False) -> None:
     """Record every dlt pipeline run of this process from now on, however it is started.
 
     It registers with dlt's tracking hooks (the ones dlt's own telemetry uses), so pipelines
     run by other code, such as dagster-dlt's `DagsterDltResource.run`, are recorded too.
-    Calling it again does nothing; `run()` and `record()` do not record an observed run twice.
+    Calling it again only changes `profile`; `run()` and `record()` do not record an observed
+    run twice. `profile=True` also records a column profile of each loaded table.
     """
     from dlt.pipeline import trace as dlt_trace
 
-    if not any(isinstance(module, _Observer) for module in dlt_trace.TRACKING_MODULES):
-        dlt_trace.TRACKING_MODULES.append(_Observer())
+    for module in dlt_trace.TRACKING_MODULES:
+        if isinstance(module, _Observer):
+            module.profile = profile
+            return
+    dlt_trace.TRACKING_MODULES.append(_Observer(profile))
 
 
 class _Observer:
     """A dlt tracking module: records a pipeline's trace when dlt ends it."""
+
+    def __init__(self, profile: bool = False) -> None:
+        self.profile = profile
 
     def on_start_trace(self, *args: Any) -> None: ...
 
@@ -124,10 +138,12 @@ class _Observer:
             trace = earlier._replace(
                 steps=[*earlier.steps, *trace.steps], finished_at=trace.finished_at
             )
-        _record(pipeline, None, None, trace)
+        _record(pipeline, None, None, trace, self.profile)
 
 
-def _record(pipeline: Any, load_info: Any, error: BaseException | None, trace: Any) -> str | None:
+def _record(
+    pipeline: Any, load_info: Any, error: BaseException | None, trace: Any, profile: bool = False
+) -> str | None:
     try:
         recording = _Recording(pipeline, load_info, error, trace)
         key = (id(RT.writer), *recording.key())
@@ -142,6 +158,16 @@ def _record(pipeline: Any, load_info: Any, error: BaseException | None, trace: A
         )
         return None
     recording.enqueue()
+    if profile:
+        try:
+            from lakelens.integrations.dlt_profile import profile_tables
+
+            profile_tables(pipeline, recording)
+        except Exception as exc:  # never fail the pipeline for a profile
+            print(
+                f"lakelens: could not profile the tables of {recording.name!r} ({exc})",
+                file=sys.stderr,
+            )
     _recorded[key] = recording.run_id
     while len(_recorded) > _REMEMBERED:
         del _recorded[next(iter(_recorded))]

@@ -1,9 +1,10 @@
-"""In-process instrumentation: runs, assets, spans, logs, checks and metrics."""
+"""In-process instrumentation: runs, assets, spans, logs, checks, metrics and profiles."""
 
 from __future__ import annotations
 
 from lakelens.sdk._assets import AssetDefinition, Materializing, asset, record
 from lakelens.sdk._logs import get_logger
+from lakelens.sdk._profile import profile
 from lakelens.sdk._quality import check, metric, schema
 from lakelens.sdk._runs import RunContext, run
 from lakelens.sdk._runtime import RT
@@ -19,6 +20,7 @@ __all__ = [
     "check",
     "get_logger",
     "metric",
+    "profile",
     "record",
     "run",
     "schema",

@@ -348,6 +348,7 @@ _TABLES = (
     "edges",
     "schemas",
     "metrics",
+    "profiles",
 )
 
 

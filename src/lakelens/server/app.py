@@ -182,6 +182,7 @@ def create_app(
         metrics,
         pages,
         probes,
+        profile_api,
         run_diff_pages,
         signin,
         stream,
@@ -222,6 +223,8 @@ def create_app(
     app.add_middleware(AccessLog)
     # The stream's fixed path must come before /logs/{…}-like patterns: it is registered first.
     app.include_router(stream.router)
+    # Before the API's /assets/{name:path}, which would take "NAME/profiles" for a name.
+    app.include_router(profile_api.router)
     app.include_router(api.router)
     app.include_router(incident_api.router)
     app.include_router(incident_api.actions)

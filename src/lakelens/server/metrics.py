@@ -3,7 +3,8 @@
 Asset and validation series come from export/prometheus.StoreCollector over the whole
 store; custom metrics recorded with `lakelens.metric` follow (a gauge's latest value and
 a counter's summed increments per name and labels); then this process's ingest counters,
-runs in progress, disk and memory usage, alerting and incidents (export/incident_metrics.py).
+runs in progress, disk and memory usage, alerting and incidents (export/incident_metrics.py),
+and the data's row counts, null rates and sizes (export/profile_metrics.py, capped series).
 The body is gzipped for a scraper that accepts it.
 """
 
@@ -174,6 +175,7 @@ def exposition(ctx: ServerContext) -> bytes:
 
     from lakelens.export.alerting_metrics import alerting_families
     from lakelens.export.incident_metrics import incident_families
+    from lakelens.export.profile_metrics import profile_families
     from lakelens.export.prometheus import StoreCollector
 
     with ctx.store.connect() as conn:
@@ -181,6 +183,7 @@ def exposition(ctx: ServerContext) -> bytes:
         families += runtime_families(ctx, conn)
         families += alerting_families(conn, now=ctx.clock())
         families += incident_families(conn, now=ctx.clock())
+        families += profile_families(conn)
         families += list(ProcessCollector(registry=None).collect())
         taken = {f.name for f in families} | {s.name for f in families for s in f.samples}
         families += custom_families(conn, taken)

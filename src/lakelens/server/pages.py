@@ -545,6 +545,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
         from lakelens.analysis.assets import resolve_asset
         from lakelens.analysis.lineage import annotate, neighbourhood
         from lakelens.server.column_views import columns_section
+        from lakelens.server.profile_views import profile_section
 
         now = ctx.clock()
         resolved = resolve_asset(conn, name)
@@ -611,6 +612,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
             ),
             "schema": _schema_view(conn, resolved),
             "columns": columns_section(conn, graph, resolved),
+            "profile": profile_section(conn, resolved),
             "distribution": _distribution(
                 conn, resolved, newest_first[0].run_id if newest_first else None
             ),

@@ -21,6 +21,7 @@ PRUNED_TABLES: tuple[tuple[sa.Table, str], ...] = (
     (schema.materializations, "start_time"),
     (schema.runs, "start_time"),
     (schema.schema_snapshots, "time"),
+    (schema.profiles, "time"),
     (schema.ingest_batches, "received_at"),
 )
 _CHUNK = 50_000
@@ -35,7 +36,8 @@ def prune(
     """Delete rows older than `cutoff` (epoch seconds); return rows deleted per table.
 
     Deletes in chunks so a big prune never holds the write lock for long. The newest schema
-    snapshot of each asset is kept whatever its age: drift detection compares against it.
+    snapshot and profile of each asset are kept whatever their age: drift detection and a
+    profile's change compare against them.
     """
     deleted: dict[str, int] = {}
     for table, column in PRUNED_TABLES:
@@ -43,7 +45,7 @@ def prune(
         key_columns = list(table.primary_key.columns)
         key = key_columns[0] if len(key_columns) == 1 else sa.tuple_(*key_columns)
         condition = time_col < cutoff
-        if table is schema.schema_snapshots:
+        if table is schema.schema_snapshots or table is schema.profiles:
             newest = sa.select(sa.func.max(table.c.id)).group_by(table.c.asset)
             condition = sa.and_(condition, table.c.id.not_in(newest))
         total = 0

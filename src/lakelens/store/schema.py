@@ -411,7 +411,9 @@ asset_aliases = sa.Table(
 
 # -- the data itself (revision 0011): profiles, warehouse observations, monitors ----------------
 
-# One column profile of an asset's data: {column: {type, count, nulls, distinct, min, max, …}}.
+# One column profile of an asset's data. `columns` holds {"columns": {column: {type, count,
+# nulls, null_rate, distinct, min, max, mean, …}}, "error": "…" when profiling failed}
+# (docs/profiles.md).
 profiles = sa.Table(
     "profiles",
     metadata,

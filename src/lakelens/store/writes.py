@@ -18,6 +18,7 @@ from lakelens.model import (
     Asset,
     CheckResult,
     Materialization,
+    Profile,
     Run,
     RunStatus,
     SchemaSnapshot,
@@ -26,7 +27,7 @@ from lakelens.model import (
 from lakelens.store import schema
 from lakelens.store.engine import dialect_insert, is_sqlite
 
-__all__ = ["Part", "write_batch", "write_batches"]
+__all__ = ["Part", "profile_row", "write_batch", "write_batches"]
 
 
 def _merge(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -159,6 +160,28 @@ _CHECK_COLUMNS = (
     "attributes",
 )
 _METRIC_COLUMNS = ("time", "name", "kind", "value", "labels", "run_id", "asset")
+_PROFILE_COLUMNS = ("asset", "run_id", "time", "row_count", "sampled_rows", "source", "columns")
+# One encoder for profiles: not events.dumps, whose size cap would cut a wide profile into a
+# preview (the profiler bounds its own size: columns, top values and text are capped).
+_encode_profile = json.JSONEncoder(
+    default=str, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def profile_row(profile: Profile) -> tuple[Any, ...]:
+    """The `profiles` row of a profile; its `columns` text is {"columns": {...}, "error": ...}."""
+    document: dict[str, Any] = {"columns": profile.columns}
+    if profile.error:
+        document["error"] = profile.error
+    return (
+        profile.asset,
+        profile.run_id,
+        to_epoch(profile.time) if profile.time is not None else time.time(),
+        profile.row_count,
+        profile.sampled_rows,
+        profile.source,
+        _encode_profile(document),
+    )
 
 
 # SQLite allows 32,766 parameters per statement; 500 rows of a dozen columns stay well below.
@@ -268,6 +291,7 @@ class _Statements:
             multirow=self.sqlite,
         )
         self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
+        self.profiles = append_sql(schema.profiles, _PROFILE_COLUMNS)
 
         self.run_start = f"SELECT start_time FROM runs WHERE run_id = {mark}"
         self.runs = compiled(
@@ -584,6 +608,8 @@ def _placeholders(batch: Batch) -> list[dict[str, Any]]:
         kinds[mat.asset] = "asset"
     for check in batch.checks:
         kinds.setdefault(check.asset, "asset")
+    for profile in batch.profiles:
+        kinds.setdefault(profile.asset, "asset")
     return [{"name": name, "kind": kind} for name, kind in kinds.items() if name not in defined]
 
 
@@ -649,6 +675,8 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
         )
     if batch.schemas:
         _write_schemas(conn, batch.schemas)
+    if batch.profiles:
+        sql.profiles.write(cursor, [profile_row(p) for p in batch.profiles])
 
 
 def _start_with_runs(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:
