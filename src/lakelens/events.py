@@ -17,6 +17,7 @@ from lakelens.model import (
     MetricPoint,
     Run,
     SchemaSnapshot,
+    TableObservation,
 )
 
 __all__ = ["LOG_COLUMNS", "RESERVED_LOG_KEYS", "SPAN_COLUMNS", "Batch", "dumps", "log_attributes"]
@@ -98,6 +99,8 @@ class Batch:
     edges: list[LineageEdge] = field(default_factory=list)
     schemas: list[SchemaSnapshot] = field(default_factory=list)
     metrics: list[MetricPoint] = field(default_factory=list)
+    # Warehouse tables read by a monitor (lakelens.monitors).
+    observations: list[TableObservation] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -110,6 +113,7 @@ class Batch:
             + len(self.edges)
             + len(self.schemas)
             + len(self.metrics)
+            + len(self.observations)
         )
 
     def add(self, event: Any) -> None:
@@ -129,5 +133,7 @@ class Batch:
             self.schemas.append(event)
         elif kind is MetricPoint:
             self.metrics.append(event)
+        elif kind is TableObservation:
+            self.observations.append(event)
         else:
             raise TypeError(f"lakelens cannot store a {kind.__name__}")

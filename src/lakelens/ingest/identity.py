@@ -51,6 +51,7 @@ _RENAMED = (
     "spans",
     "schema_snapshots",
     "metric_points",
+    "table_observations",
 )
 _STATE = (
     "last_status",
@@ -185,6 +186,7 @@ def batch_names(batch: Batch) -> set[str]:
     names.update(m.asset for m in batch.metrics if m.asset)
     names.update(row[_LOG_ASSET] for row in batch.logs if row[_LOG_ASSET])
     names.update(row[_SPAN_ASSET] for row in batch.spans if row[_SPAN_ASSET])
+    names.update(o.asset for o in batch.observations)
     return names
 
 
@@ -263,6 +265,9 @@ def _renamed(batch: Batch, names: dict[str, str]) -> Batch:
         ],
         schemas=[replace(s, asset=n(s.asset)) if s.asset in names else s for s in batch.schemas],
         metrics=[replace(m, asset=n(m.asset)) if m.asset in names else m for m in batch.metrics],
+        observations=[
+            replace(o, asset=n(o.asset)) if o.asset in names else o for o in batch.observations
+        ],
     )
 
 

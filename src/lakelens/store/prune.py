@@ -21,6 +21,7 @@ PRUNED_TABLES: tuple[tuple[sa.Table, str], ...] = (
     (schema.materializations, "start_time"),
     (schema.runs, "start_time"),
     (schema.schema_snapshots, "time"),
+    (schema.table_observations, "time"),
     (schema.ingest_batches, "received_at"),
 )
 _CHUNK = 50_000

@@ -159,6 +159,16 @@ _CHECK_COLUMNS = (
     "attributes",
 )
 _METRIC_COLUMNS = ("time", "name", "kind", "value", "labels", "run_id", "asset")
+_OBSERVATION_COLUMNS = (
+    "asset",
+    "monitor",
+    "time",
+    "row_count",
+    "row_count_estimated",
+    "bytes",
+    "modified_at",
+    "modified_source",
+)
 
 
 # SQLite allows 32,766 parameters per statement; 500 rows of a dozen columns stay well below.
@@ -268,6 +278,7 @@ class _Statements:
             multirow=self.sqlite,
         )
         self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
+        self.observations = append_sql(schema.table_observations, _OBSERVATION_COLUMNS)
 
         self.run_start = f"SELECT start_time FROM runs WHERE run_id = {mark}"
         self.runs = compiled(
@@ -649,6 +660,23 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
         )
     if batch.schemas:
         _write_schemas(conn, batch.schemas)
+    if batch.observations:
+        sql.observations.write(
+            cursor,
+            [
+                (
+                    o.asset,
+                    o.monitor,
+                    to_epoch(o.time),
+                    o.row_count,
+                    o.row_count_estimated,
+                    o.bytes,
+                    to_epoch(o.modified_at),
+                    o.modified_source,
+                )
+                for o in batch.observations
+            ],
+        )
 
 
 def _start_with_runs(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:
