@@ -75,6 +75,7 @@ from lakelens.cli import incidents as _incidents  # noqa: E402
 from lakelens.cli import lineage as _lineage  # noqa: E402
 from lakelens.cli import logs as _logs  # noqa: E402
 from lakelens.cli import metrics as _metrics  # noqa: E402
+from lakelens.cli import monitor as _monitor  # noqa: E402
 from lakelens.cli import runs as _runs  # noqa: E402
 from lakelens.cli import serve as _serve  # noqa: E402
 from lakelens.cli import trace as _trace  # noqa: E402
@@ -87,6 +88,7 @@ app.add_typer(_importers.app, name="import")
 app.add_typer(_export.app, name="export")
 app.add_typer(_db.app, name="db")
 app.add_typer(_lineage.app, name="lineage")
+app.add_typer(_monitor.app, name="monitor")
 app.command("runs")(_runs.runs)
 app.command("assets")(_assets.assets)
 app.command("logs")(_logs.logs)
