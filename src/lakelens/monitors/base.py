@@ -423,14 +423,16 @@ def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def _reported(row: _AssetRow | None, previous: float | None, modified: float) -> bool:
-    """Whether a pipeline reported this change itself (then the monitor adds no materialization)."""
+def _reported(row: _AssetRow | None, previous: TableState | None, modified: float) -> bool:
+    """Whether a pipeline reported this change itself (then the monitor adds no
+    materialization): the asset's latest materialization is not the monitor's and ended
+    after the monitor last looked."""
     if row is None or not row.last_run_id or row.last_end_time is None:
         return False
     if row.last_run_id.startswith(RUN_PREFIX):
         return False
-    since = previous if previous is not None else modified - REPORT_SLACK
-    return row.last_end_time >= since
+    since = previous.seen if previous is not None and previous.seen is not None else None
+    return row.last_end_time >= (since if since is not None else modified - REPORT_SLACK)
 
 
 def _batch(
@@ -473,13 +475,12 @@ def _batch(
             )
             if old_hash is not None:
                 result.schema_changes += 1
-        if item.advanced and item.modified_at is not None:
-            old_modified = previous.modified_at if previous is not None else None
-            if not _reported(row, old_modified, item.modified_at):
-                batch.materializations.append(
-                    _materialization(config, table, asset, item, previous, run_id)
-                )
-                result.changed += 1
+        advanced = item.advanced and item.modified_at is not None
+        if advanced and not _reported(row, previous, item.modified_at or 0.0):
+            batch.materializations.append(
+                _materialization(config, table, asset, item, previous, run_id)
+            )
+            result.changed += 1
         batch.observations.append(
             TableObservation(
                 asset=asset,
