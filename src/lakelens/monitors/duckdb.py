@@ -62,7 +62,19 @@ class DuckDBCollector(Collector):
         self.path = url.database or ""
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"no DuckDB file at {self.path}")
-        self.conn: Any = duckdb.connect(self.path, read_only=True)
+        try:
+            self.conn: Any = duckdb.connect(self.path, read_only=True)
+        except duckdb.Error as exc:
+            from lakelens.monitors.settings import MonitorError
+
+            text = first_line(exc)
+            if "conflicting lock" in text.lower():
+                raise MonitorError(
+                    f"cannot open {config.shown_url}: the file is held by a writing process "
+                    "(DuckDB lets no other process read it meanwhile); tried again next cycle. "
+                    f"{text}"
+                ) from None
+            raise
         self.catalog = self._run("SELECT current_database()")[0][0]
 
     def _run(self, sql: str) -> list[Any]:
@@ -135,12 +147,6 @@ class DuckDBCollector(Collector):
         from lakelens.ingest.openlineage_facets import schema_hash
 
         return f"{row_count}:{schema_hash(table.columns or [])}"
-
-    def describe(self, exc: BaseException) -> str:
-        text = first_line(exc)
-        if "lock" in text.lower() and "conflicting" in text.lower():
-            return f"the file is held by a writing process (DuckDB allows no reader then): {text}"
-        return text
 
     def close(self) -> None:
         conn, self.conn = getattr(self, "conn", None), None
