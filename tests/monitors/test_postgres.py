@@ -63,13 +63,17 @@ def test_counts_sizes_changes_and_an_altered_column_become_observations_and_drif
         "ANALYZE orders",
         "CREATE TABLE customers (id int, name varchar(40))",
         "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 20) g",
+        "CREATE TABLE events (id int, day date) PARTITION BY RANGE (day)",
+        "CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
+        "INSERT INTO events SELECT g, '2027-01-02' FROM generate_series(1, 30) g",
     )
     store = make_store()
     clock = FakeClock(T0)
     # Tables above 20 kB get the planner's estimate instead of count(*).
     config = _monitor(store, pg_warehouse.url, exact_count_max_bytes=20_000)
     first = run_cycle(store, config, clock=clock)
-    assert first.ok and (first.tables, first.observed, first.changed) == (2, 2, 0), first
+    # A partitioned table is one table (its partitions are read through it).
+    assert first.ok and (first.tables, first.observed, first.changed) == (3, 3, 0), first
     seen = {o["asset"]: o for o in _rows(store, schema.table_observations)}
     orders, customers = (
         seen[_asset(pg_warehouse, "orders")],
@@ -78,6 +82,8 @@ def test_counts_sizes_changes_and_an_altered_column_become_observations_and_drif
     assert (orders["row_count"], orders["row_count_estimated"]) == (500, True)
     assert (customers["row_count"], customers["row_count_estimated"]) == (20, False)
     assert orders["bytes"] > customers["bytes"] > 0 and orders["monitor"] == "wh"
+    events = seen[_asset(pg_warehouse, "events")]
+    assert (events["row_count"], events["row_count_estimated"]) == (30, False) and events["bytes"]
     # First sight: when the tables last changed is not known yet, so nothing materialized.
     assert orders["modified_at"] is None and not _rows(store, schema.materializations)
     assets = {a["name"]: a for a in _rows(store, schema.assets)}
@@ -100,12 +106,16 @@ def test_counts_sizes_changes_and_an_altered_column_become_observations_and_drif
     pg_warehouse.sql(
         "INSERT INTO customers SELECT g, 'n' || g FROM generate_series(21, 120) g",
         "ALTER TABLE orders ADD COLUMN note text",
+        "DELETE FROM events WHERE id <= 5",
     )
     clock.advance(600)
     second = run_cycle(store, config, clock=clock)
-    assert second.ok and (second.changed, second.schema_changes) == (1, 1), second
-    (mat,) = _rows(store, schema.materializations)
-    assert mat["asset"] == _asset(pg_warehouse, "customers") and mat["rows"] == 100
+    assert second.ok and (second.changed, second.schema_changes) == (2, 1), second
+    mats = {m["asset"]: m for m in _rows(store, schema.materializations)}
+    # Rows went down: no rows written to report (volume rules judge what was written).
+    assert mats[_asset(pg_warehouse, "events")]["rows"] is None
+    mat = mats[_asset(pg_warehouse, "customers")]
+    assert mat["rows"] == 100
     assert mat["end_time"] == T0 + 600 and mat["status"] == "success"
     assert json.loads(mat["attributes"])["modified_source"] == "statistics"
     (run,) = _rows(store, schema.runs, schema.runs.c.run_id == mat["run_id"])
