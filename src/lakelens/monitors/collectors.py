@@ -3,7 +3,7 @@
 PostgreSQL and DuckDB have collectors of their own; any other SQLAlchemy URL is read through
 the generic inspector collector. A third party adds one through the `lakelens.monitors`
 entry point group (name: the URL's backend, e.g. `snowflake`; value: a Collector class taking
-the MonitorConfig and the connect URL), which is also how the built-ins are found first.
+the MonitorConfig and the connect URL); an entry point named like a built-in replaces it.
 """
 
 from __future__ import annotations
