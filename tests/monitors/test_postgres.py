@@ -297,7 +297,7 @@ def test_a_missing_privilege_and_a_vanished_table_are_findings_and_the_rest_goes
 
 
 def test_wrong_credentials_fail_the_monitor_not_the_cycle_of_others(
-    make_store: Any, pg_warehouse: Any
+    make_store: Any, pg_warehouse: Any, receiver: Any
 ) -> None:
     pg_warehouse.sql("CREATE TABLE orders (id int)")
     store = make_store()
@@ -328,6 +328,17 @@ def test_wrong_credentials_fail_the_monitor_not_the_cycle_of_others(
     assert (finding.key, finding.severity, finding.asset) == ("wrong", "error", None)
     assert check_monitors(store, time.time())[0] == "unhealthy"
     assert secret not in json.dumps([s.summary() for s in states.values()])
+    # An incident of its own, told to the webhook.
+    alerting = _alerting(receiver)
+    assert len(AlertEngine(store, alerting).evaluate().opened) == 1
+    hook = create_destination("hook", alerting.destinations["hook"])
+    assert DeliveryWorker(store, {"hook": hook}).run_once().delivered == 1
+    (request,) = receiver.wait_for(1)
+    assert (
+        "Monitor Failing" in request.text
+        and 'role \\"nobody_here\\" does not exist' in request.text
+    )
+    assert secret not in request.text
 
 
 def test_a_warehouse_table_is_the_dbt_model_that_builds_it(

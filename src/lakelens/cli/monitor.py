@@ -124,7 +124,10 @@ def list_(
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
 ) -> None:
-    """The monitors, with when each last ran and what failed."""
+    """The monitors, with when each last ran and what failed.
+
+    Example: lakelens monitor list --json
+    """
     from rich.markup import escape
     from rich.table import Table
 
@@ -175,7 +178,10 @@ def remove(
     name: str = typer.Argument(..., help="The monitor to remove."),
     home: str | None = HomeOption,
 ) -> None:
-    """Stop watching a warehouse; what its monitor recorded stays."""
+    """Stop watching a warehouse; what its monitor recorded stays.
+
+    Example: lakelens monitor remove warehouse
+    """
     from lakelens.cli._output import console
     from lakelens.monitors.state import remove_monitor
 
@@ -262,7 +268,7 @@ def run(
         err_console.print("Running monitors on their schedules (Ctrl-C stops).")
         stop = threading.Event()
         try:
-            service.run_forever(stop, report=report, progress=progress)
+            service.run_forever(stop, names=names or None, report=report, progress=progress)
         except KeyboardInterrupt:
             stop.set()
     finally:

@@ -103,10 +103,10 @@ class MonitorService:
             )
         return result
 
-    def next_due(self) -> float | None:
-        """Seconds until the next monitor is due (None: no monitors)."""
+    def next_due(self, names: list[str] | None = None) -> float | None:
+        """Seconds until the next (named) monitor is due (None: no monitors)."""
         with self.store.connect() as conn:
-            found = load_monitors(conn)
+            found = load_monitors(conn, names)
         if not found:
             return None
         now = self.clock()
@@ -122,6 +122,7 @@ class MonitorService:
         self,
         stop: threading.Event,
         *,
+        names: list[str] | None = None,
         poll: float = POLL_SECONDS,
         report: Callable[[CycleResult], None] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
@@ -130,7 +131,7 @@ class MonitorService:
         last_error = None
         while not stop.is_set():
             try:
-                for result in self.run_due(progress=progress):
+                for result in self.run_due(names, progress=progress):
                     if report is not None:
                         report(result)
                     elif not result.ok:
@@ -140,7 +141,7 @@ class MonitorService:
                             result.error or f"{len(result.failed)} tables failed",
                         )
                 last_error = None
-                wait = self.next_due()
+                wait = self.next_due(names)
             except Exception as exc:  # the store may be away for a moment; keep trying
                 message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 if message != last_error:
