@@ -575,6 +575,8 @@ def has_monitors(settings: Settings, store: Store) -> bool:
     """Whether lakelens.yaml declares monitors or the store has any (False if it cannot say)."""
     if isinstance(settings.raw, Mapping) and settings.raw.get("monitors"):
         return True
+    if not store.exists():
+        return False  # asking would create the store
     try:
         with store.reader() as db:
             return bool(db.value("SELECT count(*) FROM monitors"))
