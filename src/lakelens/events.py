@@ -18,6 +18,7 @@ from lakelens.model import (
     Profile,
     Run,
     SchemaSnapshot,
+    TableObservation,
 )
 
 __all__ = ["LOG_COLUMNS", "RESERVED_LOG_KEYS", "SPAN_COLUMNS", "Batch", "dumps", "log_attributes"]
@@ -100,6 +101,8 @@ class Batch:
     schemas: list[SchemaSnapshot] = field(default_factory=list)
     metrics: list[MetricPoint] = field(default_factory=list)
     profiles: list[Profile] = field(default_factory=list)
+    # Warehouse tables read by a monitor (lakelens.monitors).
+    observations: list[TableObservation] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -113,6 +116,7 @@ class Batch:
             + len(self.schemas)
             + len(self.metrics)
             + len(self.profiles)
+            + len(self.observations)
         )
 
     def add(self, event: Any) -> None:
@@ -134,5 +138,7 @@ class Batch:
             self.metrics.append(event)
         elif kind is Profile:
             self.profiles.append(event)
+        elif kind is TableObservation:
+            self.observations.append(event)
         else:
             raise TypeError(f"lakelens cannot store a {kind.__name__}")

@@ -20,6 +20,7 @@ __all__ = [
     "RunStatus",
     "SchemaSnapshot",
     "Span",
+    "TableObservation",
     "from_epoch",
     "to_epoch",
 ]
@@ -249,3 +250,23 @@ class Profile:
     # sdk | dlt | dagster | monitor
     source: str = "sdk"
     error: str | None = None
+
+
+@dataclass
+class TableObservation:
+    """What a monitor read of a warehouse table from its metadata (lakelens.monitors).
+
+    `row_count_estimated` marks the engine's estimate (PostgreSQL's reltuples) rather than a
+    count(*); `modified_source` says where `modified_at` came from: "column" (a declared
+    timestamp column), "statistics" (the engine's change counters), "file" (the database
+    file's time) or "row_count" (the count changed).
+    """
+
+    asset: str
+    monitor: str
+    time: datetime
+    row_count: int | None = None
+    row_count_estimated: bool | None = None
+    bytes: int | None = None
+    modified_at: datetime | None = None
+    modified_source: str | None = None

@@ -13,6 +13,8 @@ from lakelens.model import (
     Profile,
     Run,
     SchemaSnapshot,
+    TableObservation,
+    from_epoch,
 )
 from lakelens.store import Store, reads
 
@@ -32,6 +34,7 @@ def _events(now: float, age_days: float, tag: str) -> Batch:
     batch.add(MetricPoint("queue_size", 1.0, time=t))  # type: ignore[arg-type]
     batch.add(SchemaSnapshot("asset_a", [("id", tag)], time=t, hash=f"h-{tag}"))  # type: ignore[arg-type]
     batch.add(Profile("asset_a", {"id": {"type": tag}}, time=t, row_count=1))  # type: ignore[arg-type]
+    batch.add(TableObservation("asset_a", "wh", from_epoch(t), row_count=1))  # type: ignore[arg-type]
     batch.logs.append((t, 20, f"log {tag}", None, f"run-{tag}", "asset_a", "job", None, None, None))
     batch.spans.append(
         (
@@ -68,6 +71,7 @@ def test_prune_deletes_only_events_older_than_the_window(store_url: str) -> None
         "runs": 1,
         "schema_snapshots": 1,
         "profiles": 1,
+        "table_observations": 1,
         "ingest_batches": 0,
     }
     assert {table for table, _ in progress} == set(deleted)

@@ -660,6 +660,7 @@ _TITLES = {
     "schema_drift": "Schema Drift",
     "absence": "Heartbeat Missing",
     "alert_delivery_failed": "Alert Delivery Failing",
+    "monitor_failed": "Monitor Failing",
 }
 
 

@@ -71,6 +71,14 @@ def _summary(name: str, component: dict[str, Any]) -> str:
             return f"{details.get('assets_with_sla', 0)} assets with an SLA, none stale"
         names = ", ".join(b["asset"] for b in breaching[:4])
         return f"{details.get('breaching_count')} past their SLA: {names}"
+    if name == "monitors":
+        failing = details.get("failing") or []
+        overdue = details.get("overdue") or []
+        if not failing and not overdue:
+            return f"{details.get('monitors', 0)} monitors, all read their warehouse"
+        parts = [f"{f['monitor']}: {f['error']}" for f in failing[:2]]
+        parts += [f"{n} overdue" for n in overdue[:2]]
+        return f"{len(failing)} failing, {len(overdue)} overdue: " + "; ".join(parts)
     text = json.dumps(details, default=str, ensure_ascii=False)
     return text if len(text) <= 100 else text[:99] + "…"
 

@@ -79,6 +79,7 @@ from lakelens.cli import incidents as _incidents  # noqa: E402
 from lakelens.cli import lineage as _lineage  # noqa: E402
 from lakelens.cli import logs as _logs  # noqa: E402
 from lakelens.cli import metrics as _metrics  # noqa: E402
+from lakelens.cli import monitor as _monitor  # noqa: E402
 from lakelens.cli import profile as _profile  # noqa: E402
 from lakelens.cli import runs as _runs  # noqa: E402
 from lakelens.cli import serve as _serve  # noqa: E402
@@ -96,6 +97,7 @@ app.add_typer(_lineage.app, name="lineage")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_token.app, name="token")
 app.add_typer(_completion.app, name="completion")
+app.add_typer(_monitor.app, name="monitor")
 app.command("assets")(_assets.assets)
 app.command("profile")(_profile.profile)
 app.command("logs")(_logs.logs)

@@ -42,7 +42,7 @@ def _configure_logging(log_format: str, level: str) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    for name in ("lakelens.server", "uvicorn.error"):
+    for name in ("lakelens.server", "uvicorn.error", "lakelens.monitors"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level)
@@ -95,6 +95,11 @@ def serve(
         help="Do not run the alert evaluator and delivery worker (for extra ingest replicas).",
     ),
     tz: Optional[str] = TzOption,  # noqa: UP045  (the dashboard's zone; server logs stay UTC)
+    no_monitors: bool = typer.Option(
+        False,
+        "--no-monitors",
+        help="Do not poll the warehouses of `lakelens monitor add` / lakelens.yaml monitors.",
+    ),
 ) -> None:
     """Run the HTTP server: ingest (native, OpenLineage, OTLP), the read API, /metrics, /health.
 
@@ -154,6 +159,7 @@ def serve(
         alerts_thread = threading.Thread(
             target=ctx.alerts.run_forever, args=(stopping,), name="lakelens-alerts", daemon=True
         )
+    monitors_thread = None if no_monitors else _monitors_thread(store, ctx)
     _configure_logging(settings.log_format, settings.log_level)
 
     class Server(uvicorn.Server):
@@ -191,13 +197,36 @@ def serve(
     try:
         if alerts_thread is not None:
             alerts_thread.start()
+        if monitors_thread is not None:
+            monitors_thread.start()
         Server(config).run()
     finally:
         stopping.set()
         if alerts_thread is not None:
             alerts_thread.join(timeout=10)
             ctx.alerts.close()
+        if monitors_thread is not None:
+            monitors_thread.join(timeout=10)
         store.close()
+
+
+def _monitors_thread(store: Any, ctx: Any) -> Any:
+    """The background loop that runs due monitors (the server's health gains a `monitors`
+    component once one exists)."""
+    import threading
+
+    from lakelens.monitors.service import MonitorService
+    from lakelens.server.health import register_monitors
+
+    def found() -> None:
+        if "monitors" not in ctx.health:
+            options = ctx.settings.raw.get("health") if isinstance(ctx.settings.raw, dict) else None
+            register_monitors(ctx.health, store, options if isinstance(options, dict) else None)
+
+    service = MonitorService(store, on_monitors=found)
+    return threading.Thread(
+        target=service.run_forever, args=(ctx.stopping,), name="lakelens-monitors", daemon=True
+    )
 
 
 def _version() -> str:

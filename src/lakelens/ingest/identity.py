@@ -52,6 +52,7 @@ _RENAMED = (
     "schema_snapshots",
     "metric_points",
     "profiles",
+    "table_observations",
 )
 _STATE = (
     "last_status",
@@ -187,6 +188,7 @@ def batch_names(batch: Batch) -> set[str]:
     names.update(m.asset for m in batch.metrics if m.asset)
     names.update(row[_LOG_ASSET] for row in batch.logs if row[_LOG_ASSET])
     names.update(row[_SPAN_ASSET] for row in batch.spans if row[_SPAN_ASSET])
+    names.update(o.asset for o in batch.observations)
     return names
 
 
@@ -266,6 +268,9 @@ def _renamed(batch: Batch, names: dict[str, str]) -> Batch:
         schemas=[replace(s, asset=n(s.asset)) if s.asset in names else s for s in batch.schemas],
         metrics=[replace(m, asset=n(m.asset)) if m.asset in names else m for m in batch.metrics],
         profiles=[replace(p, asset=n(p.asset)) if p.asset in names else p for p in batch.profiles],
+        observations=[
+            replace(o, asset=n(o.asset)) if o.asset in names else o for o in batch.observations
+        ],
     )
 
 

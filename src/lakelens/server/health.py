@@ -190,6 +190,9 @@ class HealthChecker:
             timeout=timeout,
             critical=bool(options.get("pipelines_critical", True)),
         )
+        # Warehouse monitors, once there are any (`lakelens serve` adds it when one appears).
+        if has_monitors(settings, store):
+            register_monitors(checker, store, options, ttl=ttl, timeout=timeout)
         for name, target in _entry_point_checks():
             if name not in checker._components:
                 checker.register(name, target, ttl=ttl, timeout=timeout)
@@ -563,3 +566,68 @@ def check_pipelines(store: Store) -> tuple[str, dict[str, Any]]:
         "critical_failing": critical[:20],
         "open_incidents": open_by_severity,
     }
+
+
+# -- warehouse monitors ------------------------------------------------------------------------
+
+
+def has_monitors(settings: Settings, store: Store) -> bool:
+    """Whether lakelens.yaml declares monitors or the store has any (False if it cannot say)."""
+    if isinstance(settings.raw, Mapping) and settings.raw.get("monitors"):
+        return True
+    if not store.exists():
+        return False  # asking would create the store
+    try:
+        with store.reader() as db:
+            return bool(db.value("SELECT count(*) FROM monitors"))
+    except Exception:  # no store yet, or one from before monitors: none
+        return False
+
+
+def register_monitors(
+    checker: HealthChecker,
+    store: Store,
+    options: Mapping[str, Any] | None = None,
+    *,
+    ttl: float = 30.0,
+    timeout: float = 5.0,
+) -> None:
+    """Add the `monitors` component. Not critical unless `health: {monitors_critical: true}`:
+    a warehouse lakelens cannot read degrades lakelens' health but does not fail it."""
+    options = options or {}
+    checker.register(
+        "monitors",
+        lambda: check_monitors(store, checker.clock()),
+        ttl=ttl,
+        timeout=timeout,
+        critical=bool(options.get("monitors_critical", False)),
+    )
+
+
+def check_monitors(store: Store, now: float) -> tuple[str, dict[str, Any]]:
+    """Unhealthy when a monitor read nothing last time (unreachable, credentials); degraded when
+    it could not read some tables, or is overdue (no cycle for twice its interval)."""
+    from lakelens.monitors.state import load_monitors
+
+    with store.connect() as conn:
+        monitors = load_monitors(conn)
+    failing, overdue = [], []
+    status = "healthy"
+    for state in monitors:
+        if state.last_error:
+            failing.append({"monitor": state.name, "error": state.last_error})
+            status = "unhealthy" if state.unreachable else max_status(status, "degraded")
+        late = state.last_run is None or now - state.last_run > 2 * state.config.interval + 60
+        if late and not state.last_error:
+            overdue.append(state.name)
+            status = max_status(status, "degraded")
+    return status, {
+        "monitors": len(monitors),
+        "failing_count": len(failing),
+        "failing": failing[:20],
+        "overdue": overdue[:20],
+    }
+
+
+def max_status(a: str, b: str) -> str:
+    return STATUSES[max(STATUSES.index(a), STATUSES.index(b))]

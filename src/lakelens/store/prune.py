@@ -22,6 +22,7 @@ PRUNED_TABLES: tuple[tuple[sa.Table, str], ...] = (
     (schema.runs, "start_time"),
     (schema.schema_snapshots, "time"),
     (schema.profiles, "time"),
+    (schema.table_observations, "time"),
     (schema.ingest_batches, "received_at"),
 )
 _CHUNK = 50_000

@@ -184,6 +184,18 @@ def profile_row(profile: Profile) -> tuple[Any, ...]:
     )
 
 
+_OBSERVATION_COLUMNS = (
+    "asset",
+    "monitor",
+    "time",
+    "row_count",
+    "row_count_estimated",
+    "bytes",
+    "modified_at",
+    "modified_source",
+)
+
+
 # SQLite allows 32,766 parameters per statement; 500 rows of a dozen columns stay well below.
 _MULTIROW = 500
 
@@ -292,6 +304,7 @@ class _Statements:
         )
         self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
         self.profiles = append_sql(schema.profiles, _PROFILE_COLUMNS)
+        self.observations = append_sql(schema.table_observations, _OBSERVATION_COLUMNS)
 
         self.run_start = f"SELECT start_time FROM runs WHERE run_id = {mark}"
         self.runs = compiled(
@@ -677,6 +690,23 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
         _write_schemas(conn, batch.schemas)
     if batch.profiles:
         sql.profiles.write(cursor, [profile_row(p) for p in batch.profiles])
+    if batch.observations:
+        sql.observations.write(
+            cursor,
+            [
+                (
+                    o.asset,
+                    o.monitor,
+                    to_epoch(o.time),
+                    o.row_count,
+                    o.row_count_estimated,
+                    o.bytes,
+                    to_epoch(o.modified_at),
+                    o.modified_source,
+                )
+                for o in batch.observations
+            ],
+        )
 
 
 def _start_with_runs(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:

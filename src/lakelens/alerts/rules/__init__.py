@@ -6,7 +6,8 @@ error class (failures), the check name (checks), the job (heartbeats) or the rul
 means its condition cleared and its alert resolves.
 
 One module per concept: outcomes (failures, checks, failure rates), freshness (SLA,
-learned rhythm, heartbeats), volume (seasonal bands), drift, custom thresholds, delivery.
+learned rhythm, heartbeats), volume (seasonal bands), drift, custom thresholds, delivery,
+monitors (warehouses that cannot be read).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lakelens.alerts.rules.custom import _thresholds
 from lakelens.alerts.rules.delivery import DELIVERY_FAILING_AFTER, _delivery_failures
 from lakelens.alerts.rules.drift import _schema_drift
 from lakelens.alerts.rules.freshness import _absences, _freshness, _late
+from lakelens.alerts.rules.monitors import _monitor_failures
 from lakelens.alerts.rules.outcomes import CHECK_LOOKBACK, _checks, _failure_rate, _failures
 from lakelens.alerts.rules.volume import _slow_and_volume
 from lakelens.analysis.lineage import EXTERNAL_KINDS
@@ -79,6 +81,7 @@ RULES: tuple[tuple[str, Callable[[RuleContext], list[Finding]]], ...] = (
     ("thresholds", _thresholds),
     ("absences", _absences),
     ("delivery", _delivery_failures),
+    ("monitors", _monitor_failures),
 )
 
 

@@ -1,0 +1,155 @@
+"""DuckDB: the file opened read-only for the length of one cycle; tables and views from
+`duckdb_tables()` / `duckdb_views()`, columns from `information_schema`, exact count(*).
+
+DuckDB keeps no per-table modification time. A table changed when its row count or columns
+differ from the last cycle's, and then it changed at the database file's time (the later of
+the file and its write-ahead log; `modified_source` "file"). An UPDATE that changes neither
+is only seen through a declared timestamp column (`--timestamp-column TABLE=COL`).
+
+DuckDB lets one process write a file, and no other process open it while it does: a cycle
+that finds the file held by a writer records that and tries again next time; a writer that
+starts during a cycle (milliseconds to seconds) finds the file held by the monitor.
+DuckDB has no statement timeout: a query past the limit is interrupted from a timer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from lakelens.monitors.base import Collector, Table, first_line
+from lakelens.units import format_duration
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from lakelens.monitors.settings import MonitorConfig
+
+__all__ = ["DuckDBCollector"]
+
+_TABLES_SQL = """
+SELECT schema_name, table_name, 'table' AS kind, estimated_size
+FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal AND NOT temporary
+UNION ALL
+SELECT schema_name, view_name, 'view', NULL
+FROM duckdb_views() WHERE database_name = current_database() AND NOT internal AND NOT temporary
+ORDER BY 1, 2
+"""
+_COLUMNS_SQL = """
+SELECT table_schema, table_name, column_name, data_type
+FROM information_schema.columns WHERE table_catalog = current_database()
+ORDER BY table_schema, table_name, ordinal_position
+"""
+
+
+class StatementTimeoutError(Exception):
+    """A query ran past the monitor's statement limit and was interrupted."""
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBCollector(Collector):
+    change_source = "file"
+
+    def __init__(self, config: MonitorConfig, url: URL) -> None:
+        super().__init__(config)
+        import duckdb
+
+        self.path = url.database or ""
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"no DuckDB file at {self.path}")
+        try:
+            self.conn: Any = duckdb.connect(self.path, read_only=True)
+        except duckdb.Error as exc:
+            from lakelens.monitors.settings import MonitorError
+
+            text = first_line(exc)
+            if "conflicting lock" in text.lower():
+                raise MonitorError(
+                    f"cannot open {config.shown_url}: the file is held by a writing process "
+                    "(DuckDB lets no other process read it meanwhile); tried again next cycle. "
+                    f"{text}"
+                ) from None
+            raise
+        self.catalog = self._run("SELECT current_database()")[0][0]
+
+    def _run(self, sql: str) -> list[Any]:
+        fired = threading.Event()
+
+        def interrupt() -> None:
+            fired.set()
+            self.conn.interrupt()
+
+        timer = threading.Timer(self.config.statement_timeout, interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return list(self.conn.execute(sql).fetchall())
+        except Exception:
+            if fired.is_set():
+                raise StatementTimeoutError(
+                    f"timed out after {format_duration(self.config.statement_timeout)}; "
+                    "the query was interrupted"
+                ) from None
+            raise
+        finally:
+            timer.cancel()
+
+    def _file_time(self) -> float | None:
+        times = []
+        for path in (self.path, self.path + ".wal"):
+            try:
+                times.append(os.stat(path).st_mtime)
+            except OSError:
+                continue
+        return max(times) if times else None
+
+    def list_tables(self) -> list[Table]:
+        changed_at = self._file_time()
+        namespace = f"duckdb://{self.path}"
+        tables: dict[tuple[str, str], Table] = {}
+        for schema, name, kind, estimate in self._run(_TABLES_SQL):
+            table = Table(
+                schema=schema,
+                name=name,
+                kind=kind,
+                asset=f"{namespace}/{self.catalog}.{schema}.{name}",
+                countable=kind == "table",
+                changed_hint=changed_at,
+            )
+            if estimate is not None:
+                table.row_count, table.estimated = int(estimate), True
+            tables[(schema, name)] = table
+        for schema, name, column, data_type in self._run(_COLUMNS_SQL):
+            found = tables.get((schema, name))
+            if found is not None:
+                if found.columns is None:
+                    found.columns = []
+                found.columns.append((column, str(data_type)))
+        return list(tables.values())
+
+    def _relation(self, table: Table) -> str:
+        return f"{_quote(table.schema)}.{_quote(table.name)}"
+
+    def count(self, table: Table) -> int:
+        return int(self._run(f"SELECT count(*) FROM {self._relation(table)}")[0][0])
+
+    def max_value(self, table: Table, column: str) -> Any:
+        return self._run(f"SELECT max({_quote(column)}) FROM {self._relation(table)}")[0][0]
+
+    def marker(self, table: Table, row_count: int | None) -> str | None:
+        if table.kind != "table" or row_count is None:
+            return None
+        from lakelens.ingest.openlineage_facets import schema_hash
+
+        return f"{row_count}:{schema_hash(table.columns or [])}"
+
+    def close(self) -> None:
+        conn, self.conn = getattr(self, "conn", None), None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already gone
+                conn.close()
