@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from lakelens.server.security import BODY_TIMEOUT, MAX_BODY_BYTES, Access
@@ -68,6 +69,8 @@ class ServerContext:
     # The lineage graph, read again only when assets or edges change (every page and
     # lineage endpoint needs it; a 10,000-node graph takes ~100 ms to load).
     graphs: Any = field(default=None, repr=False)
+    # The zone the dashboard shows times in unless a viewer picks another (LAKELENS_TIMEZONE).
+    zone: tzinfo = timezone.utc
 
     def graph(self, conn: Any) -> Any:
         """The store's lineage graph (analysis.lineage.LineageGraph), from the cache."""
@@ -84,10 +87,14 @@ class ServerContext:
         store: Store,
         *,
         clock: Callable[[], float] | None = None,
+        zone: tzinfo | None = None,
     ) -> ServerContext:
+        from lakelens.display import display_zone
         from lakelens.server.health import HealthChecker
 
         clock = clock or time.time
+        # A bad LAKELENS_TIMEZONE fails here, at start, in one line (InvalidArgumentError).
+        zone = zone or display_zone()
         return cls(
             settings=settings,
             store=store,
@@ -96,4 +103,5 @@ class ServerContext:
             health=HealthChecker.from_settings(settings, store, clock=clock),
             clock=clock,
             body_timeout=_env_float("LAKELENS_BODY_TIMEOUT", BODY_TIMEOUT),
+            zone=zone,
         )

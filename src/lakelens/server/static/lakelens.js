@@ -216,13 +216,21 @@
     a.textContent = text;
     td.appendChild(a);
   }
-  function logRow(record) {
+  // Records arrive in UTC; the page says which zone to show them in (its offset now).
+  function shownTime(iso, toggle) {
+    var offset = Number(toggle.getAttribute("data-tz-offset") || 0);
+    var label = toggle.getAttribute("data-tz-label") || "UTC";
+    var at = Date.parse(String(iso || ""));
+    if (isNaN(at)) return String(iso || "").replace("T", " ").slice(0, 19) + " UTC";
+    return new Date(at + offset * 1000).toISOString().replace("T", " ").slice(0, 19) + " " + label;
+  }
+  function logRow(record, toggle) {
     var level = String(record.level || "INFO");
     var known = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"].indexOf(level) >= 0;
     var row = document.createElement("tr");
     row.className = "lvl-" + (known ? level.toLowerCase() : "info") + " fresh-row";
     row.setAttribute("data-id", String(record.id));
-    cell(row, String(record.time || "").replace("T", " ").slice(0, 19) + " UTC", "t");
+    cell(row, shownTime(record.time, toggle), "t");
     var lvl = cell(row, null);
     var span = document.createElement("span");
     span.className = "lvl";
@@ -284,7 +292,7 @@
         lastId = record.id || lastId;
         var empty = byId("no-logs");
         if (empty) empty.remove();
-        body.insertBefore(logRow(record), body.firstChild);
+        body.insertBefore(logRow(record, toggle), body.firstChild);
         while (body.rows.length > 2000) body.deleteRow(body.rows.length - 1);
         added += 1;
         if (count) count.textContent = body.rows.length + " records (" + added + " live)";
@@ -308,8 +316,24 @@
     window.addEventListener("pagehide", stop);
   }
 
+  /* -- footer: choosing a time zone reloads the page in it; the browser's own zone is offered -- */
+  function setupZonePick() {
+    var select = byId("tz-select");
+    if (!select || !select.form) return;
+    var own = null;
+    try { own = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { own = null; }
+    if (own && !Array.prototype.some.call(select.options, function (o) { return o.value === own; })) {
+      var option = document.createElement("option");
+      option.value = own;
+      option.textContent = own + " (this browser)";
+      select.appendChild(option);
+    }
+    select.addEventListener("change", function () { select.form.submit(); });
+  }
+
   function init() {
     setupRefresh();
+    setupZonePick();
     setupLineage();
     setupColumnPick();
     setupWaterfall();
