@@ -106,55 +106,40 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (h - low) * (ordered[high] - ordered[low])
 
 
-def _params(name: str, runs: int, since: float | None) -> dict[str, Any]:
-    return {"name": name, "runs": runs} | ({} if since is None else {"since": since})
-
-
-def _checks_since(
-    db: Reader, name: str, starts: list[float], runs: int, since: float | None
-) -> float | None:
+def _checks_since(db: Reader, name: str, starts: list[float], runs: int) -> float | None:
     """When the window of check results begins (None: the asset has none)."""
-    window = "" if since is None else " AND start_time >= :since"
     if starts:
         # A run's checks may precede its materialization: `dbt build` runs a model's unit
         # tests before building it.
         first = db.value(
             "SELECT min(time) FROM check_results WHERE asset = :name AND run_id IN "
-            f"(SELECT run_id FROM materializations WHERE asset = :name{window} "
+            "(SELECT run_id FROM materializations WHERE asset = :name "
             "ORDER BY start_time DESC, id DESC LIMIT :runs)",
-            _params(name, runs, since),
+            {"name": name, "runs": runs},
         )
         return min(starts) if first is None else min(min(starts), first)
     # No materializations (a dbt source, an external table): the last `runs` runs that checked it.
     return db.value(
         "SELECT min(earliest) FROM (SELECT min(time) AS earliest FROM check_results "
-        f"WHERE asset = :name{window.replace('start_time', 'time')} GROUP BY run_id "
-        "ORDER BY earliest DESC LIMIT :runs) AS recent",
-        _params(name, runs, since),
+        "WHERE asset = :name GROUP BY run_id ORDER BY earliest DESC LIMIT :runs) AS recent",
+        {"name": name, "runs": runs},
     )
 
 
 def asset_metrics(
-    conn: Reader | sa.Connection,
-    name: str,
-    *,
-    runs: int = 20,
-    since: float | None = None,
-    now: float,
+    conn: Reader | sa.Connection, name: str, *, runs: int = 20, now: float
 ) -> AssetMetrics:
-    """The asset's definition, state and its last `runs` finished or running materializations
-    (only those started at or after `since`, epoch seconds, when given)."""
+    """The asset's definition, state and its last `runs` finished or running materializations."""
     db = borrow(conn)
     found = db.dicts("SELECT * FROM assets WHERE name = :name", {"name": name})
     if not found:
         raise LookupError(f"no asset {name!r}")
     asset = found[0]
-    window = "" if since is None else " AND start_time >= :since"
     recent = db.rows(
         "SELECT run_id, start_time, duration, rows, bytes, status, error_type, error_message "
-        f"FROM materializations WHERE asset = :name{window} ORDER BY start_time DESC, id DESC "
+        "FROM materializations WHERE asset = :name ORDER BY start_time DESC, id DESC "
         "LIMIT :runs",
-        _params(name, runs, since),
+        {"name": name, "runs": runs},
     )
     rows = [RunRow(*r) for r in recent]
     finished = [r for r in rows if r.status in ("success", "failure")]
@@ -170,9 +155,7 @@ def asset_metrics(
         {"name": name},
     )
     checks: list[CheckRate] = []
-    oldest = _checks_since(
-        db, name, [r.start_time for r in rows if r.start_time is not None], runs, since
-    )
+    oldest = _checks_since(db, name, [r.start_time for r in rows if r.start_time is not None], runs)
     if oldest is not None:
         # Every result since the oldest of these runs began, whichever run recorded it: checks
         # often run apart from the materialization (`dbt run`, then `dbt test`).
