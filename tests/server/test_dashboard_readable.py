@@ -135,8 +135,11 @@ def test_a_viewer_picks_a_zone_kept_in_a_cookie_and_a_bad_one_is_ignored(
     assert picked.status_code == 200
     assert "lakelens_tz=" in picked.headers["set-cookie"]
     assert f"updated {tokyo:%H:%M:%S} JST" in picked.text
-    # The cookie keeps the choice on the next pages.
+    # The cookie keeps the choice on the next pages; the footer's picker keeps their query.
     assert f"updated {tokyo:%H:%M:%S} JST" in client.get("/").text
+    hourly = client.get("/", params={"period": "1h"}).text
+    assert 'href="/?period=1h&amp;tz=Europe%2FParis"' in hourly
+    assert 'href="/?period=1h&amp;tz=Asia%2FTokyo" aria-current="true"' in hourly
     assert "times in Asia/Tokyo" in client.get("/alerts").text
     # An unknown or hostile zone: the page, a notice, the kept zone; never a 500.
     for bad in ("Mars/Base", "../../etc/passwd", "<script>", "x" * 300):

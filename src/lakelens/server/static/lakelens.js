@@ -316,19 +316,26 @@
     window.addEventListener("pagehide", stop);
   }
 
-  /* -- footer: choosing a time zone reloads the page in it; the browser's own zone is offered -- */
+  /* -- footer: the zone picker also offers this browser's own zone -- */
   function setupZonePick() {
-    var select = byId("tz-select");
-    if (!select || !select.form) return;
+    var list = byId("tz-choices");
+    if (!list) return;
     var own = null;
     try { own = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { own = null; }
-    if (own && !Array.prototype.some.call(select.options, function (o) { return o.value === own; })) {
-      var option = document.createElement("option");
-      option.value = own;
-      option.textContent = own + " (this browser)";
-      select.appendChild(option);
-    }
-    select.addEventListener("change", function () { select.form.submit(); });
+    if (!own) return;
+    var params = new URLSearchParams(list.getAttribute("data-keep") || "");
+    params.set("tz", own);
+    var href = window.location.pathname + "?" + params.toString();
+    var known = Array.prototype.some.call(list.querySelectorAll("a"), function (a) {
+      return new URL(a.href, window.location.href).searchParams.get("tz") === own;
+    });
+    if (known) return;
+    var item = document.createElement("li");
+    var link = document.createElement("a");
+    link.setAttribute("href", href);
+    link.textContent = own + " (this browser)";
+    item.appendChild(link);
+    list.appendChild(item);
   }
 
   function init() {
