@@ -290,6 +290,70 @@ def test_every_page_loads_without_console_errors(server: dict[str, Any], browser
     assert wide.dialogs == [] and narrow.dialogs == []
 
 
+def test_narrow_overview_cuts_no_asset_cell_and_chart_labels_are_readable(
+    server: dict[str, Any], browser: Any
+) -> None:
+    """At 420 px the asset table reflows (no cell hides in a scroll box or past the screen);
+    chart labels render at 11 px or more however wide the chart is drawn."""
+    narrow = Watched(browser, 420, 900)
+    page = narrow.page
+    narrow.open(server["url"] + "/")
+    wrap = page.locator("#assets .table-wrap")
+    assert wrap.evaluate("el => el.scrollWidth - el.clientWidth") <= 1
+    cut = page.evaluate(
+        """() => [...document.querySelectorAll('#assets .assets-table tbody tr > *')]
+        .filter(c => { const r = c.getBoundingClientRect();
+                       return r.width > 0 && (r.left < 0 || r.right > window.innerWidth + 1); })
+        .map(c => c.textContent.trim())"""
+    )
+    assert cut == []
+    statuses = page.locator('#assets td[data-label="Last status"]')
+    assert statuses.count() >= 8
+    for i in range(statuses.count()):
+        assert statuses.nth(i).is_visible(), i
+    narrow.shot("overview-420")
+    smallest = """() => Math.min(...[...document.querySelectorAll('.chart text.axis')]
+        .map(t => t.getScreenCTM().a * parseFloat(getComputedStyle(t).fontSize)))"""
+    for width, height in ((1280, 800), (420, 900)):
+        w = Watched(browser, width, height)
+        w.open(server["url"] + "/assets/dlt_glucose_entries")
+        assert w.page.locator(".chart text.axis").count() >= 8
+        assert w.page.evaluate(smallest) >= 11, width
+        w.page.locator(".columns").first.screenshot(
+            path=str(ARTIFACTS / f"asset-charts-{width}.png")
+        )
+        assert w.errors == []
+    assert narrow.errors == []
+
+
+def test_lineage_page_marks_the_assets_at_risk_below_the_failing_one(
+    server: dict[str, Any], browser: Any
+) -> None:
+    w = Watched(browser, 1500, 900)
+    page = w.page
+    w.open(server["url"] + "/lineage")
+    risky = page.locator("svg.dag a.node.at-risk")
+    names = risky.evaluate_all("els => els.map(e => e.dataset.name)")
+    assert {"stg_glucose_entries", "superset_glucose_dashboard"} <= set(names)
+    assert "dlt_glucose_entries" not in names
+    assert set(risky.evaluate_all("els => els.map(e => e.dataset.risk)")) == {"dlt_glucose_entries"}
+    for i in range(risky.count()):
+        node = risky.nth(i)
+        assert node.is_visible(), i
+        assert node.locator("tspan.risk-tag").is_visible(), i
+        dashes = node.locator(".shape").evaluate("el => getComputedStyle(el).strokeDasharray")
+        assert dashes not in ("", "none"), i
+    assert "downstream of the failing dlt_glucose_entries" in (
+        risky.first.locator("title").inner_html()
+    )
+    assert "dlt_glucose_entries" in page.inner_text("#at-risk")
+    w.shot("lineage-at-risk", full_page=False)
+    w.open(server["url"] + "/assets/stg_glucose_entries")
+    assert "At risk: reads from dlt_glucose_entries" in page.inner_text("#at-risk")
+    w.shot("asset-at-risk", full_page=False)
+    assert w.errors == [] and w.dialogs == []
+
+
 def test_click_from_overview_to_asset_lineage_and_trace(
     server: dict[str, Any], browser: Any
 ) -> None:

@@ -183,7 +183,7 @@ class AlertEngine:
                     .where(a.c.fingerprint == fingerprint)
                     .values(status="resolved", resolved_at=now)
                 )
-                self._event(conn, fingerprint, "resolved", now, None, old["count"])
+                self._event(conn, fingerprint, "resolved", now, None, old["count"], about=old)
                 result.resolved.append(fingerprint)
         return frozenset(silenced)
 
@@ -204,15 +204,24 @@ class AlertEngine:
         now: float,
         finding: Finding | None,
         count: int | None,
+        *,
+        about: dict[str, Any] | None = None,
     ) -> None:
+        """Record an event; with no finding (a resolve), `about` is the alert's row, so the
+        event still says what resolved."""
+        source: dict[str, Any] = (
+            {"severity": finding.severity, "asset": finding.asset, "summary": finding.summary}
+            if finding
+            else about or {}
+        )
         conn.execute(
             schema.alert_events.insert().values(
                 fingerprint=fingerprint,
                 time=now,
                 event=event,
-                severity=finding.severity if finding else None,
-                asset=finding.asset if finding else None,
-                summary=finding.summary if finding else None,
+                severity=source.get("severity"),
+                asset=source.get("asset"),
+                summary=source.get("summary"),
                 count=count,
             )
         )

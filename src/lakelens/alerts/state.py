@@ -75,27 +75,45 @@ def alerts(
 def history(
     conn: sa.Connection, *, since: float, asset: str | None = None, limit: int = 500
 ) -> list[dict[str, Any]]:
-    """Alert events since `since` (newest first) with the deliveries made for each alert."""
-    e, n = schema.alert_events, schema.notifications
+    """Alert events since `since` (newest first) with the deliveries made for each alert.
+
+    Every event says what it is about: events recorded without a summary, severity or asset
+    (resolves, acknowledgements) take their alert's.
+    """
+    e, n, a = schema.alert_events, schema.notifications, schema.alerts
     query = (
         sa.select(e).where(e.c.time >= since).order_by(e.c.time.desc(), e.c.id.desc()).limit(limit)
     )
     if asset is not None:
-        query = query.where(e.c.asset == asset)
+        query = query.where(
+            sa.or_(
+                e.c.asset == asset,
+                sa.and_(
+                    e.c.asset.is_(None),
+                    e.c.fingerprint.in_(sa.select(a.c.fingerprint).where(a.c.asset == asset)),
+                ),
+            )
+        )
     events = [dict(r) for r in conn.execute(query).mappings()]
     fingerprints = sorted({ev["fingerprint"] for ev in events})
     # Messages are about incidents: an alert's deliveries are those of its incident.
-    a = schema.alerts
     incident_of: dict[str, str] = {}
+    about: dict[str, Any] = {}
     for first in range(0, len(fingerprints), 500):
-        incident_of.update(
-            conn.execute(
-                sa.select(a.c.fingerprint, a.c.incident_id).where(
-                    a.c.fingerprint.in_(fingerprints[first : first + 500]),
-                    a.c.incident_id.is_not(None),
-                )
-            ).all()
-        )
+        for found in conn.execute(
+            sa.select(a.c.fingerprint, a.c.incident_id, a.c.severity, a.c.asset, a.c.summary).where(
+                a.c.fingerprint.in_(fingerprints[first : first + 500])
+            )
+        ):
+            about[found.fingerprint] = found
+            if found.incident_id is not None:
+                incident_of[found.fingerprint] = found.incident_id
+    for event in events:
+        alert = about.get(event["fingerprint"])
+        if alert is not None:
+            for key in ("severity", "asset", "summary"):
+                if event[key] is None:
+                    event[key] = getattr(alert, key)
     keys = sorted(set(fingerprints) | set(incident_of.values()))
     deliveries: dict[str, list[dict[str, Any]]] = {}
     if keys:

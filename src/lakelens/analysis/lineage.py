@@ -15,13 +15,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXTERNAL_KINDS",
+    "Failure",
     "GraphCache",
     "Impact",
     "LineageGraph",
     "LineageNode",
     "TreeNode",
     "annotate",
+    "at_risk",
     "column_lineage",
+    "failing_assets",
     "find_cycles",
     "impact",
     "load_graph",
@@ -182,6 +185,55 @@ def annotate(
             node.status = status
             node.last_success = last_success
             node.age_seconds = None if last_success is None else max(0.0, now - last_success)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An asset whose latest run failed: when, and in which run."""
+
+    asset: str
+    at: float | None
+    run_id: str | None
+
+
+def failing_assets(conn: Reader | sa.Connection) -> dict[str, Failure]:
+    """Every asset whose latest run failed (one indexed read, whatever the graph's size)."""
+    db = borrow(conn)
+    return {
+        name: Failure(name, at, run_id)
+        for name, at, run_id in db.rows(
+            "SELECT name, last_failure_time, last_run_id FROM assets "
+            "WHERE last_status = 'failure' ORDER BY name"
+        )
+    }
+
+
+def at_risk(graph: LineageGraph, failing: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Asset → the failing assets above it in lineage, nearest first: its next run reads
+    broken data. Failing assets themselves are not listed (they are worse than at risk).
+
+    `failing` defaults to the nodes `annotate()` found failing.
+    """
+    roots = sorted(
+        set(failing)
+        if failing is not None
+        else (n for n, node in graph.nodes.items() if node.status == "failure")
+    )
+    broken = set(roots)
+    found: dict[str, list[tuple[int, str]]] = {}
+    for root in roots:
+        depths = {root: 0}
+        queue = deque([root])
+        while queue:
+            name = queue.popleft()
+            for below in graph.downstream.get(name, []):
+                if below not in depths:
+                    depths[below] = depths[name] + 1
+                    queue.append(below)
+        for name, depth in depths.items():
+            if name not in broken:
+                found.setdefault(name, []).append((depth, root))
+    return {name: [root for _, root in sorted(sources)] for name, sources in found.items()}
 
 
 @dataclass

@@ -172,6 +172,7 @@ def create_app(
     is False on ingest-only replicas (`lakelens serve --no-alerts`).
     """
     from lakelens.config import load_settings
+    from lakelens.display import display_zone
     from lakelens.server import (
         api,
         catalog_pages,
@@ -189,12 +190,15 @@ def create_app(
     )
 
     settings = settings or load_settings()
+    # The dashboard's zone: a bad LAKELENS_TIMEZONE stops the server here, before anything
+    # opens, with one line (`lakelens serve` prints it; UTC when unset).
+    zone = display_zone()
     owns_store = store is None
     if store is None:
         from lakelens.store import Store
 
         store = Store(settings=settings)
-    ctx = ServerContext.build(settings, store, clock=clock)
+    ctx = ServerContext.build(settings, store, clock=clock, zone=zone)
     ctx.run_alerts = run_alerts
 
     @asynccontextmanager

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+from lakelens.server.ticks import duration_label, duration_ticks
 from lakelens.units import format_duration
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "bar_chart",
     "layout_dag",
     "lineage_svg",
+    "name_list",
     "sparkline",
     "waterfall_svg",
 ]
@@ -58,55 +60,85 @@ class Bar:
     title: str = ""
 
 
+# The bar chart's frame in CSS pixels; lakelens.css places the bars' own SVG by the same numbers.
+CHART_HEIGHT, CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_PLOT = 180, 56, 10, 12, 146
+_SLOT = 10.0  # one run's width in the bars' own coordinates
+
+
 def bar_chart(
     bars: Sequence[Bar],
     *,
     label: str,
     fmt: Callable[[float], str] = format_duration,
-    width: int = 720,
-    height: int = 180,
+    ticks: Callable[..., list[float]] = duration_ticks,
+    tick_fmt: Callable[[float], str] = duration_label,
     reference: float | None = None,
     reference_label: str = "avg",
     start_label: str = "",
     end_label: str = "",
 ) -> Markup:
-    """Bars oldest → newest; failed runs drawn red with a marker, a dashed reference line (average)."""
-    left, right, top, bottom = 56, 10, 12, 22
-    plot_w, plot_h = width - left - right, height - top - bottom
+    """Bars oldest → newest; failed runs drawn red with a marker, a dashed reference line (average).
+
+    Text is drawn at its CSS size whatever the chart's width: the axes are an SVG in pixels,
+    and only the bars' own SVG stretches to the width (text there would stretch with it).
+    """
+    top, plot_h, left = CHART_TOP, CHART_PLOT, CHART_LEFT
     values = [b.value for b in bars if b.value is not None]
     healthy = [b.value for b in bars if b.value is not None and not b.failed]
-    peak = max([*values, reference or 0.0, 0.0]) or 1.0
+    peak = max([*values, reference or 0.0, 0.0])
     # Failed runs that hit a timeout would flatten every other bar: scale to the successful
     # runs and draw taller failures clipped (their real value is in the tooltip).
     if healthy and max(healthy) > 0 and peak > 3 * max(healthy):
         peak = 1.25 * max(healthy)
-    out = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(label)}" preserveAspectRatio="xMidYMid meet">',
-        f"<title>{escape(label)}</title>",
+    marks = ticks(peak, most=4, cover=True) if peak > 0 else [0.0]
+    peak = marks[-1] if marks[-1] > 0 else 1.0
+    axes = [
+        f'<svg class="axes" width="100%" height="{CHART_HEIGHT}" aria-hidden="true" '
+        'focusable="false">'
     ]
-    for fraction in (0.0, 0.5, 1.0):
-        y = top + plot_h * (1 - fraction)
-        out.append(
-            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{_num(y)}" y2="{_num(y)}"/>'
+    for mark in marks:
+        y = top + plot_h * (1 - mark / peak)
+        axes.append(
+            f'<line class="grid" x1="{left}" x2="100%" y1="{_num(y)}" y2="{_num(y)}"/>'
             f'<text class="axis" x="{left - 6}" y="{_num(y + 4)}" text-anchor="end">'
-            f"{escape(fmt(peak * fraction)) if fraction else '0'}</text>"
+            f"{escape(tick_fmt(mark))}</text>"
         )
+    out = [f'<div class="chart bar-chart" role="group" aria-label="{escape(label)}">']
     if not bars:
-        out.append(
-            f'<text class="empty" x="{width / 2}" y="{height / 2}" text-anchor="middle">'
+        axes.append(
+            f'<text class="empty" x="50%" y="{CHART_HEIGHT / 2}" text-anchor="middle">'
             "No runs recorded yet</text></svg>"
         )
-        return Markup("".join(out))
-    slot = plot_w / len(bars)
-    gap = min(2.0, slot * 0.2)
+        return Markup("".join([*out, *axes, "</div>"]))
+    for text, at, anchor in ((start_label, f"{left}", "start"), (end_label, "100%", "end")):
+        if text:
+            axes.append(
+                f'<text class="axis" x="{at}" y="{CHART_HEIGHT - 2}" text-anchor="{anchor}">'
+                f"{escape(text)}</text>"
+            )
+    if reference is not None and reference > 0:
+        off_scale = reference > peak
+        y = top + plot_h * (1 - min(reference, peak) / peak)
+        text = f"{reference_label} {fmt(reference)}" + (" ↑ above the scale" if off_scale else "")
+        axes.append(
+            f'<line class="ref" x1="{left}" x2="100%" y1="{_num(y)}" y2="{_num(y)}"/>'
+            f'<text class="ref-label" x="100%" dx="-{CHART_RIGHT + 4}" y="{_num(y - 4)}" '
+            f'text-anchor="end">{escape(text)}</text>'
+        )
+    axes.append("</svg>")
+    width = _SLOT * len(bars)
+    gap = 2.0
+    # The bars' strip: the plot, then a band below it for the failure marks.
+    plot = [
+        f'<svg class="bars" viewBox="0 0 {_num(width)} {plot_h + 8}" preserveAspectRatio="none">'
+    ]
     for i, bar in enumerate(bars):
-        x = left + i * slot + gap / 2
-        w = max(slot - gap, 1.0)
+        x = i * _SLOT + gap / 2
+        w = _SLOT - gap
         value = bar.value or 0.0
         clipped = value > peak
         h = max(plot_h * min(value, peak) / peak, 1.5 if bar.value is not None else 0)
-        y = top + plot_h - h
+        y = plot_h - h
         cls = "bar fail" if bar.failed else "bar"
         piece = (
             f'<rect class="{cls}" x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{_num(h)}">'
@@ -114,35 +146,19 @@ def bar_chart(
         )
         if clipped:
             piece += (
-                f'<path class="clip-mark" d="M{_num(x)} {_num(y + 7)}l{_num(w)} -5m{_num(-w)} 10'
-                f'l{_num(w)} -5"/>'
+                f'<rect class="clip-mark" x="{_num(x)}" y="{_num(y + 5)}" width="{_num(w)}" '
+                'height="3"/>'
             )
         if bar.failed:
-            cx = x + w / 2
             piece += (
-                f'<path class="fail-mark" d="M{_num(cx - 4)} {top + plot_h + 5}l4 7l4 -7z">'
-                f"<title>{escape(bar.title)}</title></path>"
+                f'<rect class="fail-mark" x="{_num(x)}" y="{plot_h + 3}" width="{_num(w)}" '
+                f'height="5"><title>{escape(bar.title)}</title></rect>'
             )
         if bar.href:
             piece = f'<a href="{escape(bar.href)}">{piece}</a>'
-        out.append(piece)
-    for text, x, anchor in ((start_label, left, "start"), (end_label, width - right, "end")):
-        if text:
-            out.append(
-                f'<text class="axis" x="{x}" y="{height - 2}" text-anchor="{anchor}">'
-                f"{escape(text)}</text>"
-            )
-    if reference is not None and reference > 0:
-        off_scale = reference > peak
-        y = top + plot_h * (1 - min(reference, peak) / peak)
-        text = f"{reference_label} {fmt(reference)}" + (" ↑ above the scale" if off_scale else "")
-        out.append(
-            f'<line class="ref" x1="{left}" x2="{width - right}" y1="{_num(y)}" y2="{_num(y)}"/>'
-            f'<text class="ref-label" x="{width - right - 4}" y="{_num(y - 4)}" text-anchor="end">'
-            f"{escape(text)}</text>"
-        )
-    out.append("</svg>")
-    return Markup("".join(out))
+        plot.append(piece)
+    plot.append("</svg>")
+    return Markup("".join([*out, *axes, *plot, "</div>"]))
 
 
 def sparkline(
@@ -424,6 +440,13 @@ class ColumnMarks:
     notes: dict[str, list[str]] = field(default_factory=dict)
 
 
+def name_list(names: Sequence[str], shown: int = 3) -> str:
+    """'a', 'a and b', 'a, b, c and 2 more'."""
+    if len(names) <= shown:
+        return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+    return ", ".join(names[:shown]) + f" and {len(names) - shown} more"
+
+
 def _note(columns: list[str]) -> str:
     return _truncate(", ".join(columns), 27)
 
@@ -434,6 +457,7 @@ def lineage_svg(
     selected: str | None = None,
     impacted: set[str] | None = None,
     columns: ColumnMarks | None = None,
+    at_risk: Mapping[str, Sequence[str]] | None = None,
     fmt_age: Callable[[float], str] = format_duration,
 ) -> Markup:
     """The graph as a layered DAG: nodes coloured by health, shaped by kind, linked to their pages.
@@ -441,7 +465,9 @@ def lineage_svg(
     `selected` and `impacted` are drawn highlighted server-side (the page works without JS);
     lineage.js moves the highlight when another node is chosen. With `columns`, the highlight
     is a column's path: only its edges are hot, and each node on it names its columns.
+    `at_risk` (asset → the failing assets above it) marks those nodes "at risk".
     """
+    risks = at_risk or {}
     layout = layout_dag(graph)
     ids = {name: f"n{i}" for i, name in enumerate(sorted(graph.nodes))}
     highlight = selected is not None and impacted is not None
@@ -497,6 +523,10 @@ def lineage_svg(
         if node.age_seconds is not None:
             meta.append(fmt_age(node.age_seconds) + " ago")
         tooltip = [name, f"kind: {kind}", f"health: {health}"]
+        sources = list(risks.get(name, ())) if health != "failing" else []
+        if sources:
+            classes += " at-risk"
+            tooltip.append("at risk: downstream of the failing " + name_list(sources))
         if node.owner:
             tooltip.append(f"owner: {node.owner}")
         if node.age_seconds is not None:
@@ -527,16 +557,22 @@ def lineage_svg(
         noted_text = (
             "" if note is None else f'<text class="note" x="13" y="{below}">{escape(note)}</text>'
         )
+        risk = f' data-risk="{escape(sources[0])}"' if sources else ""
+        meta_text = (
+            f'<tspan class="risk-tag">at risk</tspan> · {escape(_truncate(" · ".join(meta), 17))}'
+            if sources
+            else escape(_truncate(" · ".join(meta), 27))
+        )
         out.append(
             f'<a class="{classes}" href="{escape(asset_url(name))}" data-id="{ids[name]}" '
-            f'data-name="{escape(name)}" data-health="{health}" '
+            f'data-name="{escape(name)}" data-health="{health}"{risk} '
             f'transform="translate({_num(x)} {_num(y)})">'
             f"<title>{escape(chr(10).join(tooltip))}</title>"
             f"{_node_shape(kind)}"
             f'<circle class="dot" cx="{NODE_W - 11}" cy="11" r="4"/>'
             f"{label}"
             f'<text class="meta{"" if note is None else " noted"}" x="13" y="{below}">'
-            f"{escape(_truncate(' · '.join(meta), 27))}</text>"
+            f"{meta_text}</text>"
             f"{noted_text}"
             "</a>"
         )
@@ -569,12 +605,12 @@ def waterfall_svg(trace: Trace, *, width: int = 1100) -> Markup:
         f'<svg class="waterfall" viewBox="0 0 {width} {height}" role="group" '
         f'aria-label="Trace waterfall, {len(nodes)} spans">'
     ]
-    for i in range(5):
-        x = label_w + bar_w * i / 4
+    for mark in duration_ticks(total, most=6):
+        x = label_w + bar_w * mark / total
         out.append(
             f'<line class="grid" x1="{_num(x)}" x2="{_num(x)}" y1="{top - 6}" y2="{height - 4}"/>'
             f'<text class="axis" x="{_num(x)}" y="{top - 12}" text-anchor="middle">'
-            f"{escape(format_duration(total * i / 4) if i else '0')}</text>"
+            f"{escape(duration_label(mark))}</text>"
         )
     for i, node in enumerate(nodes):
         span = node.span

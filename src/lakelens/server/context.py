@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from lakelens.server.limits import FailureLimit
@@ -71,6 +72,8 @@ class ServerContext:
     # The lineage graph, read again only when assets or edges change (every page and
     # lineage endpoint needs it; a 10,000-node graph takes ~100 ms to load).
     graphs: Any = field(default=None, repr=False)
+    # The zone the dashboard shows times in unless a viewer picks another (LAKELENS_TIMEZONE).
+    zone: tzinfo = timezone.utc
 
     def graph(self, conn: Any) -> Any:
         """The store's lineage graph (analysis.lineage.LineageGraph), from the cache."""
@@ -87,7 +90,9 @@ class ServerContext:
         store: Store,
         *,
         clock: Callable[[], float] | None = None,
+        zone: tzinfo | None = None,
     ) -> ServerContext:
+        from lakelens.display import display_zone
         from lakelens.server.health import HealthChecker
         from lakelens.server.tokens import declared_tokens
 
@@ -100,6 +105,8 @@ class ServerContext:
             secret=settings.session_secret,
             session_hours=settings.session_hours,
         )
+        # A bad LAKELENS_TIMEZONE fails here, at start, in one line (InvalidArgumentError).
+        zone = zone or display_zone()
         return cls(
             settings=settings,
             store=store,
@@ -107,4 +114,5 @@ class ServerContext:
             health=HealthChecker.from_settings(settings, store, clock=clock),
             clock=clock,
             body_timeout=_env_float("LAKELENS_BODY_TIMEOUT", BODY_TIMEOUT),
+            zone=zone,
         )

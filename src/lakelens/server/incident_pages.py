@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lakelens.server.pages import _error_page, _page, _PageError, _utc
+from lakelens.server.pages import _error_page, _page, _PageError, _when
 from lakelens.server.sessions import Grant, form_purpose
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def _detail(
             notice = {"tone": "bad", "text": problem[1]}
         elif done in _DONE:
             until = view.snoozed_until
-            text = _DONE[done].format(until=_utc(until) if until else "later")
+            text = _DONE[done].format(until=_when(until) if until else "later")
             notice = {"tone": "ok", "text": text}
         return {
             "title": f"Incident: {view.title}",

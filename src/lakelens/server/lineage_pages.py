@@ -37,6 +37,8 @@ def _lineage(
         from lakelens.analysis.column_lineage import UnknownColumnError, asset_columns
         from lakelens.analysis.lineage import (
             annotate,
+            at_risk,
+            failing_assets,
             find_cycles,
             impact,
             neighbourhood,
@@ -64,6 +66,8 @@ def _lineage(
                 path = column_path(conn, graph, resolved, column)
             except UnknownColumnError as exc:
                 problem, status = str(exc), 404
+        # Over the whole graph: a node shown here may be at risk from a failure drawn elsewhere.
+        risks = {n: r for n, r in at_risk(graph, failing_assets(conn)).items() if n in shown.nodes}
         health: dict[str, int] = {}
         for node in shown.nodes.values():
             key = charts._health(node.status, node.stale)
@@ -81,7 +85,9 @@ def _lineage(
                 selected=resolved,
                 impacted=path["impacted"] if path else impacted,
                 columns=path["marks"] if path else None,
+                at_risk=risks,
             ),
+            "at_risk": _risk_summary(risks),
             "total": len(graph.nodes),
             "shown": len(shown.nodes),
             "edges": len(shown.edges()),
@@ -98,6 +104,14 @@ def _lineage(
         }
 
     return build
+
+
+def _risk_summary(risks: dict[str, list[str]]) -> dict[str, Any] | None:
+    """For the legend: how many drawn assets are at risk, and from which failing ones."""
+    if not risks:
+        return None
+    sources = sorted({source for found in risks.values() for source in found})
+    return {"count": len(risks), "sources": sources}
 
 
 def _column(column: str | None) -> str | None:

@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from lakelens._version import __version__
 from lakelens.server import charts
 from lakelens.server.security import clean, masked
+from lakelens.server.viewer import View, choices, current_zone, remember, view_of, viewing
 from lakelens.units import SEVERITIES
 
 if TYPE_CHECKING:
@@ -52,11 +53,13 @@ _HEADERS = {
 }
 PERIODS = ("1h", "24h", "7d")
 REFRESH_DEFAULT = 30
-# A run is flagged slow when it took this many times the asset's average.
+# A run is flagged slow when it took this many times the asset's average, and this much longer
+# (the alert rule's floor too: a 1 ms run after 0.5 ms ones is not news).
 SLOW_FACTOR = 1.5
+SLOW_MIN_SECONDS = 1.0
 # Asset rows on the overview by default (failing and stale first); `?assets=N` shows more.
 OVERVIEW_ASSETS = 100
-# Each row reads its asset's last 20 runs: 5,000 rows took 6.6 s. Past this, ask for less.
+# Past this many rows, ask for less (5,000 rows of 20 runs each once took 6.6 s).
 OVERVIEW_ASSETS_MAX = 1000
 # Open incidents listed on the overview (most severe first); /incidents lists them all.
 OVERVIEW_INCIDENTS = 8
@@ -68,13 +71,10 @@ _STATIC = {"lakelens.css": "text/css", "lakelens.js": "text/javascript"}
 
 
 def _dur(seconds: float | None) -> str:
+    """Every duration a page shows: '850ms', '5.2s', '45s', '2.3m', '1.5h' (units.format_duration)."""
     from lakelens.units import format_duration
 
     return "—" if seconds is None else format_duration(max(0.0, seconds))
-
-
-def _ms(seconds: float | None) -> str:
-    return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -93,26 +93,42 @@ def _bytes(value: float | None) -> str:
     return "—" if value is None else format_bytes(value)
 
 
-def _utc(moment: float | datetime | None) -> str:
-    if moment is None:
-        return "—"
-    if isinstance(moment, (int, float)):
-        moment = datetime.fromtimestamp(moment, tz=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+# Moments as people read them, in the page's display zone (server/viewer.py) with its label.
+
+
+def _when(moment: float | datetime | None) -> str:
+    """'2026-12-07 14:03:05 CET' (the zone's abbreviation; 'UTC' by default)."""
+    from lakelens.display import format_moment
+
+    return format_moment(moment, current_zone())
 
 
 def _clock(moment: float | datetime | None) -> str:
-    if moment is None:
-        return "—"
-    if isinstance(moment, (int, float)):
-        moment = datetime.fromtimestamp(moment, tz=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%H:%M:%S")
+    """'14:03:05', in the display zone (the page says which)."""
+    from lakelens.display import format_clock
+
+    return format_clock(moment, current_zone())
 
 
 def _short(moment: float | None) -> str:
     if moment is None:
         return ""
-    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%b %d %H:%M")
+    return (
+        datetime.fromtimestamp(moment, tz=timezone.utc)
+        .astimezone(current_zone())
+        .strftime("%b %d %H:%M")
+    )
+
+
+def _iso(moment: float | datetime | None) -> str:
+    """The machine-readable moment, always UTC: '2026-12-07T13:03:05Z' (<time datetime>)."""
+    if moment is None:
+        return ""
+    if isinstance(moment, (int, float)):
+        moment = datetime.fromtimestamp(moment, tz=timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @lru_cache(maxsize=1)
@@ -128,11 +144,14 @@ def _environment() -> jinja2.Environment:
     )
     env.filters.update(
         dur=_dur,
-        ms=_ms,
+        # `ms` and `utc` are the old names of `dur` and `when`, kept for templates that use them.
+        ms=_dur,
         pct=_pct,
         count=_count,
         bytes=_bytes,
-        utc=_utc,
+        when=_when,
+        utc=_when,
+        iso=_iso,
         clock=_clock,
         asset_url=charts.asset_url,
         q=lambda text: quote(str(text), safe=""),
@@ -155,21 +174,34 @@ def _ctx(request: Request) -> ServerContext:
     return request.app.state.ctx
 
 
+def _view(request: Request) -> View:
+    """The zone this request's page shows times in (server/viewer.py)."""
+    return view_of(request, _ctx(request).zone)
+
+
 def _html(
     request: Request, template: str, context: dict[str, Any], *, status: int = 200
 ) -> HTMLResponse:
-    body = (
-        _environment()
-        .get_template(template)
-        .render(
-            request_path=request.url.path,
-            nav=context.pop("nav", ""),
-            bare=context.pop("bare", False),
-            account=_account(request),
-            **context,
+    view = _view(request)
+    with viewing(view):
+        body = (
+            _environment()
+            .get_template(template)
+            .render(
+                request_path=request.url.path,
+                nav=context.pop("nav", ""),
+                bare=context.pop("bare", False),
+                account=_account(request),
+                view=view,
+                tz_choices=choices(view, _ctx(request).zone),
+                # The footer's zone picker sends the page's other parameters along.
+                tz_keep=[(k, v) for k, v in request.query_params.multi_items() if k != "tz"],
+                **context,
+            )
         )
-    )
-    return HTMLResponse(body, status_code=status, headers=_HEADERS)
+    response = HTMLResponse(body, status_code=status, headers=_HEADERS)
+    remember(response, view)
+    return response
 
 
 def _account(request: Request) -> dict[str, Any] | None:
@@ -209,7 +241,7 @@ def _page(
     if not ctx.access.permits(grant, "read"):
         return refused(request, grant, "read")
     try:
-        with ctx.store.connect() as conn:
+        with ctx.store.connect() as conn, viewing(_view(request)):
             context = build(conn, ctx)
     except _PageError as exc:
         return _error_page(request, exc)
@@ -372,19 +404,14 @@ def _attention(node: Any) -> int:
     return 1 if node.stale else 2
 
 
-def _at_risk(graph: Any) -> dict[str, str]:
-    """Asset → the failing asset above it in lineage: its next run reads broken data."""
-    found: dict[str, str] = {}
-    for name in sorted(graph.nodes):
-        if graph.nodes[name].status != "failure":
-            continue
-        stack = list(graph.downstream.get(name, []))
-        while stack:
-            below = stack.pop()
-            if below != name and below not in found:
-                found[below] = name
-                stack.extend(graph.downstream.get(below, []))
-    return found
+def _slow(last: float | None, average: float | None) -> str | None:
+    """'2.3m vs 45s avg' when the last run was meaningfully slower than the average: both
+    SLOW_FACTOR times and SLOW_MIN_SECONDS longer (1 ms vs 1 ms is noise, not news)."""
+    if last is None or not average or last <= SLOW_FACTOR * average:
+        return None
+    if last - average < SLOW_MIN_SECONDS:
+        return None
+    return f"{_dur(last)} vs {_dur(average)} avg"
 
 
 def _overview(
@@ -392,12 +419,13 @@ def _overview(
 ) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.alerts.triage import incidents
-        from lakelens.analysis.asset_metrics import asset_metrics
-        from lakelens.analysis.lineage import annotate
+        from lakelens.analysis.asset_period import period_figures
+        from lakelens.analysis.lineage import annotate, at_risk
         from lakelens.analysis.summary import status_of, summary
 
         now = ctx.clock()
-        result = summary(conn, since=_since(period, now, "period"))
+        since = _since(period, now, "period")
+        result = summary(conn, since=since)
         status, reasons = status_of(result)
         graph = ctx.graph(conn)
         annotate(conn, graph, list(graph.nodes), now=now)
@@ -405,38 +433,32 @@ def _overview(
         rows = []
         checks: list[tuple[str, Any]] = []
         # Failing assets first, then stale ones, then the rest, each in lineage order; on a big
-        # platform the table stops at `limit` rows (each row reads the asset's last 20 runs).
+        # platform the table stops at `limit` rows.
         ordered = sorted(
             graph.nodes,
             key=lambda n: (_attention(graph.nodes[n]), layers.get(n, 0), n),
         )
         shown = ordered[:limit]
-        at_risk = _at_risk(graph)
+        risks = at_risk(graph)
+        # Every shown asset's runs of the period, aggregated by the database in one go.
+        figures = period_figures(conn, shown, since=since, until=now)
         for name in shown:
             node = graph.nodes[name]
-            try:
-                metrics = asset_metrics(conn, name, runs=20, now=now)
-            except LookupError:  # a name only an edge mentions, not in the registry
-                metrics = None
-            slow = None
-            if (
-                metrics is not None
-                and metrics.last_duration
-                and metrics.avg_duration
-                and metrics.last_duration > SLOW_FACTOR * metrics.avg_duration
-            ):
-                slow = f"{_ms(metrics.last_duration)} vs {_ms(metrics.avg_duration)} avg"
+            metrics = figures.get(name)  # None: no run and no check in the period
             rows.append(
                 {
                     "node": node,
-                    "at_risk": at_risk.get(name) if node.status != "failure" else None,
+                    "at_risk": charts.name_list(risks[name]) if name in risks else None,
                     "metrics": metrics,
                     "fresh": _freshness(node),
-                    "slow": slow,
+                    "slow": None
+                    if metrics is None
+                    else _slow(metrics.last_duration, metrics.avg_duration),
                     "spark": charts.sparkline(
                         metrics.duration_trend,
                         metrics.failure_trend,
-                        label=f"Durations of the last {len(metrics.runs)} runs of {name}",
+                        label=f"Longest runs of {name} over the last {period} "
+                        f"({metrics.runs} runs)",
                     )
                     if metrics is not None and metrics.runs
                     else None,
@@ -539,13 +561,30 @@ def _distribution(conn: sa.Connection, name: str, run_id: str | None) -> list[di
     return figures
 
 
+def _risk(
+    graph: Any, name: str, sources: list[str], failing: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Why `name` is at risk: the nearest failing asset above it, and the others."""
+    if not sources:
+        return None
+    nearest = failing[sources[0]]
+    return {
+        "asset": nearest.asset,
+        "direct": nearest.asset in graph.upstream.get(name, []),
+        "at": nearest.at,
+        "run_id": nearest.run_id,
+        "others": sources[1:],
+    }
+
+
 def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.analysis.asset_metrics import asset_metrics
         from lakelens.analysis.assets import resolve_asset
-        from lakelens.analysis.lineage import annotate, neighbourhood
+        from lakelens.analysis.lineage import annotate, at_risk, failing_assets, neighbourhood
         from lakelens.server.column_views import columns_section
         from lakelens.server.profile_views import profile_section
+        from lakelens.server.ticks import count_ticks
 
         now = ctx.clock()
         resolved = resolve_asset(conn, name)
@@ -554,6 +593,8 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
         hood = neighbourhood(graph, resolved, depth=1)
         annotate(conn, graph, list(hood.nodes), now=now)
         node = graph.nodes[resolved]
+        failing = failing_assets(conn)
+        risks = at_risk(graph, failing)
         newest_first = metrics.runs
         oldest_first = list(reversed(newest_first))
         finished = [r for r in newest_first if r.status in ("success", "failure")]
@@ -563,7 +604,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
                 failed=r.status == "failure",
                 href=f"/runs/{quote(r.run_id, safe='')}",
                 title=(
-                    f"{_utc(r.start_time)} — {r.status}, {_ms(r.duration_seconds)}"
+                    f"{_when(r.start_time)} — {r.status}, {_dur(r.duration_seconds)}"
                     + (f"\n{r.error_type}: {r.error_message}" if r.error_type else "")
                 ),
             )
@@ -574,7 +615,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
                 None if r.rows is None else float(r.rows),
                 failed=r.status == "failure",
                 href=f"/runs/{quote(r.run_id, safe='')}",
-                title=f"{_utc(r.start_time)} — {r.status}, "
+                title=f"{_when(r.start_time)} — {r.status}, "
                 + ("no rows recorded" if r.rows is None else f"{r.rows:,} rows"),
             )
             for r in oldest_first
@@ -606,6 +647,8 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
                 rows_bars,
                 label=f"Rows per run of {resolved}",
                 fmt=_count,
+                ticks=count_ticks,
+                tick_fmt=_count,
                 reference=metrics.avg_rows,
                 start_label=first,
                 end_label=last,
@@ -619,8 +662,12 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
             "upstream": [graph.nodes[n] for n in graph.upstream.get(resolved, [])],
             "downstream": [graph.nodes[n] for n in graph.downstream.get(resolved, [])],
             "mini_lineage": charts.lineage_svg(
-                hood, selected=resolved, impacted=set(hood.downstream.get(resolved, []))
+                hood,
+                selected=resolved,
+                impacted=set(hood.downstream.get(resolved, [])),
+                at_risk=risks,
             ),
+            "risk": _risk(graph, resolved, risks.get(resolved, []), failing),
             "now": now,
         }
 

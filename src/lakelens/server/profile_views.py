@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from lakelens.server import charts
+from lakelens.server.ticks import count_ticks
+from lakelens.units import format_count
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -152,9 +154,8 @@ def profile_section(conn: sa.Connection, asset: str) -> dict[str, Any] | None:
             bars,
             label=f"Row count of {asset}: profiles and materializations",
             fmt=lambda v: f"{v:,.0f}",
-            # The panel is as wide as the page: a wide, low box keeps the labels small.
-            width=1200,
-            height=160,
+            ticks=count_ticks,
+            tick_fmt=format_count,
             start_label=_when(trend[0].time) if trend else "",
             end_label=_when(trend[-1].time) if trend else "",
         ),

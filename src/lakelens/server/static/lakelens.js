@@ -216,13 +216,21 @@
     a.textContent = text;
     td.appendChild(a);
   }
-  function logRow(record) {
+  // Records arrive in UTC; the page says which zone to show them in (its offset now).
+  function shownTime(iso, toggle) {
+    var offset = Number(toggle.getAttribute("data-tz-offset") || 0);
+    var label = toggle.getAttribute("data-tz-label") || "UTC";
+    var at = Date.parse(String(iso || ""));
+    if (isNaN(at)) return String(iso || "").replace("T", " ").slice(0, 19) + " UTC";
+    return new Date(at + offset * 1000).toISOString().replace("T", " ").slice(0, 19) + " " + label;
+  }
+  function logRow(record, toggle) {
     var level = String(record.level || "INFO");
     var known = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"].indexOf(level) >= 0;
     var row = document.createElement("tr");
     row.className = "lvl-" + (known ? level.toLowerCase() : "info") + " fresh-row";
     row.setAttribute("data-id", String(record.id));
-    cell(row, String(record.time || "").replace("T", " ").slice(0, 19) + " UTC", "t");
+    cell(row, shownTime(record.time, toggle), "t");
     var lvl = cell(row, null);
     var span = document.createElement("span");
     span.className = "lvl";
@@ -284,7 +292,7 @@
         lastId = record.id || lastId;
         var empty = byId("no-logs");
         if (empty) empty.remove();
-        body.insertBefore(logRow(record), body.firstChild);
+        body.insertBefore(logRow(record, toggle), body.firstChild);
         while (body.rows.length > 2000) body.deleteRow(body.rows.length - 1);
         added += 1;
         if (count) count.textContent = body.rows.length + " records (" + added + " live)";
@@ -308,8 +316,31 @@
     window.addEventListener("pagehide", stop);
   }
 
+  /* -- footer: the zone picker also offers this browser's own zone -- */
+  function setupZonePick() {
+    var list = byId("tz-choices");
+    if (!list) return;
+    var own = null;
+    try { own = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { own = null; }
+    if (!own) return;
+    var params = new URLSearchParams(list.getAttribute("data-keep") || "");
+    params.set("tz", own);
+    var href = window.location.pathname + "?" + params.toString();
+    var known = Array.prototype.some.call(list.querySelectorAll("a"), function (a) {
+      return new URL(a.href, window.location.href).searchParams.get("tz") === own;
+    });
+    if (known) return;
+    var item = document.createElement("li");
+    var link = document.createElement("a");
+    link.setAttribute("href", href);
+    link.textContent = own + " (this browser)";
+    item.appendChild(link);
+    list.appendChild(item);
+  }
+
   function init() {
     setupRefresh();
+    setupZonePick();
     setupLineage();
     setupColumnPick();
     setupWaterfall();

@@ -1,0 +1,158 @@
+"""Many assets over one period at once: what the overview's asset table and checks show.
+
+Aggregated by the database in five grouped queries for all the assets, whatever their number
+of runs, so a 7-day period over assets that run every 5 minutes costs about what an hour does.
+The figures are asset_metrics' over the runs that started in the period: the average and
+failure rate of the finished runs, the last finished run's duration, each check's results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lakelens.analysis._db import Reader, borrow
+from lakelens.analysis.asset_metrics import CheckRate
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = ["TREND_POINTS", "PeriodFigures", "period_figures"]
+
+# A sparkline's points at most: the period is cut in this many slices.
+TREND_POINTS = 48
+_CHUNK = 500
+_FINISHED = "status IN ('success', 'failure')"
+
+
+@dataclass
+class PeriodFigures:
+    """One asset's runs that started in the period."""
+
+    name: str
+    runs: int = 0
+    avg_duration: float | None = None
+    last_duration: float | None = None
+    failure_rate: float | None = None
+    # The longest run of each slice of the period that had runs, oldest first, and whether a
+    # run of that slice failed (the sparkline).
+    duration_trend: list[float | None] = field(default_factory=list)
+    failure_trend: list[bool] = field(default_factory=list)
+    checks: list[CheckRate] = field(default_factory=list)
+
+
+def _slot(db: Reader) -> str:
+    """The slice a start time falls in (CAST truncates on SQLite, rounds on PostgreSQL)."""
+    ratio = "(start_time - :since) / :width"
+    return f"CAST({ratio} AS INTEGER)" if db.dialect == "sqlite" else f"FLOOR({ratio})"
+
+
+def _latest(
+    db: Reader, columns: str, table: str, where: str, keys: tuple[str, ...], newest: str
+) -> str:
+    """The newest row of each `keys` group, its `columns` (which end with `newest`).
+
+    SQLite takes the other columns of an aggregate's max() row (its "bare columns"), three
+    times faster than ROW_NUMBER(); PostgreSQL has DISTINCT ON.
+    """
+    group = ", ".join(keys)
+    if db.dialect == "sqlite":
+        picked = columns.rsplit(", ", 1)[0]
+        return f"SELECT {picked}, max({newest}) FROM {table} WHERE {where} GROUP BY {group}"
+    return (
+        f"SELECT DISTINCT ON ({group}) {columns} FROM {table} WHERE {where} "
+        f"ORDER BY {group}, {newest} DESC, id DESC"
+    )
+
+
+def period_figures(
+    conn: Reader | sa.Connection,
+    names: Iterable[str],
+    *,
+    since: float,
+    until: float,
+    points: int = TREND_POINTS,
+) -> dict[str, PeriodFigures]:
+    """Each of `names` with a run or a check result since `since` (epoch seconds)."""
+    db = borrow(conn)
+    wanted = list(dict.fromkeys(names))
+    found: dict[str, PeriodFigures] = {}
+
+    def figures(name: str) -> PeriodFigures:
+        return found.setdefault(name, PeriodFigures(name))
+
+    width = max(until - since, 1.0) / points
+    for start in range(0, len(wanted), _CHUNK):
+        params: dict[str, Any] = {"names": wanted[start : start + _CHUNK], "since": since}
+        for name, runs, finished, failures, average in db.rows(
+            "SELECT asset, count(*), "
+            f"sum(CASE WHEN {_FINISHED} THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN status = 'failure' THEN 1 ELSE 0 END), "
+            f"avg(CASE WHEN {_FINISHED} THEN duration END) "
+            "FROM materializations WHERE asset IN :names AND start_time >= :since "
+            "GROUP BY asset",
+            params,
+        ):
+            f = figures(name)
+            f.runs, f.avg_duration = int(runs), average
+            f.failure_rate = 100.0 * failures / finished if finished else None
+        for name, duration, _started in db.rows(
+            _latest(
+                db,
+                "asset, duration, start_time",
+                "materializations",
+                f"asset IN :names AND start_time >= :since AND {_FINISHED}",
+                ("asset",),
+                "start_time",
+            ),
+            params,
+        ):
+            figures(name).last_duration = duration
+        for name, _slice, longest, failed in db.rows(
+            f"SELECT asset, {_slot(db)} AS slice, max(duration), "
+            "max(CASE WHEN status = 'failure' THEN 1 ELSE 0 END) "
+            "FROM materializations WHERE asset IN :names AND start_time >= :since "
+            "GROUP BY asset, slice ORDER BY asset, slice",
+            {**params, "width": width},
+        ):
+            f = figures(name)
+            f.duration_trend.append(longest)
+            f.failure_trend.append(bool(failed))
+        _checks(db, params, figures)
+    return found
+
+
+def _checks(db: Reader, params: dict[str, Any], figures: Any) -> None:
+    last = {
+        (asset, name): (severity, passed, value)
+        for asset, name, severity, passed, value, _time in db.rows(
+            _latest(
+                db,
+                "asset, name, severity, passed, value, time",
+                "check_results",
+                "asset IN :names AND time >= :since",
+                ("asset", "name"),
+                "time",
+            ),
+            params,
+        )
+    }
+    for asset, name, results, passed in db.rows(
+        "SELECT asset, name, count(*), sum(CASE WHEN passed THEN 1 ELSE 0 END) "
+        "FROM check_results WHERE asset IN :names AND time >= :since "
+        "GROUP BY asset, name ORDER BY asset, name",
+        params,
+    ):
+        severity, last_passed, last_value = last[(asset, name)]
+        figures(asset).checks.append(
+            CheckRate(
+                name=name,
+                severity=severity,
+                results=int(results),
+                passed=int(passed),
+                pass_rate=100.0 * int(passed) / int(results),
+                last_passed=bool(last_passed),
+                last_value=last_value,
+            )
+        )
