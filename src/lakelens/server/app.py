@@ -175,6 +175,7 @@ def create_app(
     from lakelens.display import display_zone
     from lakelens.server import (
         api,
+        asset_pages,
         catalog_pages,
         incident_api,
         incident_pages,
@@ -240,6 +241,7 @@ def create_app(
     app.include_router(run_diff_pages.router)
     app.include_router(signin.router)
     app.include_router(pages.router)
+    app.include_router(asset_pages.router)
     app.include_router(incident_pages.router)
     app.include_router(catalog_pages.router)
     app.include_router(lineage_pages.router)
