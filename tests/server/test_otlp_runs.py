@@ -265,3 +265,5 @@ def test_a_run_named_only_by_log_records_says_no_end_is_reported(
     assert "no end reported" in " ".join(listed.output.split())
     page = httpx.get(f"{server.url}/runs", params={"job": "otel_logs_only"}, timeout=10)
     assert page.status_code == 200 and 'data-metric="end_reported"' in page.text
+    own = httpx.get(f"{server.url}/runs/logs-only-1", timeout=10)
+    assert own.status_code == 200 and "no end reported" in own.text

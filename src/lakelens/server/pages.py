@@ -592,12 +592,14 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
         from lakelens.analysis.logs import LogFilter, correlated_runs, search
         from lakelens.analysis.run_context import run_context
-        from lakelens.analysis.runs import resolve_run_id
+        from lakelens.analysis.runs import last_records, log_only, resolve_run_id
         from lakelens.analysis.trace import load_trace
         from lakelens.store import reads
 
         full = resolve_run_id(conn, run_id)
         run = reads.runs(conn, run_id=full)[0]
+        # Known only from log records: no end can be reported; say when the latest arrived.
+        last_record = last_records(conn, [full]).get(full) if log_only(run) else None
         trace = load_trace(conn, full)
         spans = [
             {"index": i, "node": node, "span": node.span} for i, node in enumerate(trace.walk())
@@ -605,6 +607,7 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
         return {
             "title": f"Run {full[:12]}",
             "run": run,
+            "last_record": last_record,
             "context": run_context(run),
             "materializations": reads.materializations(conn, run_id=full),
             "checks": reads.check_results(conn, run_id=full),
