@@ -74,7 +74,9 @@ class Asset:
     freshness_seconds: float | None = None
     availability_target: float | None = None
     expected_rows: int | None = None
-    critical: bool = False
+    # None: this source says nothing about it, and the stored value stays (as for every field
+    # left None). Tags are merged into the stored ones: each key given is updated, others kept.
+    critical: bool | None = None
     tags: dict[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
 

@@ -228,6 +228,7 @@ def column_status(graph: LineageGraph, asset: str) -> dict[str, str] | None:
     if status is None:
         return None
     found = {"status": status}
-    if COLUMN_LINEAGE_TAG + "_reason" in tags:
+    # Tags merge across imports: a reason left from an unresolved one is no longer current.
+    if status == "unresolved" and COLUMN_LINEAGE_TAG + "_reason" in tags:
         found["reason"] = tags[COLUMN_LINEAGE_TAG + "_reason"]
     return found
