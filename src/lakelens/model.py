@@ -207,7 +207,11 @@ class LineageEdge:
     upstream: str
     downstream: str
     source: str = "sdk"
+    # {downstream column: [upstream columns]}: what each column of `downstream` reads.
     columns: dict[str, list[str]] | None = None
+    # How (transformation types per column pair) and which upstream columns affect every
+    # row of `downstream` (OpenLineage columnLineage 1-2-0; ingest/openlineage_columns.py).
+    column_details: dict[str, Any] | None = None
     updated_at: datetime | None = None
 
 

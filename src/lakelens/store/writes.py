@@ -254,7 +254,7 @@ class _Compiled:
 _RUN_KEYS = tuple(_run_row(Run("r", "j")))
 _MATERIALIZATION_KEYS = tuple(_materialization_row(Materialization("m", "r", "a")))
 _ASSET_KEYS = tuple(_asset_row(Asset("a")))
-_EDGE_KEYS = ("upstream", "downstream", "source", "columns", "updated_at")
+_EDGE_KEYS = ("upstream", "downstream", "source", "columns", "column_details", "updated_at")
 _CLAIM_KEYS = ("batch_id", "received_at", "source", "accepted", "rejected")
 
 
@@ -321,12 +321,17 @@ class _Statements:
             sa.text("UPDATE assets SET kind = 'asset' WHERE name = :name AND kind = 'source'")
         )
         edges = insert(schema.lineage_edges)
+        table = schema.lineage_edges
+        # The mapping and its details are one statement about the edge's columns: a later
+        # edge that says neither keeps both, one that says either replaces both.
+        silent = sa.and_(edges.excluded.columns.is_(None), edges.excluded.column_details.is_(None))
         self.edges = compiled(
             edges.on_conflict_do_update(
                 index_elements=["upstream", "downstream", "source"],
                 set_={
-                    "columns": sa.func.coalesce(
-                        edges.excluded.columns, schema.lineage_edges.c.columns
+                    "columns": sa.case((silent, table.c.columns), else_=edges.excluded.columns),
+                    "column_details": sa.case(
+                        (silent, table.c.column_details), else_=edges.excluded.column_details
                     ),
                     "updated_at": edges.excluded.updated_at,
                 },
@@ -628,7 +633,8 @@ def _placeholders(batch: Batch) -> list[dict[str, Any]]:
 
 
 def _edge_rows(batch: Batch) -> list[dict[str, Any]]:
-    """One row per edge; as in the upsert, a later edge without columns keeps earlier ones."""
+    """One row per edge; as in the upsert, a later edge without columns (nor their details)
+    keeps the earlier ones."""
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for e in batch.edges:
         key = (e.upstream, e.downstream, e.source)
@@ -637,11 +643,12 @@ def _edge_rows(batch: Batch) -> list[dict[str, Any]]:
             "downstream": e.downstream,
             "source": e.source,
             "columns": dumps(e.columns),
+            "column_details": dumps(e.column_details),
             "updated_at": to_epoch(e.updated_at),
         }
         earlier = rows.get(key)
-        if earlier is not None and row["columns"] is None:
-            row["columns"] = earlier["columns"]
+        if earlier is not None and row["columns"] is None and row["column_details"] is None:
+            row["columns"], row["column_details"] = earlier["columns"], earlier["column_details"]
         rows[key] = row
     return list(rows.values())
 
