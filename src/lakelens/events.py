@@ -21,7 +21,15 @@ from lakelens.model import (
     TableObservation,
 )
 
-__all__ = ["LOG_COLUMNS", "RESERVED_LOG_KEYS", "SPAN_COLUMNS", "Batch", "dumps", "log_attributes"]
+__all__ = [
+    "LOG_COLUMNS",
+    "MAX_JSON_CHARS",
+    "RESERVED_LOG_KEYS",
+    "SPAN_COLUMNS",
+    "Batch",
+    "dumps",
+    "log_attributes",
+]
 
 # A log row is a tuple in this order; the SDK builds these directly on its hot path.
 LOG_COLUMNS = (
@@ -50,7 +58,7 @@ SPAN_COLUMNS = (
     "attributes",
     "events",
 )
-_MAX_JSON_CHARS = 64 * 1024
+MAX_JSON_CHARS = 64 * 1024
 # One encoder for every row: json.dumps with options builds a new one on each call.
 _encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
 
@@ -82,8 +90,8 @@ def dumps(value: Any) -> str | None:
     if not value:
         return None
     text = _encode(value)
-    if len(text) > _MAX_JSON_CHARS:
-        text = json.dumps({"_truncated": True, "_preview": text[: _MAX_JSON_CHARS // 2]})
+    if len(text) > MAX_JSON_CHARS:
+        text = json.dumps({"_truncated": True, "_preview": text[: MAX_JSON_CHARS // 2]})
     return text
 
 

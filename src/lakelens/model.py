@@ -76,7 +76,9 @@ class Asset:
     freshness_seconds: float | None = None
     availability_target: float | None = None
     expected_rows: int | None = None
-    critical: bool = False
+    # None: this source says nothing about it, and the stored value stays (as for every field
+    # left None). Tags are merged into the stored ones: each key given is updated, others kept.
+    critical: bool | None = None
     tags: dict[str, str] = field(default_factory=dict)
     updated_at: datetime | None = None
 
@@ -207,7 +209,11 @@ class LineageEdge:
     upstream: str
     downstream: str
     source: str = "sdk"
+    # {downstream column: [upstream columns]}: what each column of `downstream` reads.
     columns: dict[str, list[str]] | None = None
+    # How (transformation types per column pair) and which upstream columns affect every
+    # row of `downstream` (OpenLineage columnLineage 1-2-0; ingest/openlineage_columns.py).
+    column_details: dict[str, Any] | None = None
     updated_at: datetime | None = None
 
 

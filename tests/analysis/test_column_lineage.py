@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from lakelens.analysis.column_lineage import (
+    IndirectImpact,
     UnknownColumnError,
     column_impact,
     column_neighbours,
     column_sources,
+    indirect_inputs,
     resolve_column,
 )
 from lakelens.analysis.lineage import LineageGraph, LineageNode, load_graph
@@ -155,8 +157,8 @@ def test_openlineage_1_2_0_column_lineage_is_stored_as_the_edges_mapping(store: 
     with store.connect() as conn:
         graph = load_graph(conn)
     raw, stg, fct = _name(RAW), _name(STG), _name(FCT)
-    # Per-field inputs are kept, DIRECT and INDIRECT alike; the transformation types and the
-    # dataset-wide dependencies are not (ingest/openlineage.py keeps inputFields only).
+    # Per-field inputs are the mapping, DIRECT and INDIRECT alike; the transformation types
+    # and the dataset-wide dependencies are its details.
     assert graph.columns[(raw, stg)] == {
         "entry_id": ["id"],
         "glucose_mg_dl": ["sgv"],
@@ -166,6 +168,18 @@ def test_openlineage_1_2_0_column_lineage_is_stored_as_the_edges_mapping(store: 
     }
     assert graph.columns[(stg, fct)]["avg_mmol"] == ["glucose_mmol"]
     assert (fct, _name("weekly_report")) not in graph.columns
+    details = graph.column_details[(raw, stg)]
+    assert details["transformations"]["glucose_mmol"] == {
+        "sgv": [{"type": "DIRECT", "subtype": "TRANSFORMATION", "masking": False}],
+        "device": [{"type": "INDIRECT", "subtype": "CONDITIONAL", "masking": False}],
+    }
+    assert details["dataset"] == [
+        {
+            "column": "device",
+            "transformations": [{"type": "INDIRECT", "subtype": "FILTER", "masking": False}],
+        }
+    ]
+    assert "dataset" not in graph.column_details[(stg, fct)]
 
 
 def test_column_impact_is_transitive_and_names_assets_without_column_lineage(
@@ -186,10 +200,46 @@ def test_column_impact_is_transitive_and_names_assets_without_column_lineage(
         fct: ["avg_mg_dl", "avg_mmol"],
     }
     assert found.unmapped == [(_name("weekly_report"), fct)]
-    assert found.totals == {"columns": 4, "assets": 2, "unmapped_assets": 1}
+    assert found.totals == {"columns": 4, "assets": 2, "unmapped_assets": 1, "indirect_assets": 0}
     # A column nothing reads affects nothing, not even the unmapped consumer further down.
     lonely = column_impact(graph, stg, "trend")
     assert lonely.columns == [] and lonely.unmapped == []
+
+
+def test_a_dataset_wide_input_affects_every_column_downstream_as_indirect(store: Store) -> None:
+    """raw.device filters the rows of stg: all of stg, and through its rows fct and the report
+    that reads fct without column lineage, depend on it; its own mapping (glucose_mmol) stays
+    a column dependency."""
+    with store.connect() as conn:
+        graph = load_graph(conn)
+    raw, stg, fct, report = _name(RAW), _name(STG), _name(FCT), _name("weekly_report")
+    found = column_impact(graph, raw, "device")
+    assert found.columns == [(stg, "glucose_mmol", 1), (fct, "avg_mmol", 2)]
+    assert found.indirect == [
+        IndirectImpact(stg, 1, raw, "device"),
+        IndirectImpact(fct, 2, stg),
+        IndirectImpact(report, 3, fct),
+    ]
+    assert found.unmapped == []  # the report is known to depend on it: indirectly
+    assert found.totals["indirect_assets"] == 3
+    data = found.to_dict(graph)
+    assert data["indirect"][0] == {
+        "name": stg,
+        "kind": "asset",
+        "owner": None,
+        "depth": 1,
+        "via": {"asset": raw, "column": "device"},
+        "transformations": [{"type": "INDIRECT", "subtype": "FILTER", "masking": False}],
+    }
+    assert data["indirect"][1]["via"] == {"asset": stg, "column": None}
+    assert data["columns"][0] == {
+        "asset": stg,
+        "column": "glucose_mmol",
+        "depth": 1,
+        "transformations": [{"type": "INDIRECT", "subtype": "CONDITIONAL", "masking": False}],
+    }
+    # A column that only maps: no indirect assets.
+    assert column_impact(graph, raw, "sgv").indirect == []
 
 
 def test_each_column_lists_what_it_reads_and_what_reads_it(store: Store) -> None:
@@ -197,11 +247,42 @@ def test_each_column_lists_what_it_reads_and_what_reads_it(store: Store) -> None
         graph = load_graph(conn)
         columns = {c["name"]: c for c in column_neighbours(conn, graph, _name(STG))}
     assert list(columns) == ["entry_id", "glucose_mg_dl", "glucose_mmol", "read_at", "trend"]
+    direct = {"type": "DIRECT", "masking": False}
     assert columns["glucose_mmol"]["upstream"] == [
-        {"asset": _name(RAW), "column": "sgv"},
-        {"asset": _name(RAW), "column": "device"},
+        {
+            "asset": _name(RAW),
+            "column": "sgv",
+            "transformations": [{**direct, "subtype": "TRANSFORMATION"}],
+        },
+        {
+            "asset": _name(RAW),
+            "column": "device",
+            "transformations": [{"type": "INDIRECT", "subtype": "CONDITIONAL", "masking": False}],
+        },
     ]
-    assert columns["glucose_mmol"]["downstream"] == [{"asset": _name(FCT), "column": "avg_mmol"}]
+    assert columns["glucose_mmol"]["downstream"] == [
+        {
+            "asset": _name(FCT),
+            "column": "avg_mmol",
+            "transformations": [{**direct, "subtype": "AGGREGATION"}],
+        }
+    ]
+    with store.connect() as conn:
+        raw = {c["name"]: c for c in column_neighbours(conn, graph, _name(RAW))}
+    assert raw["device"]["indirect_downstream"] == [
+        {
+            "asset": _name(STG),
+            "transformations": [{"type": "INDIRECT", "subtype": "FILTER", "masking": False}],
+        }
+    ]
+    assert "indirect_downstream" not in raw["sgv"]
+    assert indirect_inputs(graph, _name(STG)) == [
+        {
+            "asset": _name(RAW),
+            "column": "device",
+            "transformations": [{"type": "INDIRECT", "subtype": "FILTER", "masking": False}],
+        }
+    ]
 
 
 def test_column_sources_walk_every_upstream_column_nearest_first(store: Store) -> None:
@@ -248,3 +329,36 @@ def test_column_impact_walks_a_large_graph_once_per_column_and_asset() -> None:
     assert len(found.columns) == 1_999
     assert {c for _a, c, _d in found.columns} == {"c3"}
     assert found.unmapped == []
+
+
+def test_a_later_event_without_column_lineage_keeps_the_details_and_one_with_it_replaces_them(
+    store: Store,
+) -> None:
+    """The mapping and its details are one statement: kept together, replaced together."""
+    raw, stg = _name(RAW), _name(STG)
+    silent = _event(
+        "01943b6a-0000-7000-8000-000000000009",
+        "stage_glucose",
+        [_dataset(RAW, RAW_COLUMNS)],
+        [_dataset(STG, ["entry_id"])],
+    )
+    store.write(to_ingested([silent], now=time.time()).batch)
+    with store.connect() as conn:
+        graph = load_graph(conn)
+    assert graph.column_details[(raw, stg)]["dataset"][0]["column"] == "device"
+    assert graph.columns[(raw, stg)]["entry_id"] == ["id"]
+
+    plain = {
+        "fields": {"entry_id": {"inputFields": [{"namespace": NS, "name": RAW, "field": "id"}]}}
+    }
+    restated = _event(
+        "01943b6a-0000-7000-8000-000000000010",
+        "stage_glucose",
+        [_dataset(RAW, RAW_COLUMNS)],
+        [_dataset(STG, ["entry_id"], plain)],
+    )
+    store.write(to_ingested([restated], now=time.time()).batch)
+    with store.connect() as conn:
+        graph = load_graph(conn)
+    assert graph.columns[(raw, stg)] == {"entry_id": ["id"]}
+    assert (raw, stg) not in graph.column_details

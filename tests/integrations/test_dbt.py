@@ -637,6 +637,23 @@ def test_manifest_only_imports_the_graph(tmp_path: Path, store: Store) -> None:
     assert result.already_imported is False
 
 
+def test_an_import_keeps_critical_and_tags_it_does_not_set(tmp_path: Path, store: Store) -> None:
+    """A model without `meta.critical` leaves the SDK's critical; dbt's tags join the SDK's."""
+    from lakelens.events import Batch
+    from lakelens.model import Asset
+
+    declared = Batch()
+    declared.add(Asset("fct_orders", critical=True, tags={"oncall": "payments", "finance": "no"}))
+    store.write(declared)
+    import_artifacts(_fixture_copy(tmp_path), store=store)
+    with store.connect() as conn:
+        found = next(a for a in reads.assets(conn) if a.name == "fct_orders")
+    assert found.critical is True and found.kind == "model"
+    assert found.tags["oncall"] == "payments"
+    assert found.tags["finance"] == "true"  # dbt's own key, updated
+    assert found.tags["dbt.materialized"] == "table"
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [

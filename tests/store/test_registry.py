@@ -30,3 +30,36 @@ def test_names_from_lineage_and_materializations_are_registered(store_url: str) 
     with store.connect() as conn:
         assert reads.assets(conn)[-1].owner == "analytics"
     store.close()
+
+
+def test_a_source_that_says_nothing_of_critical_or_a_tag_keeps_them(store_url: str) -> None:
+    """Each writer of an asset row (SDK, dbt, OpenLineage, Dagster) sets what it says: None
+    leaves `critical`, tags merge key by key, across batches and within one."""
+    store = Store(store_url)
+
+    def row() -> Asset:
+        with store.connect() as conn:
+            return next(a for a in reads.assets(conn) if a.name == "orders")
+
+    first = Batch()
+    first.add(Asset("orders", kind="table", critical=True, tags={"team": "shop", "tier": "gold"}))
+    store.write(first)
+    later = Batch()
+    later.add(Asset("orders", tags={"openlineage.owners": "[]", "tier": "silver"}))
+    # An importer's text (not cleaned by the SDK's writer) still merges as JSON on PostgreSQL.
+    later.add(Asset("orders", owner="ana", tags={"dbt.materialized": "table", "note": "a\x00b"}))
+    store.write(later)
+    found = row()
+    assert found.critical is True and found.owner == "ana"
+    assert found.tags == {
+        "team": "shop",
+        "tier": "silver",
+        "openlineage.owners": "[]",
+        "dbt.materialized": "table",
+        "note": "a\ufffdb",
+    }
+    unmark = Batch()
+    unmark.add(Asset("orders", critical=False))
+    store.write(unmark)
+    assert row().critical is False and row().tags["team"] == "shop"
+    store.close()

@@ -6,8 +6,9 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lakelens import _clean
 from lakelens.analysis._db import Reader, borrow
 
 if TYPE_CHECKING:
@@ -68,6 +69,11 @@ class LineageGraph:
     # (upstream, downstream) → {downstream column: [its upstream columns]}, for the edges that
     # have a column mapping (OpenLineage columnLineage, dbt), merged over their sources.
     columns: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
+    # (upstream, downstream) → {"transformations": {downstream column: {upstream column:
+    # [{type, subtype, masking, description}]}}, "dataset": [{"column": upstream column,
+    # "transformations": [...]}]}: how the columns are used, and the upstream columns that
+    # affect every row of the downstream (OpenLineage columnLineage 1-2-0).
+    column_details: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def edges(self) -> list[tuple[str, str]]:
         return [(up, down) for up in sorted(self.downstream) for down in self.downstream[up]]
@@ -98,7 +104,10 @@ def load_graph(conn: Reader | sa.Connection) -> LineageGraph:
     upstream: dict[str, set[str]] = {}
     downstream: dict[str, set[str]] = {}
     columns: dict[tuple[str, str], dict[str, list[str]]] = {}
-    for up, down, mapping in db.rows("SELECT upstream, downstream, columns FROM lineage_edges"):
+    details: dict[tuple[str, str], dict[str, Any]] = {}
+    for up, down, mapping, detail in db.rows(
+        "SELECT upstream, downstream, columns, column_details FROM lineage_edges"
+    ):
         downstream.setdefault(up, set()).add(down)
         upstream.setdefault(down, set()).add(up)
         for name in (up, down):
@@ -106,11 +115,14 @@ def load_graph(conn: Reader | sa.Connection) -> LineageGraph:
                 nodes[name] = LineageNode(name)
         if mapping:
             _merge_columns(columns.setdefault((up, down), {}), json.loads(mapping))
+        if detail:
+            _merge_details(details.setdefault((up, down), {}), _clean.stored_json(detail, None))
     return LineageGraph(
         nodes=nodes,
         upstream={k: sorted(v) for k, v in upstream.items()},
         downstream={k: sorted(v) for k, v in downstream.items()},
         columns={edge: mapping for edge, mapping in columns.items() if mapping},
+        column_details={edge: found for edge, found in details.items() if found},
     )
 
 
@@ -125,16 +137,54 @@ def _merge_columns(into: dict[str, list[str]], mapping: object) -> None:
         merged.extend(str(s) for s in sources if str(s) not in merged)
 
 
+def _merge_details(into: dict[str, Any], details: object) -> None:
+    """Add stored column details (see LineageGraph.column_details); malformed parts are skipped."""
+    if not isinstance(details, dict):
+        return
+    given = details.get("transformations")
+    for column, by_input in given.items() if isinstance(given, dict) else ():
+        if not isinstance(by_input, dict):
+            continue
+        merged = into.setdefault("transformations", {}).setdefault(str(column), {})
+        for source, entries in by_input.items():
+            _add_entries(merged.setdefault(str(source), []), entries)
+    listed = details.get("dataset")
+    for item in listed if isinstance(listed, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("column"), str):
+            continue
+        dataset = into.setdefault("dataset", [])
+        known = next((d for d in dataset if d["column"] == item["column"]), None)
+        if known is None:
+            known = {"column": item["column"], "transformations": []}
+            dataset.append(known)
+        _add_entries(known["transformations"], item.get("transformations"))
+
+
+def _add_entries(into: list[dict[str, Any]], entries: object) -> None:
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("type"), str) and entry not in into:
+            into.append(entry)
+
+
 def column_lineage(
     graph: LineageGraph, names: Iterable[str] | None = None
 ) -> list[dict[str, object]]:
-    """The edges with a column mapping (between `names` when given), as plain data."""
+    """The edges with a column mapping or column details (between `names` when given), as
+    plain data; `column_details` only where there are some."""
     keep = None if names is None else set(names)
-    return [
-        {"upstream": up, "downstream": down, "columns": graph.columns[(up, down)]}
-        for up, down in sorted(graph.columns)
-        if keep is None or (up in keep and down in keep)
-    ]
+    found: list[dict[str, object]] = []
+    for up, down in sorted(graph.columns.keys() | graph.column_details.keys()):
+        if keep is not None and not (up in keep and down in keep):
+            continue
+        entry: dict[str, object] = {
+            "upstream": up,
+            "downstream": down,
+            "columns": graph.columns.get((up, down), {}),
+        }
+        if (up, down) in graph.column_details:
+            entry["column_details"] = graph.column_details[(up, down)]
+        found.append(entry)
+    return found
 
 
 class GraphCache:
@@ -422,4 +472,7 @@ def neighbourhood(graph: LineageGraph, asset: str, depth: int | None = None) -> 
             k: [d for d in v if d in keep] for k, v in graph.downstream.items() if k in keep
         },
         columns={e: c for e, c in graph.columns.items() if e[0] in keep and e[1] in keep},
+        column_details={
+            e: d for e, d in graph.column_details.items() if e[0] in keep and e[1] in keep
+        },
     )

@@ -76,7 +76,11 @@ def show(
     from rich.tree import Tree
 
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.column_lineage import column_neighbours, column_status
+    from lakelens.analysis.column_lineage import (
+        column_neighbours,
+        column_status,
+        indirect_inputs,
+    )
     from lakelens.analysis.lineage import (
         annotate,
         column_lineage,
@@ -98,6 +102,7 @@ def show(
         shown = {n for t in trees.values() for n in _walk(t)}
         annotate(conn, graph, shown, now=now())
         per_column = column_neighbours(conn, graph, name) if columns else None
+    indirect = indirect_inputs(graph, name) if columns else []
     cycles = find_cycles(graph, shown)
     if json_output:
         data = {
@@ -110,6 +115,7 @@ def show(
         }
         if per_column is not None:
             data["columns"] = per_column
+            data["indirect_inputs"] = indirect
             data["column_lineage_status"] = column_status(graph, name)
         print_json(data)
         return
@@ -139,31 +145,61 @@ def show(
             f"[magenta]Cycle in declared lineage:[/] {escape(' → '.join([*cycle, cycle[0]]))}"
         )
     if per_column is not None:
-        _print_columns(console, name, per_column, column_status(graph, name))
+        _print_columns(console, name, per_column, indirect, column_status(graph, name))
+
+
+def _how(transformations: list[dict[str, Any]] | None) -> str:
+    """` (AGGREGATION)`, ` (TRANSFORMATION, masked)`: the subtypes (else types) a source gave."""
+    labels: list[str] = []
+    for entry in transformations or ():
+        label = entry.get("subtype") or entry.get("type")
+        if label and label not in labels:
+            labels.append(label)
+    if any(entry.get("masking") for entry in transformations or ()):
+        labels.append("masked")
+    return f" ({', '.join(labels)})" if labels else ""
+
+
+def _refs(items: list[dict[str, Any]]) -> str:
+    from rich.markup import escape
+
+    return escape(
+        ", ".join(f"{i['asset']}.{i['column']}{_how(i.get('transformations'))}" for i in items)
+    )
 
 
 def _print_columns(
-    console: Any, name: str, per_column: list[dict[str, Any]], status: dict[str, str] | None
+    console: Any,
+    name: str,
+    per_column: list[dict[str, Any]],
+    indirect: list[dict[str, Any]],
+    status: dict[str, str] | None,
 ) -> None:
     from rich.markup import escape
-
-    def refs(items: list[dict[str, str]]) -> str:
-        return escape(", ".join(f"{i['asset']}.{i['column']}" for i in items))
 
     console.print(f"\n[bold]Columns of {escape(name)}:[/]")
     if status and status["status"] == "unresolved":
         console.print(
             f"  [yellow]column lineage unresolved:[/] {escape(status.get('reason', '?'))}"
         )
+    if indirect:
+        console.print(
+            f"  [dim]indirect:[/] {_refs(indirect)} [dim](every column depends on these)[/]"
+        )
     if not per_column:
         console.print("  [dim](no columns recorded)[/]")
     for column in per_column:
         console.print(f"  [bold]{escape(column['name'])}[/]")
         if column["upstream"]:
-            console.print(f"    [dim]← reads[/] {refs(column['upstream'])}")
+            console.print(f"    [dim]← reads[/] {_refs(column['upstream'])}")
         if column["downstream"]:
-            console.print(f"    [dim]→ feeds[/] {refs(column['downstream'])}")
-        if not column["upstream"] and not column["downstream"]:
+            console.print(f"    [dim]→ feeds[/] {_refs(column['downstream'])}")
+        for whole in column.get("indirect_downstream", ()):
+            console.print(
+                f"    [dim]→ affects every column of[/] "
+                f"{escape(whole['asset'] + _how(whole['transformations']))}"
+            )
+        if not (column["upstream"] or column["downstream"] or column.get("indirect_downstream")):
             console.print("    [dim](no column lineage)[/]")
 
 
@@ -285,17 +321,40 @@ def _column_impact(graph: Any, name: str, column: str, json_output: bool, no_col
     console = make_console(no_color)
     console.print(f"[bold]Column impact: {escape(name)}.{escape(column)}[/]\n")
     console.print("[bold]Downstream columns, by asset:[/]")
+    how = {
+        (c["asset"], c["column"]): _how(c.get("transformations"))
+        for c in data["columns"]
+        if c.get("transformations")
+    }
     for entry in data["assets"][:LIST_LIMIT]:
         depth = f" [dim]depth {entry['depth']}[/]" if entry["depth"] > 1 else ""
+        listed = ", ".join(c + how.get((entry["name"], c), "") for c in entry["columns"])
         console.print(
             f"  • {escape(entry['name'])} [dim]({entry['kind']})[/]{depth} — "
-            f"{_plural(entry['count'], 'column')}: {escape(', '.join(entry['columns']))}"
+            f"{_plural(entry['count'], 'column')}: {escape(listed)}"
         )
     if len(data["assets"]) > LIST_LIMIT:
         more = len(data["assets"]) - LIST_LIMIT
         console.print(f"  [dim]… and {more:,} more (all of them with --json)[/]")
     if not data["assets"]:
         console.print("  [dim](none)[/]")
+    if data["indirect"]:
+        console.print(
+            "\n[bold]Indirectly, every column (its rows are filtered, joined or grouped by it):[/]"
+        )
+        for entry in data["indirect"][:LIST_LIMIT]:
+            depth = f" [dim]depth {entry['depth']}[/]" if entry["depth"] > 1 else ""
+            via = entry["via"]
+            if via["column"] is None:
+                reason = f"reads {via['asset']}"
+            else:
+                reason = f"indirect: {via['asset']}.{via['column']}{_how(entry['transformations'])}"
+            console.print(
+                f"  • {escape(entry['name'])} [dim]({entry['kind']})[/]{depth} — {escape(reason)}"
+            )
+        if len(data["indirect"]) > LIST_LIMIT:
+            more = len(data["indirect"]) - LIST_LIMIT
+            console.print(f"  [dim]… and {more:,} more (all of them with --json)[/]")
     if data["unmapped"]:
         console.print("\n[bold]Downstream without column lineage (may depend on it):[/]")
         for entry in data["unmapped"][:LIST_LIMIT]:
@@ -305,6 +364,8 @@ def _column_impact(graph: Any, name: str, column: str, json_output: bool, no_col
     console.print(
         f"  {_plural(totals['columns'], 'column')} in {_plural(totals['assets'], 'asset')}"
     )
+    if totals["indirect_assets"]:
+        console.print(f"  {_plural(totals['indirect_assets'], 'asset')} indirectly (every column)")
     if totals["unmapped_assets"]:
         console.print(f"  {_plural(totals['unmapped_assets'], 'asset')} without column lineage")
 

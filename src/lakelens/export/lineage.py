@@ -109,7 +109,8 @@ def to_mermaid(graph: LineageGraph) -> str:
 
 
 def to_json(graph: LineageGraph) -> dict[str, Any]:
-    """Nodes, edges (with their column mapping, or None) and cycles as plain data."""
+    """Nodes, edges (with their column mapping, or None, and `column_details` where a source
+    gave transformation types or dataset-wide inputs) and cycles as plain data."""
     return {
         "nodes": [
             {
@@ -123,9 +124,17 @@ def to_json(graph: LineageGraph) -> dict[str, Any]:
             }
             for n in (graph.nodes[name] for name in sorted(graph.nodes))
         ],
-        "edges": [
-            {"upstream": up, "downstream": down, "columns": graph.columns.get((up, down))}
-            for up, down in graph.edges()
-        ],
+        "edges": [_edge(graph, up, down) for up, down in graph.edges()],
         "cycles": find_cycles(graph),
     }
+
+
+def _edge(graph: LineageGraph, up: str, down: str) -> dict[str, Any]:
+    edge: dict[str, Any] = {
+        "upstream": up,
+        "downstream": down,
+        "columns": graph.columns.get((up, down)),
+    }
+    if (up, down) in graph.column_details:
+        edge["column_details"] = graph.column_details[(up, down)]
+    return edge

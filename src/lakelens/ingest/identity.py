@@ -291,6 +291,10 @@ def merge_names(sql: _Sql, aliases: Mapping[str, str], now: float) -> list[tuple
     return moves
 
 
+# Every column of an edge but its upstream and downstream: a moved edge keeps them all.
+_EDGE_REST = "source, columns, column_details, updated_at"
+
+
 def _move(sql: _Sql, old: str, new: str, now: float) -> None:
     for table in _RENAMED:
         sql.run(f"UPDATE {table} SET asset = ? WHERE asset = ?", (new, old))
@@ -301,14 +305,14 @@ def _move(sql: _Sql, old: str, new: str, now: float) -> None:
     )
     # An edge may exist under both names: keep one (ON CONFLICT), then drop the old name's.
     sql.run(
-        "INSERT INTO lineage_edges (upstream, downstream, source, columns, updated_at) "
-        "SELECT ?, downstream, source, columns, updated_at FROM lineage_edges "
+        f"INSERT INTO lineage_edges (upstream, downstream, {_EDGE_REST}) "
+        f"SELECT ?, downstream, {_EDGE_REST} FROM lineage_edges "
         "WHERE upstream = ? ON CONFLICT DO NOTHING",
         (new, old),
     )
     sql.run(
-        "INSERT INTO lineage_edges (upstream, downstream, source, columns, updated_at) "
-        "SELECT upstream, ?, source, columns, updated_at FROM lineage_edges "
+        f"INSERT INTO lineage_edges (upstream, downstream, {_EDGE_REST}) "
+        f"SELECT upstream, ?, {_EDGE_REST} FROM lineage_edges "
         "WHERE downstream = ? ON CONFLICT DO NOTHING",
         (new, old),
     )

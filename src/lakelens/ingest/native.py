@@ -265,7 +265,7 @@ def _asset(e: Mapping[str, Any], now: float, batch: Batch) -> None:
             freshness_seconds=fresh,
             availability_target=availability,
             expected_rows=_opt_count(e.get("expected_rows"), "expected_rows"),
-            critical=_bool(e.get("critical", False), "critical"),
+            critical=None if e.get("critical") is None else _bool(e["critical"], "critical"),
             tags=_string_map(e.get("tags"), "tags"),
             updated_at=from_epoch(now if updated is None else updated),
         )
@@ -594,7 +594,7 @@ def batch_to_events(batch: Batch) -> list[dict[str, Any]]:
                     "freshness_seconds": a.freshness_seconds,
                     "availability_target": a.availability_target,
                     "expected_rows": a.expected_rows,
-                    "critical": a.critical or None,
+                    "critical": a.critical,
                     "tags": a.tags,
                     "updated_at": to_epoch(a.updated_at),
                 }

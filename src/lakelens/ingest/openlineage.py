@@ -8,7 +8,7 @@
 | job namespace + name                          | job `namespace/name`; just `name` in namespace "default" |
 | output dataset                                | a materialization per output per run, id derived from runId + asset |
 | dataset namespace + name                      | asset `namespace/name` (one slash at the join, `scheme://` kept) |
-| inputs x outputs                              | lineage edges (source "openlineage"); `columnLineage` → edge columns |
+| inputs x outputs                              | lineage edges (source "openlineage"); `columnLineage` → edge columns and column details (openlineage_columns.py) |
 | run facet errorMessage                        | error type / message / traceback of the run and its materializations |
 | run facet parent                              | parent run id                                       |
 | run facet nominalTime                         | partition (a date at midnight UTC, else ISO time); tags SCHEDULED_TAG / SCHEDULED_END_TAG |
@@ -40,6 +40,7 @@ from lakelens import _clean
 from lakelens.errors import InvalidArgumentError
 from lakelens.events import Batch, dumps
 from lakelens.ingest import Ingested, Rejection
+from lakelens.ingest.openlineage_columns import column_edges
 from lakelens.ingest.openlineage_facets import (
     _MAX_NAME,
     ENGINE_TAG,
@@ -48,7 +49,6 @@ from lakelens.ingest.openlineage_facets import (
     SOURCE,
     _add_tags,
     _checks,
-    _column_lineage,
     _error,
     _fit,
     _json_tag,
@@ -320,15 +320,17 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
     if event.kind == "dataset":
         return
     for output in event.outputs:
-        columns = _column_lineage(output.facets.get("columnLineage"))
+        columns = column_edges(output.facets.get("columnLineage"))
         for source in event.inputs:
             if source.asset != output.asset:  # a job reading what it rewrites is no lineage
+                said = columns.get(source.asset)
                 batch.edges.append(
                     LineageEdge(
                         upstream=source.asset,
                         downstream=output.asset,
                         source=SOURCE,
-                        columns=columns.get(source.asset),
+                        columns=(said.columns or None) if said else None,
+                        column_details=said.details() if said else None,
                         updated_at=event.time,
                     )
                 )

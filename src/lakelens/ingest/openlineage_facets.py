@@ -1,5 +1,5 @@
 """What OpenLineage facets say, read into lakelens values: owners, errors, volumes, checks
-and tests, schemas, column lineage, and the facets kept as tags (bounded)."""
+and tests, schemas, and the facets kept as tags (bounded). Column lineage: openlineage_columns.py."""
 
 from __future__ import annotations
 
@@ -371,33 +371,6 @@ def _flatten_fields(fields: list[Any], prefix: str, out: list[tuple[str, str]]) 
         out.append((name, kind if isinstance(kind, str) else ""))
         if isinstance(item.get("fields"), list):
             _flatten_fields(item["fields"], name + ".", out)
-
-
-def _column_lineage(facet: Any) -> dict[str, dict[str, list[str]]]:
-    """{upstream asset: {output column: [its input columns]}} from a columnLineage facet."""
-    fields = facet.get("fields") if isinstance(facet, dict) else None
-    if not isinstance(fields, dict):
-        return {}
-    found: dict[str, dict[str, list[str]]] = {}
-    for column, spec in fields.items():
-        inputs = spec.get("inputFields") if isinstance(spec, dict) else None
-        if not isinstance(inputs, list):
-            continue
-        for source in inputs:
-            if not isinstance(source, dict):
-                continue
-            namespace, name, field_name = (
-                source.get("namespace"),
-                source.get("name"),
-                source.get("field"),
-            )
-            if not (isinstance(name, str) and isinstance(field_name, str)):
-                continue
-            upstream = dataset_name(namespace if isinstance(namespace, str) else "", name)
-            targets = found.setdefault(upstream, {}).setdefault(str(column), [])
-            if field_name not in targets:
-                targets.append(field_name)
-    return found
 
 
 # -- kept facets ----------------------------------------------------------------------------

@@ -404,7 +404,8 @@ def _asset(
         group=_cut(group, _MAX_SHORT),
         description=_text(node.get("description")),
         freshness_seconds=freshness,
-        critical=meta.get("critical") is True,
+        # Only what meta says: a model without meta.critical leaves what another source set.
+        critical=meta["critical"] if isinstance(meta.get("critical"), bool) else None,
         tags=tags,
         updated_at=generated,
     )

@@ -257,7 +257,7 @@ class AssetDefinition:
         group: str | None = None,
         description: str | None = None,
         tags: dict[str, str] | None = None,
-        critical: bool = False,
+        critical: bool | None = None,
         expected_rows: int | None = None,
         availability: object = None,
     ) -> None:
@@ -293,7 +293,7 @@ class AssetDefinition:
             if availability is None
             else parse_percent(availability, name="availability"),
             expected_rows=require_count(expected_rows, name="expected_rows"),
-            critical=bool(critical),
+            critical=None if critical is None else bool(critical),
             tags={str(k): str(v) for k, v in (tags or {}).items()},
         )
         self._declared_with: object = None
@@ -358,13 +358,17 @@ def asset(
     group: str | None = None,
     description: str | None = None,
     tags: dict[str, str] | None = None,
-    critical: bool = False,
+    critical: bool | None = None,
     expected_rows: int | None = None,
     availability: object = None,
 ) -> AssetDefinition:
     """Declare an asset; use it as a decorator or `with` block to record a materialization.
 
     `@lakelens.asset("dlt_glucose_entries", deps=["nightscout_api"], freshness="2h", owner="data-platform", layer="bronze")`
+
+    `critical=True` marks the asset critical, `critical=False` unmarks it; left out, it stays
+    as another source (dbt `meta.critical`, an earlier declaration) set it. Tags are merged
+    into the asset's stored tags: the keys given are set, others kept.
 
     Inside a run the materialization belongs to it; outside, an implicit one-asset run is made.
     CPU seconds and peak memory are captured automatically; call `lakelens.record(rows=…)`.

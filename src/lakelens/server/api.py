@@ -303,7 +303,11 @@ def get_lineage(
     ),
 ) -> Response:
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.column_lineage import column_neighbours, column_status
+    from lakelens.analysis.column_lineage import (
+        column_neighbours,
+        column_status,
+        indirect_inputs,
+    )
     from lakelens.analysis.lineage import annotate, column_lineage, find_cycles, tree
 
     ctx = _ctx(request)
@@ -334,6 +338,7 @@ def get_lineage(
     }
     if per_column is not None:
         data["columns"] = per_column
+        data["indirect_inputs"] = indirect_inputs(graph, resolved)
         data["column_lineage_status"] = column_status(graph, resolved)
     # Plain data already, and possibly deep: no jsonable() walk.
     return json_response(data)

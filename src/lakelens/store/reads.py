@@ -202,6 +202,7 @@ def lineage_edges(conn: Conn) -> list[LineageEdge]:
             downstream=r["downstream"],
             source=r["source"],
             columns=_loads(r["columns"], None),
+            column_details=_loads(r["column_details"], None),
         )
         for r in _select(conn, "lineage_edges", "upstream, downstream, source")
     ]

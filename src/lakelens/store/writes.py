@@ -12,7 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lakelens.events import LOG_COLUMNS, SPAN_COLUMNS, Batch, dumps
+from lakelens import _clean
+from lakelens.events import LOG_COLUMNS, MAX_JSON_CHARS, SPAN_COLUMNS, Batch, dumps
 from lakelens.ingest import OTLP_RUN_TAGS
 from lakelens.model import (
     Asset,
@@ -110,9 +111,31 @@ def _asset_row(asset: Asset) -> dict[str, Any]:
         "availability_target": asset.availability_target,
         "expected_rows": asset.expected_rows,
         "critical": asset.critical,
-        "tags": dumps(asset.tags),
+        "tags": _tags(asset.tags),
         "updated_at": to_epoch(asset.updated_at),
     }
+
+
+def _tags(tags: dict[str, str]) -> str | None:
+    # The upsert merges the stored tags as JSON (jsonb on PostgreSQL, which refuses \u0000):
+    # importers' tags pass the text boundary the SDK's and OpenLineage's already passed.
+    return dumps({_text(k): _text(v) for k, v in tags.items()})
+
+
+def _text(value: Any) -> Any:
+    return _clean.text(value) if type(value) is str else value
+
+
+def _asset_rows(assets: Sequence[Asset]) -> list[dict[str, Any]]:
+    """One row per asset, folded as the upsert would: later values win, tags merge."""
+    rows = _merge((_asset_row(a) for a in assets), "name")
+    if len(rows) < len(assets):
+        tags: dict[str, dict[str, str]] = {}
+        for a in assets:
+            tags.setdefault(a.name, {}).update(a.tags)
+        for row in rows:
+            row["tags"] = _tags(tags[row["name"]])
+    return rows
 
 
 def _check_row(check: CheckResult) -> tuple[Any, ...]:
@@ -266,7 +289,7 @@ class _Compiled:
 _RUN_KEYS = tuple(_run_row(Run("r", "j")))
 _MATERIALIZATION_KEYS = tuple(_materialization_row(Materialization("m", "r", "a")))
 _ASSET_KEYS = tuple(_asset_row(Asset("a")))
-_EDGE_KEYS = ("upstream", "downstream", "source", "columns", "updated_at")
+_EDGE_KEYS = ("upstream", "downstream", "source", "columns", "column_details", "updated_at")
 _CLAIM_KEYS = ("batch_id", "received_at", "source", "accepted", "rejected")
 
 
@@ -316,16 +339,14 @@ class _Statements:
             self._state_upsert(insert, schema.materializations, "id"), _MATERIALIZATION_KEYS
         )
         assets = insert(schema.assets)
+        set_ = {
+            c.name: sa.func.coalesce(assets.excluded[c.name], c)
+            for c in schema.assets.c
+            if c.name != "name"
+        }
+        set_["tags"] = _merged_tags(schema.assets.c.tags, assets.excluded.tags, self.sqlite)
         self.assets = compiled(
-            assets.on_conflict_do_update(
-                index_elements=["name"],
-                set_={
-                    c.name: sa.func.coalesce(assets.excluded[c.name], c)
-                    for c in schema.assets.c
-                    if c.name != "name"
-                },
-            ),
-            _ASSET_KEYS,
+            assets.on_conflict_do_update(index_elements=["name"], set_=set_), _ASSET_KEYS
         )
         # Names seen only in materializations or lineage still become rows of the registry.
         self.placeholders = compiled(
@@ -337,12 +358,17 @@ class _Statements:
             sa.text("UPDATE assets SET kind = 'asset' WHERE name = :name AND kind = 'source'")
         )
         edges = insert(schema.lineage_edges)
+        table = schema.lineage_edges
+        # The mapping and its details are one statement about the edge's columns: a later
+        # edge that says neither keeps both, one that says either replaces both.
+        silent = sa.and_(edges.excluded.columns.is_(None), edges.excluded.column_details.is_(None))
         self.edges = compiled(
             edges.on_conflict_do_update(
                 index_elements=["upstream", "downstream", "source"],
                 set_={
-                    "columns": sa.func.coalesce(
-                        edges.excluded.columns, schema.lineage_edges.c.columns
+                    "columns": sa.case((silent, table.c.columns), else_=edges.excluded.columns),
+                    "column_details": sa.case(
+                        (silent, table.c.column_details), else_=edges.excluded.column_details
                     ),
                     "updated_at": edges.excluded.updated_at,
                 },
@@ -394,6 +420,25 @@ class _Statements:
                 if name != "start_time":
                     set_[name] = sa.case((condition, excluded[name]), else_=set_[name])
         return stmt.on_conflict_do_update(index_elements=[key], set_=set_)
+
+
+def _merged_tags(stored: Any, given: Any, sqlite: bool) -> Any:
+    """An asset's tags after a write: the stored ones with the given keys set. Each source
+    (SDK, dbt, OpenLineage, Dagster) says what it knows and keeps the others' keys; a merge
+    past the JSON cap keeps the given tags alone."""
+    merged: Any
+    if sqlite:
+        merged = sa.func.json_patch(stored, given)
+    else:
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        merged = sa.cast(sa.cast(stored, JSONB).op("||")(sa.cast(given, JSONB)), sa.Text)
+    return sa.case(
+        (given.is_(None), stored),
+        (stored.is_(None), given),
+        (sa.func.length(merged) > sa.literal_column(str(MAX_JSON_CHARS)), given),
+        else_=merged,
+    )
 
 
 def _is_terminal(column: Any) -> Any:
@@ -627,7 +672,8 @@ def _placeholders(batch: Batch) -> list[dict[str, Any]]:
 
 
 def _edge_rows(batch: Batch) -> list[dict[str, Any]]:
-    """One row per edge; as in the upsert, a later edge without columns keeps earlier ones."""
+    """One row per edge; as in the upsert, a later edge without columns (nor their details)
+    keeps the earlier ones."""
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for e in batch.edges:
         key = (e.upstream, e.downstream, e.source)
@@ -636,18 +682,19 @@ def _edge_rows(batch: Batch) -> list[dict[str, Any]]:
             "downstream": e.downstream,
             "source": e.source,
             "columns": dumps(e.columns),
+            "column_details": dumps(e.column_details),
             "updated_at": to_epoch(e.updated_at),
         }
         earlier = rows.get(key)
-        if earlier is not None and row["columns"] is None:
-            row["columns"] = earlier["columns"]
+        if earlier is not None and row["columns"] is None and row["column_details"] is None:
+            row["columns"], row["column_details"] = earlier["columns"], earlier["column_details"]
         rows[key] = row
     return list(rows.values())
 
 
 def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> None:
     if batch.assets:
-        sql.assets.many(cursor, _merge((_asset_row(a) for a in batch.assets), "name"))
+        sql.assets.many(cursor, _asset_rows(batch.assets))
     placeholders = _placeholders(batch)
     if placeholders:
         sql.placeholders.many(cursor, placeholders)
