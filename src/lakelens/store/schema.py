@@ -461,6 +461,25 @@ monitors = sa.Table(
     sa.Column("last_error", sa.Text),
 )
 
+# Who reads an asset and how often (revision 0013): a job that read it as an input, or views
+# of a dashboard reported through the SDK or API.
+asset_usage = sa.Table(
+    "asset_usage",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("asset", sa.String(512), nullable=False),
+    sa.Column("time", _Time, nullable=False),
+    # read | view
+    sa.Column("kind", sa.String(16), nullable=False),
+    # the job (reads) or dashboard (views)
+    sa.Column("reader", sa.String(512), nullable=False),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("count", _Count, nullable=False),
+    # openlineage | sdk | api
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Index("ix_asset_usage_asset_time", "asset", "time"),
+)
+
 heartbeats = sa.Table(
     "heartbeats",
     metadata,
