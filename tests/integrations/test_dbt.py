@@ -1032,3 +1032,34 @@ def test_importing_a_test_step_keeps_the_derived_column_lineage(
     monkeypatch.setattr(dbt_columns, "_lineage", counting)
     import_artifacts(dbt_runs.steps["run"], store=store)
     assert derived == []
+
+
+def test_documented_column_descriptions_reach_the_asset_page(tmp_path: Path, store: Store) -> None:
+    """A column's YAML description is kept with the asset (bounded) and shown beside its type
+    in the asset page's schema, escaped."""
+    from fastapi.testclient import TestClient
+
+    from lakelens.config import load_settings
+    from lakelens.server import create_app
+
+    target = _fixture_copy(tmp_path)
+
+    def describe(manifest: dict[str, Any]) -> None:
+        columns = manifest["nodes"]["model.shop.mart_revenue"]["columns"]
+        columns["revenue"]["description"] = "Sum of <b>paid</b> order amounts, in EUR."
+
+    _edit(target / "manifest.json", describe)
+    import_artifacts(target, store=store)
+    with store.connect() as conn:
+        tags = json.loads(
+            conn.execute(
+                sa.text("SELECT tags FROM assets WHERE name = 'mart_revenue'")
+            ).scalar_one()
+        )
+    assert json.loads(tags["dbt.column_descriptions"]) == {
+        "revenue": "Sum of <b>paid</b> order amounts, in EUR."
+    }
+    with TestClient(create_app(load_settings(), store)) as client:
+        page = client.get("/assets/mart_revenue")
+    assert page.status_code == 200
+    assert "Sum of &lt;b&gt;paid&lt;/b&gt; order amounts, in EUR." in page.text

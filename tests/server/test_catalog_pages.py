@@ -76,6 +76,24 @@ def test_assets_page_catalog_filters_and_paging(client: Any) -> None:
     assert client.get("/assets", params={"status": "sad"}).status_code == 400
 
 
+def test_assets_page_shows_each_assets_row_trend_and_columns(client: Any, pipeline: Any) -> None:
+    """Beside the latest row count: a sparkline of the latest materializations' rows, and the
+    number of columns of the latest schema (their names and types in the title)."""
+    from lakelens.analysis.assets import catalog_details
+
+    _settings, store, _info = pipeline
+    with store.connect() as conn:
+        details = catalog_details(conn, ["dlt_entries", "api"])
+    trend = details["dlt_entries"]["trend"]
+    assert len(trend) >= 2 and trend[-1] == 487
+    page = client.get("/assets").text
+    row = page.split('<tr data-asset="dlt_entries">', 1)[1].split("</tr>", 1)[0]
+    assert '<svg class="spark"' in row and 'aria-label="Rows of dlt_entries"' in row
+    # `lakelens.schema({"id": "int", "value": "float"})` inside dlt_entries (tests/conftest.py).
+    assert details["dlt_entries"]["columns"] == [("id", "int"), ("value", "float")]
+    assert '<span class="col-count" title="id int, value float">2</span>' in row
+
+
 def test_api_assets_filters(client: Any) -> None:
     body = client.get("/api/v1/assets", params={"status": "failing"}).json()
     assert [a["name"] for a in body["assets"]] == ["dlt_entries"] and body["total"] == 1

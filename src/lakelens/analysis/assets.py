@@ -21,6 +21,7 @@ __all__ = [
     "AssetPage",
     "UnknownAssetError",
     "asset_names",
+    "catalog_details",
     "list_assets",
     "resolve_asset",
 ]
@@ -279,3 +280,39 @@ def list_assets(
         ) in rows
     ]
     return AssetPage(listed, total, listed[-1].name if more and listed else None)
+
+
+TREND_POINTS = 12
+
+
+def catalog_details(conn: Reader | sa.Connection, names: list[str]) -> dict[str, dict[str, Any]]:
+    """What a catalog page shows beside each listed asset: the rows of its latest
+    materializations (oldest first, at most TREND_POINTS) and the columns of its latest schema
+    snapshot, as (name, type)."""
+    db = borrow(conn)
+    found: dict[str, dict[str, Any]] = {n: {"trend": [], "columns": []} for n in names}
+    if not names:
+        return found
+    for asset, rows in db.rows(
+        "SELECT asset, rows FROM (SELECT asset, start_time, rows, row_number() OVER "
+        "(PARTITION BY asset ORDER BY start_time DESC) AS recent FROM materializations "
+        "WHERE asset IN :names AND rows IS NOT NULL) AS latest "
+        "WHERE recent <= :points ORDER BY asset, start_time",
+        {"names": names, "points": TREND_POINTS},
+    ):
+        found[asset]["trend"].append(int(rows))
+    for asset, columns in db.rows(
+        "SELECT s.asset, s.columns FROM schema_snapshots s WHERE s.asset IN :names "
+        "AND s.id = (SELECT max(t.id) FROM schema_snapshots t WHERE t.asset = s.asset)",
+        {"names": names},
+    ):
+        try:
+            parsed = json.loads(columns)
+        except (TypeError, ValueError):
+            continue
+        found[asset]["columns"] = [
+            (str(c[0]), str(c[1]) if len(c) > 1 else "")
+            for c in parsed
+            if isinstance(c, list) and c
+        ]
+    return found

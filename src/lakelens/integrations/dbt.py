@@ -355,6 +355,29 @@ def _assets(
             )
 
 
+# The YAML descriptions of a node's columns, as JSON {column: description} in one tag (the
+# asset page shows them beside the schema); cut to fit a tag.
+COLUMN_DESCRIPTIONS_TAG = "dbt.column_descriptions"
+_MAX_DESCRIBED_CHARS = 16_000
+
+
+def column_descriptions(node: dict[str, Any]) -> str | None:
+    found: dict[str, str] = {}
+    for key, column in _dict(node.get("columns")).items():
+        if not isinstance(column, dict):
+            continue
+        text = _text(column.get("description"))
+        if text:
+            found[_text(column.get("name")) or key] = text[:500]
+    if not found:
+        return None
+    encoded = json.dumps(found, separators=(",", ":"), ensure_ascii=False)
+    while len(encoded) > _MAX_DESCRIBED_CHARS and found:
+        found.pop(next(reversed(found)))
+        encoded = json.dumps(found, separators=(",", ":"), ensure_ascii=False)
+    return encoded if found else None
+
+
 def _asset(
     uid: str,
     node: dict[str, Any],
@@ -376,6 +399,9 @@ def _asset(
         "dbt.maturity": node.get("maturity"),
     }
     tags.update({key: value for key, value in extra.items() if isinstance(value, str) and value})
+    described = column_descriptions(node)
+    if described:
+        tags[COLUMN_DESCRIPTIONS_TAG] = described
     group = _text(node.get("group")) or _text(config.get("group"))
     owner = _owner(meta.get("owner"))
     if kind == "exposure":

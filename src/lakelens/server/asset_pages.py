@@ -25,13 +25,25 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 
-def _schema_view(conn: sa.Connection, name: str) -> dict[str, Any] | None:
-    """The latest columns, with what changed since the previous distinct schema."""
+def _schema_view(
+    conn: sa.Connection, name: str, tags: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The latest columns with their documented descriptions (dbt YAML), and what changed
+    since the previous distinct schema."""
+    import json
+
+    from lakelens.integrations.dbt import COLUMN_DESCRIPTIONS_TAG
     from lakelens.store import reads
 
     snapshots = reads.schema_snapshots(conn, asset=name)
     if not snapshots:
         return None
+    try:
+        described = json.loads((tags or {}).get(COLUMN_DESCRIPTIONS_TAG) or "{}")
+    except (TypeError, ValueError):
+        described = {}
+    if not isinstance(described, dict):
+        described = {}
     latest = snapshots[-1]
     previous = next((s for s in reversed(snapshots) if s.hash != latest.hash), None)
     changed_at = None
@@ -48,7 +60,15 @@ def _schema_view(conn: sa.Connection, name: str) -> dict[str, Any] | None:
                 change = "added"
             elif before[column] != kind:
                 change = f"type was {before[column]}"
-        columns.append({"name": column, "type": kind, "change": change})
+        description = described.get(column)
+        columns.append(
+            {
+                "name": column,
+                "type": kind,
+                "change": change,
+                "description": description if isinstance(description, str) else None,
+            }
+        )
     removed = [c for c in before if c not in dict(latest.columns)]
     return {
         "columns": columns,
@@ -168,7 +188,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
                 start_label=first,
                 end_label=last,
             ),
-            "schema": _schema_view(conn, resolved),
+            "schema": _schema_view(conn, resolved, node.tags),
             "columns": columns_section(conn, graph, resolved),
             "profile": profile_section(conn, resolved),
             "distribution": _distribution(

@@ -90,7 +90,13 @@ def _assets(
     params: dict[str, str | None], after: str | None, limit: int
 ) -> Callable[[sa.Connection, ServerContext], dict[str, Any]]:
     def build(conn: sa.Connection, ctx: ServerContext) -> dict[str, Any]:
-        from lakelens.analysis.assets import ASSET_STATUSES, AssetFilter, list_assets
+        from lakelens.analysis.assets import (
+            ASSET_STATUSES,
+            AssetFilter,
+            catalog_details,
+            list_assets,
+        )
+        from lakelens.server import charts
 
         where = AssetFilter(
             search=params["q"],
@@ -100,8 +106,19 @@ def _assets(
             status=params["status"],
         )
         page = list_assets(conn, where, now=ctx.clock(), limit=limit, after=after)
+        details = catalog_details(conn, [a.name for a in page.assets])
+        for name, found in details.items():
+            trend = found["trend"]
+            found["spark"] = (
+                charts.sparkline(
+                    trend, [False] * len(trend), width=90, height=22, label=f"Rows of {name}"
+                )
+                if len(trend) > 1
+                else None
+            )
         return {
             "title": "Assets",
+            "details": details,
             "params": params,
             "page": page,
             "statuses": ASSET_STATUSES,
