@@ -422,12 +422,12 @@ def _parts(plan: _Plan, column: _Column) -> list[str]:
                 + f" GROUP BY {bucket}"
             )
     if plan.sampled and column.kind in ("integer", "float", "string"):
-        for times, label in ((1, "f1"), (2, "f2")):
-            parts.append(
-                f"SELECT {i} AS i, '{label}' AS what, '' AS v, count(*) AS n FROM "
-                f"(SELECT count(*) AS c FROM {source} WHERE {q} IS NOT NULL GROUP BY {q}) g "
-                f"WHERE c = {times}"
-            )
+        # How many values the sample holds once (v = '1') and twice ('2').
+        parts.append(
+            f"SELECT {i} AS i, 'seen' AS what, {sql.as_text('c')} AS v, count(*) AS n FROM "
+            f"(SELECT count(*) AS c FROM {source} WHERE {q} IS NOT NULL GROUP BY {q}) g "
+            "WHERE c <= 2 GROUP BY c"
+        )
     return parts
 
 
@@ -472,9 +472,9 @@ def _read_parts(plan: _Plan, parts: list[str], by_index: dict[int, _Column]) -> 
         elif what == "bin":
             slot = min(max(int(float(value)), 0), HISTOGRAM_BINS - 1)
             column.bins[slot] = column.bins.get(slot, 0) + int(count)
-        elif what == "f1":
+        elif what == "seen" and int(value) == 1:
             column.singletons = int(count)
-        elif what == "f2":
+        elif what == "seen" and int(value) == 2:
             column.doubletons = int(count)
 
 
