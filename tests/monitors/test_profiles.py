@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from lakelens.analysis.profiles import profile_report
@@ -22,6 +23,7 @@ from lakelens.monitors import MonitorConfig, run_cycle
 from lakelens.monitors.settings import from_config
 from lakelens.monitors.state import add_monitor, load_monitors
 from lakelens.sdk._profile import compute
+from lakelens.store import schema
 from lakelens.testing import FakeClock
 
 T0 = 1_800_000_000.0
@@ -119,14 +121,19 @@ def test_postgres_profiles_are_what_lakelens_profile_computes_from_the_same_rows
     config = _monitor(
         store,
         pg_warehouse.url,
-        profile_columns={"orders": ["*", "dropped_column"], "nothing*": ["id"]},
+        profile_columns={"orders": ["*", "dropped_column"], "other": ["gone"], "none*": ["id"]},
     )
     result = run_cycle(store, config, clock=FakeClock(T0))
-    assert result.ok and result.profiled == 1, result
+    assert result.ok and result.profiled == 2, result
+    gone = "no column 'gone' in public.other (named in profile_columns)"
     assert result.profile_errors == {
         "public.orders": "dropped_column: no column 'dropped_column' in public.orders "
-        "(named in profile_columns)"
+        "(named in profile_columns)",
+        "public.other": gone,
     }
+    # Nothing of it could be profiled: a failed profile, no columns.
+    (other,) = _profiles(store, f"postgres://127.0.0.1:5432/{pg_warehouse.name}.public.other")
+    assert (other.columns, other.error, other.row_count) == ({}, gone, None)
     asset = f"postgres://127.0.0.1:5432/{pg_warehouse.name}.public.orders"
 
     # Read back as `lakelens profile ASSET --json` shows it.
@@ -443,3 +450,36 @@ def test_a_profile_with_a_failed_column_is_tried_again_after_the_interval(
     # Unchanged, but its last profile missed a column: once the interval has passed, again.
     clock.set(T0 + 3600)
     assert run_cycle(store, config, clock=clock).profiled == 1
+
+
+@pytest.mark.postgres
+def test_an_emptied_table_with_a_stale_estimate_is_read_whole(
+    make_store: Any, pg_warehouse: Any
+) -> None:
+    pg_warehouse.sql(
+        "CREATE TABLE events WITH (autovacuum_enabled = false) AS "
+        "SELECT g AS id FROM generate_series(1, 50000) g",
+        "ANALYZE events",
+        "DELETE FROM events",  # the planner still thinks 50,000 rows
+    )
+    store = make_store()
+    config = _monitor(
+        store,
+        pg_warehouse.url,
+        exact_count_max_bytes=1,  # the estimate, as for a big table
+        profile_columns={"events": ["id"]},
+        profile_sample_above=5_000,
+    )
+    assert run_cycle(store, config, clock=FakeClock(T0)).profiled == 1
+    asset = f"postgres://127.0.0.1:5432/{pg_warehouse.name}.public.events"
+    with store.connect() as conn:
+        observed = conn.execute(
+            sa.select(schema.table_observations.c.row_count).where(
+                schema.table_observations.c.asset == asset
+            )
+        ).scalar()
+    assert observed == 50_000
+    (profile,) = _profiles(store, asset)
+    # The sample found no row: read whole, the profile says so (0 rows, no sample).
+    assert (profile.row_count, profile.sampled_rows) == (0, None)
+    assert profile.columns["id"]["count"] == 0 and "distinct_approx" not in profile.columns["id"]

@@ -251,9 +251,9 @@ def profile_table(
         dtype = types[name]
         plan_columns.append(_Column(len(plan_columns), name, dtype, kind_of(dtype)))
     if not plan_columns:
-        if result.columns:
-            result.error = "none of the columns named in profile_columns exist"
-        return result
+        # Nothing to query: the notes become the profile's error (no columns, no statistics).
+        notes = [stats["error"] for stats in result.columns.values()]
+        return TableProfile(error="; ".join(notes) or None)
     big = rows is not None and rows > sample_above
     percent = None
     if big and table.kind in sql.samples:
@@ -268,11 +268,11 @@ def profile_table(
         deadline=clock() + FALLBACK_BUDGET * collector.config.statement_timeout,
     )
     read = _aggregate(plan, plan_columns, clock)
-    if plan.sampled and read == 0:
+    if plan.sampled and read == 0 and not all(c.lost for c in plan_columns):
         # The estimate was stale: the table is empty (or nearly); read it whole.
         plan.percent = None
         for column in plan_columns:
-            column.values, column.errors, column.lost = {}, [], False
+            column.values, column.errors, column.lost, column.rows = {}, [], False, None
         read = _aggregate(plan, plan_columns, clock)
     live = [c for c in plan_columns if not c.lost]
     if live:
