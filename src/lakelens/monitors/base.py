@@ -428,14 +428,7 @@ def _profile(
     columns = config.profile_for(table.schema, table.name)
     if not columns or table.problem or table.columns is None:
         return
-    knowable = item.marker is not None or item.modified_at is not None
-    item.profile_version = (
-        hashlib.sha256(json.dumps([item.marker, item.modified_at, columns]).encode()).hexdigest()[
-            :16
-        ]
-        if knowable
-        else None
-    )
+    item.profile_version = _version(item, columns)
     if previous is not None and previous.profiled_at is not None:
         if now - previous.profiled_at < config.profile_interval:
             return
@@ -451,6 +444,15 @@ def _profile(
         item.profile = TableProfile(error=collector.describe(exc))
     if item.profile.error or item.profile.failed:
         item.profile_version = None  # try the failed columns again next interval
+
+
+def _version(item: _Seen, columns: list[str]) -> str | None:
+    """What the table and its profiled columns look like now, as far as the monitor can tell
+    (None: it cannot tell a change, as for views)."""
+    if item.marker is None and item.modified_at is None:
+        return None
+    text = json.dumps([item.marker, item.modified_at, columns])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
