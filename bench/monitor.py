@@ -13,6 +13,12 @@ and schema snapshots written) and a steady one (after a load into 10% of the tab
   session) and its longest statement, against its statement limit.
 
 The goal (issue 15): under 30 s, at most one connection per monitor, no statement past its limit.
+
+Then column profiles (monitors/profiles.py): on one table of --profile-rows rows (1,000,000;
+an integer key, numeric, double, text and timestamptz columns, ANALYZEd), every column
+profiled on the monitor's own connection, whole (the default threshold) and from a
+TABLESAMPLE of about 100,000 rows, against the bare count(*) of that table, same run, median
+of --repeat. `--only cycle` or `--only profile` runs one half.
 """
 
 from __future__ import annotations
@@ -138,6 +144,90 @@ class _Watch:
                 self._stop.wait(0.02)
 
 
+def _build_profiled(url: str, rows: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"""
+            CREATE TABLE profiled AS SELECT
+              g AS id,
+              CAST(CASE WHEN g % 10 = 0 THEN NULL ELSE (g::bigint * 7919) % 100000 / 100.0 END
+                   AS numeric(10,2)) AS amount,
+              sin(g) AS score,
+              'customer_' || (g % 5000) AS name,
+              timestamptz '2024-01-01' + g * interval '1 second' AS created_at
+            FROM generate_series(1, {rows}) g
+            """
+        )
+        conn.execute("ANALYZE profiled")
+
+
+def _profile_figures(url: str, rows: int, repeat: int) -> list[tuple[str, float, list[float]]]:
+    """(label, median seconds, median seconds of each statement) for count(*) and profiles."""
+    from lakelens.monitors import MonitorConfig
+    from lakelens.monitors.collectors import open_collector
+
+    config = MonitorConfig.create(url, name="bench", profile_columns={"profiled": ["*"]})
+    collector = open_collector(config)
+    try:
+        (table,) = [t for t in collector.list_tables() if t.name == "profiled"]
+        statements: list[float] = []
+        fetch = collector.fetch
+
+        def timed(sql: str) -> list[Any]:
+            began = time.perf_counter()
+            try:
+                return fetch(sql)
+            finally:
+                statements.append(time.perf_counter() - began)
+
+        collector.fetch = timed  # type: ignore[method-assign]
+        cases: dict[str, tuple[int | None, list[float], list[list[float]]]] = {
+            "count(*)": (None, [], []),
+            f"profile, every row (threshold {config.profile_sample_above:,})": (
+                config.profile_sample_above,
+                [],
+                [],
+            ),
+            "profile, sample of ~100,000 rows": (100_000, [], []),
+        }
+        for _ in range(repeat):
+            for threshold, took, each in cases.values():
+                statements.clear()
+                began = time.perf_counter()
+                if threshold is None:
+                    collector.count(table)
+                else:
+                    collector.config = config.with_changes(profile_sample_above=threshold)
+                    found = collector.profile(table, ["*"], table.row_count)
+                    assert not found.failed and not found.error, found
+                took.append(time.perf_counter() - began)
+                each.append(list(statements))
+        return [
+            (
+                label,
+                statistics.median(took),
+                [statistics.median(s) for s in zip(*each, strict=True)] if each[0] else [],
+            )
+            for label, (_, took, each) in cases.items()
+        ]
+    finally:
+        collector.close()
+
+
+def _print_profile(rows: int, figures: list[tuple[str, float, list[float]]]) -> None:
+    print(f"Profile of a {rows:,}-row table, 5 columns, the monitor's connection (median):")
+    reference = figures[0][1]
+    for label, seconds, each in figures:
+        parts = " + ".join(f"{s * 1000:,.0f}" for s in each)
+        ratio = f"{seconds / reference:6.1f}× count(*)" if each else ""
+        print(
+            f"  {label:42}{seconds * 1000:9,.0f} ms  {ratio}"
+            + (f"  (statements: {parts} ms)" if each else "")
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, default=1000)
@@ -149,13 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a PostgreSQL server where a database may be created",
     )
     parser.add_argument("--repeat", type=int, default=3, help="steady cycles to time")
+    parser.add_argument(
+        "--profile-rows", type=int, default=1_000_000, help="rows of the profiled table"
+    )
+    parser.add_argument("--only", choices=["cycle", "profile"], help="run one half")
     args = parser.parse_args(argv)
 
     import psycopg
-
-    from lakelens.monitors import MonitorConfig, run_cycle
-    from lakelens.monitors.state import add_monitor
-    from lakelens.store import Store
 
     name = f"lakelens_bench_monitor_{uuid.uuid4().hex[:8]}"
     base = args.server.rsplit("/", 1)[0]
@@ -163,54 +253,71 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(args.server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        began = time.perf_counter()
-        _build(url, args.tables)
-        print(f"Built {args.tables:,} tables in {time.perf_counter() - began:.1f} s ({url})")
-        with tempfile.TemporaryDirectory() as home:
-            store = Store(f"sqlite:///{home}/lakelens.db")
-            config = MonitorConfig.create(url, name="bench")
-            add_monitor(store.engine, config, now=time.time())
-            rows = []
-            bare = [_bare_catalog(url) for _ in range(3)]
-            for n, label in enumerate(
-                ["first cycle", *[f"steady cycle {i + 1}" for i in range(args.repeat)]]
-            ):
-                if n:
-                    _load(url, args.tables, n)
-                with _Watch(url, "lakelens monitor bench") as watch:
-                    result = run_cycle(store, config)
-                assert result.ok, result.to_dict()
-                rows.append((label, result, watch))
-            bare.append(_bare_catalog(url))
-            store.close()
-        reference = statistics.median(bare)
-        print(
-            f"Bare catalog queries (catalog-wide sizes/statistics + information_schema.columns, "
-            f"one connection): median {reference * 1000:.0f} ms of {len(bare)}"
-        )
-        print(
-            f"{'':18}{'wall s':>8}{'tables':>8}{'changed':>9}{'stmts':>7}{'longest ms':>12}{'conns':>7}"
-        )
-        for label, result, watch in rows:
-            print(
-                f"{label:18}{result.seconds:8.2f}{result.tables:8,}{result.changed:9,}"
-                f"{len(watch.statements):7,}{max(watch.statements) * 1000:12.0f}"
-                f"{watch.most_connections:7}"
-            )
-        worst = max(r.seconds for _, r, _ in rows)
-        conns = max(w.most_connections for _, _, w in rows)
-        longest = max(max(w.statements) for _, _, w in rows)
-        ok = worst < GOAL_SECONDS and conns <= 1 and longest < config.statement_timeout
-        print(
-            f"Goal: cycle < {GOAL_SECONDS:.0f} s, ≤ 1 connection, no statement past "
-            f"{config.statement_timeout:.0f} s: {'met' if ok else 'NOT met'} "
-            f"(slowest cycle {worst:.2f} s, {conns} connection, longest statement "
-            f"{longest * 1000:.0f} ms)"
-        )
+        ok = True
+        if args.only != "profile":
+            ok = _cycles(url, args)
+        if args.only != "cycle":
+            began = time.perf_counter()
+            _build_profiled(url, args.profile_rows)
+            print(f"Built a {args.profile_rows:,}-row table in {time.perf_counter() - began:.1f} s")
+            _print_profile(args.profile_rows, _profile_figures(url, args.profile_rows, args.repeat))
         return 0 if ok else 1
     finally:
         with psycopg.connect(args.server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _cycles(url: str, args: argparse.Namespace) -> bool:
+    """The cycle half: build the tables, time the cycles; whether the goal was met."""
+    from lakelens.monitors import MonitorConfig, run_cycle
+    from lakelens.monitors.state import add_monitor
+    from lakelens.store import Store
+
+    began = time.perf_counter()
+    _build(url, args.tables)
+    print(f"Built {args.tables:,} tables in {time.perf_counter() - began:.1f} s ({url})")
+    with tempfile.TemporaryDirectory() as home:
+        store = Store(f"sqlite:///{home}/lakelens.db")
+        config = MonitorConfig.create(url, name="bench")
+        add_monitor(store.engine, config, now=time.time())
+        rows = []
+        bare = [_bare_catalog(url) for _ in range(3)]
+        for n, label in enumerate(
+            ["first cycle", *[f"steady cycle {i + 1}" for i in range(args.repeat)]]
+        ):
+            if n:
+                _load(url, args.tables, n)
+            with _Watch(url, "lakelens monitor bench") as watch:
+                result = run_cycle(store, config)
+            assert result.ok, result.to_dict()
+            rows.append((label, result, watch))
+        bare.append(_bare_catalog(url))
+        store.close()
+    reference = statistics.median(bare)
+    print(
+        f"Bare catalog queries (catalog-wide sizes/statistics + information_schema.columns, "
+        f"one connection): median {reference * 1000:.0f} ms of {len(bare)}"
+    )
+    print(
+        f"{'':18}{'wall s':>8}{'tables':>8}{'changed':>9}{'stmts':>7}{'longest ms':>12}{'conns':>7}"
+    )
+    for label, result, watch in rows:
+        print(
+            f"{label:18}{result.seconds:8.2f}{result.tables:8,}{result.changed:9,}"
+            f"{len(watch.statements):7,}{max(watch.statements) * 1000:12.0f}"
+            f"{watch.most_connections:7}"
+        )
+    worst = max(r.seconds for _, r, _ in rows)
+    conns = max(w.most_connections for _, _, w in rows)
+    longest = max(max(w.statements) for _, _, w in rows)
+    ok = worst < GOAL_SECONDS and conns <= 1 and longest < config.statement_timeout
+    print(
+        f"Goal: cycle < {GOAL_SECONDS:.0f} s, ≤ 1 connection, no statement past "
+        f"{config.statement_timeout:.0f} s: {'met' if ok else 'NOT met'} "
+        f"(slowest cycle {worst:.2f} s, {conns} connection, longest statement "
+        f"{longest * 1000:.0f} ms)"
+    )
+    return ok
 
 
 if __name__ == "__main__":

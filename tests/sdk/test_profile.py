@@ -403,6 +403,7 @@ def test_profile_events_from_outside_are_bounded() -> None:
                     "nulls": 1,
                     "null_rate": 0.2,
                     "top": [["y" * 1000, 4]],
+                    "error": "top values: timed out " * 100,
                     "from_the_future": {"a": 1},
                 }
             },
@@ -419,6 +420,7 @@ def test_profile_events_from_outside_are_bounded() -> None:
     assert kept.source == "monitor" and kept.row_count == 5
     column = kept.columns["x"]
     assert "from_the_future" not in column and len(column["top"][0][0]) == 100
+    assert column["error"].startswith("top values: timed out") and len(column["error"]) == 1000
 
 
 @pytest.mark.parametrize("shape", ["pandas", "pyarrow", "rows"])

@@ -59,7 +59,8 @@ class ColumnChange:
     """One column's change against the previous profile (None: not comparable)."""
 
     column: str
-    status: str  # changed | added | removed | same
+    # changed | added | removed | same | failed (not profiled this time: notes say why)
+    status: str
     type_before: str | None = None
     type_after: str | None = None
     null_rate_before: float | None = None
@@ -198,6 +199,14 @@ def compare(current: StoredProfile, previous: StoredProfile | None) -> list[Colu
             distinct_after=_int(now.get("distinct")),
         )
         notes = _notes(change)
+        error = now.get("error")
+        if isinstance(error, str) and error:
+            # A warehouse monitor could not profile it (or only in part): say so, and compare
+            # nothing of a column with no statistics (its type may not be known either).
+            if "count" not in now:
+                changes.append(ColumnChange(name, "failed", notes=[f"not profiled: {error}"]))
+                continue
+            notes.append(f"partly profiled: {error}")
         if notes:
             change = ColumnChange(**{**asdict(change), "status": "changed", "notes": notes})
         changes.append(change)

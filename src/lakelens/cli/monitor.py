@@ -31,6 +31,24 @@ def _freshness(values: list[str]) -> dict[str, str]:
     return {**({"*": plain[-1]} if plain else {}), **pairs}
 
 
+def _profiles(values: list[str]) -> dict[str, list[str]]:
+    """['orders=amount,status'] → {'orders': ['amount', 'status']} (a table named twice: both)."""
+    from lakelens.errors import InvalidArgumentError
+    from lakelens.monitors.settings import parse_columns
+
+    found: dict[str, list[str]] = {}
+    for item in values:
+        table, sep, columns = item.partition("=")
+        if not sep or not table.strip() or not columns.strip():
+            raise InvalidArgumentError(
+                f"Invalid --profile {item!r}: expected TABLE=COLUMN[,COLUMN…], e.g. "
+                "orders=amount,status."
+            )
+        listed = found.setdefault(table.strip(), [])
+        listed += parse_columns(columns, name=f"--profile {item!r}")
+    return found
+
+
 @app.command("add")
 def add(
     url: str = typer.Argument(
@@ -70,14 +88,33 @@ def add(
         "--exact-count-below",
         help="PostgreSQL: count(*) tables up to this size; bigger ones get the estimate.",
     ),
+    profile: list[str] = typer.Option(
+        [],
+        "--profile",
+        help="TABLE=COL1,COL2: profile these columns in the warehouse ('*': every column; "
+        "TABLE may be a glob). Repeat for more tables.",
+    ),
+    profile_interval: str = typer.Option(
+        "1h",
+        "--profile-interval",
+        help="Profile a table at most this often, and only once it changed.",
+    ),
+    profile_sample_above: str = typer.Option(
+        "1M",
+        "--profile-sample-above",
+        help="Profile bigger tables from a sample of about this many rows (PostgreSQL) or "
+        "with approximate distinct values and quantiles (DuckDB).",
+    ),
     replace: bool = typer.Option(False, "--replace", help="Change an existing monitor."),
     home: str | None = HomeOption,
     json_output: bool = JsonOption,
 ) -> None:
-    """Watch a warehouse's tables: row counts, sizes, modification times and columns.
+    """Watch a warehouse's tables: row counts, sizes, modification times and columns, and
+    column profiles of the columns you name with --profile.
 
     Example: lakelens monitor add postgresql://monitor@db/analytics --schema public
     --password-env WAREHOUSE_PASSWORD --timestamp-column orders=updated_at --freshness 2h
+    --profile orders=amount,status
     """
     from lakelens.cli._output import console, print_json
     from lakelens.monitors.collectors import require_driver
@@ -96,6 +133,9 @@ def add(
         password_env=password_env,
         statement_timeout=statement_timeout,
         exact_count_max_bytes=exact_count_below,
+        profile_columns=_profiles(profile),
+        profile_interval=profile_interval,
+        profile_sample_above=profile_sample_above,
     )
     require_driver(config)
     store = _store(home, create=True)
@@ -201,12 +241,15 @@ def _line(result: Any) -> str:
     text = (
         f"{result.name}: {result.tables:,} tables in {format_duration(result.seconds)} — "
         f"{result.changed} changed, {result.schema_changes} schema changes, "
-        f"{len(result.failed)} failed"
+        + (f"{result.profiled} profiled, " if result.profiled else "")
+        + f"{len(result.failed)} failed"
     )
     for table, why in sorted(result.failed.items())[:20]:
         text += f"\n  ✗ {table}: {why}"
     if len(result.failed) > 20:
         text += f"\n  … and {len(result.failed) - 20} more"
+    for table, why in sorted(result.profile_errors.items())[:20]:
+        text += f"\n  ! {table} profile: {why}"
     return text
 
 

@@ -30,7 +30,8 @@ def profile(
     """The latest column profile of an asset (type, nulls, distinct, min, max, mean, std,
     p50/p95 per column), what changed since the profile before, and the row count history.
 
-    Profiles come from lakelens.profile(df) in a pipeline, dlt and Dagster.
+    Profiles come from lakelens.profile(df) in a pipeline, dlt, Dagster and warehouse
+    monitors (profile_columns).
     Example: lakelens profile orders --column amount
     """
     from lakelens.analysis.assets import resolve_asset
@@ -152,6 +153,9 @@ def render_report(report: ProfileReport, console: Console, *, changes: bool = Tr
             _number(quantiles.get("p95")),
         )
     console.print(table)
+    for column, stats in latest.columns.items():
+        if stats.get("error"):
+            console.print(f"[red]{escape(column)}: {escape(str(stats['error']))}[/]")
     if changes:
         render_changes(report, console)
     counts = [p.row_count for p in reversed(report.history) if p.row_count is not None]

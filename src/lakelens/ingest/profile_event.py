@@ -2,8 +2,9 @@
 
 A profile is stored as sent, so only the statistics lakelens knows pass, each of its type and
 size: at most MAX_COLUMNS columns, names up to MAX_NAME characters, at most MAX_TOP top values
-of up to TOP_VALUE_CHARS characters, MAX_BINS histogram bins. Unknown statistics are dropped
-(a newer client's, say); a known one of the wrong type rejects the event with its reason.
+of up to TOP_VALUE_CHARS characters, MAX_BINS histogram bins, a column's `error` (why it was not
+profiled) up to MAX_ERROR characters. Unknown statistics are dropped (a newer client's, say);
+a known one of the wrong type rejects the event with its reason.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ MAX_TOP = 20
 MAX_BINS = 100
 MAX_QUANTILES = 20
 TOP_VALUE_CHARS = 100
+MAX_ERROR = 1000
 _SHORT = 256
 _COUNTS = (
     "count",
@@ -99,6 +101,9 @@ def _column(raw: Any, where: str) -> dict[str, Any]:
         out["histogram"] = _histogram(raw["histogram"], f"{where}.histogram")
     if raw.get("top") is not None:
         out["top"] = _top(raw["top"], f"{where}.top")
+    if raw.get("error") is not None:
+        # Why the column (or part of it) was not profiled: a monitor's timed-out column.
+        out["error"] = _text(raw["error"], f"{where}.error", MAX_ERROR)
     return out
 
 

@@ -6,6 +6,9 @@ Per table the cycle writes:
 - an observation (`table_observations`): row count (exact, or the engine's estimate, marked),
   size, last modification and where that came from;
 - a schema snapshot when its columns changed since the monitor last looked (drift alerts);
+- a column profile (`source` "monitor") of the columns the user opted in to
+  (`profile_columns`), computed in the warehouse (profiles.py): at most every
+  `profile_interval`, and then only when the table changed since its last profile;
 - when its modification time moved forward and no pipeline reported that change, a
   materialization in a run of job `monitor:NAME` (tagged `lakelens.source: monitor`), with
   the row count delta as its rows: freshness and volume rules then see the table update;
@@ -20,6 +23,7 @@ where `lakelens health` and the `monitor_failed` alert rule read it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +36,7 @@ from lakelens.events import Batch
 from lakelens.model import (
     Asset,
     Materialization,
+    Profile,
     Run,
     RunStatus,
     SchemaSnapshot,
@@ -44,6 +49,7 @@ from lakelens.monitors.state import TableState, record_cycle, state_json, table_
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from lakelens.monitors.profiles import ProfileSQL, TableProfile
     from lakelens.store import Store
 
 __all__ = [
@@ -131,8 +137,38 @@ class Collector:
     def close(self) -> None:
         """Close the connection (a monitor holds none between cycles)."""
 
-    # Column profiles of the columns a user opts in to (`profile_columns`) are not collected
-    # yet: they would be added here, as `profiles` events in the cycle's Batch.
+    # -- column profiles (monitors/profiles.py) ------------------------------------------------
+    def profile_sql(self) -> ProfileSQL | None:
+        """How this engine spells the profile queries; None: it collects no profiles."""
+        return None
+
+    def quoted(self, table: Table) -> str:
+        """The table's name as the profile queries' FROM clause spells it."""
+        raise NotImplementedError
+
+    def fetch(self, sql: str) -> list[Any]:
+        """Every row of a query, within the time limit."""
+        raise NotImplementedError
+
+    def profile(self, table: Table, columns: list[str], rows: int | None) -> TableProfile:
+        """Profile the opted-in `columns` of `table` (of about `rows` rows) in the warehouse.
+        A collector of another engine may replace this whole, returning the same shape."""
+        from lakelens.monitors.profiles import TableProfile, profile_table
+
+        sql = self.profile_sql()
+        if sql is None:
+            return TableProfile(
+                error=f"column profiles are not collected from {self.config.backend} warehouses"
+            )
+        return profile_table(
+            self,
+            sql,
+            table,
+            self.quoted(table),
+            columns,
+            rows=rows,
+            sample_above=self.config.profile_sample_above,
+        )
 
 
 def _text(value: Any) -> str | None:
@@ -181,6 +217,8 @@ class _Seen:
     marker: str | None = None
     advanced: bool = False
     errors: list[str] = field(default_factory=list)
+    profile: TableProfile | None = None
+    profile_version: str | None = None
 
 
 @dataclass
@@ -194,8 +232,11 @@ class CycleResult:
     observed: int = 0
     changed: int = 0
     schema_changes: int = 0
+    profiled: int = 0
     # qualified table → reason
     failed: dict[str, str] = field(default_factory=dict)
+    # qualified table → the columns that could not be profiled and why (the table was read)
+    profile_errors: dict[str, str] = field(default_factory=dict)
     # The whole cycle failed (nothing could be read): why.
     error: str | None = None
 
@@ -212,7 +253,9 @@ class CycleResult:
             "observed": self.observed,
             "changed": self.changed,
             "schema_changes": self.schema_changes,
+            "profiled": self.profiled,
             "failed": dict(self.failed),
+            "profile_errors": dict(self.profile_errors),
             "error": self.error,
         }
 
@@ -242,7 +285,10 @@ def run_cycle(
         tables = [t for t in collector.list_tables() if config.wants(t.schema, t.name)]
         result.tables = len(tables)
         for index, table in enumerate(tables):
-            seen.append(_observe(collector, config, table, states.get(table.qualified), started))
+            last = states.get(table.qualified)
+            item = _observe(collector, config, table, last, started)
+            _profile(collector, config, item, last, started)
+            seen.append(item)
             if progress is not None:
                 progress(index + 1, len(tables))
     except Exception as exc:
@@ -369,6 +415,46 @@ def _observe(
     return seen
 
 
+def _profile(
+    collector: Collector,
+    config: MonitorConfig,
+    item: _Seen,
+    previous: TableState | None,
+    now: float,
+) -> None:
+    """Profile the table's opted-in columns when due: never profiled, or changed since its
+    last profile (or no change can be seen) once `profile_interval` has passed."""
+    table = item.table
+    columns = config.profile_for(table.schema, table.name)
+    if not columns or table.problem or table.columns is None:
+        return
+    item.profile_version = _version(item, columns)
+    if previous is not None and previous.profiled_at is not None:
+        if now - previous.profiled_at < config.profile_interval:
+            return
+        if item.profile_version is not None and item.profile_version == previous.profile_version:
+            return  # unchanged since its last profile
+    try:
+        item.profile = collector.profile(table, columns, item.row_count)
+    except Exception as exc:
+        if collector.broken(exc):
+            raise
+        from lakelens.monitors.profiles import TableProfile
+
+        item.profile = TableProfile(error=collector.describe(exc))
+    if item.profile.error or item.profile.failed:
+        item.profile_version = None  # try the failed columns again next interval
+
+
+def _version(item: _Seen, columns: list[str]) -> str | None:
+    """What the table and its profiled columns look like now, as far as the monitor can tell
+    (None: it cannot tell a change, as for views)."""
+    if item.marker is None and item.modified_at is None:
+        return None
+    text = json.dumps([item.marker, item.modified_at, columns])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass
 class _AssetRow:
     kind: str | None
@@ -481,6 +567,14 @@ def _batch(
                 _materialization(config, table, asset, item, previous, run_id)
             )
             result.changed += 1
+        if item.profile is not None:
+            batch.profiles.append(_recorded(item.profile, asset, at, mask))
+            result.profiled += 1
+            problems = [f"{c}: {why}" for c, why in item.profile.failed.items()]
+            if item.profile.error or problems:
+                result.profile_errors[table.qualified] = mask(
+                    "; ".join(problems) or item.profile.error or ""
+                )
         batch.observations.append(
             TableObservation(
                 asset=asset,
@@ -502,6 +596,12 @@ def _batch(
             else (previous.rows if previous else None),
             schema_hash=hash_now or old_hash,
             seen=started,
+            profiled_at=started
+            if item.profile is not None
+            else (previous.profiled_at if previous else None),
+            profile_version=item.profile_version
+            if item.profile is not None
+            else (previous.profile_version if previous else None),
         )
     listed = {s.table.qualified for s in seen}
     for qualified, previous in states.items():
@@ -531,7 +631,26 @@ def _batch(
                 tags={**RUN_TAGS, "lakelens.monitor": config.name},
             )
         )
+        for profile in batch.profiles:  # the cycle's run, where it has one
+            profile.run_id = run_id
     return batch, new_states
+
+
+def _recorded(found: TableProfile, asset: str, at: datetime, mask: Masker) -> Profile:
+    """The Profile event of a table's profile; errors (which may quote the driver) masked."""
+    columns = {
+        name: {**stats, "error": mask(stats["error"])} if "error" in stats else stats
+        for name, stats in found.columns.items()
+    }
+    return Profile(
+        asset=asset,
+        columns=columns,
+        time=at,
+        row_count=found.row_count,
+        sampled_rows=found.sampled_rows,
+        source="monitor",
+        error=mask(found.error) if found.error else None,
+    )
 
 
 def _asset(

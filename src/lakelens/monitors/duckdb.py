@@ -20,6 +20,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from lakelens.monitors.base import Collector, Table, first_line
+from lakelens.monitors.profiles import ProfileSQL
+from lakelens.sdk._profile import QUANTILES
 from lakelens.units import format_duration
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
     from lakelens.monitors.settings import MonitorConfig
 
-__all__ = ["DuckDBCollector"]
+__all__ = ["DuckDBCollector", "DuckDBProfileSQL"]
 
 _TABLES_SQL = """
 SELECT schema_name, table_name, 'table' AS kind, estimated_size
@@ -50,6 +52,37 @@ class StatementTimeoutError(Exception):
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBProfileSQL(ProfileSQL):
+    """Column profiles over every row (DuckDB scans columns fast): exact up to the sample
+    threshold, then `approx_count_distinct` and `approx_quantile`; NaN and ±inf of FLOAT and
+    DOUBLE columns counted apart."""
+
+    approximates = True
+    std = quantiles = histogram = True
+
+    def distinct(self, value: str, approx: bool) -> str:
+        return f"approx_count_distinct({value})" if approx else f"count(DISTINCT {value})"
+
+    def length(self, value: str) -> str:
+        return f"length(CAST({value} AS VARCHAR))"
+
+    def quantile(self, value: str, approx: bool) -> str:
+        points = ", ".join(repr(q) for q in QUANTILES.values())
+        function = "approx_quantile" if approx else "quantile_cont"
+        return f"{function}(CAST({value} AS DOUBLE), [{points}])"
+
+    def finite(self, value: str, dtype: str) -> str | None:
+        if dtype.upper() not in ("FLOAT", "DOUBLE", "REAL", "FLOAT4", "FLOAT8"):
+            return None
+        return f"isfinite({value})"
+
+    def as_float(self, value: str) -> str:
+        return f"CAST({value} AS DOUBLE)"
+
+    def as_text(self, value: str) -> str:
+        return f"CAST({value} AS VARCHAR)"
 
 
 class DuckDBCollector(Collector):
@@ -132,14 +165,20 @@ class DuckDBCollector(Collector):
                 found.columns.append((column, str(data_type)))
         return list(tables.values())
 
-    def _relation(self, table: Table) -> str:
+    def quoted(self, table: Table) -> str:
         return f"{_quote(table.schema)}.{_quote(table.name)}"
 
     def count(self, table: Table) -> int:
-        return int(self._run(f"SELECT count(*) FROM {self._relation(table)}")[0][0])
+        return int(self._run(f"SELECT count(*) FROM {self.quoted(table)}")[0][0])
 
     def max_value(self, table: Table, column: str) -> Any:
-        return self._run(f"SELECT max({_quote(column)}) FROM {self._relation(table)}")[0][0]
+        return self._run(f"SELECT max({_quote(column)}) FROM {self.quoted(table)}")[0][0]
+
+    def profile_sql(self) -> ProfileSQL:
+        return DuckDBProfileSQL(_quote)
+
+    def fetch(self, sql: str) -> list[Any]:
+        return self._run(sql)
 
     def marker(self, table: Table, row_count: int | None) -> str | None:
         if table.kind != "table" or row_count is None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from lakelens.monitors.base import Collector, Table, first_line
+from lakelens.monitors.profiles import ProfileSQL
 from lakelens.units import format_duration
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from lakelens.monitors.settings import MonitorConfig
 
-__all__ = ["GenericCollector"]
+__all__ = ["GenericCollector", "GenericProfileSQL"]
 
 
 class StatementTimeoutError(Exception):
@@ -52,6 +53,20 @@ def _engine(url: URL, config: MonitorConfig) -> sa.Engine:
 
         return sa.create_engine("sqlite://", creator=creator, poolclass=NullPool)
     return sa.create_engine(url, poolclass=NullPool)
+
+
+class GenericProfileSQL(ProfileSQL):
+    """Column profiles in SQL every dialect speaks: counts, distinct values, min, max, mean,
+    string lengths and top values, over every row (no standard deviation, quantiles or
+    histogram: SQLite has no functions for them)."""
+
+    def __init__(self, quote: Any, dialect: str) -> None:
+        super().__init__(quote)
+        self.dialect = dialect
+
+    def length(self, value: str) -> str:
+        function = {"sqlite": "length", "mssql": "len"}.get(self.dialect, "char_length")
+        return f"{function}({value})"
 
 
 class GenericCollector(Collector):
@@ -138,8 +153,9 @@ class GenericCollector(Collector):
         wanted = table.schema if self.config.schemas else None
         return sa.table(table.name, schema=wanted)
 
-    def _limited(self, query: Any) -> Any:
-        """Run `query` under the statement limit: the driver's cancel/interrupt from a timer."""
+    def _limited(self, query: Any, *, every: bool = False) -> Any:
+        """Run `query` under the statement limit: the driver's cancel/interrupt from a timer.
+        Its first value, or with `every` all its rows."""
         raw = self.conn.connection.driver_connection
         stop = getattr(raw, "interrupt", None) or getattr(raw, "cancel", None)
         fired = threading.Event()
@@ -153,7 +169,11 @@ class GenericCollector(Collector):
         timer.daemon = True
         timer.start()
         try:
-            return self.conn.execute(query).scalar()
+            if isinstance(query, str):
+                result = self.conn.exec_driver_sql(query)
+            else:
+                result = self.conn.execute(query)
+            return list(result.all()) if every else result.scalar()
         except sa.exc.DBAPIError:
             self.conn.rollback()
             if fired.is_set():
@@ -174,6 +194,19 @@ class GenericCollector(Collector):
         return self._limited(
             sa.select(sa.func.max(sa.column(column))).select_from(self._relation(table))
         )
+
+    def quoted(self, table: Table) -> str:
+        quote = self.preparer.quote
+        if self.config.schemas:
+            return f"{quote(table.schema)}.{quote(table.name)}"
+        return quote(table.name)
+
+    def profile_sql(self) -> ProfileSQL:
+        return GenericProfileSQL(self.preparer.quote, self.engine.dialect.name)
+
+    def fetch(self, sql: str) -> list[Any]:
+        rows: list[Any] = self._limited(sql, every=True)
+        return rows
 
     def describe(self, exc: BaseException) -> str:
         if isinstance(exc, StatementTimeoutError):

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from lakelens.monitors.base import Collector, Table, first_line
+from lakelens.monitors.profiles import SAMPLED_KINDS, ProfileSQL
+from lakelens.sdk._profile import QUANTILES, SEED
 from lakelens.units import format_duration
 
 if TYPE_CHECKING:
@@ -30,7 +32,13 @@ if TYPE_CHECKING:
 
     from lakelens.monitors.settings import MonitorConfig
 
-__all__ = ["CATALOG_SQL", "COLUMNS_SQL", "PARTITIONS_SQL", "PostgresCollector"]
+__all__ = [
+    "CATALOG_SQL",
+    "COLUMNS_SQL",
+    "PARTITIONS_SQL",
+    "PostgresCollector",
+    "PostgresProfileSQL",
+]
 
 _SCHEMAS = "(CAST(:schemas AS text[]) IS NULL OR {column} = ANY(CAST(:schemas AS text[])))"
 _SYSTEM = "{column} NOT IN ('pg_catalog', 'information_schema') AND {column} NOT LIKE 'pg\\_%'"
@@ -114,6 +122,36 @@ def _type(data_type: str, udt: str, length: int | None, precision: Any, scale: A
 def _sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", exc)
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+class PostgresProfileSQL(ProfileSQL):
+    """Column profiles: exact over tables up to the sample threshold; above it, a
+    `TABLESAMPLE SYSTEM` (pages, a fixed seed) of about that many rows; `percentile_cont`
+    for quantiles; NaN and ±Infinity of real and double precision columns counted apart."""
+
+    samples = SAMPLED_KINDS
+    std = quantiles = histogram = True
+
+    def source(self, relation: str, percent: float | None) -> str:
+        if percent is None or percent >= 100:
+            return relation
+        return f"{relation} TABLESAMPLE SYSTEM ({percent:.6g}) REPEATABLE ({SEED})"
+
+    def quantile(self, value: str, approx: bool) -> str:
+        points = ", ".join(repr(q) for q in QUANTILES.values())
+        return (
+            f"percentile_cont(ARRAY[{points}]) WITHIN GROUP "
+            f"(ORDER BY CAST({value} AS double precision))"
+        )
+
+    def finite(self, value: str, dtype: str) -> str | None:
+        if dtype not in ("real", "double precision"):
+            return None  # numeric's NaN is rare enough to leave in
+        # NaN sorts above Infinity in PostgreSQL: one comparison each way keeps the finite.
+        return f"{value} < 'Infinity' AND {value} > '-Infinity'"
+
+    def as_text(self, value: str) -> str:
+        return f"CAST({value} AS text)"
 
 
 class PostgresCollector(Collector):
@@ -213,18 +251,24 @@ class PostgresCollector(Collector):
             result = self.conn.execute(sa.text(sql.format(size="false")), {"schemas": schemas})
         return [dict(row) for row in result.mappings()]
 
-    def _relation(self, table: Table) -> str:
+    def quoted(self, table: Table) -> str:
         return f"{self.quote(table.schema)}.{self.quote(table.name)}"
 
     def count(self, table: Table) -> int:
         return int(
-            self.conn.exec_driver_sql(f"SELECT count(*) FROM {self._relation(table)}").scalar() or 0
+            self.conn.exec_driver_sql(f"SELECT count(*) FROM {self.quoted(table)}").scalar() or 0
         )
 
     def max_value(self, table: Table, column: str) -> Any:
         return self.conn.exec_driver_sql(
-            f"SELECT max({self.quote(column)}) FROM {self._relation(table)}"
+            f"SELECT max({self.quote(column)}) FROM {self.quoted(table)}"
         ).scalar()
+
+    def profile_sql(self) -> ProfileSQL:
+        return PostgresProfileSQL(self.quote)
+
+    def fetch(self, sql: str) -> list[Any]:
+        return list(self.conn.exec_driver_sql(sql).all())
 
     def changed(self, previous: str, current: str) -> bool:
         """The file node moved, or the counters grew (a statistics reset is no change)."""

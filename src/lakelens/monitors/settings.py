@@ -30,12 +30,19 @@ __all__ = [
     "default_name",
     "display_url",
     "parse_bytes",
+    "parse_columns",
     "parse_pairs",
+    "parse_rows",
 ]
 
 DEFAULT_INTERVAL = 600.0
 # count(*) runs on PostgreSQL tables up to this size; bigger ones get the planner's estimate.
 DEFAULT_EXACT_COUNT_BYTES = 16 * 1024 * 1024
+# A table's opted-in columns are profiled at most this often, and only once it has changed.
+DEFAULT_PROFILE_INTERVAL = 3600.0
+# Bigger tables are profiled from a sample of about this many rows (PostgreSQL), or with the
+# engine's approximate distinct and quantile functions (DuckDB); see monitors/profiles.py.
+DEFAULT_PROFILE_SAMPLE_ABOVE = 1_000_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _BYTE_UNITS = {
     "": 1,
@@ -76,6 +83,28 @@ def parse_pairs(values: Iterable[str], *, name: str) -> dict[str, str]:
             raise InvalidArgumentError(f"Invalid {name} {item!r}: expected TABLE=VALUE.")
         pairs[key.strip()] = value.strip()
     return pairs
+
+
+def parse_rows(value: object, *, name: str) -> int:
+    """'1M', '100k', 250000 → a number of rows."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(value).replace("_", ""))
+    if isinstance(value, bool) or not match or float(match.group(1)) <= 0:
+        raise InvalidArgumentError(f"Invalid {name}={value!r}: expected rows like 1000000 or 1M.")
+    scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
+    return max(1, int(float(match.group(1)) * scale))
+
+
+def parse_columns(value: object, *, name: str) -> list[str]:
+    """'amount, status' or ['amount', 'status'] → ['amount', 'status'] ('*': every column)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise InvalidArgumentError(f"Invalid {name}: expected a list of column names.")
+    columns = [str(item).strip() for item in items if str(item).strip()]
+    if not columns:
+        raise InvalidArgumentError(f"Invalid {name}: name at least one column (or '*').")
+    return list(dict.fromkeys(columns))
 
 
 def _url(text: str) -> URL:
@@ -146,10 +175,10 @@ class MonitorConfig:
     lock_timeout: float = 2.0
     connect_timeout: float = 10.0
     exact_count_max_bytes: int = DEFAULT_EXACT_COUNT_BYTES
-    # Table glob → columns to profile. Not collected yet: column profiles of warehouse tables
-    # are a separate piece of work (see docs/monitors.md); the setting is kept so lakelens.yaml
-    # files written for it stay valid.
+    # Table glob → columns to profile ('*': every column); see monitors/profiles.py.
     profile_columns: dict[str, list[str]] = field(default_factory=dict)
+    profile_interval: float = DEFAULT_PROFILE_INTERVAL
+    profile_sample_above: int = DEFAULT_PROFILE_SAMPLE_ABOVE
     # "cli" (lakelens monitor add) or "config" (lakelens.yaml: changed there only).
     source: str = "cli"
 
@@ -164,6 +193,8 @@ class MonitorConfig:
             ("statement_timeout", self.statement_timeout),
             ("lock_timeout", self.lock_timeout),
             ("connect_timeout", self.connect_timeout),
+            ("profile_interval", self.profile_interval),
+            ("profile_sample_above", self.profile_sample_above),
         ):
             if not value > 0:
                 raise InvalidArgumentError(f"Invalid {label}={value!r}: it must be positive.")
@@ -185,7 +216,9 @@ class MonitorConfig:
         lock_timeout: object = 2.0,
         connect_timeout: object = 10.0,
         exact_count_max_bytes: object = DEFAULT_EXACT_COUNT_BYTES,
-        profile_columns: Mapping[str, Iterable[str]] | None = None,
+        profile_columns: Mapping[str, object] | None = None,
+        profile_interval: object = DEFAULT_PROFILE_INTERVAL,
+        profile_sample_above: object = DEFAULT_PROFILE_SAMPLE_ABOVE,
         source: str = "cli",
     ) -> MonitorConfig:
         """Validate user input: the URL may not carry a password, durations may be '10m'."""
@@ -206,7 +239,12 @@ class MonitorConfig:
             lock_timeout=parse_duration(lock_timeout, name="lock_timeout"),
             connect_timeout=parse_duration(connect_timeout, name="connect_timeout"),
             exact_count_max_bytes=parse_bytes(exact_count_max_bytes, name="exact_count_below"),
-            profile_columns={k: list(v) for k, v in (profile_columns or {}).items()},
+            profile_columns={
+                str(glob): parse_columns(columns, name=f"profile columns for {glob}")
+                for glob, columns in (profile_columns or {}).items()
+            },
+            profile_interval=parse_duration(profile_interval, name="profile_interval"),
+            profile_sample_above=parse_rows(profile_sample_above, name="profile_sample_above"),
             source=source,
         )
 
@@ -285,6 +323,15 @@ class MonitorConfig:
                 return seconds
         return None
 
+    def profile_for(self, schema: str, table: str) -> list[str]:
+        """The columns to profile of `schema.table`: those of every matching glob, in order
+        ('*' stands for every column)."""
+        found: list[str] = []
+        for glob, columns in self.profile_columns.items():
+            if _matches(glob, schema, table):
+                found.extend(columns)
+        return list(dict.fromkeys(found))
+
 
 def _matches(glob: str, schema: str, table: str) -> bool:
     return fnmatch.fnmatchcase(f"{schema}.{table}", glob) or fnmatch.fnmatchcase(table, glob)
@@ -348,7 +395,14 @@ def from_config(raw: Mapping[str, Any], where: str) -> list[MonitorConfig]:
                 options[key] = dict(item[key])
         if "exact_count_below" in item:
             options["exact_count_max_bytes"] = item["exact_count_below"]
-        for key in ("interval", "statement_timeout", "lock_timeout", "connect_timeout"):
+        for key in (
+            "interval",
+            "statement_timeout",
+            "lock_timeout",
+            "connect_timeout",
+            "profile_interval",
+            "profile_sample_above",
+        ):
             if key in item:
                 options[key] = item[key]
         try:
@@ -381,5 +435,7 @@ _YAML_KEYS = frozenset(
         "connect_timeout",
         "exact_count_below",
         "profile_columns",
+        "profile_interval",
+        "profile_sample_above",
     }
 )

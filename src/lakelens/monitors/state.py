@@ -54,6 +54,10 @@ class TableState:
     seen: float | None = None
     # Set while the table is missing from the warehouse (reported until it returns).
     vanished_since: float | None = None
+    # When its columns were last profiled, and what the table looked like then (its change
+    # marker, modification time and the columns profiled; None: unknown or a column failed).
+    profiled_at: float | None = None
+    profile_version: str | None = None
 
 
 @dataclass
@@ -93,6 +97,8 @@ class MonitorState:
             "schemas": list(self.config.schemas),
             "tables": list(self.config.tables),
             "password_env": self.config.password_env,
+            "profile_columns": dict(self.config.profile_columns),
+            "profile_interval_seconds": self.config.profile_interval,
             "created_at": self.created_at,
             "last_run": self.last_run,
             "last_error": self.last_error,

@@ -107,6 +107,7 @@ def _row(name: str, stats: dict[str, Any], change: Any) -> dict[str, Any]:
         "p95": _fmt(quantiles.get("p95")),
         "top": ", ".join(f"{value} ({count:,})" for value, count in top[:3]),
         "histogram": histogram_svg(stats.get("histogram"), label=f"Distribution of {name}"),
+        "error": stats.get("error"),
         "change": None if change is None else change.status,
         "notes": [] if change is None else change.notes,
     }
