@@ -11,6 +11,7 @@ from typing import Any
 
 from lakelens.model import (
     Asset,
+    AssetUsage,
     CheckResult,
     LineageEdge,
     Materialization,
@@ -111,6 +112,8 @@ class Batch:
     profiles: list[Profile] = field(default_factory=list)
     # Warehouse tables read by a monitor (lakelens.monitors).
     observations: list[TableObservation] = field(default_factory=list)
+    # Reads of assets by jobs and views of dashboards (analysis/usage.py).
+    usage: list[AssetUsage] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -125,6 +128,7 @@ class Batch:
             + len(self.metrics)
             + len(self.profiles)
             + len(self.observations)
+            + len(self.usage)
         )
 
     def add(self, event: Any) -> None:
@@ -148,5 +152,7 @@ class Batch:
             self.profiles.append(event)
         elif kind is TableObservation:
             self.observations.append(event)
+        elif kind is AssetUsage:
+            self.usage.append(event)
         else:
             raise TypeError(f"lakelens cannot store a {kind.__name__}")

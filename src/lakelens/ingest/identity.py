@@ -53,6 +53,7 @@ _RENAMED = (
     "metric_points",
     "profiles",
     "table_observations",
+    "asset_usage",
 )
 _STATE = (
     "last_status",
@@ -189,6 +190,7 @@ def batch_names(batch: Batch) -> set[str]:
     names.update(row[_LOG_ASSET] for row in batch.logs if row[_LOG_ASSET])
     names.update(row[_SPAN_ASSET] for row in batch.spans if row[_SPAN_ASSET])
     names.update(o.asset for o in batch.observations)
+    names.update(u.asset for u in batch.usage)
     return names
 
 
@@ -271,6 +273,13 @@ def _renamed(batch: Batch, names: dict[str, str]) -> Batch:
         observations=[
             replace(o, asset=n(o.asset)) if o.asset in names else o for o in batch.observations
         ],
+        # A dashboard's own views name it twice: as the asset and as the reader.
+        usage=[
+            replace(u, asset=n(u.asset), reader=n(u.reader) if u.reader == u.asset else u.reader)
+            if u.asset in names
+            else u
+            for u in batch.usage
+        ],
     )
 
 
@@ -298,6 +307,10 @@ _EDGE_REST = "source, columns, column_details, updated_at"
 def _move(sql: _Sql, old: str, new: str, now: float) -> None:
     for table in _RENAMED:
         sql.run(f"UPDATE {table} SET asset = ? WHERE asset = ?", (new, old))
+    sql.run(
+        "UPDATE asset_usage SET reader = ? WHERE asset = ? AND reader = ? AND kind = 'view'",
+        (new, new, old),
+    )
     # The rollup triggers moved the counts and left the old name's hours at zero.
     sql.run(
         "DELETE FROM asset_hours WHERE asset = ? AND materializations = 0 AND checks = 0",
