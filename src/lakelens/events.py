@@ -5,6 +5,7 @@ Kept free of SQLAlchemy so that `import lakelens` stays light.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "Batch",
     "dumps",
     "log_attributes",
+    "usage_id",
 ]
 
 # A log row is a tuple in this order; the SDK builds these directly on its hot path.
@@ -94,6 +96,16 @@ def dumps(value: Any) -> str | None:
     if len(text) > MAX_JSON_CHARS:
         text = json.dumps({"_truncated": True, "_preview": text[: MAX_JSON_CHARS // 2]})
     return text
+
+
+def usage_id(kind: str, asset: str, run_id: str) -> int:
+    """The `asset_usage` row id of a run's use of an asset: the same for every report of it,
+    so the row is inserted once (ON CONFLICT on the primary key, race-free on both databases).
+
+    Negative, so it never meets an id the database hands out (those count up from 1).
+    """
+    digest = hashlib.blake2b(f"{kind}\x1f{asset}\x1f{run_id}".encode(), digest_size=8).digest()
+    return -(int.from_bytes(digest, "big") >> 1) - 1
 
 
 @dataclass

@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lakelens.errors import ConfigError
-from lakelens.events import LOG_COLUMNS, SPAN_COLUMNS, Batch
+from lakelens.events import LOG_COLUMNS, SPAN_COLUMNS, Batch, usage_id
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -305,6 +305,7 @@ _EDGE_REST = "source, columns, column_details, updated_at"
 
 
 def _move(sql: _Sql, old: str, new: str, now: float) -> None:
+    _move_usage(sql, old, new)
     for table in _RENAMED:
         sql.run(f"UPDATE {table} SET asset = ? WHERE asset = ?", (new, old))
     sql.run(
@@ -334,6 +335,20 @@ def _move(sql: _Sql, old: str, new: str, now: float) -> None:
     _merge_asset_row(sql, old, new)
     sql.run("UPDATE asset_aliases SET asset = ? WHERE asset = ?", (new, old))
     sql.add(old, new, "merged", now)
+
+
+def _move_usage(sql: _Sql, old: str, new: str) -> None:
+    """Give a run's uses of `old` the id they have under `new` (events.usage_id), so that a
+    later report of the same run under either name is still the same row; where `new`
+    already has that run's use, the old row goes."""
+    for key, kind, run_id in sql.run(
+        "SELECT id, kind, run_id FROM asset_usage WHERE asset = ? AND id < 0", (old,)
+    ):
+        moved = usage_id(kind, new, run_id)
+        if sql.run("SELECT 1 FROM asset_usage WHERE id = ?", (moved,)):
+            sql.run("DELETE FROM asset_usage WHERE id = ?", (key,))
+        else:
+            sql.run("UPDATE asset_usage SET id = ?, asset = ? WHERE id = ?", (moved, new, key))
 
 
 def _merge_asset_row(sql: _Sql, old: str, new: str) -> None:

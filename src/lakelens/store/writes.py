@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import weakref
@@ -14,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lakelens import _clean
-from lakelens.events import LOG_COLUMNS, MAX_JSON_CHARS, SPAN_COLUMNS, Batch, dumps
+from lakelens.events import LOG_COLUMNS, MAX_JSON_CHARS, SPAN_COLUMNS, Batch, dumps, usage_id
 from lakelens.ingest import OTLP_RUN_TAGS
 from lakelens.model import (
     Asset,
@@ -30,7 +29,7 @@ from lakelens.model import (
 from lakelens.store import schema
 from lakelens.store.engine import dialect_insert, is_sqlite
 
-__all__ = ["Part", "profile_row", "usage_id", "write_batch", "write_batches"]
+__all__ = ["Part", "profile_row", "write_batch", "write_batches"]
 
 
 def _merge(rows: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -221,16 +220,6 @@ _OBSERVATION_COLUMNS = (
 )
 
 _USAGE_COLUMNS = ("asset", "time", "kind", "reader", "run_id", "count", "source")
-
-
-def usage_id(kind: str, asset: str, run_id: str) -> int:
-    """The row id of a run's use of an asset: the same for every report of it, so the row is
-    inserted once (ON CONFLICT on the primary key, race-free on both databases).
-
-    Negative, so it never meets an id the database hands out (those count up from 1).
-    """
-    digest = hashlib.blake2b(f"{kind}\x1f{asset}\x1f{run_id}".encode(), digest_size=8).digest()
-    return -(int.from_bytes(digest, "big") >> 1) - 1
 
 
 def _usage_rows(usage: Sequence[AssetUsage]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
