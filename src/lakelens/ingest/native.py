@@ -516,8 +516,8 @@ _MAX_USES = 10**12
 
 def _usage(e: Mapping[str, Any], now: float, batch: Batch) -> None:
     """A use of an asset: `{"asset", "views": N | "reads": N, "reader", "time", "run_id"}`, or
-    `kind` ("read" or "view") and `count` (default 1). Views without a reader are the
-    asset's own (a dashboard reporting its views)."""
+    `kind` ("read" or "view") and `count` (default 1) as the SDK sends them. Views without a
+    reader are the asset's own (a dashboard reporting its views)."""
     asset = _identifier(e.get("asset"), "asset", LIMITS["name"])
     given = [k for k in ("views", "reads") if e.get(k) is not None]
     if len(given) > 1:
@@ -527,8 +527,10 @@ def _usage(e: Mapping[str, Any], now: float, batch: Batch) -> None:
             raise _Bad(f"{given[0]}: give either {given[0]} or kind and count")
         kind = "view" if given[0] == "views" else "read"
         count = _opt_count(e.get(given[0]), given[0])
+    elif e.get("kind") is None:
+        raise _Bad("give views (a dashboard's) or reads (a job's): a number of at least 1")
     else:
-        kind = e.get("kind", "read")
+        kind = e["kind"]
         if kind not in ("read", "view"):
             raise _Bad(f"kind: expected 'read' or 'view', got {_show(kind)}")
         count = _opt_count(e.get("count", 1), "count")
