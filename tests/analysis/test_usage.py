@@ -10,7 +10,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -181,8 +181,8 @@ def _ol_event(
     state: RunState,
     run_id: str,
     job: str,
-    inputs: list[tuple[str, str]],
-    outputs: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    inputs: Sequence[tuple[str, str]],
+    outputs: Sequence[tuple[str, str]] = (),
     *,
     ago: float = 600,
 ) -> RunEvent:

@@ -509,7 +509,7 @@ def _profile(e: Mapping[str, Any], now: float, batch: Batch) -> None:
     )
 
 
-USAGE_SOURCES = ("sdk", "api", "openlineage")
+_USAGE_SOURCES = ("sdk", "api", "openlineage")
 # Reads or views in one report: sums over years of them stay far inside 64-bit integers.
 _MAX_USES = 10**12
 
@@ -542,8 +542,8 @@ def _usage(e: Mapping[str, Any], now: float, batch: Batch) -> None:
             raise _Bad("reader: name the job that read the asset")
         reader = asset
     source = e.get("source", "sdk")
-    if source not in USAGE_SOURCES:
-        raise _Bad(f"source: expected one of {', '.join(USAGE_SOURCES)}, got {_show(source)}")
+    if source not in _USAGE_SOURCES:
+        raise _Bad(f"source: expected one of {', '.join(_USAGE_SOURCES)}, got {_show(source)}")
     when = _opt_time(e.get("time"), "time")
     batch.usage.append(
         AssetUsage(
@@ -564,9 +564,10 @@ def usage_to_ingested(payload: object, *, now: float) -> Ingested:
     if isinstance(payload, dict):
         payload = [payload]
     if not isinstance(payload, list):
+        got = "null" if payload is None else type(payload).__name__
         raise InvalidArgumentError(
             'Expected a JSON object like {"asset": "orders", "views": 450, "reader": '
-            f'"Superset: Orders"}} or an array of them, got {type(payload).__name__ if payload is not None else "null"}.'
+            f'"Superset: Orders"}} or an array of them, got {got}.'
         )
     events = [
         {**e, "type": "usage", "source": "api"} if isinstance(e, dict) else e for e in payload
