@@ -372,6 +372,8 @@ def test_views_posted_to_the_api_need_the_ingest_scope_and_are_checked(
     ]
     bad = client.post("/api/v1/usage", content=b"[1,", headers=_bearer(INGEST))
     assert bad.status_code == 400 and "Malformed JSON" in bad.json()["detail"]
+    number = client.post("/api/v1/usage", json=5, headers=_bearer(INGEST))
+    assert number.status_code == 400 and "got int" in number.json()["detail"]
 
     usage = client.get("/api/v1/assets/mart/usage", headers=_bearer(READ)).json()
     assert [(r["name"], r["kind"], r["count"], r["per_day"]) for r in usage["readers"]] == [
