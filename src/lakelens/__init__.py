@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         run,
         schema,
         span,
+        usage,
     )
     from lakelens.store import Store
 
@@ -55,6 +56,7 @@ _SDK_NAMES = frozenset(
         "run",
         "schema",
         "span",
+        "usage",
     )
 )
 
@@ -90,6 +92,7 @@ __all__ = [
     "schema",
     "span",
     "stats",
+    "usage",
 ]
 
 

@@ -5,12 +5,14 @@ Kept free of SQLAlchemy so that `import lakelens` stays light.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from lakelens.model import (
     Asset,
+    AssetUsage,
     CheckResult,
     LineageEdge,
     Materialization,
@@ -29,6 +31,7 @@ __all__ = [
     "Batch",
     "dumps",
     "log_attributes",
+    "usage_id",
 ]
 
 # A log row is a tuple in this order; the SDK builds these directly on its hot path.
@@ -95,6 +98,16 @@ def dumps(value: Any) -> str | None:
     return text
 
 
+def usage_id(kind: str, asset: str, run_id: str) -> int:
+    """The `asset_usage` row id of a run's use of an asset: the same for every report of it,
+    so the row is inserted once (ON CONFLICT on the primary key, race-free on both databases).
+
+    Negative, so it never meets an id the database hands out (those count up from 1).
+    """
+    digest = hashlib.blake2b(f"{kind}\x1f{asset}\x1f{run_id}".encode(), digest_size=8).digest()
+    return -(int.from_bytes(digest, "big") >> 1) - 1
+
+
 @dataclass
 class Batch:
     """Events grouped by table, in arrival order."""
@@ -111,6 +124,8 @@ class Batch:
     profiles: list[Profile] = field(default_factory=list)
     # Warehouse tables read by a monitor (lakelens.monitors).
     observations: list[TableObservation] = field(default_factory=list)
+    # Reads of assets by jobs and views of dashboards (analysis/usage.py).
+    usage: list[AssetUsage] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -125,6 +140,7 @@ class Batch:
             + len(self.metrics)
             + len(self.profiles)
             + len(self.observations)
+            + len(self.usage)
         )
 
     def add(self, event: Any) -> None:
@@ -148,5 +164,7 @@ class Batch:
             self.profiles.append(event)
         elif kind is TableObservation:
             self.observations.append(event)
+        elif kind is AssetUsage:
+            self.usage.append(event)
         else:
             raise TypeError(f"lakelens cannot store a {kind.__name__}")

@@ -10,6 +10,7 @@ __all__ = [
     "LEVELS",
     "LEVEL_NAMES",
     "Asset",
+    "AssetUsage",
     "CheckResult",
     "LineageEdge",
     "LogRecord",
@@ -276,3 +277,23 @@ class TableObservation:
     bytes: int | None = None
     modified_at: datetime | None = None
     modified_source: str | None = None
+
+
+@dataclass
+class AssetUsage:
+    """Use of an asset downstream: reads by a job, or views of a dashboard (analysis/usage.py).
+
+    A read with a run id counts once per run however often it is reported (an OpenLineage
+    run's START, RUNNING and COMPLETE each list their inputs). `reader` is the job, or the
+    dashboard whose views these are.
+    """
+
+    asset: str
+    reader: str
+    # read | view
+    kind: str = "read"
+    count: int = 1
+    time: datetime | None = None
+    run_id: str | None = None
+    # openlineage | sdk | api
+    source: str = "sdk"

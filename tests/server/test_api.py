@@ -13,6 +13,7 @@ from lakelens.analysis.lineage import annotate, impact, load_graph
 from lakelens.analysis.logs import LogFilter, last_id, search
 from lakelens.analysis.summary import summary
 from lakelens.analysis.trace import load_trace
+from lakelens.analysis.usage import asset_usage, usage_at_stake
 from lakelens.server.shapes import impact_dict, jsonable, log_dict, node_dict, trace_dict
 
 
@@ -51,6 +52,7 @@ def test_asset_detail_equals_asset_metrics_with_neighbours(client: Any, pipeline
     _settings, store, info = pipeline
     with store.connect() as conn:
         expected = asset_metrics(conn, "dlt_entries", runs=20, now=info["now"]).to_dict()
+        expected["usage"] = asset_usage(conn, "dlt_entries", now=info["now"]).to_dict()
     body = client.get("/api/v1/assets/dlt_entries").json()
     assert body.pop("upstream_assets") == ["api"]
     assert body.pop("downstream_assets") == ["stg_entries"]
@@ -141,13 +143,18 @@ def test_logs_filters_like_the_cli(client: Any, pipeline: Any) -> None:
 
 
 def test_impact_equals_the_analysis_impact(client: Any, pipeline: Any) -> None:
-    _settings, store, _info = pipeline
+    _settings, store, info = pipeline
     with store.connect() as conn:
         graph = load_graph(conn)
-    expected = impact_dict(impact(graph, "dlt_entries"), graph)
+        result = impact(graph, "dlt_entries")
+        reach = ["dlt_entries", *result.direct, *(n for n, _ in result.transitive)]
+        at_stake = usage_at_stake(conn, reach, now=info["now"])
+    expected = {**impact_dict(result, graph), "usage": at_stake.to_dict()}
     body = client.get("/api/v1/lineage/dlt_entries/impact").json()
     assert body == json.loads(json.dumps(expected))
     assert body["external"] == ["dashboard"]
+    # The pipeline job reads dlt_entries (stg_entries' dep) and stg_entries (the odd asset's).
+    assert body["usage"]["jobs"] == 1 and body["usage"]["reads_per_day"] > 0
 
 
 def test_lineage_depth_and_direction(client: Any, odd_asset: str) -> None:

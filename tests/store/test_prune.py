@@ -7,6 +7,7 @@ import time
 from lakelens.analysis.profiles import profiles
 from lakelens.events import Batch
 from lakelens.model import (
+    AssetUsage,
     CheckResult,
     Materialization,
     MetricPoint,
@@ -35,6 +36,8 @@ def _events(now: float, age_days: float, tag: str) -> Batch:
     batch.add(SchemaSnapshot("asset_a", [("id", tag)], time=t, hash=f"h-{tag}"))  # type: ignore[arg-type]
     batch.add(Profile("asset_a", {"id": {"type": tag}}, time=t, row_count=1))  # type: ignore[arg-type]
     batch.add(TableObservation("asset_a", "wh", from_epoch(t), row_count=1))  # type: ignore[arg-type]
+    batch.add(AssetUsage("asset_a", "job", time=from_epoch(t), run_id=f"run-{tag}"))
+    batch.add(AssetUsage("asset_a", "Superset", kind="view", count=9, time=from_epoch(t)))
     batch.logs.append((t, 20, f"log {tag}", None, f"run-{tag}", "asset_a", "job", None, None, None))
     batch.spans.append(
         (
@@ -72,6 +75,7 @@ def test_prune_deletes_only_events_older_than_the_window(store_url: str) -> None
         "schema_snapshots": 1,
         "profiles": 1,
         "table_observations": 1,
+        "asset_usage": 2,
         "ingest_batches": 0,
     }
     assert {table for table, _ in progress} == set(deleted)
@@ -80,6 +84,8 @@ def test_prune_deletes_only_events_older_than_the_window(store_url: str) -> None
         assert [m.id for m in reads.materializations(conn)] == ["mat-new"]
         assert [log.message for log in reads.logs(conn)] == ["log new"]
         assert [s.hash for s in reads.schema_snapshots(conn)] == ["h-new"]
+        usage = conn.exec_driver_sql("SELECT run_id, count FROM asset_usage ORDER BY count")
+        assert usage.all() == [("run-new", 1), (None, 9)]
     store.close()
 
 

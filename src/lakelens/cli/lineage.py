@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
@@ -216,7 +217,8 @@ def impact(
     json_output: bool = JsonOption,
     no_color: bool = NoColorOption,
 ) -> None:
-    """Impact analysis: everything downstream of ASSET, publishing endpoints, dashboards, owners.
+    """Impact analysis: everything downstream of ASSET, publishing endpoints, dashboards, owners,
+    and the use at stake (jobs and dashboards reading what it reaches, per day).
 
     With --column, every downstream column (and its asset) that depends on that column.
 
@@ -238,15 +240,22 @@ def impact(
             from lakelens.analysis.column_lineage import resolve_column
 
             column = resolve_column(conn, graph, name, column)
+        else:
+            from lakelens.analysis.usage import usage_at_stake
+
+            result = compute_impact(graph, name)
+            reach = [name, *result.direct, *(n for n, _ in result.transitive)]
+            at_stake = usage_at_stake(conn, reach, now=time.time())
     if column is not None:
         _column_impact(graph, name, column, json_output, no_color)
         return
-    result = compute_impact(graph, name)
     if json_output:
         from lakelens.analysis.shapes import impact_dict
 
-        print_json(impact_dict(result, graph))
+        print_json({**impact_dict(result, graph), "usage": at_stake.to_dict()})
         return
+    from lakelens.cli._usage import render_at_stake
+
     console = make_console(no_color)
     console.print(f"[bold]Impact Analysis: {escape(name)}[/]\n")
 
@@ -304,6 +313,7 @@ def impact(
         console.print(f"  {_plural(dashboards, 'external dashboard')}")
     if others or not dashboards:
         console.print(f"  {_plural(others, 'external consumer')}")
+    render_at_stake(at_stake, console)
     console.print(f"\n[bold]Recommendation:[/] {result.recommendation}")
 
 

@@ -271,29 +271,34 @@ def asset(
     tz: str | None = TzOption,
 ) -> None:
     """One asset in depth: last status, durations (last / average / p95), failure rate, rows,
-    size, freshness vs SLA, owner, layer, lineage, a table of the last N runs, trends, checks
-    and the data (row count and column profile summary).
+    size, freshness vs SLA, owner, layer, lineage, a table of the last N runs, trends, checks,
+    downstream usage (jobs and dashboards reading it, per day) and the data (row count and
+    column profile summary).
 
     Example: lakelens metrics asset dlt_glucose_entries --runs 20
     """
     from lakelens.analysis.asset_metrics import asset_metrics
     from lakelens.analysis.assets import resolve_asset
     from lakelens.analysis.profiles import profile_report
+    from lakelens.analysis.usage import asset_usage
     from lakelens.cli._common import make_console, open_store
     from lakelens.cli._output import print_json
+    from lakelens.cli._usage import render_usage
     from lakelens.cli.profile import render_data
 
     store = open_store(home)
     with store.reader() as db:
         resolved = resolve_asset(db, name)
         result = asset_metrics(db, resolved, runs=runs, now=time.time())
+        usage = asset_usage(db, resolved, now=time.time())
         # The JSON stays the shape of /api/v1/assets/NAME; `lakelens profile --json` has this.
         data = None if json_output else profile_report(db, resolved, history=2)
     if json_output or data is None:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "usage": usage.to_dict()})
         return
     console = make_console(no_color)
     _render_asset(result, console)
+    render_usage(usage, console)
     render_data(data, console)
 
 

@@ -161,6 +161,7 @@ def _remove_previous_recording(store: Store) -> bool:
             schema.check_results,
             schema.metric_points,
             schema.schema_snapshots,
+            schema.asset_usage,
         ):
             conn.execute(sa.delete(table).where(table.c.run_id.in_(demo_runs)))
         conn.execute(

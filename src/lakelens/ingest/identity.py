@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lakelens.errors import ConfigError
-from lakelens.events import LOG_COLUMNS, SPAN_COLUMNS, Batch
+from lakelens.events import LOG_COLUMNS, SPAN_COLUMNS, Batch, usage_id
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -53,6 +53,7 @@ _RENAMED = (
     "metric_points",
     "profiles",
     "table_observations",
+    "asset_usage",
 )
 _STATE = (
     "last_status",
@@ -189,6 +190,7 @@ def batch_names(batch: Batch) -> set[str]:
     names.update(row[_LOG_ASSET] for row in batch.logs if row[_LOG_ASSET])
     names.update(row[_SPAN_ASSET] for row in batch.spans if row[_SPAN_ASSET])
     names.update(o.asset for o in batch.observations)
+    names.update(u.asset for u in batch.usage)
     return names
 
 
@@ -271,6 +273,13 @@ def _renamed(batch: Batch, names: dict[str, str]) -> Batch:
         observations=[
             replace(o, asset=n(o.asset)) if o.asset in names else o for o in batch.observations
         ],
+        # A dashboard's own views name it twice: as the asset and as the reader.
+        usage=[
+            replace(u, asset=n(u.asset), reader=n(u.reader) if u.reader == u.asset else u.reader)
+            if u.asset in names
+            else u
+            for u in batch.usage
+        ],
     )
 
 
@@ -296,8 +305,13 @@ _EDGE_REST = "source, columns, column_details, updated_at"
 
 
 def _move(sql: _Sql, old: str, new: str, now: float) -> None:
+    _move_usage(sql, old, new)
     for table in _RENAMED:
         sql.run(f"UPDATE {table} SET asset = ? WHERE asset = ?", (new, old))
+    sql.run(
+        "UPDATE asset_usage SET reader = ? WHERE asset = ? AND reader = ? AND kind = 'view'",
+        (new, new, old),
+    )
     # The rollup triggers moved the counts and left the old name's hours at zero.
     sql.run(
         "DELETE FROM asset_hours WHERE asset = ? AND materializations = 0 AND checks = 0",
@@ -321,6 +335,20 @@ def _move(sql: _Sql, old: str, new: str, now: float) -> None:
     _merge_asset_row(sql, old, new)
     sql.run("UPDATE asset_aliases SET asset = ? WHERE asset = ?", (new, old))
     sql.add(old, new, "merged", now)
+
+
+def _move_usage(sql: _Sql, old: str, new: str) -> None:
+    """Give a run's uses of `old` the id they have under `new` (events.usage_id), so that a
+    later report of the same run under either name is still the same row; where `new`
+    already has that run's use, the old row goes."""
+    for key, kind, run_id in sql.run(
+        "SELECT id, kind, run_id FROM asset_usage WHERE asset = ? AND id < 0", (old,)
+    ):
+        moved = usage_id(kind, new, run_id)
+        if sql.run("SELECT 1 FROM asset_usage WHERE id = ?", (moved,)):
+            sql.run("DELETE FROM asset_usage WHERE id = ?", (key,))
+        else:
+            sql.run("UPDATE asset_usage SET id = ?, asset = ? WHERE id = ?", (moved, new, key))
 
 
 def _merge_asset_row(sql: _Sql, old: str, new: str) -> None:

@@ -23,6 +23,7 @@ from lakelens.ingest import Ingested, Rejection
 from lakelens.model import (
     LEVELS,
     Asset,
+    AssetUsage,
     CheckResult,
     LineageEdge,
     Materialization,
@@ -35,7 +36,14 @@ from lakelens.model import (
     to_epoch,
 )
 
-__all__ = ["EVENT_TYPES", "batch_to_events", "dumps_batch", "loads", "to_ingested"]
+__all__ = [
+    "EVENT_TYPES",
+    "batch_to_events",
+    "dumps_batch",
+    "loads",
+    "to_ingested",
+    "usage_to_ingested",
+]
 
 EVENT_TYPES = (
     "asset",
@@ -48,6 +56,7 @@ EVENT_TYPES = (
     "schema",
     "metric",
     "profile",
+    "usage",
 )
 _ALIASES = {
     "check_result": "check",
@@ -500,6 +509,72 @@ def _profile(e: Mapping[str, Any], now: float, batch: Batch) -> None:
     )
 
 
+_USAGE_SOURCES = ("sdk", "api", "openlineage")
+# Reads or views in one report: sums over years of them stay far inside 64-bit integers.
+_MAX_USES = 10**12
+
+
+def _usage(e: Mapping[str, Any], now: float, batch: Batch) -> None:
+    """A use of an asset: `{"asset", "views": N | "reads": N, "reader", "time", "run_id"}`, or
+    `kind` ("read" or "view") and `count` (default 1) as the SDK sends them. Views without a
+    reader are the asset's own (a dashboard reporting its views)."""
+    asset = _identifier(e.get("asset"), "asset", LIMITS["name"])
+    given = [k for k in ("views", "reads") if e.get(k) is not None]
+    if len(given) > 1:
+        raise _Bad("give views or reads, not both")
+    if given:
+        if e.get("kind") is not None or e.get("count") is not None:
+            raise _Bad(f"{given[0]}: give either {given[0]} or kind and count")
+        kind = "view" if given[0] == "views" else "read"
+        count = _opt_count(e.get(given[0]), given[0])
+    elif e.get("kind") is None:
+        raise _Bad("give views (a dashboard's) or reads (a job's): a number of at least 1")
+    else:
+        kind = e["kind"]
+        if kind not in ("read", "view"):
+            raise _Bad(f"kind: expected 'read' or 'view', got {_show(kind)}")
+        count = _opt_count(e.get("count", 1), "count")
+    if not count or count > _MAX_USES:
+        raise _Bad(f"{given[0] if given else 'count'}: expected 1 to {_MAX_USES:,}, got {count}")
+    reader = _opt_identifier(e.get("reader"), "reader", LIMITS["name"])
+    if reader is None:
+        if kind == "read":
+            raise _Bad("reader: name the job that read the asset")
+        reader = asset
+    source = e.get("source", "sdk")
+    if source not in _USAGE_SOURCES:
+        raise _Bad(f"source: expected one of {', '.join(_USAGE_SOURCES)}, got {_show(source)}")
+    when = _opt_time(e.get("time"), "time")
+    batch.usage.append(
+        AssetUsage(
+            asset=asset,
+            reader=reader,
+            kind=kind,
+            count=count,
+            time=from_epoch(now if when is None else when),
+            run_id=_opt_identifier(e.get("run_id"), "run_id", LIMITS["id"]),
+            source=str(source),
+        )
+    )
+
+
+def usage_to_ingested(payload: object, *, now: float) -> Ingested:
+    """The body of `POST /api/v1/usage`: one use (see `_usage`) or a list of them, each
+    stored with source "api"."""
+    if isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list):
+        got = "null" if payload is None else type(payload).__name__
+        raise InvalidArgumentError(
+            'Expected a JSON object like {"asset": "orders", "views": 450, "reader": '
+            f'"Superset: Orders"}} or an array of them, got {got}.'
+        )
+    events = [
+        {**e, "type": "usage", "source": "api"} if isinstance(e, dict) else e for e in payload
+    ]
+    return to_ingested(events, now=now)
+
+
 _CONVERTERS: dict[str, Callable[[Mapping[str, Any], float, Batch], None]] = {
     "asset": _asset,
     "run": _run,
@@ -511,6 +586,7 @@ _CONVERTERS: dict[str, Callable[[Mapping[str, Any], float, Batch], None]] = {
     "schema": _schema,
     "metric": _metric,
     "profile": _profile,
+    "usage": _usage,
 }
 
 
@@ -762,6 +838,21 @@ def batch_to_events(batch: Batch) -> list[dict[str, Any]]:
             )
         )
         events[-1]["columns"] = profile.columns
+    for use in batch.usage:
+        add(
+            _compact(
+                {
+                    "type": "usage",
+                    "asset": use.asset,
+                    "reader": use.reader,
+                    "kind": use.kind,
+                    "count": use.count,
+                    "time": to_epoch(use.time),
+                    "run_id": use.run_id,
+                    "source": use.source,
+                }
+            )
+        )
     return events
 
 

@@ -9,6 +9,7 @@
 | output dataset                                | a materialization per output per run, id derived from runId + asset |
 | dataset namespace + name                      | asset `namespace/name` (one slash at the join, `scheme://` kept) |
 | inputs x outputs                              | lineage edges (source "openlineage"); `columnLineage` → edge columns and column details (openlineage_columns.py) |
+| inputs of a run event                         | a read of each input by the job, once per run (asset usage, analysis/usage.py) |
 | run facet errorMessage                        | error type / message / traceback of the run and its materializations |
 | run facet parent                              | parent run id                                       |
 | run facet nominalTime                         | partition (a date at midnight UTC, else ISO time); tags SCHEDULED_TAG / SCHEDULED_END_TAG |
@@ -70,6 +71,7 @@ from lakelens.ingest.openlineage_facets import (
 )
 from lakelens.model import (
     Asset,
+    AssetUsage,
     LineageEdge,
     Materialization,
     Run,
@@ -416,6 +418,20 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
                 attributes=dict(attributes),
             )
         )
+    written = {output.asset for output in event.outputs}
+    for source in event.inputs:
+        # Every event of a run may list its inputs: the store keeps one read per run and input.
+        if source.asset not in written:
+            batch.usage.append(
+                AssetUsage(
+                    asset=source.asset,
+                    reader=event.job,
+                    kind="read",
+                    time=event.time,
+                    run_id=event.run_id,
+                    source=SOURCE,
+                )
+            )
     if event.event_type == "FAIL":
         _fail_log(event, error_type, message, traceback, language, batch)
 

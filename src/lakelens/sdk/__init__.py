@@ -1,4 +1,4 @@
-"""In-process instrumentation: runs, assets, spans, logs, checks, metrics and profiles."""
+"""In-process instrumentation: runs, assets, spans, logs, checks, metrics, profiles and usage."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from lakelens.sdk._quality import check, metric, schema
 from lakelens.sdk._runs import RunContext, run
 from lakelens.sdk._runtime import RT
 from lakelens.sdk._spans import Span, span
+from lakelens.sdk._usage import usage
 
 __all__ = [
     "RT",
@@ -25,4 +26,5 @@ __all__ = [
     "run",
     "schema",
     "span",
+    "usage",
 ]

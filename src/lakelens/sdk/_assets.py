@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from lakelens.errors import InvalidArgumentError, LakelensError
-from lakelens.model import Asset, LineageEdge, Materialization, from_epoch
+from lakelens.model import Asset, AssetUsage, LineageEdge, Materialization, from_epoch
 from lakelens.sdk._errors import describe, status_for
 from lakelens.sdk._runs import RunContext, RunState
 from lakelens.sdk._runtime import FRAME, RT
@@ -118,6 +118,18 @@ class Materializing:
                 partition=run.partition,
             )
         )
+        for dep in self.definition.deps:
+            if dep not in run.reads:
+                run.reads.add(dep)
+                RT.writer.put(
+                    AssetUsage(
+                        asset=dep,
+                        reader=run.job,
+                        time=from_epoch(self.start),
+                        run_id=run.run_id,
+                        source="sdk",
+                    )
+                )
         self._token = FRAME.set((run, self, parent))
         # The materialization is the root span of its asset's work.
         self._span = Span(self.name, {"lakelens.asset": self.name})

@@ -33,6 +33,8 @@ class RunState:
     # The id that ties this run to others (an orchestrator's, e.g. a Prefect flow run id);
     # the run id itself when nothing outside gave one.
     correlation_id: str | None = None
+    # Assets this run has read (its assets' deps): each read is reported once per run.
+    reads: set[str] = field(default_factory=set)
 
 
 def _check_name(value: object, what: str) -> str:

@@ -104,13 +104,15 @@ def get_asset(
 ) -> Response:
     from lakelens.analysis.asset_metrics import asset_metrics
     from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.usage import asset_usage
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
         result = asset_metrics(conn, resolved, runs=runs, now=ctx.clock())
+        usage = asset_usage(conn, resolved, now=ctx.clock())
         graph = ctx.graph(conn)
-    data: dict[str, Any] = jsonable(result.to_dict())
+    data: dict[str, Any] = jsonable({**result.to_dict(), "usage": usage.to_dict()})
     data["upstream_assets"] = graph.upstream.get(resolved, [])
     data["downstream_assets"] = graph.downstream.get(resolved, [])
     return json_response(data)
@@ -271,7 +273,8 @@ def get_impact(
     ),
 ) -> Response:
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.server.impact import impact_response
+    from lakelens.analysis.usage import usage_at_stake
+    from lakelens.server.impact import impact_answer, impact_response
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
@@ -282,8 +285,10 @@ def get_impact(
 
             found = resolve_column(conn, graph, resolved, column)
             return json_response(column_impact(graph, resolved, found).to_dict(graph))
-    # Computed and encoded once per graph: the cached graph is replaced when lineage changes.
-    return impact_response(graph, resolved)
+        # Computed and encoded once per graph: the cached graph is replaced when lineage changes.
+        body, reach = impact_answer(graph, resolved)
+        at_stake = usage_at_stake(conn, reach, now=ctx.clock())
+    return impact_response(body, at_stake.to_dict())
 
 
 @router.get(

@@ -188,6 +188,7 @@ def create_app(
         run_diff_pages,
         signin,
         stream,
+        usage_api,
     )
 
     settings = settings or load_settings()
@@ -228,8 +229,10 @@ def create_app(
     app.add_middleware(AccessLog)
     # The stream's fixed path must come before /logs/{…}-like patterns: it is registered first.
     app.include_router(stream.router)
-    # Before the API's /assets/{name:path}, which would take "NAME/profiles" for a name.
+    # Before the API's /assets/{name:path}, which would take "NAME/profiles" (or "NAME/usage")
+    # for a name.
     app.include_router(profile_api.router)
+    app.include_router(usage_api.router)
     app.include_router(api.router)
     app.include_router(incident_api.router)
     app.include_router(incident_api.actions)

@@ -1,6 +1,6 @@
 """The asset page, `/assets/{name}`: an asset's runs, durations and rows, schema and its
-changes, checks, column lineage, data profile, neighbourhood and whether a failing asset
-upstream puts it at risk.
+changes, checks, column lineage, data profile, neighbourhood, downstream usage and whether a
+failing asset upstream puts it at risk.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
         from lakelens.server.column_views import columns_section
         from lakelens.server.profile_views import profile_section
         from lakelens.server.ticks import count_ticks
+        from lakelens.server.usage_views import usage_section
 
         now = ctx.clock()
         resolved = resolve_asset(conn, name)
@@ -191,6 +192,7 @@ def _asset(name: str, runs: int) -> Callable[[sa.Connection, ServerContext], dic
             "schema": _schema_view(conn, resolved, node.tags),
             "columns": columns_section(conn, graph, resolved),
             "profile": profile_section(conn, resolved),
+            "usage": usage_section(conn, resolved, now=now),
             "distribution": _distribution(
                 conn, resolved, newest_first[0].run_id if newest_first else None
             ),

@@ -3,14 +3,16 @@
 On a 10,000-node graph, computing an impact (cycles included) and encoding its JSON took about
 50 ms per request. The answer depends on the graph alone, and the server's graph cache
 (`ServerContext.graph`) hands out a new graph object whenever assets or edges change, so an
-answer kept with its graph object is current exactly as long as that graph is served.
+answer kept with its graph object is current exactly as long as that graph is served. The use
+at stake (analysis/usage.py) changes with every read: it is added to each response.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi.responses import Response
 
@@ -19,7 +21,7 @@ from lakelens.server.shapes import impact_dict, json_response
 if TYPE_CHECKING:
     from lakelens.analysis.lineage import LineageGraph
 
-__all__ = ["impact_response"]
+__all__ = ["impact_answer", "impact_response"]
 
 # Encoded answers kept per graph, oldest dropped first beyond this many bytes (a 10,000-node
 # answer is about 0.6 MB).
@@ -27,12 +29,12 @@ MAX_CACHED_BYTES = 16 * 1024 * 1024
 
 # By id(graph), with a weak reference that checks the id still names that graph (and drops the
 # entry when the graph goes): graphs are dataclasses, unhashable.
-_bodies: dict[int, tuple[weakref.ref[LineageGraph], dict[str, bytes]]] = {}
+_bodies: dict[int, tuple[weakref.ref[LineageGraph], dict[str, tuple[bytes, list[str]]]]] = {}
 # Reentrant: a graph collected while the lock is held calls `forget` in the same thread.
 _lock = threading.RLock()
 
 
-def _kept(graph: LineageGraph) -> dict[str, bytes]:
+def _kept(graph: LineageGraph) -> dict[str, tuple[bytes, list[str]]]:
     """The answers kept for `graph` (call with the lock held)."""
     key = id(graph)
     entry = _bodies.get(key)
@@ -47,18 +49,28 @@ def _kept(graph: LineageGraph) -> dict[str, bytes]:
     return entry[1]
 
 
-def impact_response(graph: LineageGraph, asset: str) -> Response:
-    """The JSON response of `GET /api/v1/lineage/{asset}/impact` on `graph`."""
+def impact_answer(graph: LineageGraph, asset: str) -> tuple[bytes, list[str]]:
+    """The encoded impact of `asset` on `graph`, and the assets it reaches (`asset` first)."""
     with _lock:
-        body = _kept(graph).get(asset)
-    if body is None:
+        answer = _kept(graph).get(asset)
+    if answer is None:
         from lakelens.analysis.lineage import impact
 
-        body = bytes(json_response(impact_dict(impact(graph, asset), graph)).body)
+        result = impact(graph, asset)
+        body = bytes(json_response(impact_dict(result, graph)).body)
+        answer = (body, [asset, *result.direct, *(name for name, _ in result.transitive)])
         with _lock:
             kept = _kept(graph)
-            kept[asset] = body
-            size = sum(len(b) for b in kept.values())
+            kept[asset] = answer
+            size = sum(len(b) + 64 * len(reach) for b, reach in kept.values())
             while size > MAX_CACHED_BYTES and len(kept) > 1:
-                size -= len(kept.pop(next(iter(kept))))
-    return Response(body, media_type="application/json")
+                body_, reach_ = kept.pop(next(iter(kept)))
+                size -= len(body_) + 64 * len(reach_)
+    return answer
+
+
+def impact_response(body: bytes, usage: dict[str, Any]) -> Response:
+    """The JSON response of `GET /api/v1/lineage/{asset}/impact`: the cached impact with its
+    `usage` added (use changes with every read, the rest only with the graph)."""
+    extra = json.dumps(usage, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body[:-1] + b',"usage":' + extra.encode() + b"}", media_type="application/json")

@@ -1,4 +1,5 @@
-"""Ingest endpoints: native events, OpenLineage (Marquez path) and OTLP/HTTP traces and logs.
+"""Ingest endpoints: native events, OpenLineage (Marquez path), OTLP/HTTP traces and logs, and
+reported usage (dashboard views).
 
 Every request is committed to the store before the response is sent (server/commit.py:
 concurrent requests share one transaction). The body is read under the size limit and
@@ -105,6 +106,8 @@ _NATIVE_BODY = {
                                     "lineage",
                                     "schema",
                                     "metric",
+                                    "profile",
+                                    "usage",
                                 ],
                             }
                         },
@@ -297,6 +300,59 @@ async def post_openlineage(request: Request) -> Response:
 
     ingested = await _converted(convert, body, now=now)
     fresh = await _store(request, ingested, source="openlineage", batch_id=batch_id, now=now)
+    return _result(ingested, duplicate=not fresh)
+
+
+_USAGE_ITEM = {
+    "type": "object",
+    "required": ["asset"],
+    "properties": {
+        "asset": {"type": "string", "description": "The asset used, e.g. a mart."},
+        "views": {"type": "integer", "minimum": 1, "description": "Views of a dashboard."},
+        "reads": {"type": "integer", "minimum": 1, "description": "Reads by a job."},
+        "reader": {
+            "type": "string",
+            "description": "The dashboard or job; views without one are the asset's own.",
+        },
+        "time": {"description": "Epoch seconds or ISO 8601; default: when received."},
+        "run_id": {"type": "string", "description": "A run's use is counted once."},
+    },
+}
+_USAGE_BODY = {
+    "parameters": [_HEADER_DOC],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [_USAGE_ITEM, {"type": "array", "items": _USAGE_ITEM}]}
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/api/v1/usage",
+    summary="Report views of a dashboard (or reads by a job) of an asset",
+    responses=_RESULTS,
+    openapi_extra=_USAGE_BODY,
+)
+async def post_usage(request: Request) -> Response:
+    """`{"asset": "mrt_glucose_readings", "views": 450, "reader": "Superset: Glucose Monitoring"}`
+    or an array of them; shown as downstream usage of the asset."""
+    from lakelens.ingest import native
+
+    require_write(request)
+    ctx = _ctx(request)
+    batch_id = _batch_id(request)
+    body = await read_body(request, limit=ctx.max_body_bytes, timeout=ctx.body_timeout)
+    now = ctx.clock()
+
+    def convert(data: bytes, *, now: float) -> Ingested:
+        return native.usage_to_ingested(native.loads(data), now=now)
+
+    ingested = await _converted(convert, body, now=now)
+    fresh = await _store(request, ingested, source="usage", batch_id=batch_id, now=now)
     return _result(ingested, duplicate=not fresh)
 
 

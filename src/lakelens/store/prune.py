@@ -23,6 +23,7 @@ PRUNED_TABLES: tuple[tuple[sa.Table, str], ...] = (
     (schema.schema_snapshots, "time"),
     (schema.profiles, "time"),
     (schema.table_observations, "time"),
+    (schema.asset_usage, "time"),
     (schema.ingest_batches, "received_at"),
 )
 _CHUNK = 50_000

@@ -13,10 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from lakelens import _clean
-from lakelens.events import LOG_COLUMNS, MAX_JSON_CHARS, SPAN_COLUMNS, Batch, dumps
+from lakelens.events import LOG_COLUMNS, MAX_JSON_CHARS, SPAN_COLUMNS, Batch, dumps, usage_id
 from lakelens.ingest import OTLP_RUN_TAGS
 from lakelens.model import (
     Asset,
+    AssetUsage,
     CheckResult,
     Materialization,
     Profile,
@@ -218,6 +219,23 @@ _OBSERVATION_COLUMNS = (
     "modified_source",
 )
 
+_USAGE_COLUMNS = ("asset", "time", "kind", "reader", "run_id", "count", "source")
+
+
+def _usage_rows(usage: Sequence[AssetUsage]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(rows of runs' uses with their fixed id, other rows), each run's use once."""
+    now = time.time()
+    once: dict[int, tuple[Any, ...]] = {}
+    others: list[tuple[Any, ...]] = []
+    for u in usage:
+        when = now if u.time is None else to_epoch(u.time)
+        row = (u.asset, when, u.kind, u.reader, u.run_id, u.count, u.source)
+        if u.run_id is None:
+            others.append(row)
+        else:
+            once.setdefault(usage_id(u.kind, u.asset, u.run_id), row)
+    return [(key, *row) for key, row in once.items()], others
+
 
 # SQLite allows 32,766 parameters per statement; 500 rows of a dozen columns stay well below.
 _MULTIROW = 500
@@ -328,6 +346,10 @@ class _Statements:
         self.metrics = append_sql(schema.metric_points, _METRIC_COLUMNS)
         self.profiles = append_sql(schema.profiles, _PROFILE_COLUMNS)
         self.observations = append_sql(schema.table_observations, _OBSERVATION_COLUMNS)
+        self.usage = append_sql(schema.asset_usage, _USAGE_COLUMNS)
+        self.run_usage = append_sql(
+            schema.asset_usage, ("id", *_USAGE_COLUMNS), ignore_conflicts=True
+        )
 
         self.run_start = f"SELECT start_time FROM runs WHERE run_id = {mark}"
         self.runs = compiled(
@@ -668,6 +690,10 @@ def _placeholders(batch: Batch) -> list[dict[str, Any]]:
         kinds.setdefault(check.asset, "asset")
     for profile in batch.profiles:
         kinds.setdefault(profile.asset, "asset")
+    for use in batch.usage:
+        # A dashboard reporting its own views; anything else read is someone's source.
+        own_views = use.kind == "view" and use.reader == use.asset
+        kinds.setdefault(use.asset, "dashboard" if own_views else "source")
     return [{"name": name, "kind": kind} for name, kind in kinds.items() if name not in defined]
 
 
@@ -754,6 +780,12 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
                 for o in batch.observations
             ],
         )
+    if batch.usage:
+        per_run, others = _usage_rows(batch.usage)
+        if per_run:
+            sql.run_usage.write(cursor, per_run)
+        if others:
+            sql.usage.write(cursor, others)
 
 
 def _start_with_runs(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:
