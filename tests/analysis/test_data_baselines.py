@@ -112,3 +112,16 @@ def test_a_bound_that_keeps_rising_is_judged_against_its_trend() -> None:
     assert allowed.low == 0.0
     constant = value_range([(MONDAY + d * DAY, 1.0, 1.0) for d in range(6)], MONDAY + 6 * DAY)
     assert constant is not None and (constant.low, constant.high) == (1.0, 1.0)
+
+
+def test_a_bad_load_does_not_widen_the_range_until_it_is_the_new_normal() -> None:
+    rng = random.Random(5)
+    days = [(MONDAY + d * DAY, rng.uniform(0, 5), rng.uniform(900, 1000)) for d in range(8)]
+    bad = (MONDAY + 8 * DAY, 1.0, 1e6)
+    allowed = value_range([*days, bad], MONDAY + 9 * DAY)
+    assert allowed is not None and allowed.high < 1300 and allowed.points == 8
+    assert allowed.seen_high < 1000  # the bad load was left out: its repeat is news
+    # As many big loads as normal ones: the range has changed, and they count.
+    big = [(MONDAY + (9 + d) * DAY, 1.0, rng.uniform(9e5, 1e6)) for d in range(8)]
+    relearned = value_range([*days, bad, *big], MONDAY + 20 * DAY)
+    assert relearned is not None and relearned.seen_high == 1e6 and relearned.points == 17

@@ -266,10 +266,50 @@ def value_range(
     (oldest first). A bound is allowed beyond the extreme seen by k robust deviations of that
     bound or `relative_floor` of the whole range seen, whichever is more; a column never
     negative is not allowed below 0 (never positive: above 0). A bound that keeps moving one
-    way is allowed up to where its trend puts it, plus k robust deviations or k typical steps."""
+    way is allowed up to where its trend puts it, plus k robust deviations or k typical steps.
+
+    A profile that was outside the range of the profiles before it is left out, so a bad load
+    does not widen the range and its repeat is news again; once such profiles are as many as
+    the others, they are the new normal and count."""
     if len(history) < min_points:
         return None
-    times = [t for t, _, _ in history]
+    trending_high = _direction([hi for _, _, hi in history]) > 0
+    trending_low = _direction([lo for _, lo, _ in history]) < 0
+    accepted: list[tuple[float, float, float]] = []
+    rejected = 0
+    for point in history:
+        if len(accepted) >= min_points:
+            low, high = _static(accepted, k, relative_floor)
+            if (not trending_low and point[1] < low) or (not trending_high and point[2] > high):
+                rejected += 1
+                continue
+        accepted.append(point)
+    usable = accepted if rejected < len(accepted) else list(history)
+    times = [t for t, _, _ in usable]
+    mins = [lo for _, lo, _ in usable]
+    maxes = [hi for _, _, hi in usable]
+    low, high = _static(usable, k, relative_floor)
+    if trending_high:
+        center, slack = _along_trend(list(zip(times, maxes, strict=True)), at, k)
+        high = center + slack
+    if trending_low:
+        center, slack = _along_trend(list(zip(times, mins, strict=True)), at, k)
+        low = center - slack
+    return Range(
+        low=low,
+        high=high,
+        seen_low=min(mins),
+        seen_high=max(maxes),
+        points=len(usable),
+        trending_low=trending_low,
+        trending_high=trending_high,
+    )
+
+
+def _static(
+    history: Sequence[tuple[float, float, float]], k: float, relative_floor: float
+) -> tuple[float, float]:
+    """(low, high) around the extremes seen, with the sign rule (see value_range)."""
     mins = [lo for _, lo, _ in history]
     maxes = [hi for _, _, hi in history]
     seen_low, seen_high = min(mins), max(maxes)
@@ -279,28 +319,10 @@ def value_range(
         center = statistics.median(values)
         return max(k * _SCALE * _mad(values, center), relative_floor * width)
 
-    trending_high = _direction(maxes) > 0
-    if trending_high:
-        center, slack = _along_trend(list(zip(times, maxes, strict=True)), at, k)
-        high = center + slack
-    else:
-        high = seen_high + tolerance(maxes)
-        if seen_high <= 0:
-            high = min(high, 0.0)
-    trending_low = _direction(mins) < 0
-    if trending_low:
-        center, slack = _along_trend(list(zip(times, mins, strict=True)), at, k)
-        low = center - slack
-    else:
-        low = seen_low - tolerance(mins)
-        if seen_low >= 0:
-            low = max(low, 0.0)
-    return Range(
-        low=low,
-        high=high,
-        seen_low=seen_low,
-        seen_high=seen_high,
-        points=len(history),
-        trending_low=trending_low,
-        trending_high=trending_high,
-    )
+    high = seen_high + tolerance(maxes)
+    if seen_high <= 0:
+        high = min(high, 0.0)
+    low = seen_low - tolerance(mins)
+    if seen_low >= 0:
+        low = max(low, 0.0)
+    return low, high
