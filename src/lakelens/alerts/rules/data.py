@@ -85,26 +85,27 @@ def _data(ctx: RuleContext) -> list[Finding]:
     url = str(ctx.conn.engine.url)
     out: list[Finding] = []
     observed: set[str] = set()
-    for asset, latest in sorted(_latest_times(ctx, schema.table_observations).items()):
+    for asset, (latest, row_id) in sorted(_latest_times(ctx, schema.table_observations).items()):
         if ctx.now - latest > SIZE_WINDOW:
             continue
         observed.add(asset)  # its size is the warehouse's, not a profile's
         if not rules.row_count_anomaly.enabled or ctx.now - latest > OBSERVATION_MAX_AGE:
             continue
-        key: tuple[Any, ...] = (url, "observed", asset, latest, tuning, feedback.get(asset, ()))
+        told = feedback.get(asset, ())
+        key: tuple[Any, ...] = (url, "observed", asset, latest, row_id, tuning, told)
         verdict = _JUDGED.get(key)
         if verdict is None:
-            verdict = _keep(key, _judge_observed(ctx, asset, latest, feedback.get(asset, ())))
+            verdict = _keep(key, _judge_observed(ctx, asset, latest, told))
         out += verdict
-    for asset, latest in sorted(_latest_times(ctx, schema.profiles).items()):
+    for asset, (latest, row_id) in sorted(_latest_times(ctx, schema.profiles).items()):
         state = ctx.assets.get(asset)
         run = (state.last_run_id, state.last_status) if state is not None else None
         sized = asset not in observed
-        key = (url, "profiled", asset, latest, sized, run, tuning, feedback.get(asset, ()))
+        told = feedback.get(asset, ())
+        key = (url, "profiled", asset, latest, row_id, sized, run, tuning, told)
         verdict = _JUDGED.get(key)
         if verdict is None:
-            found = _judge_profiled(ctx, asset, latest, feedback.get(asset, ()), sized=sized)
-            verdict = _keep(key, found)
+            verdict = _keep(key, _judge_profiled(ctx, asset, latest, told, sized=sized))
         out += verdict
     return out
 
@@ -120,25 +121,26 @@ def _keep(key: tuple[Any, ...], verdict: list[Finding]) -> list[Finding]:
     return verdict
 
 
-def _latest_times(ctx: RuleContext, table: sa.Table) -> dict[str, float]:
-    """Each asset's latest time in `table` (as of `now` when replaying). A loose index scan
-    over (asset, time): one index seek per asset, not a read of every row."""
+def _latest_times(ctx: RuleContext, table: sa.Table) -> dict[str, tuple[float, int]]:
+    """Each asset's latest (time, id) in `table` (as of `now` when replaying). A loose index
+    scan over (asset, time): a few index seeks per asset, not a read of every row."""
     name = table.name
     assert name in ("profiles", "table_observations")
     bound = " AND time <= :now" if ctx.as_of else ""
+    latest = f"FROM {name} WHERE asset = names.name{bound} ORDER BY time DESC, id DESC LIMIT 1"
     query = sa.text(
         "WITH RECURSIVE names(name) AS ("
         f"SELECT min(asset) FROM {name} "
         "UNION ALL "
         f"SELECT (SELECT min(asset) FROM {name} WHERE asset > names.name) "
         "FROM names WHERE names.name IS NOT NULL) "
-        f"SELECT name, (SELECT max(time) FROM {name} WHERE asset = names.name{bound}) "
+        f"SELECT name, (SELECT time {latest}), (SELECT id {latest}) "
         "FROM names WHERE name IS NOT NULL"
     )
     return {
-        asset: float(latest)
-        for asset, latest in ctx.conn.execute(query, {"now": ctx.now})
-        if latest is not None
+        asset: (float(time), int(row_id))
+        for asset, time, row_id in ctx.conn.execute(query, {"now": ctx.now})
+        if time is not None
     }
 
 
