@@ -16,8 +16,10 @@ from lakelens.errors import ConfigError
 from lakelens.units import parse_duration, parse_percent, parse_severity
 
 __all__ = [
+    "DATA_RULES",
     "AbsenceRule",
     "AlertingConfig",
+    "DataRule",
     "Route",
     "RuleSettings",
     "ThresholdRule",
@@ -94,6 +96,24 @@ class Route:
 
 
 @dataclass(frozen=True)
+class DataRule:
+    """A rule on the data itself (`alerts.rules.null_rate_shift: {min_history: 8}`)."""
+
+    enabled: bool = True
+    # Earlier profiles (or table sizes) needed before anything is judged.
+    min_history: int = 5
+    # Robust deviations allowed; None: the learned baselines' (alerts.rules.baselines).
+    sensitivity: float | None = None
+    severity: str = "warning"
+    # null_rate_shift only: the smallest rise of the null rate that is news (0.05: 5 points).
+    min_change: float = 0.05
+
+
+# The rules on the data (alerts/rules/data.py), in lakelens.yaml under alerts.rules.
+DATA_RULES = ("row_count_anomaly", "null_rate_shift", "distinct_shift", "range_violation")
+
+
+@dataclass(frozen=True)
 class RuleSettings:
     failure: bool = True
     checks: bool = True
@@ -118,6 +138,11 @@ class RuleSettings:
     baseline_min_history: int = 10
     # (asset glob, sensitivity or None, direction or None): the first matching wins.
     baseline_overrides: tuple[tuple[str, float | None, str | None], ...] = ()
+    # The data itself (alerts/rules/data.py): sizes need more points (a week's, see baselines).
+    row_count_anomaly: DataRule = DataRule(min_history=10)
+    null_rate_shift: DataRule = DataRule()
+    distinct_shift: DataRule = DataRule()
+    range_violation: DataRule = DataRule()
     thresholds: tuple[ThresholdRule, ...] = ()
     absences: tuple[AbsenceRule, ...] = ()
 
@@ -454,9 +479,39 @@ def _rules(raw: Mapping[str, Any]) -> RuleSettings:
         )
         overrides.append((str(glob), sensitivity, direction))
     values["baseline_overrides"] = tuple(overrides)
+    for name in DATA_RULES:
+        values[name] = _data_rule(name, section(name), getattr(base, name))
     values["thresholds"] = tuple(thresholds)
     values["absences"] = tuple(absences)
     return RuleSettings(**{**base.__dict__, **values})
+
+
+def _data_rule(name: str, item: Mapping[str, Any], default: DataRule) -> DataRule:
+    where = f"alerts.rules.{name}"
+    known = {"enabled", "min_history", "sensitivity", "severity", "dedup_window"}
+    if name == "null_rate_shift":
+        known.add("min_change")
+    unknown = sorted(set(map(str, item)) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown key {unknown[0]!r}; known: {', '.join(sorted(known))}."
+        )
+    min_history = item.get("min_history", default.min_history)
+    if isinstance(min_history, bool) or not isinstance(min_history, int) or min_history < 2:
+        raise ConfigError(
+            f"{where}.min_history must be a whole number of 2 or more, not {min_history!r}."
+        )
+    return DataRule(
+        enabled=bool(item.get("enabled", default.enabled)),
+        min_history=min_history,
+        sensitivity=_positive(item["sensitivity"], f"{where}.sensitivity")
+        if "sensitivity" in item
+        else default.sensitivity,
+        severity=parse_severity(item.get("severity", default.severity), name=f"{where}.severity"),
+        min_change=parse_percent(item["min_change"], name=f"{where}.min_change")
+        if "min_change" in item
+        else default.min_change,
+    )
 
 
 def _wait(value: Any, *, name: str) -> float:

@@ -5,7 +5,9 @@ and stores what it decided; replay drives the same book over recorded history in
 
 Grouping: every finding about one asset joins that asset's incident. A finding on an asset
 below a broken one in lineage (failed, failed an error check, stale, silent) joins the most
-upstream broken asset's incident instead: the root cause. Anything else is its own incident.
+upstream broken asset's incident instead: the root cause. A finding about the data (volume,
+size, null rate, distinct values, range) also joins the incident of an asset above whose data
+is off. Anything else is its own incident.
 
 Telling: "opened" once the group wait has passed (so one run's findings arrive together),
 "escalated" when the severity rises above what was told, "reminder" after the repeat
@@ -53,7 +55,17 @@ _FOLLOWS_UPSTREAM = frozenset(
         "volume_anomaly",
         "slow_run",
         "validation_pass_rate",
+        "row_count_anomaly",
+        "null_rate_shift",
+        "distinct_shift",
+        "range_violation",
     }
+)
+# Findings about the data itself. One on an asset below another asset whose data is off
+# joins that asset's incident too (nulls upstream are nulls downstream); other findings
+# follow only the broken assets above.
+_DATA = frozenset(
+    {"volume_anomaly", "row_count_anomaly", "null_rate_shift", "distinct_shift", "range_violation"}
 )
 # Which finding names an incident: the most telling one about the root asset.
 _PRIORITY = {
@@ -63,7 +75,11 @@ _PRIORITY = {
     "late": 2,
     "absence": 3,
     "volume_anomaly": 4,
+    "row_count_anomaly": 4,
     "slow_run": 5,
+    "null_rate_shift": 5,
+    "distinct_shift": 5,
+    "range_violation": 5,
     "schema_drift": 6,
     "validation_pass_rate": 7,
     "failure_rate": 8,
@@ -330,6 +346,7 @@ class _Grouping:
                 and (f.rule != "check_failed" or _rank(f.severity) >= _rank("error"))
             }
         )
+        self.data_off = sorted({f.asset for f in findings if f.asset and f.rule in _DATA})
         self._below: dict[str, set[str]] = {}
         self.with_findings = {f.asset for f in findings if f.asset}
 
@@ -339,9 +356,11 @@ class _Grouping:
             found = self._below[asset] = set(self.lineage.downstream(asset)) - {asset}
         return found
 
-    def root(self, asset: str) -> str:
-        """The most upstream broken asset above `asset`, or `asset` itself."""
-        above = [b for b in self.broken if b != asset and asset in self.below(b)]
+    def root(self, asset: str, *, data: bool = False) -> str:
+        """The most upstream broken asset above `asset` (with `data`, or one whose data is
+        off), or `asset` itself."""
+        causes = sorted({*self.broken, *self.data_off}) if data else self.broken
+        above = [b for b in causes if b != asset and asset in self.below(b)]
         if not above:
             return asset
         tops = [b for b in above if not any(b in self.below(o) for o in above if o != b)]
@@ -356,7 +375,9 @@ class _Grouping:
                     root = self.root(name)
                     return f"asset:{root}", root
             return f"{finding.rule}:{finding.key}", None
-        root = self.root(asset) if finding.rule in _FOLLOWS_UPSTREAM else asset
+        if finding.rule not in _FOLLOWS_UPSTREAM:
+            return f"asset:{asset}", asset
+        root = self.root(asset, data=finding.rule in _DATA)
         return f"asset:{root}", root
 
 

@@ -186,9 +186,11 @@ def band(
     min_seasonal: int = 3,
     relative_floor: float = 0.05,
     min_span: float = BAND_MIN_SPAN,
+    absolute_floor: float = 1e-9,
 ) -> Band | None:
     """The band for a value recorded at `at`, from (time, value) `history` before it; None
-    before `min_points` values over `min_span` of history."""
+    before `min_points` values over `min_span` of history. The spread is at least
+    `relative_floor` of the center and at least `absolute_floor`."""
     if len(history) < min_points:
         return None
     span = at - history[0][0]
@@ -206,7 +208,7 @@ def band(
         values = [v for _, v in history[-200:]]
         seasonal = None
     center = statistics.median(values)
-    spread = max(1.4826 * _mad(values, center), relative_floor * abs(center), 1e-9)
+    spread = max(1.4826 * _mad(values, center), relative_floor * abs(center), absolute_floor)
     return Band(
         center=center,
         low=center - k * spread,

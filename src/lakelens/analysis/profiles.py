@@ -164,13 +164,20 @@ def _parse(row: dict[str, Any]) -> StoredProfile:
     )
 
 
-def profiles(conn: Reader | sa.Connection, asset: str, *, limit: int = 20) -> list[StoredProfile]:
-    """The asset's last `limit` profiles, newest first."""
+def profiles(
+    conn: Reader | sa.Connection, asset: str, *, limit: int = 20, until: float | None = None
+) -> list[StoredProfile]:
+    """The asset's last `limit` profiles (recorded at `until` or before), newest first."""
     db = borrow(conn)
+    params: dict[str, Any] = {"asset": asset, "limit": max(1, min(limit, MAX_HISTORY))}
+    bound = ""
+    if until is not None:
+        bound = " AND time <= :until"
+        params["until"] = until
     rows = db.dicts(
         "SELECT id, asset, run_id, time, row_count, sampled_rows, source, columns "
-        "FROM profiles WHERE asset = :asset ORDER BY time DESC, id DESC LIMIT :limit",
-        {"asset": asset, "limit": max(1, min(limit, MAX_HISTORY))},
+        f"FROM profiles WHERE asset = :asset{bound} ORDER BY time DESC, id DESC LIMIT :limit",
+        params,
     )
     return [_parse(r) for r in rows]
 

@@ -23,7 +23,15 @@ __all__ = ["Anomaly", "Diagnosis", "anomalies", "diagnose", "failed_checks", "pr
 # Check severities that make an asset unhealthy (and alert as errors): warnings do not.
 FAILING_SEVERITIES = ("error", "critical")
 # Alert rules that find something odd about an asset that still succeeds.
-ANOMALY_RULES = ("volume_anomaly", "slow_run", "schema_drift")
+ANOMALY_RULES = (
+    "volume_anomaly",
+    "slow_run",
+    "schema_drift",
+    "row_count_anomaly",
+    "null_rate_shift",
+    "distinct_shift",
+    "range_violation",
+)
 
 
 def problem_of(node: LineageNode) -> str | None:

@@ -6,8 +6,8 @@ error class (failures), the check name (checks), the job (heartbeats) or the rul
 means its condition cleared and its alert resolves.
 
 One module per concept: outcomes (failures, checks, failure rates), freshness (SLA,
-learned rhythm, heartbeats), volume (seasonal bands), drift, custom thresholds, delivery,
-monitors (warehouses that cannot be read).
+learned rhythm, heartbeats), volume (seasonal bands), data (table sizes, null rates, distinct
+values, ranges), drift, custom thresholds, delivery, monitors (warehouses that cannot be read).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from lakelens.alerts.config import AlertingConfig
 from lakelens.alerts.rules._context import Finding, RuleContext
 from lakelens.alerts.rules.custom import _thresholds
+from lakelens.alerts.rules.data import _data
 from lakelens.alerts.rules.delivery import DELIVERY_FAILING_AFTER, _delivery_failures
 from lakelens.alerts.rules.drift import _schema_drift
 from lakelens.alerts.rules.freshness import _absences, _freshness, _late
@@ -70,6 +71,25 @@ def _group_by_lineage(ctx: RuleContext, findings: list[Finding]) -> None:
         finding.parent = failing[sorted(roots or upstream_failures)[0]].fingerprint
 
 
+def _one_per_fact(findings: list[Finding]) -> list[Finding]:
+    """One finding per fact about a table's size. When volume_anomaly says an asset's rows
+    went one way (what its latest change wrote), row_count_anomaly does not say it again; a
+    table that is late has stopped growing, which is why it is smaller than its trend."""
+    said = {
+        (f.asset, f.details.get("direction"))
+        for f in findings
+        if f.rule == "volume_anomaly" and f.details.get("metric") == "rows"
+    }
+    said |= {(f.asset, "drop") for f in findings if f.rule in ("late", "freshness")}
+    if not said:
+        return findings
+    return [
+        f
+        for f in findings
+        if f.rule != "row_count_anomaly" or (f.asset, f.details.get("direction")) not in said
+    ]
+
+
 RULES: tuple[tuple[str, Callable[[RuleContext], list[Finding]]], ...] = (
     ("failure", _failures),
     ("checks", _checks),
@@ -77,6 +97,7 @@ RULES: tuple[tuple[str, Callable[[RuleContext], list[Finding]]], ...] = (
     ("late", _late),
     ("failure_rate", _failure_rate),
     ("slow_and_volume", _slow_and_volume),
+    ("data", _data),
     ("schema_drift", _schema_drift),
     ("thresholds", _thresholds),
     ("absences", _absences),
@@ -106,6 +127,7 @@ def evaluate_rules(
         if name == "late" and not (enabled.freshness and enabled.learned_freshness):
             continue
         findings.extend(rule(ctx))
+    findings = _one_per_fact(findings)
     _group_by_lineage(ctx, findings)
     by_fingerprint: dict[str, Finding] = {}
     for finding in findings:
