@@ -14,7 +14,7 @@ __all__ = ["OTLP_RUN_TAGS", "Ingested", "Rejection"]
 
 # The tags of a run known only from OTLP spans and logs. The store inserts such a run when it
 # is missing, widens it with later spans, and lets an SDK or OpenLineage report replace it;
-# it never changes a run that one of those wrote (store/writes.py).
+# it never changes a run that one of those wrote (store/statements.py).
 OTLP_RUN_TAGS = {"lakelens.source": "otlp"}
 
 

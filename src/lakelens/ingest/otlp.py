@@ -22,7 +22,7 @@ and span ids, int64 as strings or numbers, enums as integers).
 | log body                                    | message (non-string bodies as compact JSON; empty body → eventName) |
 
 A run that an SDK or OpenLineage wrote is never changed by OTLP data; one that only OTLP
-reported is replaced as soon as either writes it (store/writes.py).
+reported is replaced as soon as either writes it (store/statements.py).
 
 There is no OpenTelemetry convention for an OpenLineage run id; `openlineage.run_id` is the
 name in common use. Spans without a run id are kept as free traces. A malformed request raises

@@ -689,7 +689,7 @@ class _Recording:
         line = next((text for text in message.splitlines() if text.strip()), message)
         values = {"dlt_pipeline": self.name, **attributes}
         row = (moment, level, line, SOURCE, self.run_id, asset, self.job, self.trace_id)
-        self.logs.append((*row, span.span_id, values))  # in store.writes.LOG_COLUMNS order
+        self.logs.append((*row, span.span_id, values))  # in events.LOG_COLUMNS order
 
     def _span(
         self,

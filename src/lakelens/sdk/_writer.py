@@ -94,7 +94,7 @@ class Writer:
         self._wake.set()
 
     def put_log(self, row: tuple[Any, ...]) -> None:
-        """Queue a log row (see store.writes.LOG_COLUMNS)."""
+        """Queue a log row (see events.LOG_COLUMNS)."""
         if row[1] <= _DEBUG:
             self._debug.append(row)
         else:
