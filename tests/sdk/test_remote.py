@@ -19,7 +19,7 @@ import sqlalchemy as sa
 import lakelens
 from lakelens.config import Settings, load_settings
 from lakelens.events import Batch
-from lakelens.ingest.native import dumps_batch
+from lakelens.ingest.native_write import dumps_batch
 from lakelens.sdk._remote import RemoteSink, SpoolFile, remote_sink_factory
 from lakelens.sdk._runtime import RT
 from lakelens.sdk._writer import Writer

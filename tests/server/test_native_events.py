@@ -8,7 +8,8 @@ import pytest
 
 from lakelens.errors import InvalidArgumentError
 from lakelens.events import Batch
-from lakelens.ingest.native import LIMITS, batch_to_events, dumps_batch, loads, to_ingested
+from lakelens.ingest.native import LIMITS, loads, to_ingested
+from lakelens.ingest.native_write import batch_to_events, dumps_batch
 from lakelens.model import (
     Asset,
     CheckResult,

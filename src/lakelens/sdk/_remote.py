@@ -276,7 +276,7 @@ class RemoteSink:
     def __call__(self, batch: Batch) -> None:
         """Spool `batch` durably, then try to deliver what is waiting (never raises on a
         server that is down: the spool has the batch)."""
-        from lakelens.ingest.native import batch_to_events
+        from lakelens.ingest.native_write import batch_to_events
 
         for body in _bodies(batch_to_events(batch), self.max_request_bytes):
             if self.own.pending_bytes + len(body) > self.spool_limit_bytes:
