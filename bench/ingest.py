@@ -250,18 +250,10 @@ def fresh_store(kind: str, home: str, postgres_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-_LOG_COLUMNS = (
-    "time",
-    "level",
-    "message",
-    "logger",
-    "run_id",
-    "asset",
-    "job",
-    "trace_id",
-    "span_id",
-    "attributes",
-)
+def _log_columns() -> tuple[str, ...]:
+    from lakelens.events import LOG_COLUMNS
+
+    return tuple(LOG_COLUMNS)
 
 
 def _log_rows() -> list[tuple[object, ...]]:
@@ -289,7 +281,8 @@ def raw_insert_rows_per_s(url: str, seconds: float) -> float:
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        sql = f"INSERT INTO logs ({', '.join(_LOG_COLUMNS)}) VALUES ({', '.join('?' * 10)})"
+        columns = _log_columns()
+        sql = f"INSERT INTO logs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
             conn.executemany(sql, rows)
@@ -301,7 +294,7 @@ def raw_insert_rows_per_s(url: str, seconds: float) -> float:
 
         plain = sa.make_url(url).set(drivername="postgresql")
         conn = psycopg.connect(plain.render_as_string(hide_password=False))
-        copy = f"COPY logs ({', '.join(_LOG_COLUMNS)}) FROM STDIN"
+        copy = f"COPY logs ({', '.join(_log_columns())}) FROM STDIN"
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
             with conn.cursor() as cursor, cursor.copy(copy) as out:

@@ -175,6 +175,7 @@ def create_app(
     from lakelens.display import display_zone
     from lakelens.server import (
         api,
+        asset_data_api,
         asset_pages,
         catalog_pages,
         incident_api,
@@ -184,11 +185,9 @@ def create_app(
         metrics,
         pages,
         probes,
-        profile_api,
         run_diff_pages,
         signin,
         stream,
-        usage_api,
     )
 
     settings = settings or load_settings()
@@ -231,8 +230,7 @@ def create_app(
     app.include_router(stream.router)
     # Before the API's /assets/{name:path}, which would take "NAME/profiles" (or "NAME/usage")
     # for a name.
-    app.include_router(profile_api.router)
-    app.include_router(usage_api.router)
+    app.include_router(asset_data_api.router)
     app.include_router(api.router)
     app.include_router(incident_api.router)
     app.include_router(incident_api.actions)

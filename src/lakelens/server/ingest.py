@@ -264,6 +264,15 @@ async def post_events(request: Request) -> Response:
     """A JSON array of events `{"type": "run"|"materialization"|..., ...fields}`."""
     from lakelens.ingest import native
 
+    return await _native_json(request, native.to_ingested, source="native")
+
+
+async def _native_json(
+    request: Request, to_ingested: Callable[..., Ingested], *, source: str
+) -> Response:
+    """Read a JSON body of native events, convert it with `to_ingested` and store it."""
+    from lakelens.ingest import native
+
     require_write(request)
     ctx = _ctx(request)
     batch_id = _batch_id(request)
@@ -271,10 +280,10 @@ async def post_events(request: Request) -> Response:
     now = ctx.clock()
 
     def convert(data: bytes, *, now: float) -> Ingested:
-        return native.to_ingested(native.loads(data), now=now)
+        return to_ingested(native.loads(data), now=now)
 
     ingested = await _converted(convert, body, now=now)
-    fresh = await _store(request, ingested, source="native", batch_id=batch_id, now=now)
+    fresh = await _store(request, ingested, source=source, batch_id=batch_id, now=now)
     return _result(ingested, duplicate=not fresh)
 
 
@@ -342,18 +351,7 @@ async def post_usage(request: Request) -> Response:
     or an array of them; shown as downstream usage of the asset."""
     from lakelens.ingest import native
 
-    require_write(request)
-    ctx = _ctx(request)
-    batch_id = _batch_id(request)
-    body = await read_body(request, limit=ctx.max_body_bytes, timeout=ctx.body_timeout)
-    now = ctx.clock()
-
-    def convert(data: bytes, *, now: float) -> Ingested:
-        return native.usage_to_ingested(native.loads(data), now=now)
-
-    ingested = await _converted(convert, body, now=now)
-    fresh = await _store(request, ingested, source="usage", batch_id=batch_id, now=now)
-    return _result(ingested, duplicate=not fresh)
+    return await _native_json(request, native.usage_to_ingested, source="usage")
 
 
 _OTLP_TYPES = ("application/x-protobuf", "application/protobuf", "application/json")

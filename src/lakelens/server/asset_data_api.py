@@ -1,4 +1,9 @@
-"""Column profiles in the read API: `GET /api/v1/assets/{name}/profiles` (`lakelens profile --json`)."""
+"""An asset's data in the read API: `GET /api/v1/assets/{name}/profiles` (`lakelens profile
+--json`) and `GET /api/v1/assets/{name}/usage` (what `lakelens metrics asset --json` has under
+`usage`; views are reported through `POST /api/v1/usage`, server/ingest.py).
+
+Registered before the API's `/assets/{name:path}`, which would take "NAME/profiles" for a name.
+"""
 
 from __future__ import annotations
 
@@ -47,3 +52,23 @@ def get_profiles(
             }
         )
     )
+
+
+@router.get(
+    "/assets/{name:path}/usage",
+    summary="Who reads an asset (jobs) and shows it (dashboards), per day",
+    responses={404: {"description": "Unknown asset; `detail` suggests close names."}},
+)
+def get_usage(
+    request: Request,
+    name: str,
+    days: float = Query(7, gt=0, le=3660, description="The window: the last N days."),
+) -> Response:
+    from lakelens.analysis.assets import resolve_asset
+    from lakelens.analysis.usage import asset_usage
+
+    ctx = request.app.state.ctx
+    with ctx.store.connect() as conn:
+        resolved = resolve_asset(conn, name)
+        usage = asset_usage(conn, resolved, now=ctx.clock(), days=days)
+    return json_response(jsonable(usage.to_dict()))
