@@ -97,6 +97,18 @@ def test_demo_records_the_assets_and_lineage_of_the_glucose_pipeline(day) -> Non
     assert freshness["dlt_glucose_entries"] == 7200
 
 
+def test_the_dashboard_reports_its_views_as_downstream_usage(day) -> None:
+    """The seeds' "Superset Dashboard (Glucose Monitoring) → 450 views/day": the demo's
+    dashboard reports its views, more in daytime, and they count for the mart it reads."""
+    _, db = day
+    ((views,),) = rows(
+        db,
+        "SELECT sum(count) FROM asset_usage WHERE asset = 'superset_glucose_dashboard' "
+        "AND kind = 'view'",
+    )
+    assert 400 <= views <= 500
+
+
 def test_demo_records_288_runs_every_5_minutes_ending_now(day) -> None:
     result, db = day
     runs = rows(db, "SELECT job, status, start_time, end_time, partition FROM runs ORDER BY 3")
@@ -344,10 +356,14 @@ def test_recording_again_replaces_the_previous_demo_and_keeps_other_data(tmp_pat
     import lakelens.testing
 
     first = run_demo(tmp_path, runs=4)
+    views = "SELECT count(*) FROM asset_usage WHERE asset = 'superset_glucose_dashboard'"
+    ((before,),) = rows(tmp_path / "lakelens.db", views)
     with lakelens.testing.recording(tmp_path), lakelens.run("my_job"), lakelens.asset("mine"):
         lakelens.record(rows=1)
     second = run_demo(tmp_path, runs=4)
     assert (first.replaced_previous, second.replaced_previous) == (False, True)
+    # The dashboard's views (no run of their own) are replaced too, not added twice.
+    assert before > 0 and rows(tmp_path / "lakelens.db", views) == [(before,)]
     db = tmp_path / "lakelens.db"
     assert rows(db, "SELECT job, count(*) FROM runs GROUP BY job ORDER BY job") == [
         ("glucose_pipeline", 4),
