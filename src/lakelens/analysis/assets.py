@@ -293,14 +293,15 @@ def catalog_details(conn: Reader | sa.Connection, names: list[str]) -> dict[str,
     found: dict[str, dict[str, Any]] = {n: {"trend": [], "columns": []} for n in names}
     if not names:
         return found
-    for asset, rows in db.rows(
-        "SELECT asset, rows FROM (SELECT asset, start_time, rows, row_number() OVER "
-        "(PARTITION BY asset ORDER BY start_time DESC) AS recent FROM materializations "
-        "WHERE asset IN :names AND rows IS NOT NULL) AS latest "
-        "WHERE recent <= :points ORDER BY asset, start_time",
-        {"names": names, "points": TREND_POINTS},
-    ):
-        found[asset]["trend"].append(int(rows))
+    # One short index range per asset: a window over all their materializations read every
+    # run of the busy ones (1.1 s for a page on the 1M-materialization store).
+    for name in names:
+        recent = db.column(
+            "SELECT rows FROM materializations WHERE asset = :asset AND rows IS NOT NULL "
+            "ORDER BY start_time DESC LIMIT :points",
+            {"asset": name, "points": TREND_POINTS},
+        )
+        found[name]["trend"] = [int(r) for r in reversed(recent)]
     for asset, columns in db.rows(
         "SELECT s.asset, s.columns FROM schema_snapshots s WHERE s.asset IN :names "
         "AND s.id = (SELECT max(t.id) FROM schema_snapshots t WHERE t.asset = s.asset)",
