@@ -194,40 +194,35 @@ def _previous(store: Store, assets: list[str]) -> dict[str, Previous]:
 
     from lakelens.store import schema
 
-    table, edges = schema.assets, schema.lineage_edges
-    found: dict[str, Previous] = {}
+    kept = {
+        name: tags for name, tags in _kept_tags(store, assets).items() if FINGERPRINT_TAG in tags
+    }
+    edges = schema.lineage_edges
+    mappings: dict[str, dict[str, dict[str, list[str]]]] = {}
+    names = list(kept)
     with store.connect() as conn:
-        for start in range(0, len(assets), 500):
-            chunk = assets[start : start + 500]
-            kept: dict[str, dict[str, str]] = {}
-            for name, tags in conn.execute(
-                sa.select(table.c.name, table.c.tags).where(table.c.name.in_(chunk))
-            ):
-                loaded = json.loads(tags) if tags else {}
-                if isinstance(loaded, dict) and FINGERPRINT_TAG in loaded:
-                    kept[name] = loaded
-            mappings: dict[str, dict[str, dict[str, list[str]]]] = {}
-            if kept:
-                for upstream, downstream, columns in conn.execute(
-                    sa.select(edges.c.upstream, edges.c.downstream, edges.c.columns).where(
-                        edges.c.downstream.in_(list(kept)),
-                        edges.c.source == "dbt",
-                        edges.c.columns.is_not(None),
-                    )
-                ):
-                    mappings.setdefault(downstream, {})[upstream] = json.loads(columns)
-            for name, tags in kept.items():
-                try:
-                    outputs = [str(c) for c in json.loads(tags.get(OUTPUTS_TAG) or "")]
-                except (TypeError, ValueError):
-                    continue
-                unresolved = tags.get(COLUMN_LINEAGE_TAG) == "unresolved"
-                found[name] = Previous(
-                    fingerprint=str(tags[FINGERPRINT_TAG]),
-                    outputs=outputs,
-                    unresolved=tags.get(COLUMN_LINEAGE_TAG + "_reason", "") if unresolved else None,
-                    edges=mappings.get(name, {}),
+        for start in range(0, len(names), 500):
+            for upstream, downstream, columns in conn.execute(
+                sa.select(edges.c.upstream, edges.c.downstream, edges.c.columns).where(
+                    edges.c.downstream.in_(names[start : start + 500]),
+                    edges.c.source == "dbt",
+                    edges.c.columns.is_not(None),
                 )
+            ):
+                mappings.setdefault(downstream, {})[upstream] = json.loads(columns)
+    found: dict[str, Previous] = {}
+    for name, tags in kept.items():
+        try:
+            outputs = [str(c) for c in json.loads(tags.get(OUTPUTS_TAG) or "")]
+        except (TypeError, ValueError):
+            continue
+        unresolved = tags.get(COLUMN_LINEAGE_TAG) == "unresolved"
+        found[name] = Previous(
+            fingerprint=tags[FINGERPRINT_TAG],
+            outputs=outputs,
+            unresolved=tags.get(COLUMN_LINEAGE_TAG + "_reason", "") if unresolved else None,
+            edges=mappings.get(name, {}),
+        )
     return found
 
 
