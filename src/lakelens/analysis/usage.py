@@ -103,6 +103,18 @@ def rate_text(per_day: float, kind: str) -> str:
     return f"{text} {word}{'' if text == '1' else 's'}/day"
 
 
+def _totals(use: Any) -> dict[str, Any]:
+    """The figures `Usage` and `AtStake` both give, as their JSON says them."""
+    return {
+        "window_days": use.window_days,
+        "summary": use.summary,
+        "jobs": use.jobs,
+        "dashboards": use.dashboards,
+        "reads_per_day": round(use.reads_per_day, 3),
+        "views_per_day": round(use.views_per_day, 3),
+    }
+
+
 def _rates(reads: float, views: float) -> str:
     parts = [rate_text(n, kind) for n, kind in ((reads, "job"), (views, "dashboard")) if n]
     return ", ".join(parts)
@@ -145,12 +157,7 @@ class Usage:
     def to_dict(self) -> dict[str, Any]:
         return {
             "asset": self.asset,
-            "window_days": self.window_days,
-            "summary": self.summary,
-            "jobs": self.jobs,
-            "dashboards": self.dashboards,
-            "reads_per_day": round(self.reads_per_day, 3),
-            "views_per_day": round(self.views_per_day, 3),
+            **_totals(self),
             "readers": [{**asdict(r), "per_day": round(r.per_day, 3)} for r in self.readers],
             "daily": [asdict(d) for d in self.daily],
         }
@@ -189,12 +196,7 @@ class AtStake:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "window_days": self.window_days,
-            "summary": self.summary,
-            "jobs": self.jobs,
-            "dashboards": self.dashboards,
-            "reads_per_day": round(self.reads_per_day, 3),
-            "views_per_day": round(self.views_per_day, 3),
+            **_totals(self),
             "ranked": [
                 {
                     **asdict(a),
