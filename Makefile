@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist). Most tests wait on subprocesses, servers and sockets rather than
+# on the CPU: four workers on a 2-core machine run the suite in about 6 minutes, against 14.5
+# serially. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 4
 LINT_PATHS := $(wildcard src tests bench)
 
 .PHONY: demo test lint format bench bench-postgres bench-queries test-tools clean
@@ -38,7 +42,7 @@ format: $(VENV)/.installed-dev
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
 test: $(VENV)/.installed-dev test-tools lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 bench: $(VENV)/.installed-dev

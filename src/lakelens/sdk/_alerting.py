@@ -21,10 +21,26 @@ __all__ = ["alert_after_failure", "wait_for_alerts"]
 
 _threads: list[threading.Thread] = []
 # Sends start at most this long after the failure, and at exit the process waits at most this
-# long in all. Slack takes about one message a second: the rest waits in the outbox.
-DELIVERY_SECONDS = 1.0
-EVALUATED_GRACE = 0.5
+# long in all (LAKELENS_ALERT_EXIT_WAIT, seconds). Slack takes about one message a second: the
+# rest waits in the outbox.
 EXIT_WAIT_SECONDS = 1.0
+EVALUATED_GRACE = 0.5
+
+
+def exit_wait() -> float:
+    """LAKELENS_ALERT_EXIT_WAIT, else one second: on a loaded machine, where loading alerting
+    alone can take longer than that, a larger value lets the process send before it exits."""
+    raw = os.environ.get("LAKELENS_ALERT_EXIT_WAIT", "")
+    try:
+        seconds = float(raw) if raw.strip() else EXIT_WAIT_SECONDS
+    except ValueError:
+        print(
+            f"lakelens: LAKELENS_ALERT_EXIT_WAIT={raw!r} is not a number of seconds; using "
+            f"{EXIT_WAIT_SECONDS:g}.",
+            file=sys.stderr,
+        )
+        return EXIT_WAIT_SECONDS
+    return min(max(seconds, 0.0), 300.0)
 
 
 def _configured() -> bool:
@@ -54,7 +70,7 @@ def _evaluate(store: Any, writer: Any, deadline: float) -> None:
             service.engine.evaluate(group_wait=0.0)  # the run has ended: its findings are in
             # Loading alerting and evaluating take a few hundred ms of the budget on a cold
             # start: sends may still start up to half a second after the evaluation. The exit
-            # wait stays bounded by EXIT_WAIT_SECONDS whatever happens here.
+            # wait stays bounded by exit_wait() whatever happens here.
             service.worker.run_once(deadline=max(deadline, time.monotonic() + EVALUATED_GRACE))
         finally:
             service.close()
@@ -74,7 +90,7 @@ def alert_after_failure() -> None:
         return
     if not _configured():
         return
-    deadline = time.monotonic() + DELIVERY_SECONDS
+    deadline = time.monotonic() + exit_wait()
     # The store and writer of this run: the SDK may be pointed elsewhere by the time it runs.
     thread = threading.Thread(
         target=_evaluate,
@@ -86,9 +102,10 @@ def alert_after_failure() -> None:
     thread.start()
 
 
-def wait_for_alerts(timeout: float = EXIT_WAIT_SECONDS) -> None:
-    """Give running evaluations up to `timeout` seconds in all to finish (called at exit)."""
-    end = time.monotonic() + timeout
+def wait_for_alerts(timeout: float | None = None) -> None:
+    """Give running evaluations up to `timeout` seconds (default: `exit_wait()`) in all to
+    finish (called at exit)."""
+    end = time.monotonic() + (exit_wait() if timeout is None else timeout)
     for thread in list(_threads):
         thread.join(max(end - time.monotonic(), 0.0))
     _threads.clear()
