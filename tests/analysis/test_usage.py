@@ -442,6 +442,36 @@ def test_metrics_asset_and_lineage_impact_show_the_same_usage_as_the_api(
     }
 
 
+def test_metrics_asset_json_is_the_apis_asset_document_with_profile_and_usage(
+    secured: tuple[Any, Store, float],
+) -> None:
+    """`lakelens metrics asset NAME --json` and `GET /api/v1/assets/NAME` are one document:
+    metrics, usage, the column profile (latest, changes, history) and lineage neighbours."""
+    client, _store, now = secured
+    for day in range(3):  # views every day for three days: the same rate at any `now`
+        view = {"asset": "dashboard", "views": 450, "time": now - 3600 - day * DAY}
+        assert client.post("/api/v1/usage", json=view, headers=_bearer(INGEST)).status_code == 200
+    lakelens.profile([{"amount": 10.0, "status": "ok"}] * 3, asset="mart")
+    lakelens.profile(
+        [{"amount": 10.0, "status": "ok"}, {"amount": None, "status": "late"}], asset="mart"
+    )
+    lakelens.flush()
+    result = CliRunner().invoke(app, ["metrics", "asset", "mart", "--json"])
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.output)
+    api = client.get("/api/v1/assets/mart", headers=_bearer(READ)).json()
+    # Read a moment apart: the age since the last run is the one figure that moves.
+    assert cli.pop("age_seconds") == pytest.approx(api.pop("age_seconds"), abs=60)
+    assert cli == api
+    profile = api["profile"]
+    assert profile["latest"]["row_count"] == 2
+    assert profile["latest"]["columns"]["amount"]["null_rate"] == 0.5
+    assert len(profile["history"]) == 2 and profile["previous_id"] is not None
+    assert next(c for c in profile["changes"] if c["column"] == "amount")["null_rate_shift"] == 0.5
+    assert api["usage"]["views_per_day"] == 450.0
+    assert (api["upstream_assets"], api["downstream_assets"]) == (["raw"], ["dashboard", "report"])
+
+
 def test_a_merged_name_keeps_one_read_per_run(recorder: tuple[Store, FakeClock]) -> None:
     """A run's reads reported under an alias and under the asset's name are one read."""
     store, clock = recorder
