@@ -47,6 +47,7 @@ __all__ = [
     "rate_text",
     "readers_phrase",
     "usage_at_stake",
+    "usage_by_asset",
 ]
 
 DAY = 86400.0
@@ -396,3 +397,44 @@ def usage_at_stake(
         views_per_day=sum((a.views_per_day for a in ranked), 0.0),
         ranked=ranked,
     )
+
+
+def usage_by_asset(
+    conn: Reader | sa.Connection, *, now: float, days: float = WINDOW_DAYS
+) -> list[AssetUse]:
+    """Every asset used in the `days` before `now`, by name, with the totals `asset_usage`
+    gives it one at a time (a dashboard's own views count for the assets it reads directly
+    too), in two queries whatever the number of assets."""
+    db = borrow(conn)
+    since, until = _window(now, days)
+    used = db.column(
+        "SELECT DISTINCT asset FROM asset_usage WHERE time > :since AND time <= :until",
+        {"since": since, "until": until},
+    )
+    feeds: dict[str, list[str]] = {}  # dashboard → the assets it reads directly
+    for start in range(0, len(used), _CHUNK):
+        for upstream, dashboard in db.rows(
+            "SELECT e.upstream, e.downstream FROM lineage_edges e "
+            "JOIN assets a ON a.name = e.downstream WHERE e.downstream IN :used "
+            "AND e.upstream <> e.downstream AND a.kind IN :kinds GROUP BY e.upstream, e.downstream",
+            {"used": used[start : start + _CHUNK], "kinds": sorted(EXTERNAL_KINDS)},
+        ):
+            feeds.setdefault(dashboard, []).append(upstream)
+    shares: dict[str, dict[str, Any]] = {}
+    for group in _groups(db, used, since, until):
+        rate = group.per_day(until)
+        targets = [group.asset, *(feeds.get(group.asset, []) if group.kind == "view" else [])]
+        for name in targets:
+            share = shares.setdefault(name, {"read": set(), "view": set(), "rates": {}})
+            share[group.kind].add(group.reader)
+            share["rates"][group.kind] = share["rates"].get(group.kind, 0.0) + rate
+    return [
+        AssetUse(
+            name,
+            jobs=len(s["read"]),
+            dashboards=len(s["view"]),
+            reads_per_day=s["rates"].get("read", 0.0),
+            views_per_day=s["rates"].get("view", 0.0),
+        )
+        for name, s in sorted(shares.items())
+    ]
