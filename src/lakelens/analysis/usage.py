@@ -254,26 +254,27 @@ def covered_span(
     return max(DAY, span)
 
 
-def _groups(db: Reader, assets: Iterable[str], since: float, until: float) -> list[_Group]:
-    """Uses per (asset, reader, kind) in `since < time <= until`, with each one's last use in
-    the window of the same length before."""
-    names = sorted(set(assets))
-    found: list[_Group] = []
+def _groups(db: Reader, assets: Iterable[str] | None, since: float, until: float) -> list[_Group]:
+    """Uses per (asset, reader, kind) in `since < time <= until` (of every asset when `assets`
+    is None), with each one's last use in the window of the same length before."""
     inside = "time > :since"
-    for start in range(0, len(names), _CHUNK):
-        for row in db.rows(
-            f"SELECT asset, reader, kind, sum(CASE WHEN {inside} THEN count ELSE 0 END), "
-            f"sum(CASE WHEN {inside} THEN 1 ELSE 0 END), min(CASE WHEN {inside} THEN time END), "
-            f"max(time), max(CASE WHEN {inside} THEN NULL ELSE time END) FROM asset_usage "
-            "WHERE asset IN :assets AND time > :before AND time <= :until "
-            "GROUP BY asset, reader, kind HAVING max(time) > :since",
-            {
-                "assets": names[start : start + _CHUNK],
-                "since": since,
-                "until": until,
-                "before": since - (until - since),
-            },
-        ):
+    select = (
+        f"SELECT asset, reader, kind, sum(CASE WHEN {inside} THEN count ELSE 0 END), "
+        f"sum(CASE WHEN {inside} THEN 1 ELSE 0 END), min(CASE WHEN {inside} THEN time END), "
+        f"max(time), max(CASE WHEN {inside} THEN NULL ELSE time END) FROM asset_usage "
+        "WHERE {assets}time > :before AND time <= :until "
+        "GROUP BY asset, reader, kind HAVING max(time) > :since"
+    )
+    params: dict[str, Any] = {"since": since, "until": until, "before": since - (until - since)}
+    if assets is None:
+        chunks: list[list[str] | None] = [None]
+    else:
+        names = sorted(set(assets))
+        chunks = [names[start : start + _CHUNK] for start in range(0, len(names), _CHUNK)]
+    found: list[_Group] = []
+    for chunk in chunks:
+        sql = select.format(assets="" if chunk is None else "asset IN :assets AND ")
+        for row in db.rows(sql, params if chunk is None else {**params, "assets": chunk}):
             asset, reader, kind, count, reports, first, last, previous = row
             found.append(
                 _Group(asset, reader, kind, int(count), int(reports), first, last, previous)
@@ -404,24 +405,22 @@ def usage_by_asset(
 ) -> list[AssetUse]:
     """Every asset used in the `days` before `now`, by name, with the totals `asset_usage`
     gives it one at a time (a dashboard's own views count for the assets it reads directly
-    too), in two queries whatever the number of assets."""
+    too), in one query over the window and one over the dashboards' edges."""
     db = borrow(conn)
     since, until = _window(now, days)
-    used = db.column(
-        "SELECT DISTINCT asset FROM asset_usage WHERE time > :since AND time <= :until",
-        {"since": since, "until": until},
-    )
+    groups = _groups(db, None, since, until)
+    viewed = sorted({g.asset for g in groups if g.kind == "view"})
     feeds: dict[str, list[str]] = {}  # dashboard → the assets it reads directly
-    for start in range(0, len(used), _CHUNK):
+    for start in range(0, len(viewed), _CHUNK):
         for upstream, dashboard in db.rows(
             "SELECT e.upstream, e.downstream FROM lineage_edges e "
-            "JOIN assets a ON a.name = e.downstream WHERE e.downstream IN :used "
+            "JOIN assets a ON a.name = e.downstream WHERE e.downstream IN :viewed "
             "AND e.upstream <> e.downstream AND a.kind IN :kinds GROUP BY e.upstream, e.downstream",
-            {"used": used[start : start + _CHUNK], "kinds": sorted(EXTERNAL_KINDS)},
+            {"viewed": viewed[start : start + _CHUNK], "kinds": sorted(EXTERNAL_KINDS)},
         ):
             feeds.setdefault(dashboard, []).append(upstream)
     shares: dict[str, dict[str, Any]] = {}
-    for group in _groups(db, used, since, until):
+    for group in groups:
         rate = group.per_day(until)
         targets = [group.asset, *(feeds.get(group.asset, []) if group.kind == "view" else [])]
         for name in targets:
