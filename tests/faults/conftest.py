@@ -229,11 +229,13 @@ class SharedStore:
         self.engine = create_store_engine(url)
 
     def server_env(self, hook: str) -> dict[str, str]:
-        """Variables for `serve(alerts=True, ...)`: this store, alerts to `hook`, every 2 s."""
+        """Variables for `serve(alerts=True, ...)`: this store, alerts to `hook`, evaluated
+        every 2 s, told 2 s after the finding (the incidents' group wait)."""
         return {
             "LAKELENS_DATABASE_URL": self.url,
             "LAKELENS_ALERT_WEBHOOK_URL": hook,
             "LAKELENS_ALERT_EVALUATION_INTERVAL": "2s",
+            "LAKELENS_ALERT_GROUP_WAIT": "2s",
         }
 
     def rows(self, sql: str, **params: Any) -> list[Any]:
