@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-ROUNDS = 6  # per client; a round sends one batch of each kind
+ROUNDS = 4  # per client; a round sends one batch of each kind
 CLIENTS = 6  # two per server
 
 
