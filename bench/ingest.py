@@ -74,7 +74,7 @@ CLIENT = textwrap.dedent(
     """
     import asyncio, json, sys, threading, time, uuid
     import httpx
-    base, mode, seconds, conns = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    bases, mode, seconds, conns = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 
     def run_event(run_id, event_type, i):
         return {
@@ -93,13 +93,13 @@ CLIENT = textwrap.dedent(
         }
 
     sent = [0] * conns
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
 
     def running():
         return time.perf_counter() - started < seconds
 
     def httpx_client(k):
-        client = httpx.Client(base_url=base, timeout=60)
+        client = httpx.Client(base_url=bases[k % len(bases)], timeout=60)
         headers = {"Content-Type": "application/json"}
         i = k
         while running():
@@ -133,7 +133,7 @@ CLIENT = textwrap.dedent(
             sent[k] += n
 
     async def raw_client(k):
-        host, port = base.split("//")[1].split(":")
+        host, port = bases[k % len(bases)].split("//")[1].split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         i = k
         while running():
@@ -165,7 +165,7 @@ CLIENT = textwrap.dedent(
         for thread in threads:
             thread.join()
     elapsed = time.perf_counter() - started
-    print(json.dumps({"sent": sum(sent), "seconds": elapsed}))
+    print(json.dumps({"sent": sum(sent), "seconds": elapsed, "cpu": time.process_time() - cpu_started}))
     """
 )
 
@@ -346,6 +346,8 @@ def bare_asgi_requests_per_s(seconds: float, conns: int) -> float:
 
 
 def _drive(base: str, mode: str, seconds: float, conns: int) -> dict[str, float]:
+    """Run the client for `seconds`: {"sent", "seconds", "cpu" (the client's CPU seconds)}.
+    `base` may list several servers, comma-separated: connection k goes to the k-th."""
     out = subprocess.run(
         [sys.executable, "-c", CLIENT, base, mode, str(seconds), str(conns)],
         capture_output=True,
