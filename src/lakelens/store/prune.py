@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from lakelens.store import schema
+from lakelens.store import partitioning, schema
 from lakelens.store.engine import is_sqlite
 from lakelens.store.writes import LOCK_ROLLUPS, ROLLED_UP_TABLES
 
@@ -37,28 +37,39 @@ def prune(
 ) -> dict[str, int]:
     """Delete rows older than `cutoff` (epoch seconds); return rows deleted per table.
 
-    Deletes in chunks so a big prune never holds the write lock for long. The newest schema
-    snapshot and profile of each asset are kept whatever their age: drift detection and a
-    profile's change compare against them.
+    Deletes in chunks so a big prune never holds the write lock for long. On PostgreSQL, the
+    tables partitioned by day (store/partitioning.py) lose their whole days older than the
+    cutoff by dropping partitions; the rows of the day the cutoff falls in, and old rows
+    in the default partition, are deleted. The newest schema snapshot and profile of each
+    asset are kept whatever their age: drift detection and a profile's change compare
+    against them.
     """
     deleted: dict[str, int] = {}
     for table, column in PRUNED_TABLES:
         time_col = table.c[column]
+        dropped = _drop_days(engine, table.name, cutoff)
         key_columns = list(table.primary_key.columns)
-        key = key_columns[0] if len(key_columns) == 1 else sa.tuple_(*key_columns)
         condition = time_col < cutoff
         if table is schema.schema_snapshots or table is schema.profiles:
             newest = sa.select(sa.func.max(table.c.id)).group_by(table.c.asset)
             condition = sa.and_(condition, table.c.id.not_in(newest))
-        total = 0
+        if dropped is not None:  # only the edge day and the default partition are left
+            key_columns.append(time_col)  # the partitioned table's key: (id, time)
+        key = key_columns[0] if len(key_columns) == 1 else sa.tuple_(*key_columns)
+        total = dropped or 0
+        if total and progress:
+            progress(table.name, total)
         while True:
             chunk = sa.select(*key_columns).where(condition).limit(_CHUNK)
+            delete = sa.delete(table).where(key.in_(chunk))
+            if dropped is not None:  # the planner then leaves out every other partition
+                delete = delete.where(time_col < cutoff)
             with engine.connect() as conn:
                 if is_sqlite(engine):
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 elif table.name in ROLLED_UP_TABLES:
                     conn.exec_driver_sql(LOCK_ROLLUPS)  # delete triggers update the rollups
-                result = conn.execute(sa.delete(table).where(key.in_(chunk)))
+                result = conn.execute(delete)
                 conn.commit()
             total += result.rowcount or 0
             if progress:
@@ -67,3 +78,14 @@ def prune(
                 break
         deleted[table.name] = total
     return deleted
+
+
+def _drop_days(engine: sa.Engine, table: str, cutoff: float) -> int | None:
+    """Rows held by the whole days of `table` dropped before `cutoff`, or None when the
+    table is not partitioned by days this role can drop (SQLite, or a fallback)."""
+    if is_sqlite(engine) or table not in partitioning.PARTITIONED:
+        return None
+    with engine.connect() as conn:
+        if partitioning.state(conn, table).mode != "days":
+            return None
+    return partitioning.drop_days_before(engine, table, cutoff)

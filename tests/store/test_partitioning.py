@@ -1,0 +1,211 @@
+"""Logs partitioned by day on PostgreSQL: the upgrade converts a store with rows, the coming
+days' partitions are made in time, prune drops whole days, and a role that cannot make
+partitions falls back to one table and says so."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from lakelens.events import Batch
+from lakelens.store import Store, migrate
+from lakelens.store.partitioning import AHEAD_DAYS, DAY, state
+
+pytestmark = pytest.mark.postgres
+
+NOW = time.time()
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own (roles and partitions differ per test)."""
+    import psycopg
+
+    base, _, _ = postgres_url.rpartition("/")
+    name = f"lakelens_part_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _log(t: float, message: str) -> Batch:
+    batch = Batch()
+    batch.logs.append((t, 20, message, None, "run-1", "asset_a", "job", None, None, None))
+    return batch
+
+
+def _where(conn: sa.Connection) -> dict[str, str]:
+    """{message: the partition its row is in}."""
+    rows = conn.exec_driver_sql("SELECT message, tableoid::regclass::text FROM logs")
+    return dict(rows.all())  # type: ignore[arg-type]
+
+
+def _partitions(conn: sa.Connection) -> set[str]:
+    return set(
+        conn.exec_driver_sql(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'logs'::regclass"
+        ).scalars()
+    )
+
+
+def _day(t: float) -> str:
+    return time.strftime("logs_p%Y%m%d", time.gmtime(t))
+
+
+def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
+    pg_url: str,
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    store = Store(pg_url, auto_upgrade=False)
+    config = Config()
+    config.set_main_option("script_location", str(migrate._MIGRATIONS))
+    with store.engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0014")
+        # An index a later revision may have added (the log search index): kept as well.
+        conn.exec_driver_sql("CREATE INDEX ix_logs_lower_message ON logs (lower(message))")
+        conn.commit()
+    ages = {"ancient": 900, "month": 31, "yesterday": 1, "now": 0, "future": -3}
+    for message, age in ages.items():
+        store.write(_log(NOW - age * DAY, message))
+    with store.engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
+
+    assert store.upgrade() == ("0014", "0015")
+    with store.engine.connect() as conn:
+        after = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
+        where = _where(conn)
+        indexes = set(
+            conn.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'logs'"
+            ).scalars()
+        )
+        assert state(conn).mode == "days"
+    assert after == before
+    assert where["ancient"] == "logs_default"  # older than the days made at conversion
+    for message in ("month", "yesterday", "now", "future"):
+        assert where[message] == _day(NOW - ages[message] * DAY)
+    assert {
+        "logs_pkey",
+        "ix_logs_run",
+        "ix_logs_asset_time",
+        "ix_logs_level_time",
+        "ix_logs_time",
+        "ix_logs_lower_message",
+    } <= indexes
+    # The id sequence goes on from where it was.
+    store.write(_log(NOW, "after"))
+    with store.engine.connect() as conn:
+        newest = conn.exec_driver_sql("SELECT max(id) FROM logs WHERE message = 'after'")
+        assert newest.scalar() == before[-1][0] + 1
+    store.close()
+
+
+def test_partitions_of_the_coming_days_are_made_before_their_logs_arrive(pg_url: str) -> None:
+    store = Store(pg_url)
+    later = NOW + 20 * DAY
+    store.maintain_partitions(now=later)  # what the store does when that day is near
+    with store.engine.connect() as conn:
+        made = _partitions(conn)
+    assert {_day(later + d * DAY) for d in range(AHEAD_DAYS + 1)} <= made
+    store.write(_log(later + AHEAD_DAYS * DAY, "on time"))
+    # A record for a day nobody made yet still lands (default partition) ...
+    store.write(_log(NOW + 60 * DAY, "early"))
+    with store.engine.connect() as conn:
+        assert _where(conn) == {
+            "on time": _day(later + AHEAD_DAYS * DAY),
+            "early": "logs_default",
+        }
+    # ... and moves to its day once that day is made.
+    store.maintain_partitions(now=NOW + 60 * DAY)
+    with store.engine.connect() as conn:
+        assert _where(conn)["early"] == _day(NOW + 60 * DAY)
+        assert conn.exec_driver_sql("SELECT count(*) FROM logs_default").scalar() == 0
+    store.close()
+
+
+def test_prune_drops_whole_days_and_deletes_the_edges(pg_url: str) -> None:
+    store = Store(pg_url)
+    day_start = NOW // DAY * DAY
+    cutoff_day = day_start - 30 * DAY
+    messages = {
+        "backfilled": NOW - 900 * DAY,  # default partition, older than the cutoff
+        "dropped a": cutoff_day - 2 * DAY + 10,
+        "dropped b": cutoff_day - 1 * DAY + 10,
+        "edge, older": cutoff_day + 100,
+        "edge, newer": cutoff_day + 5000,
+        "recent": NOW,
+    }
+    for message, t in messages.items():
+        if message != "backfilled":
+            store.maintain_partitions(now=t)
+        store.write(_log(t, message))
+    with store.engine.connect() as conn:
+        assert _where(conn)["dropped a"] == _day(messages["dropped a"])
+        assert _where(conn)["backfilled"] == "logs_default"
+    deleted = store.prune(now=cutoff_day + 1000 + 30 * DAY, older_than_days=30)
+    assert deleted["logs"] == 4
+    with store.engine.connect() as conn:
+        left = _where(conn)
+        partitions = _partitions(conn)
+    assert set(left) == {"edge, newer", "recent"}
+    assert _day(messages["dropped a"]) not in partitions
+    assert _day(messages["dropped b"]) not in partitions
+    assert _day(cutoff_day) in partitions  # the edge day stays: it still has newer rows
+    store.close()
+
+
+def test_a_role_that_cannot_make_partitions_still_works_and_says_so_once(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import psycopg
+
+    owner = Store(pg_url)
+    owner.engine  # noqa: B018 - creates the store and today's partitions
+    owner.close()
+    role = f"lakelens_writer_{uuid.uuid4().hex[:8]}"
+    admin_url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        admin.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+        )
+        admin.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    try:
+        writer = Store(pg_url.replace("postgres@", f"{role}@"))
+        with caplog.at_level(logging.WARNING, logger="lakelens.store"):
+            writer.write(_log(NOW + 30 * DAY, "far ahead"))  # no partition, none can be made
+            writer.write(_log(NOW - 40 * DAY, "old"))
+            writer.maintain_partitions()
+        notes = [
+            r.getMessage() for r in caplog.records if "cannot create partitions" in r.getMessage()
+        ]
+        assert len(notes) == 1, notes
+        assert "ALTER TABLE logs OWNER TO" in notes[0]
+
+        from lakelens.server.health import check_store
+
+        status, details = check_store(writer)
+        assert status == "healthy"
+        assert details["logs"] == "one table"
+        assert "cannot create partitions of logs" in details["note"]
+
+        assert writer.prune(30)["logs"] == 1  # rows deleted instead of days dropped
+        with writer.engine.connect() as conn:
+            assert set(_where(conn)) == {"far ahead"}
+        writer.close()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
