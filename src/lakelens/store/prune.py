@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -26,7 +27,12 @@ PRUNED_TABLES: tuple[tuple[sa.Table, str], ...] = (
     (schema.asset_usage, "time"),
     (schema.ingest_batches, "received_at"),
 )
-_CHUNK = 50_000
+# Each delete is one transaction; on SQLite it holds the only write lock, so it is kept near
+# _CHUNK_SECONDS (chunk size adapts to how fast rows go) and followed by a pause as long, in
+# which waiting writers get the lock: ingest waits at most about one chunk, and prune takes
+# about twice as long (bench/prune_load.py).
+_CHUNK_SECONDS = 0.05
+_FIRST_CHUNK, _MIN_CHUNK, _MAX_CHUNK = 5_000, 500, 50_000
 
 
 def prune(
@@ -37,7 +43,7 @@ def prune(
 ) -> dict[str, int]:
     """Delete rows older than `cutoff` (epoch seconds); return rows deleted per table.
 
-    Deletes in chunks so a big prune never holds the write lock for long. On PostgreSQL, the
+    Deletes in short chunks so a big prune never holds the write lock for long. On PostgreSQL, the
     tables partitioned by day (store/partitioning.py) lose their whole days older than the
     cutoff by dropping partitions; the rows of the day the cutoff falls in, and old rows
     in the default partition, are deleted. The newest schema snapshot and profile of each
@@ -59,11 +65,13 @@ def prune(
         total = dropped or 0
         if total and progress:
             progress(table.name, total)
+        size = _FIRST_CHUNK
         while True:
-            chunk = sa.select(*key_columns).where(condition).limit(_CHUNK)
+            chunk = sa.select(*key_columns).where(condition).limit(size)
             delete = sa.delete(table).where(key.in_(chunk))
             if dropped is not None:  # the planner then leaves out every other partition
                 delete = delete.where(time_col < cutoff)
+            began = time.perf_counter()
             with engine.connect() as conn:
                 if is_sqlite(engine):
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -74,8 +82,14 @@ def prune(
             total += result.rowcount or 0
             if progress:
                 progress(table.name, total)
-            if (result.rowcount or 0) < _CHUNK:
+            if (result.rowcount or 0) < size:
                 break
+            took = time.perf_counter() - began
+            time.sleep(min(took, 1.0))
+            if took < _CHUNK_SECONDS / 2:
+                size = min(size * 2, _MAX_CHUNK)
+            elif took > _CHUNK_SECONDS * 2:
+                size = max(size // 2, _MIN_CHUNK)
         deleted[table.name] = total
     return deleted
 
