@@ -41,6 +41,13 @@ def _log(t: float, message: str) -> Batch:
     return batch
 
 
+def _span(t: float) -> Batch:
+    batch = Batch()
+    row = ("a" * 32, "b" * 16, None, "run-1", "asset_a", "load", t, t + 1, "ok", None, None, None)
+    batch.spans.append(row)
+    return batch
+
+
 def _where(conn: sa.Connection) -> dict[str, str]:
     """{message: the partition its row is in}."""
     rows = conn.exec_driver_sql("SELECT message, tableoid::regclass::text FROM logs")
@@ -78,6 +85,7 @@ def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
     ages = {"ancient": 900, "month": 31, "yesterday": 1, "now": 0, "future": -3}
     for message, age in ages.items():
         store.write(_log(NOW - age * DAY, message))
+    store.write(_span(NOW - DAY))
     with store.engine.connect() as conn:
         before = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
 
@@ -91,6 +99,9 @@ def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
             ).scalars()
         )
         assert state(conn).mode == "days"
+        assert state(conn, "spans").mode == "days"
+        spans = conn.exec_driver_sql("SELECT tableoid::regclass::text FROM spans").scalars()
+        assert list(spans) == [_day(NOW - DAY).replace("logs", "spans")]
     assert after == before
     assert where["ancient"] == "logs_default"  # older than the days made at conversion
     for message in ("month", "yesterday", "now", "future"):
@@ -103,9 +114,11 @@ def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
         "ix_logs_time",
         "ix_logs_lower_message",
     } <= indexes
-    # The id sequence goes on from where it was.
+    # The id sequence goes on from where it was; a span sent again is still stored once.
     store.write(_log(NOW, "after"))
+    store.write(_span(NOW - DAY))
     with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 1
         newest = conn.exec_driver_sql("SELECT max(id) FROM logs WHERE message = 'after'")
         assert newest.scalar() == before[-1][0] + 1
     store.close()
@@ -188,18 +201,19 @@ def test_a_role_that_cannot_make_partitions_still_works_and_says_so_once(
             writer.write(_log(NOW + 30 * DAY, "far ahead"))  # no partition, none can be made
             writer.write(_log(NOW - 40 * DAY, "old"))
             writer.maintain_partitions()
-        notes = [
-            r.getMessage() for r in caplog.records if "cannot create partitions" in r.getMessage()
-        ]
-        assert len(notes) == 1, notes
+        said = [r.getMessage() for r in caplog.records]
+        notes = [m for m in said if "cannot create partitions of logs" in m]
+        assert len(notes) == 1, said
+        assert len([m for m in said if "cannot create partitions of spans" in m]) == 1, said
         assert "ALTER TABLE logs OWNER TO" in notes[0]
 
         from lakelens.server.health import check_store
 
         status, details = check_store(writer)
         assert status == "healthy"
-        assert details["logs"] == "one table"
+        assert details["logs"] == details["spans"] == "one table"
         assert "cannot create partitions of logs" in details["note"]
+        assert "ALTER TABLE spans OWNER TO" in details["note"]
 
         assert writer.prune(30)["logs"] == 1  # rows deleted instead of days dropped
         with writer.engine.connect() as conn:

@@ -476,15 +476,19 @@ def check_store(
 
 
 def _partitioning(store: Store) -> dict[str, Any]:
-    """How logs are kept on PostgreSQL: by day, or one table with a note on why and how to
-    change it (the store keeps working either way, so the status does not change)."""
-    from lakelens.store.partitioning import state
+    """How logs and spans are kept on PostgreSQL: by day, or one table with a note on why and
+    how to change it (the store keeps working either way, so the status does not change)."""
+    from lakelens.store.partitioning import PARTITIONED, state
 
     with store.connect() as conn:
-        found = state(conn, "logs")
-    if found.note:
-        return {"logs": "one table", "note": found.note}
-    return {"logs": "partitioned by day"}
+        found = [state(conn, table) for table in PARTITIONED]
+    details: dict[str, Any] = {
+        s.table: "partitioned by day" if s.mode == "days" else "one table" for s in found
+    }
+    notes = [s.note for s in found if s.note]
+    if notes:
+        details["note"] = "; ".join(notes)
+    return details
 
 
 def _data_path(settings: Settings, store: Store) -> str:

@@ -1,14 +1,14 @@
-"""Logs partitioned by day on PostgreSQL (revision 0015), so retention drops whole days.
+"""Logs and spans partitioned by day on PostgreSQL (revision 0015), so retention drops days.
 
-Each day is a partition `logs_pYYYYMMDD` (UTC) of `logs`, ranged on `time`; `logs_default`
-takes anything no day partition covers (a late record from before the oldest day, a clock far
+Each day is a partition `logs_pYYYYMMDD` (UTC) of `logs`, ranged on `time` (and
+`spans_pYYYYMMDD` of `spans`, on `start_time`); `logs_default` takes anything no day partition covers (a late record from before the oldest day, a clock far
 ahead), so an insert never fails for lack of a partition. Days are made ahead (`AHEAD_DAYS`) by
 `maintain`, which every process that writes runs when it opens the store and then hourly
 (`Store.write`): the write path itself stays plain INSERTs. A day made later than its rows
 (they waited in the default partition) takes them out of the default partition as it is made.
 
 Every DDL here waits at most `LOCK_TIMEOUT` for its lock: a partition is made or dropped with an
-ACCESS EXCLUSIVE lock on `logs`, and a statement queued for that lock would hold up every
+ACCESS EXCLUSIVE lock on the table, and a statement queued for that lock would hold up every
 insert behind it. What could not be done is tried again at the next call.
 
 SQLite keeps one table; so does a PostgreSQL store whose role cannot make partitions, with a
@@ -40,7 +40,7 @@ DAY = 86400
 AHEAD_DAYS = 7
 LOCK_TIMEOUT = "200ms"
 # Tables partitioned by day, and the column they are ranged on.
-PARTITIONED: dict[str, str] = {"logs": "time"}
+PARTITIONED: dict[str, str] = {"logs": "time", "spans": "start_time"}
 # Conversion makes day partitions for at most this many days back; older rows go to default.
 _HISTORY_DAYS = 400
 # Makers of partitions take this lock (with the table's oid) so two processes never race.
