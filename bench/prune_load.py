@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from ingest import DEFAULT_POSTGRES, LAKELENS, free_port, fresh_store, wait_ready
+from ingest import DEFAULT_POSTGRES, LAKELENS, fresh_store, server_env, serving
 
 DAY = 86400.0
 SPAN_DAYS = 60
@@ -131,19 +131,7 @@ def measure(kind: str, logs: int, baseline: float, postgres_url: str) -> dict[st
         now = time.time()
         print(f"{kind}: writing {logs:,} logs over {SPAN_DAYS} days ...", file=sys.stderr)
         fill_seconds = fill(url, logs, now)
-        env = dict(
-            os.environ, LAKELENS_HOME=home, LAKELENS_LOG_FORMAT="none", LAKELENS_DATABASE_URL=url
-        )
-        port = free_port()
-        server = subprocess.Popen(
-            [LAKELENS, "serve", "--port", str(port), "--home", home, "--no-alerts"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(f"{base}/health")
+        with serving(home, url) as (_server, base):
             client = Client(base)
             client.thread.start()
             time.sleep(2)  # warm up
@@ -152,7 +140,7 @@ def measure(kind: str, logs: int, baseline: float, postgres_url: str) -> dict[st
             prune_start = time.perf_counter()
             pruned = subprocess.run(
                 [LAKELENS, "db", "prune", "--older-than-days", str(PRUNE_DAYS), "--json"],
-                env=env,
+                env=server_env(home, url),
                 capture_output=True,
                 text=True,
                 check=True,
@@ -160,9 +148,6 @@ def measure(kind: str, logs: int, baseline: float, postgres_url: str) -> dict[st
             prune_end = time.perf_counter()
             client.stop.set()
             client.thread.join()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     quiet = client.between(quiet_start, prune_start)
     during = client.between(prune_start, prune_end)
     deleted = json.loads(pruned.stdout)["deleted"]

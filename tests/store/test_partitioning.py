@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from lakelens.events import Batch
-from lakelens.store import Store, migrate
+from lakelens.store import Store
 from lakelens.store.partitioning import AHEAD_DAYS, DAY, state
 
 pytestmark = pytest.mark.postgres
@@ -68,17 +68,11 @@ def _day(t: float) -> str:
 
 
 def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
-    pg_url: str,
+    pg_url: str, migrate_to: Callable[[Store, str], None]
 ) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     store = Store(pg_url, auto_upgrade=False)
-    config = Config()
-    config.set_main_option("script_location", str(migrate._MIGRATIONS))
+    migrate_to(store, "0014")
     with store.engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0014")
         # An index a later revision may have added (the log search index): kept as well.
         conn.exec_driver_sql("CREATE INDEX ix_logs_lower_message ON logs (lower(message))")
         conn.commit()

@@ -101,15 +101,14 @@ class Store:
                         ) from None
                     self._engine = engine
                     if engine.dialect.name == "postgresql":
-                        self._partitions_due = 0.0
-        if self._partitions_due <= time.monotonic():
-            self.maintain_partitions()
+                        self._partitions_due = 0.0  # by the first write (see `write`)
         return self._engine
 
     def maintain_partitions(self, now: float | None = None) -> None:
-        """Make the coming days' log partitions (PostgreSQL; store/partitioning.py). Run when
-        the store opens and then at most hourly by whoever uses it, so no server is needed;
-        a fallback to one table is logged once per process."""
+        """Make the coming days' partitions of logs and spans (PostgreSQL; see
+        store/partitioning.py). Run by the first write of a process and then at most hourly,
+        so no server is needed and reads never pay for it; a fallback to one table is logged
+        once per process."""
         from lakelens.store.partitioning import maintain
 
         self._partitions_due = time.monotonic() + _PARTITION_UPKEEP_SECONDS
@@ -196,7 +195,10 @@ class Store:
 
         batch_caps(batch)  # writers that bypassed the ingest boundary (SDK, importers)
 
-        return write_batch(self.engine, batch, batch_id=batch_id, **claim)
+        engine = self.engine
+        if self._partitions_due <= time.monotonic():
+            self.maintain_partitions()
+        return write_batch(engine, batch, batch_id=batch_id, **claim)
 
     def prune(
         self,
