@@ -9,7 +9,7 @@ import pytest
 from lakelens.store import Store
 
 
-def _migrate_to(store: Store, revision: str) -> None:
+def _migrate_to(store: Store, revision: str, *, down: bool = False) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -19,11 +19,12 @@ def _migrate_to(store: Store, revision: str) -> None:
     config.set_main_option("script_location", str(migrate._MIGRATIONS))
     with store.engine.connect() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        (command.downgrade if down else command.upgrade)(config, revision)
         conn.commit()
 
 
 @pytest.fixture
-def migrate_to() -> Callable[[Store, str], None]:
-    """Bring a store (opened with auto_upgrade=False) to an older revision, to test upgrades."""
+def migrate_to() -> Callable[..., None]:
+    """Bring a store (opened with auto_upgrade=False) to another revision, to test upgrades
+    (and with `down=True`, downgrades)."""
     return _migrate_to

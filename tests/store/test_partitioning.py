@@ -72,10 +72,25 @@ def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
 ) -> None:
     store = Store(pg_url, auto_upgrade=False)
     migrate_to(store, "0014")
+    reader = f"lakelens_reader_{uuid.uuid4().hex[:8]}"
     with store.engine.connect() as conn:
         # An index a later revision may have added (the log search index): kept as well.
         conn.exec_driver_sql("CREATE INDEX ix_logs_lower_message ON logs (lower(message))")
+        # A role the deployment granted rights on logs keeps them.
+        conn.exec_driver_sql(f"CREATE ROLE {reader} NOLOGIN")
+        conn.exec_driver_sql(f"GRANT SELECT, INSERT ON logs TO {reader}")
         conn.commit()
+    try:
+        _upgrade_and_check(store, reader)
+    finally:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {reader}")
+            conn.exec_driver_sql(f"DROP ROLE {reader}")
+            conn.commit()
+        store.close()
+
+
+def _upgrade_and_check(store: Store, reader: str) -> None:
     ages = {"ancient": 900, "month": 31, "yesterday": 1, "now": 0, "future": -3}
     for message, age in ages.items():
         store.write(_log(NOW - age * DAY, message))
@@ -94,6 +109,8 @@ def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
         )
         assert state(conn).mode == "days"
         assert state(conn, "spans").mode == "days"
+        rights = f"SELECT has_table_privilege('{reader}', 'logs', 'INSERT')"
+        assert conn.exec_driver_sql(rights).scalar()
         spans = conn.exec_driver_sql("SELECT tableoid::regclass::text FROM spans").scalars()
         assert list(spans) == [_day(NOW - DAY).replace("logs", "spans")]
     assert after == before
@@ -115,6 +132,22 @@ def test_upgrade_partitions_a_store_with_logs_and_keeps_rows_ids_and_indexes(
         assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 1
         newest = conn.exec_driver_sql("SELECT max(id) FROM logs WHERE message = 'after'")
         assert newest.scalar() == before[-1][0] + 1
+
+
+def test_downgrade_makes_one_table_again_and_upgrade_partitions_it_back(
+    pg_url: str, migrate_to: Callable[..., None]
+) -> None:
+    store = Store(pg_url)
+    store.write(_log(NOW, "kept"))
+    store.write(_span(NOW))
+    migrate_to(store, "0014", down=True)
+    with store.engine.connect() as conn:
+        assert state(conn).mode == state(conn, "spans").mode == "table"
+        assert _where(conn) == {"kept": "logs"}
+    assert store.upgrade() == ("0014", "0015")
+    with store.engine.connect() as conn:
+        assert _where(conn) == {"kept": _day(NOW)}
+        assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 1
     store.close()
 
 

@@ -220,8 +220,8 @@ def drop_days_before(engine: sa.Engine, table: str, cutoff: float) -> int:
 
 
 def convert(conn: sa.Connection, table: str, key: tuple[str, ...]) -> None:
-    """Rebuild `table` as partitioned by day with the same columns, defaults, rows, sequence
-    and indexes (whatever indexes it has, read from the catalog); `key` is its primary key,
+    """Rebuild `table` as partitioned by day with the same columns, defaults, rows, sequence,
+    grants and indexes (whatever it has, read from the catalog); `key` is its primary key,
     to which the time column is added (a partitioned table's keys must include it)."""
     column = PARTITIONED[table]
     index_sql = conn.execute(
@@ -239,6 +239,15 @@ def convert(conn: sa.Connection, table: str, key: tuple[str, ...]) -> None:
                 "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
                 "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
                 "WHERE d.refobjid = to_regclass(:table) AND d.deptype = 'a'"
+            ),
+            {"table": table},
+        )
+    )
+    grants = list(
+        conn.execute(
+            sa.text(
+                "SELECT grantee, privilege_type FROM information_schema.role_table_grants "
+                "WHERE table_schema = current_schema() AND table_name = :table"
             ),
             {"table": table},
         )
@@ -271,4 +280,7 @@ def convert(conn: sa.Connection, table: str, key: tuple[str, ...]) -> None:
         conn.exec_driver_sql(sql)
     for sequence, owner in sequences:
         conn.exec_driver_sql(f'ALTER SEQUENCE {sequence} OWNED BY {table}."{owner}"')
+    for grantee, privilege in grants:  # a writer role granted INSERT keeps it
+        to = "PUBLIC" if grantee == "PUBLIC" else '"' + grantee.replace('"', '""') + '"'
+        conn.exec_driver_sql(f"GRANT {privilege} ON {table} TO {to}")
     conn.exec_driver_sql(f"ANALYZE {table}")
