@@ -250,3 +250,30 @@ def test_a_role_that_cannot_make_partitions_still_works_and_says_so_once(
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f"DROP OWNED BY {role}")
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_prune_deletes_old_days_rows_when_ingest_never_lets_it_drop_them(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from lakelens.store import partitioning
+
+    monkeypatch.setattr(partitioning, "_DROP_ATTEMPTS", 2)
+    store = Store(pg_url)
+    old = NOW - 40 * DAY
+    store.maintain_partitions(now=old)
+    store.write(_log(old, "old"))
+    store.write(_log(NOW, "new"))
+    # A writer in the middle of a transaction holds a lock on logs the drop has to wait for.
+    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://")) as writer:
+        writer.execute(
+            "INSERT INTO logs (time, level, message) VALUES (%s, 20, 'in flight')", (NOW,)
+        )
+        deleted = store.prune(30)
+        writer.rollback()
+    assert deleted["logs"] == 1
+    with store.engine.connect() as conn:
+        assert set(_where(conn)) == {"new"}
+        assert _day(old) in _partitions(conn)  # not dropped, emptied
+    store.close()
