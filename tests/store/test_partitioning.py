@@ -238,7 +238,7 @@ def test_a_role_that_cannot_make_partitions_still_works_and_says_so_once(
 
         status, details = check_store(writer)
         assert status == "healthy"
-        assert details["logs"] == details["spans"] == "one table"
+        assert details["logs"] == details["spans"] == "rows in the default partition"
         assert "cannot create partitions of logs" in details["note"]
         assert "ALTER TABLE spans OWNER TO" in details["note"]
 

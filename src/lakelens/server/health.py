@@ -482,9 +482,12 @@ def _partitioning(store: Store) -> dict[str, Any]:
 
     with store.connect() as conn:
         found = [state(conn, table) for table in PARTITIONED]
-    details: dict[str, Any] = {
-        s.table: "partitioned by day" if s.mode == "days" else "one table" for s in found
-    }
+    details: dict[str, Any] = {}
+    for s in found:
+        if s.mode == "days":
+            details[s.table] = "partitioned by day"
+        else:
+            details[s.table] = "rows in the default partition" if s.partitioned else "one table"
     notes = [s.note for s in found if s.note]
     if notes:
         details["note"] = "; ".join(notes)

@@ -73,11 +73,13 @@ def _day_of(name: str) -> int | None:
 @dataclass(frozen=True)
 class Partitioning:
     """How a table is kept: "days" (partitioned, and this role can manage them) or "table"
-    (one table: prune deletes rows), with a sentence saying why and how to change it."""
+    (prune deletes rows: one table, or `partitioned` by days this role cannot make or drop),
+    with a sentence saying why and how to change it."""
 
     table: str
     mode: str
     note: str | None = None
+    partitioned: bool = False
 
 
 def state(conn: sa.Connection, table: str = "logs") -> Partitioning:
@@ -111,8 +113,9 @@ def state(conn: sa.Connection, table: str = "logs") -> Partitioning:
             f"role {user} cannot create partitions of {table} (it is not the table's owner): "
             f"new days go to {table}_default and prune deletes rows instead of dropping days; "
             f"run lakelens as the owner of {table} or `ALTER TABLE {table} OWNER TO {user}`",
+            partitioned=True,
         )
-    return Partitioning(table, "days")
+    return Partitioning(table, "days", partitioned=True)
 
 
 def _days(conn: sa.Connection, table: str) -> dict[int, str]:

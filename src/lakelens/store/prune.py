@@ -60,8 +60,8 @@ def prune(
         if table is schema.schema_snapshots or table is schema.profiles:
             newest = sa.select(sa.func.max(table.c.id)).group_by(table.c.asset)
             condition = sa.and_(condition, table.c.id.not_in(newest))
-        if dropped is not None:  # only the edge day and the default partition are left
-            key_columns.append(time_col)  # the partitioned table's key: (id, time)
+        if dropped is not None:  # partitioned: its key has the time column, (id, time)
+            key_columns.append(time_col)
         key = key_columns[0] if len(key_columns) == 1 else sa.tuple_(*key_columns)
         total = dropped or 0
         if total and progress:
@@ -70,7 +70,7 @@ def prune(
         while True:
             chunk = sa.select(*key_columns).where(condition).limit(size)
             delete = sa.delete(table).where(key.in_(chunk))
-            if dropped is not None:  # the planner then leaves out every other partition
+            if dropped is not None:  # the planner then leaves out the newer partitions
                 delete = delete.where(time_col < cutoff)
             began = time.perf_counter()
             with engine.connect() as conn:
@@ -100,11 +100,14 @@ def prune(
 
 
 def _drop_days(engine: sa.Engine, table: str, cutoff: float) -> int | None:
-    """Rows held by the whole days of `table` dropped before `cutoff`, or None when the
-    table is not partitioned by days this role can drop (SQLite, or a fallback)."""
+    """Rows held by the whole days of `table` dropped before `cutoff` (0 when this role may
+    not drop them), or None when the table is not partitioned (SQLite, an old store)."""
     if is_sqlite(engine) or table not in partitioning.PARTITIONED:
         return None
     with engine.connect() as conn:
-        if partitioning.state(conn, table).mode != "days":
-            return None
+        kept = partitioning.state(conn, table)
+    if kept.partitioned and kept.mode != "days":
+        return 0  # the role's fallback: every old row is deleted, partition by partition
+    if kept.mode != "days":
+        return None
     return partitioning.drop_days_before(engine, table, cutoff)
