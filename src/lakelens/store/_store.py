@@ -116,7 +116,7 @@ class Store:
             states = maintain(self.engine, now=now)
         except Exception as exc:  # never stops a write: the default partition takes the rows
             states = []
-            _log.warning("log partitions not maintained: %s", exc)
+            _log.warning("day partitions of logs and spans not made: %s", exc)
         for state in states:
             if state.note and state.note not in self._partition_notes:
                 self._partition_notes.add(state.note)
