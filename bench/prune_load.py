@@ -1,7 +1,7 @@
 """Retention under load: does `lakelens db prune` stall ingest? (issue 16, item 5)
 
-A store of `--logs` log records spread evenly over 60 days (2,000,000 by default; the issue
-asks for 10M, which takes long to build on 2 cores) is pruned of its 30 oldest days by
+A store of `--logs` log records spread evenly over 60 days (2,000,000 by default, a few
+minutes; the issue's 10M takes 5-10 minutes per store on 2 cores) is pruned of its 30 oldest days by
 `lakelens db prune --older-than-days 30` while a client sends native batches of 100 logs to
 `lakelens serve` at a steady rate (20 requests/s). The figure is the p99 request latency while
 the prune runs ÷ the p99 of the same client just before it, on the same server: goal <= 2.
