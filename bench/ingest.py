@@ -373,6 +373,31 @@ def time_impact(base: str, asset: str, repeats: int) -> tuple[float, list[float]
         return first, [timed(client) for _ in range(repeats)]
 
 
+def server_env(home: str, url: str) -> dict[str, str]:
+    return dict(
+        os.environ, LAKELENS_HOME=home, LAKELENS_LOG_FORMAT="none", LAKELENS_DATABASE_URL=url
+    )
+
+
+@contextmanager
+def serving(home: str, url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`lakelens serve --no-alerts` on the store at `url`, ready: (process, base URL)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [LAKELENS, "serve", "--port", str(port), "--home", home, "--no-alerts"],
+        env=server_env(home, url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"{base}/livez")
+        yield server, base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def one_run(
     seconds: float, impact_repeats: int, phases: list[str], kind: str, postgres_url: str
 ) -> dict[str, float]:
@@ -382,19 +407,7 @@ def one_run(
         fresh_store(kind, home, postgres_url) as url,
     ):
         root = build_graph(url, 10_000)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = dict(
-            os.environ, LAKELENS_HOME=home, LAKELENS_LOG_FORMAT="none", LAKELENS_DATABASE_URL=url
-        )
-        server = subprocess.Popen(
-            [LAKELENS, "serve", "--port", str(port), "--home", home, "--no-alerts"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_ready(f"{base}/livez")
+        with serving(home, url) as (server, base):
             for key, mode, conns, _label in PHASES:
                 if key.split("_events")[0] not in phases:
                     continue
@@ -410,9 +423,6 @@ def one_run(
             result["impact_first_ms"] = first
             result["impact_ms"] = statistics.median(impact)
             result["rss_mb"] = peak_rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     # The references, measured in this run right after the figures they judge.
     if "native" in phases:
         with (

@@ -61,6 +61,7 @@ def _summary(name: str, component: dict[str, Any]) -> str:
             f"{details.get('backend')} · {details.get('latency_ms')} ms · revision "
             f"{details.get('revision')}"
             + (f" · {details['problem']}" if "problem" in details else "")
+            + (f" · {details['note']}" if "note" in details else "")
         )
     if name in ("disk", "memory"):
         where = f" of {details['path']}" if "path" in details else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from lakelens.events import Batch
 
 __all__ = ["Store"]
+
+_log = logging.getLogger("lakelens.store")
+_PARTITION_UPKEEP_SECONDS = 3600.0
 
 # SQLAlchemy (and Alembic) load on the first write or SQLAlchemy connection, not on import:
 # a CLI read of an up-to-date SQLite store never needs them (see `reader`).
@@ -51,6 +55,8 @@ class Store:
         self._auto_upgrade = auto_upgrade
         self._engine: sa.Engine | None = None
         self._lock = threading.Lock()
+        self._partitions_due = float("inf")  # monotonic time of the next partition upkeep
+        self._partition_notes: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Store:
@@ -94,7 +100,27 @@ class Store:
                             "Check LAKELENS_DATABASE_URL / LAKELENS_HOME."
                         ) from None
                     self._engine = engine
+                    if engine.dialect.name == "postgresql":
+                        self._partitions_due = 0.0  # by the first write (see `write`)
         return self._engine
+
+    def maintain_partitions(self, now: float | None = None) -> None:
+        """Make the coming days' partitions of logs and spans (PostgreSQL; see
+        store/partitioning.py). Run by the first write of a process and then at most hourly,
+        so no server is needed and reads never pay for it; a fallback to one table is logged
+        once per process."""
+        from lakelens.store.partitioning import maintain
+
+        self._partitions_due = time.monotonic() + _PARTITION_UPKEEP_SECONDS
+        try:
+            states = maintain(self.engine, now=now)
+        except Exception as exc:  # never stops a write: the default partition takes the rows
+            states = []
+            _log.warning("day partitions of logs and spans not made: %s", exc)
+        for state in states:
+            if state.note and state.note not in self._partition_notes:
+                self._partition_notes.add(state.note)
+                _log.warning("%s", state.note)
 
     def _check_file(self) -> None:
         """A SQLite file that is damaged, not SQLite, or another program's: one line, not a
@@ -156,6 +182,8 @@ class Store:
             wal_limit=_wal_limit(),
         )
         self._engine = engine
+        if engine.dialect.name == "postgresql":
+            self._partitions_due = 0.0  # made by the next use, after the migration
         return migrate.upgrade(engine)
 
     def write(self, batch: Batch, *, batch_id: str | None = None, **claim: Any) -> bool:
@@ -167,7 +195,10 @@ class Store:
 
         batch_caps(batch)  # writers that bypassed the ingest boundary (SDK, importers)
 
-        return write_batch(self.engine, batch, batch_id=batch_id, **claim)
+        engine = self.engine
+        if self._partitions_due <= time.monotonic():
+            self.maintain_partitions()
+        return write_batch(engine, batch, batch_id=batch_id, **claim)
 
     def prune(
         self,
