@@ -228,6 +228,9 @@ def create_app(
     app.add_middleware(AccessLog)
     # Ingest first: a request is matched against the routes in order, and ingest is the one
     # path taken thousands of times a second (its exact POST paths shadow no other route).
+    # Served by plain routes (see ingest.LEAN_ROUTES), documented by the router.
+    for path, endpoint in ingest.LEAN_ROUTES:
+        app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
     app.include_router(ingest.router)
     # The stream's fixed path must come before /logs/{…}-like patterns.
     app.include_router(stream.router)
