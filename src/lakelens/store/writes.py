@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -77,16 +78,19 @@ ROLLED_UP_TABLES = frozenset({"materializations", "check_results"})
 LOCK_ROLLUPS = f"SELECT pg_advisory_xact_lock({0x1A6E1E48})"
 
 
-def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
+def write_batches(
+    engine: sa.Engine, parts: Sequence[Part], *, connection: sa.Connection | None = None
+) -> list[bool]:
     """Write several batches in one transaction: for each, True, or False when its batch id
     was committed before (or claimed by an earlier part), and then none of its events.
 
     The events of the fresh parts are written as one batch, in the parts' order: the store
     ends as if the parts had been written one after the other. Anything raised rolls back
-    every part.
+    every part. On `connection` (of `engine`, in no transaction) when given, which stays
+    open; a connection the server dropped is invalidated (`connection.invalidated`).
     """
     sql = _statements_for(engine)
-    with engine.connect() as conn:
+    with nullcontext(connection) if connection is not None else engine.connect() as conn:
         if sql.sqlite:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
