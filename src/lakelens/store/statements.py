@@ -67,8 +67,12 @@ class _Appender:
             sql = self._sql[rows] = self.head + ", ".join([self.row_marks] * rows) + self.tail
         return sql
 
+    def copies(self, rows: int) -> bool:
+        """Whether `rows` rows go through COPY (which PostgreSQL's pipeline mode cannot run)."""
+        return self.copy is not None and rows >= _COPY_FROM
+
     def write(self, cursor: Any, rows: Sequence[tuple[Any, ...]]) -> None:
-        if self.copy is not None and len(rows) >= _COPY_FROM:
+        if self.copies(len(rows)):
             with cursor.copy(self.copy) as copy:
                 for row in rows:
                     copy.write_row(row)
