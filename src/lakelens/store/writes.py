@@ -150,7 +150,8 @@ def _pipelined(
     if sql.sqlite or copied or any(p.batch.schemas for p in parts):
         yield cursor
         return
-    with conn.connection.dbapi_connection.pipeline() as pipeline:
+    dbapi: Any = conn.connection.dbapi_connection
+    with dbapi.pipeline() as pipeline:
         yield _Piped(cursor, pipeline)
 
 
