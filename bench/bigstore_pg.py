@@ -13,9 +13,13 @@ shifted to now, rebuilt or migrated), the copy is made again. Setup, not what is
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from bigstore import BIG_TABLES, BUILD_VERSION, say
 from lakelens.store import Store
 from lakelens.store.schema import HEAD_REVISION
 
-__all__ = ["prepare_postgres"]
+__all__ = ["bench_store_url", "prepare_postgres", "scratch_database"]
 
 SKIPPED = ("alembic_version",)  # written by the migrations themselves
 
@@ -145,3 +149,30 @@ def _advance_sequences(conn: Any) -> None:
             f"SELECT setval(pg_get_serial_sequence('\"{table}\"', '{column}'), "
             f'coalesce((SELECT max("{column}") FROM "{table}"), 0) + 1, false)'
         )
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A fresh, empty database on the server of `server_url` for the block, dropped after."""
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _database_url(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def bench_store_url(server_url: str, home: Path) -> str:
+    """The PostgreSQL copy of the bench store whose home is `home` (.bench-data/SIZE/home)."""
+    meta = home.parent / "store.json"
+    if not meta.exists():
+        raise SystemExit(
+            f"{meta} is missing: --home with --database-url takes a store built by "
+            "bench/queries.py (.bench-data/quick/home or .bench-data/full/home)."
+        )
+    info = json.loads(meta.read_text())
+    return prepare_postgres(server_url, home / "lakelens.db", info, home.parent.name)
