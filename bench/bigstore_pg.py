@@ -32,9 +32,13 @@ __all__ = ["bench_store_url", "prepare_postgres", "scratch_database"]
 SKIPPED = ("alembic_version",)  # written by the migrations themselves
 
 
-def _database_url(admin_url: str, name: str) -> str:
-    base, _, _db = admin_url.partition("?")[0].rpartition("/")
-    query = admin_url.partition("?")[2]
+def _database_url(server_url: str, name: str) -> str:
+    """Database `name` on the server of `server_url`, as libpq (psql, psycopg) takes it."""
+    from lakelens.store.postgres import libpq_url
+
+    plain = libpq_url(server_url)[0]
+    base, _, _db = plain.partition("?")[0].rpartition("/")
+    query = plain.partition("?")[2]
     return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
@@ -47,6 +51,7 @@ def prepare_postgres(admin_url: str, db: Path, info: dict[str, Any], label: str)
     import psycopg
 
     name = f"lakelens_bench_{label}_v{BUILD_VERSION}"
+    admin_url = _database_url(admin_url, admin_url.partition("?")[0].rpartition("/")[2])
     marker = json.dumps({"data_end": info["data_end"], "revision": HEAD_REVISION})
     with psycopg.connect(admin_url, autocommit=True) as admin:
         found = admin.execute(
@@ -157,6 +162,7 @@ def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
     import psycopg
 
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    server_url = _database_url(server_url, server_url.partition("?")[0].rpartition("/")[2])
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
