@@ -13,12 +13,12 @@ a PostgreSQL server, the same evaluation also runs on the PostgreSQL copy of tha
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bigstore_pg import add_database_url, bench_store_url
 
 GOAL_MS = 1000.0
 FIRST_PASS = ("late", "slow_and_volume")  # learn rhythms and judge the latest runs
@@ -58,19 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--store", default=".bench-data/full/home/lakelens.db", help="SQLite store to read"
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("LAKELENS_DATABASE_URL") or None,
-        help="a PostgreSQL server: evaluate on its copy of the store too",
-    )
+    add_database_url(parser, "evaluate on its copy of the store too")
     args = parser.parse_args(argv)
     path = Path(args.store).resolve()
     if not path.exists():
         raise SystemExit(f"{path} does not exist: build it with bench/queries.py first.")
     stores = {"SQLite": f"sqlite:///{path}"}
     if args.database_url:
-        from bigstore_pg import bench_store_url
-
         stores["PostgreSQL"] = bench_store_url(args.database_url, path.parent)
     import sqlite3
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bigstore_pg import add_database_url, scratch_database
 
 GOAL_P99 = 1.0
 LAKELENS = str(Path(sys.executable).with_name("lakelens"))
@@ -186,18 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 failures instead of 200")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("LAKELENS_DATABASE_URL") or None,
-        help="a PostgreSQL server: measure on a scratch database there too "
-        "(default: $LAKELENS_DATABASE_URL)",
-    )
+    add_database_url(parser, "measure on a scratch database there too")
     args = parser.parse_args(argv)
     count = 20 if args.quick else 200
     results = {"sqlite": measure(count, None)}
     if args.database_url:
-        from bigstore_pg import scratch_database
-
         with scratch_database(args.database_url, "lakelens_alert_bench") as url:
             results["postgres"] = measure(count, url)
         for key in ("p50_seconds", "p99_seconds"):

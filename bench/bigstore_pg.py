@@ -13,6 +13,7 @@ shifted to now, rebuilt or migrated), the copy is made again. Setup, not what is
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -27,7 +28,7 @@ from bigstore import BIG_TABLES, BUILD_VERSION, say
 from lakelens.store import Store
 from lakelens.store.schema import HEAD_REVISION
 
-__all__ = ["bench_store_url", "prepare_postgres", "scratch_database"]
+__all__ = ["add_database_url", "bench_store_url", "prepare_postgres", "scratch_database"]
 
 SKIPPED = ("alembic_version",)  # written by the migrations themselves
 
@@ -182,3 +183,21 @@ def bench_store_url(server_url: str, home: Path) -> str:
         )
     info = json.loads(meta.read_text())
     return prepare_postgres(server_url, home / "lakelens.db", info, home.parent.name)
+
+
+def add_database_url(parser: argparse.ArgumentParser, what: str) -> None:
+    """--database-url: a PostgreSQL server on which the bench also runs (`what` it does there)."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("LAKELENS_DATABASE_URL") or None,
+        type=_postgres_url,
+        help=f"a PostgreSQL server (any database on it): {what} (default: $LAKELENS_DATABASE_URL)",
+    )
+
+
+def _postgres_url(text: str) -> str:
+    if not text.startswith("postgres"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a postgresql:// URL (SQLite is always measured)"
+        )
+    return text

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bigstore_pg import add_database_url, bench_store_url, scratch_database
 
 GOAL_MS = 300.0
 PG_GOAL_MS = 500.0
@@ -109,13 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--upstream", default="dlt_glucose_entries", help="a second asset page (short history)"
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("LAKELENS_DATABASE_URL") or None,
-        help="a PostgreSQL server: render the pages from it too (default: $LAKELENS_DATABASE_URL)",
-    )
+    add_database_url(parser, "render the pages from it too")
     args = parser.parse_args(argv)
-    from bigstore_pg import bench_store_url, scratch_database
     from lakelens.demo import run_demo
 
     with contextlib.ExitStack() as stack:

@@ -44,7 +44,7 @@ from typing import Any
 
 import lakelens
 from bigstore import DAY, EXPORTED, FULL, QUICK, prepare, say
-from bigstore_pg import prepare_postgres
+from bigstore_pg import add_database_url, prepare_postgres
 from reference_sql import capture, client_argv, environment, script
 
 COMMAND_GOAL_MS = 300.0  # every command answers within 300 ms, start-up included
@@ -524,15 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also time the commands on a copy of the store after ANALYZE (4 GB more disk)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("LAKELENS_DATABASE_URL") or None,
-        help="a PostgreSQL server (any database on it): also time every command on a copy "
-        "of the store there (default: $LAKELENS_DATABASE_URL)",
-    )
+    add_database_url(parser, "also time every command on a copy of the store there")
     args = parser.parse_args(argv)
-    if args.database_url and not args.database_url.startswith("postgres"):
-        parser.error("--database-url must be a postgresql:// URL (SQLite is always timed)")
     sizes = QUICK if args.quick else FULL
     reps = args.reps or (QUICK_REPS if args.quick else REPS)
     data = (args.data / ("quick" if args.quick else "full")).resolve()
