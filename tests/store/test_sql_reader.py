@@ -67,7 +67,9 @@ def test_reader_gives_the_same_answers_on_both_databases(store_url: str) -> None
             assert db.dicts("SELECT name, kind FROM assets WHERE name = :n", {"n": "b"}) == [
                 {"name": "b", "kind": "asset"}
             ]
-            # A literal % is not a placeholder; a colon after a word is not a parameter.
+            # A literal % is not a placeholder, with parameters or without.
+            assert db.value("SELECT 'a%b'") == "a%b"
+            assert db.value("SELECT 'a%%s' || :x", {"x": "%s"}) == "a%%s%s"
             assert db.column(
                 "SELECT name FROM assets WHERE name LIKE '%' || :x || '%' ORDER BY name",
                 {"x": "b"},
