@@ -113,6 +113,7 @@ def test_postgres_reads_carry_the_stores_timeouts(postgres_url: str) -> None:
         assert isinstance(db, PostgresReader)
         assert db.value("SELECT current_setting('statement_timeout')") == "7s"
         assert db.value("SELECT current_setting('idle_in_transaction_session_timeout')") == "9s"
+        assert db.value("SELECT current_setting('jit')") == "off"
         with pytest.raises(Exception, match="statement timeout"):
             Store(postgres_url, settings=load_settings(db_statement_timeout=1)).reader().value(
                 "SELECT pg_sleep(3)"

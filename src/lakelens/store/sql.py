@@ -171,10 +171,14 @@ class PostgresReader(Reader):
 
         conninfo, query = libpq_url(url)
         location = masked_url(url)
+        args = timeouts.connect_args(query)
+        if "jit" not in query.get("options", ""):
+            # A command's few short queries never repay JIT compilation: 25-60 ms each that
+            # crosses jit_above_cost on a big store (bench/queries.py --database-url).
+            given = args.get("options") or query.get("options", "")
+            args["options"] = f"{given} -c jit=off".strip()
         try:
-            conn = connection_class(timeouts.answer).connect(
-                conninfo, autocommit=True, **timeouts.connect_args(query)
-            )
+            conn = connection_class(timeouts.answer).connect(conninfo, autocommit=True, **args)
         except psycopg.Error as exc:
             raise _unreachable(location, exc) from None
         try:
