@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from lakelens.config import Settings, load_settings
 from lakelens.errors import LakelensError, StoreError
-from lakelens.store.sql import AlchemyReader, Reader, SqliteReader, sqlite_file
+from lakelens.store.sql import (
+    AlchemyReader,
+    PostgresReader,
+    Reader,
+    SqliteReader,
+    sqlite_file,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -145,9 +151,9 @@ class Store:
         """Where the data is, with any password hidden."""
         if self.url.startswith("sqlite"):
             return self.url  # no credentials in a file URL
-        import sqlalchemy as sa
+        from lakelens.store.postgres import masked_url
 
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return masked_url(self.url)
 
     def connect(self) -> sa.Connection:
         return self.engine.connect()
@@ -155,17 +161,23 @@ class Store:
     def reader(self) -> Reader:
         """A read connection for plain-SQL analysis queries (close it, or use it in `with`).
 
-        An up-to-date SQLite file is read with `sqlite3` directly; anything else (PostgreSQL,
-        a store that must be created or migrated first) goes through the engine.
+        An up-to-date store is read through its driver directly (`sqlite3`, psycopg);
+        one that must be created or migrated first goes through the engine.
         """
         if self._engine is None and self.settings.raw.get("assets"):
             self.engine  # noqa: B018 - stores the aliases lakelens.yaml declares, or says why not
         if self._engine is None:
             path = sqlite_file(self.url)
+            direct: Reader | None = None
             if path is not None:
                 direct = SqliteReader.open(path)
-                if direct is not None:
-                    return direct
+            elif self.url.startswith("postgres"):
+                from lakelens.store.postgres import PostgresTimeouts
+
+                timeouts = PostgresTimeouts.from_settings(self.settings)
+                direct = PostgresReader.open(self.url, timeouts)
+            if direct is not None:
+                return direct
         return AlchemyReader(self.connect(), owned=True)
 
     def upgrade(self) -> tuple[str | None, str]:
