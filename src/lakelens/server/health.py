@@ -478,10 +478,10 @@ def check_store(
 def _partitioning(store: Store) -> dict[str, Any]:
     """How logs and spans are kept on PostgreSQL: by day, or one table with a note on why and
     how to change it (the store keeps working either way, so the status does not change)."""
-    from lakelens.store.partitioning import PARTITIONED, state
+    from lakelens.store.partition_state import PARTITIONED, state
 
-    with store.connect() as conn:
-        found = [state(conn, table) for table in PARTITIONED]
+    with store.reader() as db:
+        found = [state(db, table) for table in PARTITIONED]
     details: dict[str, Any] = {}
     for s in found:
         if s.mode == "days":

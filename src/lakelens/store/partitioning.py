@@ -22,9 +22,10 @@ import datetime as dt
 import logging
 import re
 import time
-from dataclasses import dataclass
 
 import sqlalchemy as sa
+
+from lakelens.store.partition_state import PARTITIONED, Partitioning, state
 
 __all__ = [
     "AHEAD_DAYS",
@@ -40,8 +41,6 @@ __all__ = [
 DAY = 86400
 AHEAD_DAYS = 7
 LOCK_TIMEOUT = "200ms"
-# Tables partitioned by day, and the column they are ranged on.
-PARTITIONED: dict[str, str] = {"logs": "time", "spans": "start_time"}
 # Conversion makes day partitions for at most this many days back; older rows go to default.
 _HISTORY_DAYS = 400
 # Makers of partitions take this lock (with the table's oid) so two processes never race.
@@ -68,54 +67,6 @@ def _day_of(name: str) -> int | None:
         return None
     day = dt.datetime.strptime(stamp, "%Y%m%d").replace(tzinfo=dt.timezone.utc)
     return int(day.timestamp()) // DAY
-
-
-@dataclass(frozen=True)
-class Partitioning:
-    """How a table is kept: "days" (partitioned, and this role can manage them) or "table"
-    (prune deletes rows: one table, or `partitioned` by days this role cannot make or drop),
-    with a sentence saying why and how to change it."""
-
-    table: str
-    mode: str
-    note: str | None = None
-    partitioned: bool = False
-
-
-def state(conn: sa.Connection, table: str = "logs") -> Partitioning:
-    """How `table` is kept on this store, for this role (cheap: catalog queries only)."""
-    if conn.dialect.name != "postgresql":
-        return Partitioning(table, "table")
-    found = conn.execute(
-        sa.text(
-            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = c.oid), "
-            "pg_has_role(current_user, c.relowner, 'USAGE') "
-            "AND has_schema_privilege(c.relnamespace, 'CREATE') "
-            "FROM pg_class c WHERE c.oid = to_regclass(:table)"
-        ),
-        {"table": table},
-    ).first()
-    if found is None:  # no such table yet (a store not created or not upgraded)
-        return Partitioning(table, "table")
-    partitioned, may_manage = found
-    if not partitioned:
-        return Partitioning(
-            table,
-            "table",
-            f"{table} is one table, not partitioned by day: prune deletes its rows in chunks; "
-            "run `lakelens db upgrade` to partition it",
-        )
-    if not may_manage:
-        user = conn.exec_driver_sql("SELECT current_user").scalar()
-        return Partitioning(
-            table,
-            "table",
-            f"role {user} cannot create partitions of {table} (it is not the table's owner): "
-            f"new days go to {table}_default and prune deletes rows instead of dropping days; "
-            f"run lakelens as the owner of {table} or `ALTER TABLE {table} OWNER TO {user}`",
-            partitioned=True,
-        )
-    return Partitioning(table, "days", partitioned=True)
 
 
 def _days(conn: sa.Connection, table: str) -> dict[int, str]:
