@@ -1,0 +1,241 @@
+"""Who derives the column lineage of a dbt project's models, and when.
+
+`dbt_columns.derive` hands out one task per model once the models it reads are done. The
+tasks run here in this process, in a pool of worker processes, or were already run by a
+head start: a process forked when `lakelens import dbt` starts, which derives the project
+from its artifacts alone while the import opens the store, reads and converts them. The
+import then takes each model's result from the head start when the task it would run is the
+very same (same SQL, dialect and parents' columns), and derives only the others itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# ("ok", {output column: [(table key, column)]}, None) or ("unresolved", why, None)
+Outcome = tuple[str, Any, Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """What deriving one model reads: its SQL and, per parent, (uid, table key, columns,
+    documented columns, name). Plain data, so a worker process can take it."""
+
+    uid: str
+    sql: str
+    dialect: str | None
+    parents: list[tuple[str, tuple[str, ...], list[str] | None, list[str] | None, str]]
+
+    def digest(self) -> str:
+        """Everything the result depends on (not the uids: the result names tables by key)."""
+        read = [
+            [list(key), cols, documented, name] for _, key, cols, documented, name in self.parents
+        ]
+        text = json.dumps([self.sql, self.dialect, read], separators=(",", ":"))
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+# Below this many compiled models, worker processes cost more to start than they save.
+POOL_FROM = 200
+_MODELS_PER_WORKER = 50
+
+
+def schedule(
+    compiled: Mapping[str, str],
+    parents: Mapping[str, list[str]],
+    order: list[str],
+    start: Callable[[str], Task | None],
+    finish: Callable[[Task, Outcome], None],
+    workers: int | None,
+    *,
+    ahead: Ahead | None = None,
+    fork: bool = False,
+) -> None:
+    """Derive every compiled model once all of its compiled parents are done: in a pool of
+    processes as parents finish, then (for what is left: all of it when there is no pool, a
+    cycle, or a pool that broke) here, upstream first, taking what `ahead` derived."""
+    from lakelens.integrations.dbt_columns import derive_one
+
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8, len(compiled) // _MODELS_PER_WORKER)
+    finished: set[str] = set()
+    if workers > 1 and len(compiled) >= POOL_FROM and ahead is None:
+        try:
+            _in_pool(compiled, parents, order, start, finish, workers, finished, fork)
+        except Exception as exc:  # no processes here (a sandbox, a frozen app): carry on alone
+            logger.warning("Column lineage: deriving in this process (%s)", exc)
+    for uid in order:
+        if uid in compiled and uid not in finished and (task := start(uid)) is not None:
+            found = ahead.outcome(task) if ahead is not None else None
+            finish(task, found if found is not None else derive_one(task))
+
+
+def _in_pool(
+    compiled: Mapping[str, str],
+    parents: Mapping[str, list[str]],
+    order: list[str],
+    start: Callable[[str], Task | None],
+    finish: Callable[[Task, Outcome], None],
+    workers: int,
+    finished: set[str],
+    fork: bool,
+) -> None:
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    from lakelens.integrations.dbt_columns import derive_one
+
+    position = {uid: i for i, uid in enumerate(order)}
+    waiting = {
+        uid: len({p for p in parents[uid] if p in compiled and p != uid}) for uid in compiled
+    }
+    children: dict[str, list[str]] = {}
+    for uid in compiled:
+        for p in set(parents[uid]):
+            if p in compiled and p != uid:
+                children.setdefault(p, []).append(uid)
+    ready = sorted((uid for uid, n in waiting.items() if n == 0), key=position.__getitem__)
+    running: dict[Future[Outcome], Task] = {}
+    with ProcessPoolExecutor(workers, mp_context=_context(fork)) as pool:
+        while ready or running:
+            while ready:
+                uid = ready.pop(0)
+                task = start(uid)
+                if task is None:
+                    finished.add(uid)
+                    ready.extend(_released(uid, children, waiting))
+                else:
+                    running[pool.submit(derive_one, task)] = task
+            if running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = running.pop(future)
+                    finish(task, future.result())  # a broken pool raises: the rest goes serial
+                    finished.add(task.uid)
+                    ready.extend(_released(task.uid, children, waiting))
+
+
+def _released(uid: str, children: Mapping[str, list[str]], waiting: dict[str, int]) -> list[str]:
+    freed = []
+    for child in children.get(uid, []):
+        waiting[child] -= 1
+        if waiting[child] == 0:
+            freed.append(child)
+    return freed
+
+
+def _context(fork: bool) -> Any:
+    """fork for a head start (one thread, sqlglot loaded); else forkserver where there is one
+    (no fork of a threaded parent), else spawn. Both start workers by importing the parent's
+    __main__, which is why a library caller gets no workers by default."""
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    if fork:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+class Ahead:
+    """A head start: column lineage derived by a forked process from the artifacts alone."""
+
+    def __init__(self, pid: int, reader: Any) -> None:
+        self._pid: int | None = pid
+        self._reader = reader
+        self._found: dict[str, Outcome] = {}
+        self._done = False
+
+    @classmethod
+    def begin(cls, target: str | Path, workers: int | None) -> Ahead | None:
+        """Fork the head start, or None where forking is not safe (not Linux, other threads,
+        no sqlglot). The caller must `close()` it."""
+        if sys.platform != "linux" or threading.active_count() > 1:
+            return None
+        try:
+            import multiprocessing
+
+            import sqlglot  # noqa: F401
+            from sqlglot.optimizer import qualify, scope  # noqa: F401
+
+            # Loaded here, before the fork: the import needs them too, and the head start's
+            # workers (forked in turn) start with them.
+            import lakelens.integrations.dbt as _dbt  # noqa: F401
+            import lakelens.integrations.dbt_columns as _columns  # noqa: F401
+        except ImportError:
+            return None
+        reader, writer = multiprocessing.Pipe(duplex=False)
+        pid = os.fork()
+        if pid == 0:  # the head start
+            try:
+                os.setpgid(0, 0)
+                reader.close()
+                _quiet()
+                _run_ahead(Path(target), workers, writer)
+            finally:
+                os._exit(0)
+        writer.close()
+        with contextlib.suppress(OSError):  # it already did (or is gone)
+            os.setpgid(pid, pid)
+        return cls(pid, reader)
+
+    def outcome(self, task: Task) -> Outcome | None:
+        """What the head start derived for this very task: waits for it while it is at work;
+        None once it has finished (or died) without it."""
+        digest = task.digest()
+        while digest not in self._found and not self._done:
+            try:
+                found, outcome = self._reader.recv()
+            except (EOFError, OSError):
+                self._done = True
+                break
+            self._found[found] = outcome
+        return self._found.get(digest)
+
+    def close(self) -> None:
+        """Stop the head start (and its workers) if it is still at work."""
+        self._done = True
+        self._reader.close()
+        if self._pid is not None:
+            pid, self._pid = self._pid, None
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+
+
+def _quiet() -> None:
+    """The head start writes nothing: the import says what it does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    logging.disable(logging.CRITICAL)
+
+
+def _run_ahead(target: Path, workers: int | None, writer: Any) -> None:
+    from lakelens.integrations.dbt import _read
+    from lakelens.integrations.dbt_columns import _dict, derive
+
+    artifacts = _read(target, lambda message: None)
+    manifest = artifacts.manifest
+    every = {uid: uid for key in ("nodes", "sources") for uid in _dict(manifest.get(key))}
+    derive(
+        manifest,
+        every,
+        catalog=artifacts.docs.get("catalog"),
+        workers=workers,
+        report=lambda task, outcome: writer.send((task.digest(), outcome)),
+        fork=True,
+    )
+    writer.close()
