@@ -123,7 +123,7 @@ def test_worker_processes_derive_what_this_process_does(monkeypatch: pytest.Monk
 
     def counting(*args: Any) -> None:
         real(*args)
-        pooled.append(len(args[6]))  # the models the pool finished
+        pooled.append(len(args[0].finished))  # the models the pool finished
 
     monkeypatch.setattr(dbt_column_jobs, "_in_pool", counting)
     together = dbt_columns.derive(manifest, names, workers=2)

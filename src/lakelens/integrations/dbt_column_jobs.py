@@ -48,8 +48,10 @@ class Task:
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-# Below this many compiled models, worker processes cost more to start than they save.
+# Below this many compiled models, worker processes cost more to start than they save
+# (forked helpers of a head start cost next to nothing).
 POOL_FROM = 200
+_HELPERS_FROM = 20
 _MODELS_PER_WORKER = 50
 
 
@@ -64,17 +66,20 @@ def schedule(
     ahead: Ahead | None = None,
     fork: bool = False,
 ) -> None:
-    """Derive every compiled model once all of its compiled parents are done: in a pool of
+    """Derive every compiled model once all of its compiled parents are done: with helper
     processes as parents finish, then (for what is left: all of it when there is no pool, a
     cycle, or a pool that broke) here, upstream first, taking what `ahead` derived."""
     from lakelens.integrations.dbt_columns import derive_one
 
     if workers is None:
-        workers = min(os.cpu_count() or 1, 8, len(compiled) // _MODELS_PER_WORKER)
+        workers = min(os.cpu_count() or 1, 8, max(1, len(compiled) // _MODELS_PER_WORKER))
     finished: set[str] = set()
-    if workers > 1 and len(compiled) >= POOL_FROM and ahead is None:
+    if workers > 1 and len(compiled) >= (_HELPERS_FROM if fork else POOL_FROM) and not ahead:
         try:
-            _in_pool(compiled, parents, order, start, finish, workers, finished, fork)
+            if fork:
+                _with_helpers(_Front(compiled, parents, order, finished), start, finish, workers)
+            else:
+                _in_pool(_Front(compiled, parents, order, finished), start, finish, workers)
         except Exception as exc:  # no processes here (a sandbox, a frozen app): carry on alone
             logger.warning("Column lineage: deriving in this process (%s)", exc)
     for uid in order:
@@ -83,57 +88,124 @@ def schedule(
             finish(task, found if found is not None else derive_one(task))
 
 
+class _Front:
+    """The compiled models whose compiled parents are all finished, upstream first."""
+
+    def __init__(
+        self,
+        compiled: Mapping[str, str],
+        parents: Mapping[str, list[str]],
+        order: list[str],
+        finished: set[str],
+    ) -> None:
+        position = {uid: i for i, uid in enumerate(order)}
+        self.waiting = {
+            uid: len({p for p in parents[uid] if p in compiled and p != uid}) for uid in compiled
+        }
+        self.children: dict[str, list[str]] = {}
+        for uid in compiled:
+            for p in set(parents[uid]):
+                if p in compiled and p != uid:
+                    self.children.setdefault(p, []).append(uid)
+        self.ready = sorted(
+            (uid for uid, n in self.waiting.items() if n == 0), key=position.__getitem__
+        )
+        self.finished = finished
+
+    def next(self, start: Callable[[str], Task | None]) -> Task | None:
+        """The next model to derive (those `start` settles without deriving are finished)."""
+        while self.ready:
+            task = start(uid := self.ready.pop(0))
+            if task is not None:
+                return task
+            self.done(uid)
+        return None
+
+    def done(self, uid: str) -> None:
+        self.finished.add(uid)
+        for child in self.children.get(uid, []):
+            self.waiting[child] -= 1
+            if self.waiting[child] == 0:
+                self.ready.append(child)
+
+
 def _in_pool(
-    compiled: Mapping[str, str],
-    parents: Mapping[str, list[str]],
-    order: list[str],
+    front: _Front,
     start: Callable[[str], Task | None],
     finish: Callable[[Task, Outcome], None],
     workers: int,
-    finished: set[str],
-    fork: bool,
 ) -> None:
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     from lakelens.integrations.dbt_columns import derive_one
 
-    position = {uid: i for i, uid in enumerate(order)}
-    waiting = {
-        uid: len({p for p in parents[uid] if p in compiled and p != uid}) for uid in compiled
-    }
-    children: dict[str, list[str]] = {}
-    for uid in compiled:
-        for p in set(parents[uid]):
-            if p in compiled and p != uid:
-                children.setdefault(p, []).append(uid)
-    ready = sorted((uid for uid, n in waiting.items() if n == 0), key=position.__getitem__)
     running: dict[Future[Outcome], Task] = {}
-    with ProcessPoolExecutor(workers, mp_context=_context(fork)) as pool:
-        while ready or running:
-            while ready:
-                uid = ready.pop(0)
-                task = start(uid)
-                if task is None:
-                    finished.add(uid)
-                    ready.extend(_released(uid, children, waiting))
-                else:
-                    running[pool.submit(derive_one, task)] = task
+    with ProcessPoolExecutor(workers, mp_context=_context(False)) as pool:
+        while front.ready or running:
+            while (task := front.next(start)) is not None:
+                running[pool.submit(derive_one, task)] = task
             if running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     task = running.pop(future)
                     finish(task, future.result())  # a broken pool raises: the rest goes serial
-                    finished.add(task.uid)
-                    ready.extend(_released(task.uid, children, waiting))
+                    front.done(task.uid)
 
 
-def _released(uid: str, children: Mapping[str, list[str]], waiting: dict[str, int]) -> list[str]:
-    freed = []
-    for child in children.get(uid, []):
-        waiting[child] -= 1
-        if waiting[child] == 0:
-            freed.append(child)
-    return freed
+def _with_helpers(
+    front: _Front,
+    start: Callable[[str], Task | None],
+    finish: Callable[[Task, Outcome], None],
+    workers: int,
+) -> None:
+    """Derive here and in `workers - 1` forked helpers, a task at a time each over a pipe
+    (a tenth of a process pool's cost per task)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    from lakelens.integrations.dbt_columns import derive_one
+
+    context = multiprocessing.get_context("fork")
+    idle: list[Any] = []
+    helpers = []
+    for _ in range(workers - 1):
+        mine, theirs = context.Pipe()
+        helper = context.Process(target=_helper, args=(theirs, mine), daemon=True)
+        helper.start()
+        theirs.close()
+        idle.append(mine)
+        helpers.append(helper)
+    busy: dict[Any, Task] = {}
+    try:
+        while front.ready or busy:
+            while idle and (task := front.next(start)) is not None:
+                conn = idle.pop()
+                conn.send(task)
+                busy[conn] = task
+            if (task := front.next(start)) is not None:
+                finish(task, derive_one(task))
+                front.done(task.uid)
+            answered: Any
+            for answered in wait(list(busy), timeout=0 if front.ready else None) if busy else []:
+                task = busy.pop(answered)
+                finish(task, answered.recv())
+                front.done(task.uid)
+                idle.append(answered)
+    finally:
+        for left in [*idle, *busy]:
+            with contextlib.suppress(OSError):
+                left.send(None)
+            left.close()
+        for helper in helpers:
+            helper.join(timeout=1)
+
+
+def _helper(conn: Any, theirs: Any) -> None:
+    theirs.close()  # else the pipe would never tell it that the head start is gone
+    while (task := conn.recv()) is not None:
+        from lakelens.integrations.dbt_columns import derive_one
+
+        conn.send(derive_one(task))
 
 
 def _context(fork: bool) -> Any:
