@@ -226,7 +226,7 @@ class Ahead:
     def __init__(self, pid: int, reader: Any) -> None:
         self._pid: int | None = pid
         self._reader = reader
-        self._found: dict[str, Outcome] = {}
+        self._found: dict[str, tuple[str, Outcome]] = {}  # uid → (task digest, outcome)
         self._done = False
 
     @classmethod
@@ -263,17 +263,17 @@ class Ahead:
         return cls(pid, reader)
 
     def outcome(self, task: Task) -> Outcome | None:
-        """What the head start derived for this very task: waits for it while it is at work;
-        None once it has finished (or died) without it."""
-        digest = task.digest()
-        while digest not in self._found and not self._done:
+        """What the head start derived for this very task, waiting for it to reach the model;
+        None when its task for the model was another (it knew other columns) or never came."""
+        while task.uid not in self._found and not self._done:
             try:
-                found, outcome = self._reader.recv()
+                uid, digest, outcome = self._reader.recv()
             except (EOFError, OSError):
                 self._done = True
                 break
-            self._found[found] = outcome
-        return self._found.get(digest)
+            self._found[uid] = (digest, outcome)
+        digest, outcome = self._found.get(task.uid, ("", None))
+        return outcome if outcome is not None and digest == task.digest() else None
 
     def close(self) -> None:
         """Stop the head start (and its workers) if it is still at work."""
@@ -307,7 +307,7 @@ def _run_ahead(target: Path, workers: int | None, writer: Any) -> None:
         every,
         catalog=artifacts.docs.get("catalog"),
         workers=workers,
-        report=lambda task, outcome: writer.send((task.digest(), outcome)),
+        report=lambda task, outcome: writer.send((task.uid, task.digest(), outcome)),
         fork=True,
     )
     writer.close()
