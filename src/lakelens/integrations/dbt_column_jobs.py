@@ -158,17 +158,16 @@ def _with_helpers(
     finish: Callable[[Task, Outcome], None],
     workers: int,
 ) -> None:
-    """Derive here and in `workers - 1` forked helpers, a task at a time each over a pipe
-    (a tenth of a process pool's cost per task)."""
+    """Derive in `workers` forked helpers, a task at a time each over a pipe (a tenth of a
+    process pool's cost per task); this process only hands out tasks, so a helper is never
+    left waiting while it derives."""
     import multiprocessing
     from multiprocessing.connection import wait
-
-    from lakelens.integrations.dbt_columns import derive_one
 
     context = multiprocessing.get_context("fork")
     idle: list[Any] = []
     helpers = []
-    for _ in range(workers - 1):
+    for _ in range(workers):
         mine, theirs = context.Pipe()
         helper = context.Process(target=_helper, args=(theirs, mine), daemon=True)
         helper.start()
@@ -182,11 +181,8 @@ def _with_helpers(
                 conn = idle.pop()
                 conn.send(task)
                 busy[conn] = task
-            if (task := front.next(start)) is not None:
-                finish(task, derive_one(task))
-                front.done(task.uid)
             answered: Any
-            for answered in wait(list(busy), timeout=0 if front.ready else None) if busy else []:
+            for answered in wait(list(busy)) if busy else []:
                 task = busy.pop(answered)
                 finish(task, answered.recv())
                 front.done(task.uid)
