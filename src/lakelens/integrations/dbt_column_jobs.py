@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,14 +272,21 @@ class Ahead:
         digest, outcome = self._found.get(task.uid, ("", None))
         return outcome if outcome is not None and digest == task.digest() else None
 
-    def close(self) -> None:
-        """Stop the head start (and its workers) if it is still at work."""
-        self._done = True
+    def close(self, wait: float = 0.0) -> None:
+        """Stop the head start (and its helpers) unless it ends within `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while not self._done and self._reader.poll(max(0.0, deadline - time.monotonic())):
+            try:
+                self._reader.recv()
+            except (EOFError, OSError):
+                self._done = True
+        finished, self._done = self._done, True
         self._reader.close()
         if self._pid is not None:
             pid, self._pid = self._pid, None
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+            if not finished:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.waitpid(pid, 0)
 

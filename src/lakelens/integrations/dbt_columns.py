@@ -329,7 +329,7 @@ def derive(
     order = _upstream_first(nodes)
     schedule(compiled, parents, order, start, finish, workers, ahead=ahead, fork=fork)
     if ahead is not None:
-        ahead.close()
+        ahead.close(wait=0.25)  # it has sent all it had: let it reap its helpers and end
     return result
 
 
