@@ -11,6 +11,7 @@ very same (same SQL, dialect and parents' columns), and derives only the others 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -245,6 +246,9 @@ class Ahead:
         except ImportError:
             return None
         reader, writer = multiprocessing.Pipe(duplex=False)
+        # Objects from before the fork are left to the parent's collector: a collection in a
+        # forked process would touch (and so copy) every page they sit on.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the head start
             try:
@@ -254,6 +258,7 @@ class Ahead:
                 _run_ahead(Path(target), workers, writer)
             finally:
                 os._exit(0)
+        gc.unfreeze()
         writer.close()
         with contextlib.suppress(OSError):  # it already did (or is gone)
             os.setpgid(pid, pid)
