@@ -325,13 +325,20 @@ def _adopt_orphans() -> None:
         ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
-def _reap() -> None:
-    """Wait for every descendant left behind by the last command."""
-    while True:
+def _reap(quiet: float = 0.3) -> None:
+    """Wait for the descendants the last command left behind (a forkserver and its workers end
+    soon after it): until none has ended for `quiet` seconds. This process's own children (the
+    in-process pool's forkserver) stay."""
+    last = time.monotonic()
+    while time.monotonic() - last < quiet:
         try:
-            os.waitpid(-1, 0)
+            pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
+        if pid:
+            last = time.monotonic()
+        else:
+            time.sleep(0.01)
 
 
 def _children_cpu() -> float:
