@@ -309,10 +309,10 @@ def _run_ahead(target: Path, workers: int | None, writer: Any) -> None:
     from lakelens.integrations.dbt_columns import _dict, derive
 
     if workers is None:
-        # Helpers only on idle cores: on a busy machine the kernel gives this command's
-        # processes one share (autogroup), and handing out tasks would only cost more CPU.
+        # A helper per core unless other work keeps every core busy: the kernel then gives
+        # this command's processes one share (autogroup), and handing out tasks only costs CPU.
         cores = os.cpu_count() or 1
-        workers = max(1, min(cores, round(cores - os.getloadavg()[0])))
+        workers = cores if os.getloadavg()[0] < cores + 1 else 1
     artifacts = _read(target, lambda message: None)
     manifest = artifacts.manifest
     every = {uid: uid for key in ("nodes", "sources") for uid in _dict(manifest.get(key))}
