@@ -960,9 +960,9 @@ def test_reimporting_unchanged_models_reuses_their_column_lineage(
     derived: list[str] = []
     real = dbt_columns._lineage
 
-    def counting(task: Any, by_key: Any) -> Any:
+    def counting(task: Any) -> Any:
         derived.append(task.uid)
-        return real(task, by_key)
+        return real(task)
 
     monkeypatch.setattr(dbt_columns, "_lineage", counting)
     said: list[str] = []
@@ -1025,9 +1025,9 @@ def test_importing_a_test_step_keeps_the_derived_column_lineage(
     derived: list[str] = []
     real = dbt_columns._lineage
 
-    def counting(task: Any, by_key: Any) -> Any:
+    def counting(task: Any) -> Any:
         derived.append(task.uid)
-        return real(task, by_key)
+        return real(task)
 
     monkeypatch.setattr(dbt_columns, "_lineage", counting)
     import_artifacts(dbt_runs.steps["run"], store=store)

@@ -110,22 +110,22 @@ def _project(models: int) -> tuple[dict[str, Any], dict[str, str]]:
 def test_worker_processes_derive_what_this_process_does(monkeypatch: pytest.MonkeyPatch) -> None:
     """A big project is derived by a pool of processes as each model's parents finish; the
     answer is the one deriving upstream first in this process gives."""
-    from lakelens.integrations import dbt_columns
+    from lakelens.integrations import dbt_column_jobs, dbt_columns
 
     manifest, names = _project(60)
     alone = dbt_columns.derive(manifest, names, workers=1)
     assert len(alone.outputs) == 60 and not alone.unresolved
     assert alone.edges[("m5", "m6")] == {"id": ["id"], "amount": ["amount"], "status": ["status"]}
 
-    monkeypatch.setattr(dbt_columns, "_POOL_FROM", 10)
+    monkeypatch.setattr(dbt_column_jobs, "POOL_FROM", 10)
     pooled: list[int] = []
-    real = dbt_columns._in_pool
+    real = dbt_column_jobs._in_pool
 
     def counting(*args: Any) -> None:
         real(*args)
-        pooled.append(len(args[-1]))  # the models the pool finished
+        pooled.append(len(args[0].finished))  # the models the pool finished
 
-    monkeypatch.setattr(dbt_columns, "_in_pool", counting)
+    monkeypatch.setattr(dbt_column_jobs, "_in_pool", counting)
     together = dbt_columns.derive(manifest, names, workers=2)
     assert pooled == [60]
     assert together.edges == alone.edges

@@ -52,9 +52,14 @@ def dbt(
     from lakelens.cli._common import make_console, open_store
     from lakelens.cli._output import err_console, print_json
     from lakelens.integrations.dbt import import_artifacts
+    from lakelens.integrations.dbt_column_jobs import Ahead
 
-    store = open_store(home, create=True)
+    # Column lineage is derived ahead, by a forked process, while the store opens and the
+    # artifacts are read and converted; the import takes what it derived.
+    ahead = Ahead.begin(target, jobs or None) if column_lineage else None
+    store = None
     try:
+        store = open_store(home, create=True)
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -69,9 +74,13 @@ def dbt(
                 progress=lambda message: progress.update(task, description=message),
                 column_lineage=column_lineage,
                 workers=jobs or None,
+                ahead=ahead,
             )
     finally:
-        store.close()
+        if ahead is not None:
+            ahead.close()
+        if store is not None:
+            store.close()
     if json_output:
         print_json(result.to_dict())
         return

@@ -63,6 +63,7 @@ from lakelens.model import (
 )
 
 if TYPE_CHECKING:
+    from lakelens.integrations.dbt_column_jobs import Ahead
     from lakelens.store import Store
 
 __all__ = [
@@ -135,12 +136,14 @@ def import_artifacts(
     progress: Callable[[str], None] | None = None,
     column_lineage: bool = True,
     workers: int | None = 1,
+    ahead: Ahead | None = None,
 ) -> ImportResult:
     """Import a dbt target directory (manifest.json, plus run_results.json, sources.json and
     catalog.json when present) into `store` (default: the store configured by LAKELENS_* /
     lakelens.yaml). `column_lineage`: derive column lineage from the compiled SQL; `workers`:
     processes deriving it (None: one per core for a big project; a process pool starts by
-    importing the caller's __main__, so a script must guard its top level to ask for one)."""
+    importing the caller's __main__, so a script must guard its top level to ask for one);
+    `ahead`: column lineage derived ahead by `dbt_column_jobs.Ahead.begin` (the CLI's)."""
     say = progress or (lambda message: None)
     artifacts = _read(Path(target_dir), say)
     owned = store is None
@@ -162,6 +165,7 @@ def import_artifacts(
                 store=store,
                 say=say,
                 workers=workers,
+                ahead=ahead,
             )
         batch = converted.batch
         run_ids = [run.run_id for run in batch.runs]

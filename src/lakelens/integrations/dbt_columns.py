@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lakelens.analysis.column_lineage import COLUMN_LINEAGE_TAG
+from lakelens.integrations.dbt_column_jobs import Ahead, Outcome, Task, schedule
 
 if TYPE_CHECKING:
     from lakelens.events import Batch
     from lakelens.store import Store
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["COLUMN_LINEAGE_TAG", "ColumnLineage", "add_column_lineage", "derive", "dialect_of"]
 
@@ -94,6 +91,7 @@ def add_column_lineage(
     store: Store,
     say: Callable[[str], None],
     workers: int | None = 1,
+    ahead: Ahead | None = None,
 ) -> dict[str, str]:
     """Give the batch's dbt edges their derived column mappings and tag each model with the
     outcome; returns the unresolved models with their reasons."""
@@ -110,6 +108,7 @@ def add_column_lineage(
         known=lambda assets: _held_columns(store, assets),
         previous=lambda assets: _previous(store, assets),
         workers=workers,
+        ahead=ahead,
     )
     for edge in batch.edges:
         edge.columns = found.edges.get((edge.upstream, edge.downstream), edge.columns)
@@ -244,6 +243,9 @@ def derive(
     known: Callable[[list[str]], dict[str, list[list[str]]]] | None = None,
     previous: Callable[[list[str]], dict[str, Previous]] | None = None,
     workers: int | None = 1,
+    ahead: Ahead | None = None,
+    report: Callable[[Task, Outcome], None] | None = None,
+    fork: bool = False,
 ) -> ColumnLineage:
     """Column lineage of every compiled model and snapshot in `manifest`.
 
@@ -251,7 +253,10 @@ def derive(
     lakelens already holds for the assets asked about (used when dbt documents none);
     `previous(asset names)` what earlier imports derived, re-used where the fingerprint of a
     model's SQL and its parents' columns is unchanged. `workers`: processes that derive in
-    parallel (None: one per core, once there are enough models to pay for their start-up).
+    parallel (None: one per core, once there are enough models to pay for their start-up);
+    `ahead`: a head start whose results are taken where its task was the same; `report` hears
+    each task derived and its outcome; `fork`: fork the workers (only a single-threaded
+    process with sqlglot loaded may).
     """
     from sqlglot import exp
 
@@ -278,14 +283,14 @@ def derive(
         for uid in compiled
     }
 
-    def start(uid: str) -> _Task | None:
+    def start(uid: str) -> Task | None:
         """Re-use what an earlier import derived, or say what to derive (parents are done)."""
         sql, asset = compiled[uid], names[uid]
         fingerprint = _fingerprint(sql, uid, parents, tables, names, columns, documented, result)
         result.fingerprints[asset] = fingerprint
         before = earlier.get(asset)
         if before is None or before.fingerprint != fingerprint:
-            return _Task(
+            return Task(
                 uid,
                 sql,
                 result.dialect,
@@ -305,146 +310,41 @@ def derive(
                 result.edges[(name, asset)] = per_column
         return None
 
-    def finish(uid: str, outcome: tuple[str, Any, Any]) -> None:
+    def finish(task: Task, outcome: Outcome) -> None:
+        if report is not None:
+            report(task, outcome)
+        uid = task.uid
         asset = names[uid]
         if outcome[0] == "unresolved":
             result.unresolved[asset] = str(outcome[1])[:_MAX_REASON]
             return
-        _, outputs, mapping = outcome
-        columns[uid] = result.outputs[asset] = outputs
-        for upstream_uid, per_column in mapping.items():
+        traced = outcome[1]
+        columns[uid] = result.outputs[asset] = list(traced)
+        for upstream_uid, per_column in _mapping(traced, by_key).items():
             if upstream_uid != uid:
                 result.edges[(names[upstream_uid], asset)] = per_column
 
-    _schedule(compiled, parents, _upstream_first(nodes), start, finish, by_key, workers)
+    if ahead is not None and len(earlier) * 2 >= len(compiled):
+        ahead.close()  # most models are re-used: its work is not needed
+    order = _upstream_first(nodes)
+    schedule(compiled, parents, order, start, finish, workers, ahead=ahead, fork=fork)
+    if ahead is not None:
+        ahead.close(wait=0.25)  # it has sent all it had: let it reap its helpers and end
     return result
 
 
-@dataclass(frozen=True)
-class _Task:
-    """What deriving one model reads: its SQL and, per parent, (uid, table key, columns,
-    documented columns, name). Plain data, so a worker process can take it."""
+def derive_one(task: Task) -> Outcome:
+    """("ok", {output column: [(table key, column)]}, None) or ("unresolved", why, None).
 
-    uid: str
-    sql: str
-    dialect: str | None
-    parents: list[tuple[str, tuple[str, ...], list[str] | None, list[str] | None, str]]
-
-
-# Below this many compiled models, worker processes cost more to start than they save.
-_POOL_FROM = 200
-_MODELS_PER_WORKER = 50
-
-
-def _schedule(
-    compiled: Mapping[str, str],
-    parents: Mapping[str, list[str]],
-    order: list[str],
-    start: Callable[[str], _Task | None],
-    finish: Callable[[str, tuple[str, Any, Any]], None],
-    by_key: Mapping[tuple[str, ...], str],
-    workers: int | None,
-) -> None:
-    """Derive every compiled model once all of its compiled parents are done: in a pool of
-    processes as parents finish, then (for what is left: all of it when there is no pool, a
-    cycle, or a pool that broke) here, upstream first."""
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8, len(compiled) // _MODELS_PER_WORKER)
-    finished: set[str] = set()
-    if workers > 1 and len(compiled) >= _POOL_FROM:
-        try:
-            _in_pool(compiled, parents, order, start, finish, by_key, workers, finished)
-        except Exception as exc:  # no processes here (a sandbox, a frozen app): carry on alone
-            logger.warning("Column lineage: deriving in this process (%s)", exc)
-    for uid in order:
-        if uid in compiled and uid not in finished and (task := start(uid)) is not None:
-            finish(uid, _derive_one(task, by_key))
-
-
-def _in_pool(
-    compiled: Mapping[str, str],
-    parents: Mapping[str, list[str]],
-    order: list[str],
-    start: Callable[[str], _Task | None],
-    finish: Callable[[str, tuple[str, Any, Any]], None],
-    by_key: Mapping[tuple[str, ...], str],
-    workers: int,
-    finished: set[str],
-) -> None:
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-
-    position = {uid: i for i, uid in enumerate(order)}
-    waiting = {
-        uid: len({p for p in parents[uid] if p in compiled and p != uid}) for uid in compiled
-    }
-    children: dict[str, list[str]] = {}
-    for uid in compiled:
-        for p in set(parents[uid]):
-            if p in compiled and p != uid:
-                children.setdefault(p, []).append(uid)
-    ready = sorted((uid for uid, n in waiting.items() if n == 0), key=position.__getitem__)
-    running: dict[Future[tuple[str, Any, Any]], str] = {}
-    with ProcessPoolExecutor(
-        workers, mp_context=_context(), initializer=_worker_init, initargs=(dict(by_key),)
-    ) as pool:
-        while ready or running:
-            while ready:
-                uid = ready.pop(0)
-                task = start(uid)
-                if task is None:
-                    finished.add(uid)
-                    ready.extend(_released(uid, children, waiting))
-                else:
-                    running[pool.submit(_derive_in_worker, task)] = uid
-            if running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    uid = running.pop(future)
-                    finish(uid, future.result())  # a broken pool raises: the rest goes serial
-                    finished.add(uid)
-                    ready.extend(_released(uid, children, waiting))
-
-
-def _released(uid: str, children: Mapping[str, list[str]], waiting: dict[str, int]) -> list[str]:
-    freed = []
-    for child in children.get(uid, []):
-        waiting[child] -= 1
-        if waiting[child] == 0:
-            freed.append(child)
-    return freed
-
-
-def _context() -> Any:
-    """forkserver where there is one (no fork of a threaded parent), else spawn. Both start
-    workers by importing the parent's __main__, which is why only the CLI (whose __main__ is
-    lakelens') asks for workers by default."""
-    import multiprocessing
-
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-
-
-_WORKER_KEYS: dict[tuple[str, ...], str] = {}
-
-
-def _worker_init(by_key: dict[tuple[str, ...], str]) -> None:
-    _WORKER_KEYS.update(by_key)
-
-
-def _derive_in_worker(task: _Task) -> tuple[str, Any, Any]:
-    return _derive_one(task, _WORKER_KEYS)
-
-
-def _derive_one(task: _Task, by_key: Mapping[tuple[str, ...], str]) -> tuple[str, Any, Any]:
-    """("ok", output columns, {upstream uid: mapping}) or ("unresolved", why, None)."""
+    Tables are named by key, not uid: the one who asked maps them to its relations."""
     try:
-        outputs, mapping = _lineage(task, by_key)
+        traced = _lineage(task)
     except _Unresolved as exc:
         return ("unresolved", str(exc), None)
     except Exception as exc:  # sqlglot raises many kinds; none may fail an import
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ("unresolved", f"sqlglot: {reason}", None)
-    return ("ok", outputs, mapping)
+    return ("ok", traced, None)
 
 
 def _name(node: Mapping[str, Any], uid: str) -> str:
@@ -474,10 +374,8 @@ class _Unresolved(Exception):
     """A model whose column lineage cannot be derived; the message says why."""
 
 
-def _lineage(
-    task: _Task, by_key: Mapping[tuple[str, ...], str]
-) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
-    """(output columns, {upstream uid: {output column: [upstream columns]}}) of one model."""
+def _lineage(task: Task) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    """{output column: [(table key, column)]} of one model, its columns in select order."""
     import sqlglot
     from sqlglot import exp
 
@@ -512,19 +410,28 @@ def _lineage(
         # A documented column list left out a column the SQL names: qualify without it.
         query = sqlglot.parse_one(sql, dialect=dialect)  # type: ignore[assignment]
         traced = _qualified_trace(query, exact, dialect)
-    outputs = list(traced)
-    if "*" in outputs:
+    if "*" in traced:
         raise _Unresolved("select * could not be expanded")
+    return {
+        output: [(_key(source), column) for source, column in sources if column != "*"]
+        for output, sources in traced.items()
+    }
+
+
+def _mapping(
+    traced: Mapping[str, list[tuple[tuple[str, ...], str]]], by_key: Mapping[tuple[str, ...], str]
+) -> dict[str, dict[str, list[str]]]:
+    """{upstream uid: {output column: [upstream columns]}} of a model's traced columns."""
     mapping: dict[str, dict[str, list[str]]] = {}
     for output, sources in traced.items():
-        for source, column in sources:
-            upstream = by_key.get(_key(source)) or _by_suffix(by_key, _key(source))
-            if upstream is None or column == "*":
+        for key, column in sources:
+            upstream = by_key.get(key) or _by_suffix(by_key, key)
+            if upstream is None:
                 continue
             targets = mapping.setdefault(upstream, {}).setdefault(output, [])
             if column not in targets:
                 targets.append(column)
-    return outputs, mapping
+    return mapping
 
 
 def _qualified_trace(
