@@ -11,6 +11,7 @@ from lakelens._clean import stored_json
 from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import InvalidArgumentError
 from lakelens.model import LEVELS, LogRecord, from_epoch
+from lakelens.store.log_search import SQLITE_TABLE, match_query
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -54,8 +55,11 @@ class LogFilter:
     grep: str | None = None
     correlation_id: str | None = None
 
-    def sql(self) -> tuple[str, dict[str, Any]]:
-        """The filter as an SQL condition on `logs` (always true when nothing is set)."""
+    def sql(self, dialect: str = "") -> tuple[str, dict[str, Any]]:
+        """The filter as an SQL condition on `logs` (always true when nothing is set).
+
+        With `dialect="sqlite"`, --grep first narrows through the trigram index; without a
+        dialect it scans (what a poll over a few new ids wants)."""
         clauses: list[str] = []
         params: dict[str, Any] = {}
         for column, value in (("asset", self.asset), ("job", self.job)):
@@ -94,6 +98,13 @@ class LogFilter:
                 "OR lower(attributes) LIKE lower(:grep) ESCAPE '/')"
             )
             params["grep"] = f"%{escaped}%"
+            match = match_query(self.grep) if dialect == "sqlite" else None
+            if match is not None:
+                # A superset of the rows (any case, trigrams in any order); the LIKE decides.
+                clauses.append(
+                    f"id IN (SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH :grep_match)"
+                )
+                params["grep_match"] = match
         return (" AND ".join(clauses) or "1 = 1"), params
 
 
@@ -148,11 +159,12 @@ def _newest(
     limit: int,
 ) -> list[LogRecord]:
     """The first `limit` matching records in `order` (descending), with `id {bound} value`."""
-    condition, params = where.sql()
+    db = borrow(conn)
+    condition, params = where.sql(db.dialect)
     if value is not None:
         condition += f" AND id {bound} :bound"
         params["bound"] = value
-    rows = borrow(conn).rows(
+    rows = db.rows(
         f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY {order} LIMIT :limit",
         {**params, "limit": limit},
     )
