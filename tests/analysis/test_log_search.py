@@ -159,7 +159,22 @@ def _assert_same(store: Store) -> dict[str, int]:
     return found
 
 
+def _index(store: Store) -> None:
+    """Index every stored log now (on SQLite writers do it once enough logs wait)."""
+    if store.is_sqlite:
+        log_search.index_pending(store.engine)
+
+
+def _position(store: Store) -> tuple[int, int]:
+    """(last log id indexed, newest log id) on SQLite."""
+    with store.reader() as db:
+        row = db.row(f"SELECT up_to, (SELECT max(id) FROM logs) FROM {log_search.POSITION_TABLE}")
+    assert row is not None
+    return row[0], row[1]
+
+
 def _sqlite_index_intact(store: Store) -> None:
+    _index(store)
     if store.is_sqlite:
         with store.connect() as conn:
             # For an external-content table this compares the index with the logs table.
@@ -170,7 +185,13 @@ def _sqlite_index_intact(store: Store) -> None:
 
 
 def test_indexed_grep_finds_what_the_scan_found(store: Store) -> None:
-    store.write(Batch(logs=_logs(T0, repeat=3)))
+    store.write(Batch(logs=_logs(T0, repeat=2)))
+    _index(store)
+    # The newest logs wait for the next chunk: the search scans them.
+    store.write(Batch(logs=_logs(T0 + DAY)))
+    if store.is_sqlite:
+        indexed, newest = _position(store)
+        assert newest - indexed == len(MESSAGES)
     found = _assert_same(store)
     # The comparison is not vacuous: case, literal % and _, attributes, short patterns.
     assert found["TIMEOUT"] == found["timeout"] == 9
@@ -189,6 +210,7 @@ def test_indexed_grep_finds_what_the_scan_found(store: Store) -> None:
 
 def test_index_follows_prune(store: Store) -> None:
     store.write(Batch(logs=_logs(T0 - 40 * DAY, repeat=2) + _logs(T0, repeat=1)))
+    _index(store)
     assert len(_indexed(store, "timeout")) == 9
     deleted = store.prune(30, now=T0 + DAY)
     assert deleted["logs"] == 2 * len(MESSAGES)
@@ -208,6 +230,7 @@ def test_grep_uses_the_index(store: Store) -> None:
         for i in range(3)
     ]
     store.write(Batch(logs=rows))
+    _index(store)
     store.analyze()
     with store.reader() as db:
         # On PostgreSQL, new rows wait in the GIN index's pending list until a vacuum; the
@@ -230,6 +253,43 @@ def test_grep_uses_the_index(store: Store) -> None:
     # Two characters: no trigram to look up, the scan answers.
     assert "MATCH" not in LogFilter(grep="de").sql("sqlite")[0]
     assert "MATCH" in LogFilter(grep="dea").sql("sqlite")[0]
+
+
+def test_writers_index_once_enough_logs_wait(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not store_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's GIN index takes every row as it comes")
+    store = Store(store_url)
+    monkeypatch.setattr(log_search, "LAG", 30)
+    monkeypatch.setattr(log_search, "CHUNK", 25)
+    store.write(Batch(logs=_logs(T0)))  # 19 waiting: fewer than LAG
+    assert _position(store) == (0, 19)
+    store.write(Batch(logs=_logs(T0 + 100)))  # 38 waiting: a chunk of 25 is indexed
+    assert _position(store) == (25, 38)
+    assert _assert_same(store)["timeout"] == 6
+    store.close()
+
+
+def test_a_reused_log_id_is_indexed(store: Store) -> None:
+    """SQLite hands the id of a deleted newest log out again: the index must not skip it."""
+    store.write(Batch(logs=_logs(T0)))
+    _index(store)
+    with store.connect() as conn:
+        conn.execute(sa.text("DELETE FROM logs WHERE time >= :t"), {"t": T0 + 10})
+        conn.commit()
+    store.write(
+        Batch(
+            logs=[(T0 + 50, 40, "a new deadline passed", "t", None, None, None, None, None, None)]
+        )
+    )
+    if store.is_sqlite:
+        indexed, newest = _position(store)
+        assert newest <= indexed  # the new log took an id the index had passed
+    assert len(_indexed(store, "DEADLINE")) == 1
+    found = _assert_same(store)
+    assert found["timeout"] == 3
+    _sqlite_index_intact(store)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from lakelens._clean import stored_json
 from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import InvalidArgumentError
 from lakelens.model import LEVELS, LogRecord, from_epoch
-from lakelens.store.log_search import SQLITE_TABLE, match_query
+from lakelens.store.log_search import POSITION_TABLE, SQLITE_TABLE, match_query
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -100,9 +100,11 @@ class LogFilter:
             params["grep"] = f"%{escaped}%"
             match = match_query(self.grep) if dialect == "sqlite" else None
             if match is not None:
-                # A superset of the rows (any case, trigrams in any order); the LIKE decides.
+                # A superset of the rows (any case, trigrams in any order, and the newest
+                # logs, not indexed yet); the LIKE decides.
                 clauses.append(
-                    f"id IN (SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH :grep_match)"
+                    f"(id > (SELECT up_to FROM {POSITION_TABLE}) OR id IN "
+                    f"(SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH :grep_match))"
                 )
                 params["grep_match"] = match
         return (" AND ".join(clauses) or "1 = 1"), params
