@@ -23,6 +23,7 @@ __all__ = [
     "MIN_CHARS",
     "PG_INDEXES",
     "POSITION_TABLE",
+    "REBUILD_SQLITE",
     "SQLITE_TABLE",
     "catch_up",
     "create_postgres",
@@ -108,12 +109,16 @@ def create_sqlite(conn: sa.Connection) -> None:
     rebuild_sqlite(conn)
 
 
+REBUILD_SQLITE = (
+    f"INSERT INTO {SQLITE_TABLE}({SQLITE_TABLE}) VALUES ('rebuild')",
+    f"UPDATE {POSITION_TABLE} SET up_to = (SELECT coalesce(max(id), 0) FROM logs)",
+)
+
+
 def rebuild_sqlite(conn: sa.Connection) -> None:
     """Index every stored log again (after a bulk load, or to repair the index)."""
-    conn.exec_driver_sql(f"INSERT INTO {SQLITE_TABLE}({SQLITE_TABLE}) VALUES ('rebuild')")
-    conn.exec_driver_sql(
-        f"UPDATE {POSITION_TABLE} SET up_to = (SELECT coalesce(max(id), 0) FROM logs)"
-    )
+    for statement in REBUILD_SQLITE:
+        conn.exec_driver_sql(statement)
 
 
 def catch_up(cursor: Any, *, lag: int | None = None, chunk: int | None = None) -> int:
