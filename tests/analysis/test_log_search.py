@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from lakelens.analysis.logs import COLUMNS, LogFilter, search
+from lakelens.analysis import logs as logs_module
+from lakelens.analysis.logs import COLUMNS, LogFilter, page, search
 from lakelens.events import Batch
 from lakelens.store import Store, log_search
 
@@ -206,6 +207,26 @@ def test_indexed_grep_finds_what_the_scan_found(store: Store) -> None:
     if store.is_sqlite:  # lower() and LIKE fold ASCII only: the index's wider folding is rechecked
         assert found["école"] == 3 and found["ÉCOLE"] == 3 and found["FERMÉE"] == 3
     _sqlite_index_intact(store)
+
+
+def test_a_frequent_text_found_in_the_newest_rows_is_the_same(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short scan of the newest rows answers when it holds enough matches, else the index."""
+    store.write(Batch(logs=_logs(T0, repeat=3)))
+    _index(store)
+    monkeypatch.setattr(logs_module, "_GREP_WINDOW", 25)
+    for pattern in PATTERNS:
+        scanned = _scanned(store, pattern)
+        for limit in (1, 3):
+            with store.reader() as db:
+                found = [r.id for r in search(db, LogFilter(grep=pattern), limit=limit)]
+            assert found[::-1] == scanned[:limit], (pattern, limit)
+    with store.reader() as db:
+        below = max(_scanned(store, "timeout"))
+        records, more = page(db, LogFilter(grep="TIMEOUT"), before_id=below, limit=2)
+    expected = sorted(i for i in _scanned(store, "timeout") if i < below)
+    assert [r.id for r in records] == expected[-2:] and more
 
 
 def test_index_follows_prune(store: Store) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lakelens._clean import stored_json
@@ -163,12 +163,24 @@ def _newest(
     """The first `limit` matching records in `order` (descending), with `id {bound} value`."""
     db = borrow(conn)
     condition, params = where.sql(db.dialect)
-    if value is not None:
-        condition += f" AND id {bound} :bound"
-        params["bound"] = value
+    bounded = f" AND id {bound} :bound" if value is not None else ""
+    params |= {"bound": value, "limit": limit}
+    if "grep_match" in params:
+        # A frequent text (`--grep page`) is in the newest rows: a short scan of them finds it
+        # sooner than the index lists its millions of rows. Exact: when the window holds
+        # `limit` matches, they are the first `limit` of all rows in that order.
+        others, more = replace(where, grep=None).sql()
+        grep, grep_params = LogFilter(grep=where.grep).sql()
+        rows = db.rows(
+            f"SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM logs WHERE {others}{bounded} "
+            f"ORDER BY {order} LIMIT :window) WHERE {grep} ORDER BY {order} LIMIT :limit",
+            {**params, **more, **grep_params, "window": _GREP_WINDOW},
+        )
+        if len(rows) == limit:
+            return [_record(r, where.run_id) for r in reversed(rows)]
     rows = db.rows(
-        f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY {order} LIMIT :limit",
-        {**params, "limit": limit},
+        f"SELECT {COLUMNS} FROM logs WHERE {condition}{bounded} ORDER BY {order} LIMIT :limit",
+        params,
     )
     return [_record(r, where.run_id) for r in reversed(rows)]
 
@@ -272,6 +284,7 @@ def follow(
 
 
 _PAGE = 5_000
+_GREP_WINDOW = 20_000  # rows scanned for --grep before the index is asked (SQLite)
 _CHUNK = 500
 _HOLE_SECONDS = 30.0
 _MAX_HOLES = 100_000
