@@ -101,10 +101,12 @@ class LogFilter:
             match = match_query(self.grep) if dialect == "sqlite" else None
             if match is not None:
                 # A superset of the rows (any case, trigrams in any order, and the newest
-                # logs, not indexed yet); the LIKE decides.
+                # logs, not indexed yet); the LIKE decides. One IN list, so that SQLite
+                # reads the rows by id (as an OR, it walked every row of the time range).
                 clauses.append(
-                    f"(id > (SELECT up_to FROM {POSITION_TABLE}) OR id IN "
-                    f"(SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH :grep_match))"
+                    f"id IN (SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH "
+                    f":grep_match UNION ALL SELECT id FROM logs "
+                    f"WHERE id > (SELECT up_to FROM {POSITION_TABLE}))"
                 )
                 params["grep_match"] = match
         return (" AND ".join(clauses) or "1 = 1"), params
@@ -166,9 +168,9 @@ def _newest(
     bounded = f" AND id {bound} :bound" if value is not None else ""
     params |= {"bound": value, "limit": limit}
     if "grep_match" in params:
-        # A frequent text (`--grep page`) is in the newest rows: a short scan of them finds it
-        # sooner than the index lists its millions of rows. Exact: when the window holds
-        # `limit` matches, they are the first `limit` of all rows in that order.
+        # A frequent text (`--grep page`) is in the newest rows: a short scan of them finds
+        # it sooner than the index lists its millions of rows (10M logs: 4 ms, not 3.9 s).
+        # Exact: when the window holds `limit` matches, they are the first `limit` of all.
         others, more = replace(where, grep=None).sql()
         grep, grep_params = LogFilter(grep=where.grep).sql()
         rows = db.rows(
@@ -284,7 +286,7 @@ def follow(
 
 
 _PAGE = 5_000
-_GREP_WINDOW = 20_000  # rows scanned for --grep before the index is asked (SQLite)
+_GREP_WINDOW = 5_000  # newest rows scanned for --grep before the index is asked (SQLite)
 _CHUNK = 500
 _HOLE_SECONDS = 30.0
 _MAX_HOLES = 100_000
