@@ -49,10 +49,17 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/alert_latency.py
 
-# The same benches against the local PostgreSQL (a new database per run), beside SQLite.
+# The same benches against the local PostgreSQL (a new database per run, or the bench store's
+# cached copy), beside SQLite, with PostgreSQL ÷ SQLite per figure.
 BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 bench-postgres: $(VENV)/.installed-dev
-	$(BIN)/python bench/ingest.py --stores sqlite,postgres --database-url $(BENCH_POSTGRES)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	-$(BIN)/python bench/ingest.py --stores sqlite,postgres --database-url $(BENCH_POSTGRES)
+	-$(BIN)/python bench/queries.py --quick --database-url $(BENCH_POSTGRES)
+	-$(BIN)/python bench/pages.py --database-url $(BENCH_POSTGRES)
+	-$(BIN)/python bench/alert_evaluation.py --store .bench-data/quick/home/lakelens.db \
+		--database-url $(BENCH_POSTGRES)
+	-$(BIN)/python bench/alert_latency.py --quick --database-url $(BENCH_POSTGRES)
 
 # The 1M-materialization store takes about 2 minutes and 4 GB to build (cached in .bench-data/).
 bench-queries: $(VENV)/.installed-dev

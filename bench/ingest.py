@@ -74,7 +74,7 @@ CLIENT = textwrap.dedent(
     """
     import asyncio, json, sys, threading, time, uuid
     import httpx
-    base, mode, seconds, conns = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    bases, mode, seconds, conns = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 
     def run_event(run_id, event_type, i):
         return {
@@ -93,13 +93,13 @@ CLIENT = textwrap.dedent(
         }
 
     sent = [0] * conns
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
 
     def running():
         return time.perf_counter() - started < seconds
 
     def httpx_client(k):
-        client = httpx.Client(base_url=base, timeout=60)
+        client = httpx.Client(base_url=bases[k % len(bases)], timeout=60)
         headers = {"Content-Type": "application/json"}
         i = k
         while running():
@@ -133,7 +133,7 @@ CLIENT = textwrap.dedent(
             sent[k] += n
 
     async def raw_client(k):
-        host, port = base.split("//")[1].split(":")
+        host, port = bases[k % len(bases)].split("//")[1].split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         i = k
         while running():
@@ -165,7 +165,7 @@ CLIENT = textwrap.dedent(
         for thread in threads:
             thread.join()
     elapsed = time.perf_counter() - started
-    print(json.dumps({"sent": sum(sent), "seconds": elapsed}))
+    print(json.dumps({"sent": sum(sent), "seconds": elapsed, "cpu": time.process_time() - cpu_started}))
     """
 )
 
@@ -346,6 +346,8 @@ def bare_asgi_requests_per_s(seconds: float, conns: int) -> float:
 
 
 def _drive(base: str, mode: str, seconds: float, conns: int) -> dict[str, float]:
+    """Run the client for `seconds`: {"sent", "seconds", "cpu" (the client's CPU seconds)}.
+    `base` may list several servers, comma-separated: connection k goes to the k-th."""
     out = subprocess.run(
         [sys.executable, "-c", CLIENT, base, mode, str(seconds), str(conns)],
         capture_output=True,
@@ -371,6 +373,31 @@ def time_impact(base: str, asset: str, repeats: int) -> tuple[float, list[float]
         return first, [timed(client) for _ in range(repeats)]
 
 
+def server_env(home: str, url: str) -> dict[str, str]:
+    return dict(
+        os.environ, LAKELENS_HOME=home, LAKELENS_LOG_FORMAT="none", LAKELENS_DATABASE_URL=url
+    )
+
+
+@contextmanager
+def serving(home: str, url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`lakelens serve --no-alerts` on the store at `url`, ready: (process, base URL)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [LAKELENS, "serve", "--port", str(port), "--home", home, "--no-alerts"],
+        env=server_env(home, url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"{base}/livez")
+        yield server, base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def one_run(
     seconds: float, impact_repeats: int, phases: list[str], kind: str, postgres_url: str
 ) -> dict[str, float]:
@@ -380,19 +407,7 @@ def one_run(
         fresh_store(kind, home, postgres_url) as url,
     ):
         root = build_graph(url, 10_000)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = dict(
-            os.environ, LAKELENS_HOME=home, LAKELENS_LOG_FORMAT="none", LAKELENS_DATABASE_URL=url
-        )
-        server = subprocess.Popen(
-            [LAKELENS, "serve", "--port", str(port), "--home", home, "--no-alerts"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_ready(f"{base}/livez")
+        with serving(home, url) as (server, base):
             for key, mode, conns, _label in PHASES:
                 if key.split("_events")[0] not in phases:
                     continue
@@ -408,9 +423,6 @@ def one_run(
             result["impact_first_ms"] = first
             result["impact_ms"] = statistics.median(impact)
             result["rss_mb"] = peak_rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     # The references, measured in this run right after the figures they judge.
     if "native" in phases:
         with (

@@ -4,15 +4,22 @@
     .venv/bin/python bench/queries.py --quick      # smoke run on a small store (under a minute)
     .venv/bin/python bench/queries.py --json       # machine-readable results
     .venv/bin/python bench/queries.py --analyze    # also on a copy of the store after ANALYZE
+    .venv/bin/python bench/queries.py --quick --database-url postgresql://postgres@127.0.0.1/test
 
 1. The store (bench/bigstore.py), cached under --data (default .bench-data/): 1M
    materializations of 500 assets over 30 days, 10M log records, lineage, a 10,000-node graph.
    `--rebuild` builds it again.
 2. Each command runs as a subprocess, `.venv/bin/lakelens ... --home DIR`: median wall-clock of
    --reps runs, after one unrecorded run that warms the page cache and the .pyc files.
-3. The same questions asked of DuckDB over the same rows, exported once to Parquet, each in a
+3. The reference: the SQL each command read (captured once, bench/reference_sql.py) run by
+   the database's own client, `sqlite3` or `psql`, as a subprocess; the ratio CLI ÷ client.
+4. With --database-url (or LAKELENS_DATABASE_URL): the same rows copied into PostgreSQL with
+   COPY (bench/bigstore_pg.py, a database of its own beside the one named), each command run
+   on both stores in turn, and PostgreSQL ÷ SQLite per command (goal: under 2x, and under
+   500 ms). DuckDB and phlo are left out of that run: they do not read the store.
+5. The same questions asked of DuckDB over the same rows, exported once to Parquet, each in a
    fresh Python process: wall-clock (start-up, import, query) and the queries alone.
-4. `phlo --help` (PyPI `phlo`, in its own virtualenv under --data) against `lakelens --help`.
+6. `phlo --help` (PyPI `phlo`, in its own virtualenv under --data) against `lakelens --help`.
 
 Needs duckdb and pyarrow in the project's virtualenv (pip install duckdb pyarrow).
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -35,10 +43,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import bigstore
 import lakelens
 from bigstore import DAY, EXPORTED, FULL, QUICK, prepare, say
+from bigstore_pg import add_database_url, prepare_postgres
+from reference_sql import capture, client_argv, environment, script
 
 COMMAND_GOAL_MS = 300.0  # every command answers within 300 ms, start-up included
+PG_GOAL_MS = 500.0  # every command on PostgreSQL within 500 ms, start-up included
+PG_RATIO_GOAL = 2.0  # and within 2x of the same command on SQLite
 HELP_GOAL = 3.0  # `lakelens --help` at least 3x faster than `phlo --help`
 REPS, QUICK_REPS = 7, 5
 
@@ -63,14 +76,11 @@ class Command:
         return [str(BIN / "lakelens"), *(a.replace("{home}", str(home)) for a in self.args)]
 
 
-def clean_env() -> dict[str, str]:
-    """The caller's environment without LAKELENS_* variables (they would change what is read)."""
-    skip = ("LAKELENS_", "LOG_CORRELATION")
-    return {k: v for k, v in os.environ.items() if not k.startswith(skip)}
-
-
-def run_once(argv: Sequence[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
-    env = clean_env()
+def run_once(
+    argv: Sequence[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Wall-clock ms of one run; LAKELENS_* variables are dropped unless `env` sets them."""
+    env = env if env is not None else environment(None)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     return (time.perf_counter() - start) * 1000, done
@@ -225,13 +235,19 @@ def time_duckdb(statements: list[str], reps: int, cwd: Path) -> dict[str, Any]:
 
 
 def time_argvs(
-    argvs: Sequence[list[str]], reps: int, cwd: Path, check: Callable[[str], bool] | None
+    argvs: Sequence[list[str]],
+    reps: int,
+    cwd: Path,
+    check: Callable[[str], bool] | None,
+    envs: Sequence[dict[str, str] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Median wall-clock of each argv over `reps` runs, after one unrecorded warm-up each.
 
     The argvs take turns (in rotating order), so that a noisy neighbour slows them all alike.
+    `check` looks at the output of lakelens' own runs (not at the references').
     """
-    firsts = [run_once(argv, cwd)[1] for argv in argvs]  # warm-up: page cache, .pyc files
+    envs = envs or [None] * len(argvs)
+    firsts = [run_once(argv, cwd, env)[1] for argv, env in zip(argvs, envs, strict=True)]
     samples: list[list[float]] = [[] for _ in argvs]
     failed: dict[int, subprocess.CompletedProcess[str]] = {
         i: done for i, done in enumerate(firsts) if done.returncode
@@ -242,7 +258,7 @@ def time_argvs(
         for i in turns[shift:] + turns[:shift]:
             if i in failed:
                 continue
-            wall, done = run_once(argvs[i], cwd)
+            wall, done = run_once(argvs[i], cwd, envs[i])
             if done.returncode:
                 failed[i] = done
             samples[i].append(wall)
@@ -256,10 +272,33 @@ def time_argvs(
             "wall_ms": median_of(samples[i]),
             "output_lines": first.stdout.count("\n"),
         }
-        if check is not None and not check(first.stdout):
+        is_ours = argvs[i][0] == str(BIN / "lakelens")
+        if is_ours and check is not None and not check(first.stdout):
             found["suspect_output"] = first.stdout[:400]
         results.append(found)
     return results
+
+
+def reference_runs(
+    command: Command, home: Path, pg_url: str | None, data: Path
+) -> tuple[dict[str, tuple[list[str], dict[str, str] | None]], dict[str, int]]:
+    """`sqlite3` (and `psql`) running the SQL the command reads, captured on each store; and
+    how many statements each script holds."""
+    folder = data / "reference"
+    folder.mkdir(exist_ok=True)
+    args = command.argv(home)[1:]
+    stores = [("sqlite3", "sqlite", None, str(home / "lakelens.db"))]
+    if pg_url:
+        stores.append(("psql", "postgresql", pg_url, pg_url))
+    runs: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+    counts: dict[str, int] = {}
+    for client, dialect, url, target in stores:
+        statements = capture(args, environment(url), data)
+        path = folder / f"{command.key}.{dialect}.sql"
+        path.write_text(script(statements, dialect))
+        runs[client] = (client_argv(dialect, target, path), None)
+        counts[client] = len(statements)
+    return runs, counts
 
 
 def analyzed_copy(db: Path, target: Path) -> float:
@@ -306,10 +345,21 @@ def phlo_version(exe: Path) -> str | None:
 
 
 # -- report --------------------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    import duckdb
+def machine(pg_url: str | None) -> dict[str, Any]:
     import sqlalchemy
 
+    try:
+        import duckdb
+
+        duck = duckdb.__version__
+    except ImportError:
+        duck = None
+    postgres = None
+    if pg_url:
+        import psycopg
+
+        with psycopg.connect(pg_url) as conn:
+            postgres = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -319,7 +369,8 @@ def machine() -> dict[str, Any]:
         "lakelens": lakelens.__version__,
         "sqlite": sqlite3.sqlite_version,
         "sqlalchemy": sqlalchemy.__version__,
-        "duckdb": duckdb.__version__,
+        "duckdb": duck,
+        "postgresql": postgres,
     }
 
 
@@ -336,6 +387,17 @@ def goals(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         else:
             state = "MISSING" if entry.get("missing") else "ERROR"
         found[key] = {"value": value, "goal": f"< {COMMAND_GOAL_MS:.0f} ms", "verdict": state}
+    for key, entry in results["postgres"].items():
+        pg = entry.get("wall_ms", {}).get("median")
+        lite = results["commands"][key].get("wall_ms", {}).get("median")
+        ratio = pg / lite if pg is not None and lite else None
+        state = "ERROR" if ratio is None else verdict(ratio < PG_RATIO_GOAL and pg < PG_GOAL_MS)
+        found[f"postgres_{key}"] = {
+            "value": ratio,
+            "postgres_ms": pg,
+            "goal": f"< {PG_RATIO_GOAL:.0f}x SQLite, < {PG_GOAL_MS:.0f} ms",
+            "verdict": state,
+        }
     phlo, ours = results["phlo"], results["commands"].get("help", {})
     ratio = None
     if "wall_ms" in phlo and "wall_ms" in ours:
@@ -399,10 +461,15 @@ def print_report(results: dict[str, Any]) -> None:
         )
     else:
         print(f"phlo --help: not measured: {phlo.get('reason') or phlo.get('error')}")
+    print_references(results)
     print("\nGoals")
     for key, entry in results["goals"].items():
         value = entry["value"]
-        if key == "help_vs_phlo":
+        if key.startswith("postgres_"):
+            label = "PostgreSQL ÷ SQLite: " + results["commands"][key[9:]]["label"]
+            ms = entry["postgres_ms"]
+            shown = "-" if value is None else f"{value:.2f}x {ms:.0f} ms"
+        elif key == "help_vs_phlo":
             label, shown = (
                 "phlo --help / lakelens --help",
                 "-" if value is None else f"{value:.2f}x",
@@ -413,6 +480,46 @@ def print_report(results: dict[str, Any]) -> None:
                 "-" if value is None else f"{value:.0f} ms",
             )
         print(f"   {label:40} {shown:>10}   goal {entry['goal']:<9} {entry['verdict']}")
+
+
+def ratio_text(top: dict[str, Any] | None, bottom: dict[str, Any] | None) -> str:
+    if not top or not bottom or "wall_ms" not in top or "wall_ms" not in bottom:
+        return "-"
+    return f"{top['wall_ms']['median'] / bottom['wall_ms']['median']:.2f}x"
+
+
+def print_references(results: dict[str, Any]) -> None:
+    """Each command against the same SQL run by the database's own client, and PG ÷ SQLite."""
+    if not results["reference"]:
+        return
+    pg = bool(results["postgres"])
+    print("\nThe same SQL run by the database's own client (the reference); median ms")
+    head = f"{'lakelens ...':40} {'SQLite':>7} {'sqlite3':>8} {'÷':>6}"
+    if pg:
+        head += f" {'PostgreSQL':>10} {'psql':>6} {'÷':>6} {'PG ÷ SQLite':>11}"
+    print(head)
+    for key, refs in results["reference"].items():
+        lite = results["commands"][key]
+        line = (
+            f"{lite['label']:40} {ms_text(lite):>7} {ms_text(refs.get('sqlite3')):>8} "
+            f"{ratio_text(lite, refs.get('sqlite3')):>6}"
+        )
+        if pg:
+            ours = results["postgres"].get(key)
+            line += (
+                f" {ms_text(ours):>10} {ms_text(refs.get('psql')):>6} "
+                f"{ratio_text(ours, refs.get('psql')):>6} {ratio_text(ours, lite):>11}"
+            )
+        print(line)
+        for name, entry in [("PostgreSQL", results["postgres"].get(key)), *refs.items()]:
+            if entry and "error" in entry:
+                print(f"    {name} failed: {entry['error']}")
+
+
+def ms_text(entry: dict[str, Any] | None) -> str:
+    if not entry or "wall_ms" not in entry:
+        return "-"
+    return f"{entry['wall_ms']['median']:,.0f}"
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -430,7 +537,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also time the commands on a copy of the store after ANALYZE (4 GB more disk)",
     )
+    add_database_url(parser, "also time every command on a copy of the store there")
+    parser.add_argument(
+        "--keep-times",
+        action="store_true",
+        help="leave a cached store's times as they are, however old (shifting them to now "
+        "makes the PostgreSQL copy again: 9 minutes for the full store on 2 busy cores)",
+    )
     args = parser.parse_args(argv)
+    if args.keep_times:
+        bigstore.FRESH_SECONDS = math.inf
     sizes = QUICK if args.quick else FULL
     reps = args.reps or (QUICK_REPS if args.quick else REPS)
     data = (args.data / ("quick" if args.quick else "full")).resolve()
@@ -439,8 +555,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     home, parquet = data / "home", data / "parquet"
     load = os.getloadavg()[0]
 
-    results: dict[str, Any] = {"commands": {}, "duckdb": {}, "analyzed": {}}
-    exe, reason = phlo_bin(args.data.resolve())
+    pg_url = None
+    if args.database_url:
+        label = "quick" if args.quick else "full"
+        pg_url = prepare_postgres(args.database_url, home / "lakelens.db", info, label)
+
+    results: dict[str, Any] = {"commands": {}, "duckdb": {}, "analyzed": {}, "postgres": {}}
+    results["reference"] = {}
+    if pg_url:
+        exe, reason = None, "not run beside PostgreSQL (it does not read the store)"
+    else:
+        exe, reason = phlo_bin(args.data.resolve())
     results["phlo"] = {"reason": reason} if exe is None else {"version": phlo_version(exe)}
     copy = data / "analyzed" / "lakelens.db"
     if args.analyze:
@@ -455,18 +580,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             if command.key in results["commands"]:
                 continue
             say(f"timing lakelens {command.label} ...")
-            argvs = [command.argv(home)]
+            # All take turns: lakelens on each store, the references, phlo or the copy.
+            runs: dict[str, tuple[list[str], dict[str, str] | None]] = {
+                "sqlite": (command.argv(home), None)
+            }
+            if pg_url:
+                runs["postgres"] = (command.argv(home), environment(pg_url))
             if command.key == "help" and exe is not None:
-                argvs.append([str(exe), "--help"])  # lakelens and phlo take turns
-            elif command.key != "help" and args.analyze:
-                argvs.append(command.argv(copy.parent))  # the store and its copy take turns
-            found = time_argvs(argvs, reps, data, command.check)
-            results["commands"][command.key] = {"label": command.label, **found[0]}
-            if len(found) > 1 and command.key == "help":
-                results["phlo"] |= found[1]
-            elif len(found) > 1:
-                results["analyzed"][command.key] = found[1]
-            if command.duck:
+                runs["phlo"] = ([str(exe), "--help"], None)
+            elif command.key != "help":
+                references, statements = reference_runs(command, home, pg_url, data)
+                runs |= references
+                if args.analyze:
+                    runs["analyzed"] = (command.argv(copy.parent), None)
+            found = dict(
+                zip(
+                    runs,
+                    time_argvs(
+                        [argv for argv, _ in runs.values()],
+                        reps,
+                        data,
+                        command.check,
+                        [env for _, env in runs.values()],
+                    ),
+                    strict=True,
+                )
+            )
+            results["commands"][command.key] = {"label": command.label, **found["sqlite"]}
+            if "phlo" in found:
+                results["phlo"] |= found["phlo"]
+            for name in ("postgres", "analyzed"):
+                if name in found:
+                    results[name][command.key] = found[name]
+            for name in ("sqlite3", "psql"):
+                if name in found:
+                    measured = found[name] | {"statements": statements[name]}
+                    results["reference"].setdefault(command.key, {})[name] = measured
+            if command.duck and not pg_url:
                 results["duckdb"][command.key] = time_duckdb(command.duck, reps, data)
         if help_text is not None or (help_text := metrics_help(data)) is None:
             break
@@ -479,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["commands"] = {key: results["commands"][key] for key in order}
 
     results |= {
-        "machine": machine() | {"load_average_before": load},
+        "machine": machine(pg_url) | {"load_average_before": load},
         "reps": reps,
         "store": {k: v for k, v in info.items() if k != "version"},
         "shift_seconds": shifted,

@@ -90,9 +90,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty store, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lakelens.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    _empty_postgres(url)
+    url: str = request.getfixturevalue("empty_postgres_url")
     return url
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """`postgres_url` with every data table emptied (this worker's earlier tests wrote there)."""
+    _empty_postgres(postgres_url)
+    return postgres_url
 
 
 @pytest.fixture

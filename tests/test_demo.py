@@ -109,6 +109,26 @@ def test_the_dashboard_reports_its_views_as_downstream_usage(day) -> None:
     assert 400 <= views <= 500
 
 
+def test_metrics_asset_shows_the_dashboards_views_as_about_450_a_day(day) -> None:
+    """The day's views (24 hours and a bit before `now`) read as ~450/day on the asset the
+    dashboard reads, not as half that (a reader new in the window once divided by 2 days)."""
+    _, db = day
+    ((views,),) = rows(
+        db, "SELECT sum(count) FROM asset_usage WHERE asset = 'superset_glucose_dashboard'"
+    )
+    home = ["--home", str(db.parent)]
+    result = runner.invoke(app, ["metrics", "asset", "publish_glucose_marts", "--json", *home])
+    assert result.exit_code == 0, result.output
+    usage = json.loads(result.output)["usage"]
+    (reader,) = [r for r in usage["readers"] if r["kind"] == "dashboard"]
+    assert reader["via"] == "superset_glucose_dashboard"
+    assert reader["per_day"] == pytest.approx(views, rel=0.03)
+    assert usage["views_per_day"] == pytest.approx(views, rel=0.03)
+    text = runner.invoke(app, ["metrics", "asset", "publish_glucose_marts", *home])
+    assert text.exit_code == 0, text.output
+    assert f"{reader['per_day']:,.0f} views/day" in text.output
+
+
 def test_demo_records_288_runs_every_5_minutes_ending_now(day) -> None:
     result, db = day
     runs = rows(db, "SELECT job, status, start_time, end_time, partition FROM runs ORDER BY 3")

@@ -230,3 +230,36 @@ def test_graph_cache_reloads_only_when_lineage_changes(tmp_path) -> None:
         third = cache.get(conn)
     assert third is not second and third.nodes["a"].kind == "asset"
     store.close()
+
+
+def test_graph_cache_sees_columns_told_by_an_event_older_than_the_newest_edge(
+    store_url: str,
+) -> None:
+    """A late event (or another producer's clock) moves no count and no newest time: before,
+    every server kept showing the edge without its columns."""
+    from datetime import datetime, timezone
+
+    from lakelens.analysis.lineage import GraphCache
+
+    def at(epoch: float) -> datetime:
+        return datetime.fromtimestamp(epoch, timezone.utc)
+
+    now = time.time()
+    store = Store(store_url)
+    batch = Batch()
+    batch.add(LineageEdge("a", "b", updated_at=at(now - 60)))
+    batch.add(LineageEdge("c", "d", updated_at=at(now)))
+    store.write(batch)
+    cache = GraphCache()
+    with store.connect() as conn:
+        assert cache.get(conn).columns == {}
+    # An hour older; then, on PostgreSQL, other columns at that very time again.
+    for columns in ({"id": ["key"]}, {"id": ["other"]}):
+        late = Batch()
+        late.add(LineageEdge("a", "b", columns=columns, updated_at=at(now - 3600)))
+        store.write(late)
+        with store.connect() as conn:
+            assert cache.get(conn).columns == {("a", "b"): columns}
+        if store.is_sqlite:
+            break
+    store.close()

@@ -268,8 +268,9 @@ def test_grep_uses_the_index(store: Store) -> None:
             for method in ("seqscan", "indexscan"):
                 db.value(f"SELECT set_config('enable_{method}', 'off', false)")
             plan = " ".join(r[0] for r in db.rows(f"EXPLAIN {sql}", params))
-            assert "Bitmap Index Scan on ix_logs_message_trgm" in plan, plan
-            assert "Bitmap Index Scan on ix_logs_attributes_trgm" in plan, plan
+            # On a table partitioned by day (revision 0015) each partition has its copy.
+            assert "Index Cond: (lower(message) ~~ '%deadline%'::text)" in plan, plan
+            assert "Index Cond: (lower(attributes) ~~ '%deadline%'::text)" in plan, plan
         assert len(search(db, where)) == 3
     # Two characters: no trigram to look up, the scan answers.
     assert "MATCH" not in LogFilter(grep="de").sql("sqlite")[0]

@@ -78,6 +78,27 @@ def test_summary_of_a_known_window(recorder) -> None:
     assert result.now == T0 + 1000
 
 
+def test_a_failed_check_of_the_last_run_only_makes_a_warning(recorder) -> None:
+    """A check that failed in an asset's latest run warns; one of an earlier run does not."""
+    store, clock = recorder
+    with lakelens.run("job"):
+        _materialize(clock, "old_failure", 0.1, rows=1)
+        lakelens.check("c", passed=False, asset="old_failure")
+        _materialize(clock, "new_failure", 0.1, rows=1)
+        lakelens.check("c", passed=True, asset="new_failure")
+    clock.advance(60)
+    with lakelens.run("job"):
+        _materialize(clock, "old_failure", 0.1, rows=1)
+        lakelens.check("c", passed=True, asset="old_failure")
+        _materialize(clock, "new_failure", 0.1, rows=1)
+        lakelens.check("c", passed=False, asset="new_failure")
+    assert lakelens.flush()
+    store.close()  # a new reader, as the CLI's: through sqlite3 or psycopg
+    assets = summary(store, since=T0).assets  # the assets' state as of now
+    assert assets.warning_assets == ("new_failure",)
+    assert assets.healthy == 1
+
+
 def test_the_window_is_half_open_on_start_times(recorder) -> None:
     store, clock = recorder
     _record_scenario(clock)

@@ -442,6 +442,36 @@ def test_metrics_asset_and_lineage_impact_show_the_same_usage_as_the_api(
     }
 
 
+def test_metrics_asset_json_is_the_apis_asset_document_with_profile_and_usage(
+    secured: tuple[Any, Store, float],
+) -> None:
+    """`lakelens metrics asset NAME --json` and `GET /api/v1/assets/NAME` are one document:
+    metrics, usage, the column profile (latest, changes, history) and lineage neighbours."""
+    client, _store, now = secured
+    for day in range(3):  # views every day for three days: the same rate at any `now`
+        view = {"asset": "dashboard", "views": 450, "time": now - 3600 - day * DAY}
+        assert client.post("/api/v1/usage", json=view, headers=_bearer(INGEST)).status_code == 200
+    lakelens.profile([{"amount": 10.0, "status": "ok"}] * 3, asset="mart")
+    lakelens.profile(
+        [{"amount": 10.0, "status": "ok"}, {"amount": None, "status": "late"}], asset="mart"
+    )
+    lakelens.flush()
+    result = CliRunner().invoke(app, ["metrics", "asset", "mart", "--json"])
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.output)
+    api = client.get("/api/v1/assets/mart", headers=_bearer(READ)).json()
+    # Read a moment apart: the age since the last run is the one figure that moves.
+    assert cli.pop("age_seconds") == pytest.approx(api.pop("age_seconds"), abs=60)
+    assert cli == api
+    profile = api["profile"]
+    assert profile["latest"]["row_count"] == 2
+    assert profile["latest"]["columns"]["amount"]["null_rate"] == 0.5
+    assert len(profile["history"]) == 2 and profile["previous_id"] is not None
+    assert next(c for c in profile["changes"] if c["column"] == "amount")["null_rate_shift"] == 0.5
+    assert api["usage"]["views_per_day"] == 450.0
+    assert (api["upstream_assets"], api["downstream_assets"]) == (["raw"], ["dashboard", "report"])
+
+
 def test_a_merged_name_keeps_one_read_per_run(recorder: tuple[Store, FakeClock]) -> None:
     """A run's reads reported under an alias and under the asset's name are one read."""
     store, clock = recorder
@@ -455,3 +485,90 @@ def test_a_merged_name_keeps_one_read_per_run(recorder: tuple[Store, FakeClock])
         batch.add(AssetUsage(name, "etl", time=from_epoch(clock()), run_id="r1", source="api"))
         store.write(batch)
     assert _rows(store, "SELECT asset, reader, count FROM asset_usage") == [("orders", "etl", 1)]
+
+
+# -- rates with known answers: discrete daily reads and a continuous stream of views ------------
+
+
+def _rate(store: Store, asset: str, reader: str, now: float, days: float = 7.0) -> float:
+    with store.reader() as db:
+        usage = asset_usage(db, asset, now=now, days=days)
+    (found,) = [r for r in usage.readers if r.name == reader]
+    return found.per_day
+
+
+@pytest.mark.parametrize("history", [3, 12], ids=["new-in-window", "read-before-window"])
+def test_a_daily_read_is_one_a_day_at_any_hour_of_now(
+    recorder: tuple[Store, FakeClock], history: int
+) -> None:
+    """A job reading once a day shows 1/day, never 0.5 or 2: a day and a bit after its first
+    read, a week in, and whatever hour `now` is (even a little after its usual time)."""
+    store, _clock = recorder
+    for day in range(history):
+        lakelens.usage("raw", reads=1, reader="nightly", time=T0 + day * DAY)
+    lakelens.flush()
+    last = T0 + (history - 1) * DAY
+    for after in (60.0, 3600.0, 12 * 3600.0, DAY - 60, DAY + 120):
+        assert _rate(store, "raw", "nightly", last + after) == pytest.approx(1.0, abs=0.002)
+    assert _rate(store, "raw", "nightly", last + 3600, days=3) == pytest.approx(1.0)
+
+
+def test_views_streamed_over_a_day_and_a_bit_are_that_many_a_day(
+    recorder: tuple[Store, FakeClock],
+) -> None:
+    """The demo's shape: 450 views over 24 hours plus a few seconds, one report every five
+    minutes (busier in daytime), is ~450/day, not 450 / 2 days; one view per report too."""
+    store, _clock = recorder
+    now = T0 + 3 * DAY
+    start = now - DAY - 5
+    counts = [2 + i % 2 if 84 <= i < 252 else int(i % 3 == 0) for i in range(288)]
+    for i, views in enumerate(counts):
+        if views:
+            lakelens.usage("board", views=views, time=start + i * 300)
+    for i in range(450):
+        lakelens.usage("mart", views=1, reader="stream", time=start + i * DAY / 450)
+    lakelens.flush()
+    total = sum(counts)
+    assert 400 <= total <= 500
+    assert _rate(store, "board", "board", now) == pytest.approx(total, rel=0.01)
+    assert _rate(store, "mart", "stream", now) == pytest.approx(450, rel=0.01)
+    # Read back a week later than the window: both left the window, nothing to show.
+    with store.reader() as db:
+        assert asset_usage(db, "mart", now=now + 8 * DAY).readers == []
+
+
+def test_rate_edge_cases_with_known_answers(recorder: tuple[Store, FakeClock]) -> None:
+    """One single use, uses spread over the whole window, a weekly job, a reader that stopped."""
+    store, _clock = recorder
+    now = T0 + 20 * DAY
+    # One read three days ago: once in three days. One an hour ago: its uses so far, 1.
+    lakelens.usage("a", reads=1, reader="once-3d", time=now - 3 * DAY)
+    lakelens.usage("a", reads=1, reader="once-1h", time=now - 3600)
+    # 450 views reported once, yesterday evening: 450 a day.
+    lakelens.usage("a", views=450, reader="yesterday", time=now - 15 * 3600)
+    # 70 reads evenly over the whole window: 10 a day.
+    for i in range(70):
+        lakelens.usage("a", reads=1, reader="spread", time=now - 7 * DAY + 1 + i * DAY / 10)
+    # A weekly job, seen at both ends of the window: once a week, not twice.
+    for at in (now - 7 * DAY + 60, now - 60):
+        lakelens.usage("a", reads=1, reader="weekly", time=at)
+    # Read daily for four days, then stopped four days ago: 4 reads stand for 4 days, and
+    # the 3 days of silence beyond its usual gap count too: 4 / 7.
+    for day in range(4):
+        lakelens.usage("a", reads=1, reader="stopped", time=now - 7 * DAY + 600 + day * DAY)
+    # A job that read daily long before the window and stopped six days ago: the window holds
+    # 2 reads, its read before the window starts their span, silence fills the rest: 2 / 7.
+    for day in range(9):
+        lakelens.usage("a", reads=1, reader="retired", time=now - 14 * DAY + 600 + day * DAY)
+    lakelens.flush()
+    rates = {
+        name: _rate(store, "a", name, now)
+        for name in ("once-3d", "once-1h", "yesterday", "spread", "weekly", "stopped", "retired")
+    }
+    assert rates["once-3d"] == pytest.approx(1 / 3)
+    assert rates["once-1h"] == 1.0
+    assert rates["yesterday"] == 450.0
+    assert rates["spread"] == pytest.approx(10.0, rel=0.01)
+    assert rates["weekly"] == pytest.approx(1 / 7, rel=0.01)
+    assert rates["stopped"] == pytest.approx(4 / 7, rel=0.01)
+    assert rates["retired"] == pytest.approx(2 / 7, rel=0.01)

@@ -104,6 +104,11 @@ def test_metrics_asset_has_a_data_section(home: Path) -> None:
     data = result.output[result.output.index("Data") :]
     assert "Row count  120" in data and "3 profiled · nulls in: amount 25.0%" in data
     assert "amount: nulls 0.0% → 25.0%" in data
-    # --json keeps the shape of /api/v1/assets/NAME; `lakelens profile --json` has the profile.
+    # --json (the document of /api/v1/assets/NAME) carries the profile the Data section shows:
+    # the latest, its changes, the last two; `lakelens profile --json` has the whole history.
     as_json = runner.invoke(app, ["metrics", "asset", "orders", "--json", "--home", str(home)])
-    assert "profile" not in json.loads(as_json.output)
+    profile = json.loads(as_json.output)["profile"]
+    whole = runner.invoke(app, ["profile", "orders", "--json", "--home", str(home)])
+    assert profile["latest"] == json.loads(whole.output)["latest"]
+    assert profile["latest"]["row_count"] == 120 and len(profile["history"]) == 2
+    assert next(c for c in profile["changes"] if c["column"] == "amount")["null_rate_after"] == 0.25

@@ -132,6 +132,8 @@ def test_every_panel_queries_series_lakelens_exposes(exposed: set[str]) -> None:
         "lakelens_evaluator_last_run_timestamp",
         "lakelens_alert_deliveries_failed_total",
         "lakelens_ingest_events_total",
+        "asset_usage_per_day",
+        "asset_usage_readers",
     ):
         assert wanted in used
 

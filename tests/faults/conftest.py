@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import select
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -18,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
 
 
@@ -141,61 +138,8 @@ def fault_proxy(postgres_url: str) -> Iterator[FaultProxy]:
     proxy.close()
 
 
-class Server:
-    """`lakelens serve` in a subprocess on 127.0.0.1, killed at the end of the test."""
-
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home.parent / f"serve-{self.port}.log"
-        command = [sys.executable, "-m", "lakelens", "serve", "--home", str(home)]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [*command, "--port", str(self.port), "--no-alerts"],
-                env={**os.environ, "LAKELENS_LOG_FORMAT": "json", **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"lakelens serve exited early:\n{self.output()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/livez", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"lakelens serve did not answer within 30s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """`serve(LAKELENS_X="1", ...)` starts `lakelens serve` with those variables."""
-    started: list[Server] = []
-
-    def start(**env: str) -> Server:
-        server = Server(tmp_path / "home", env)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.kill()
-
-
-def _alerts_conftest() -> Any:
-    path = Path(__file__).parents[1] / "alerts" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("lakelens_tests_alerts_receivers", path)
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -203,7 +147,32 @@ def _alerts_conftest() -> Any:
     return module
 
 
-receivers = _alerts_conftest()
+_TESTS = Path(__file__).parents[1]
+# One implementation of each: `lakelens serve` in a subprocess (tests/server/conftest.py) and
+# the recording HTTP receiver (tests/alerts/conftest.py).
+ServeProcess = _load(
+    "lakelens_tests_server_helpers", _TESTS / "server" / "conftest.py"
+).ServeProcess
+receivers = _load("lakelens_tests_alerts_receivers", _TESTS / "alerts" / "conftest.py")
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """`serve(LAKELENS_X="1", ...)` starts `lakelens serve` with those variables, alerts off;
+    `serve(alerts=True, ...)` runs its evaluator and delivery worker too. All are killed after
+    the test."""
+    started: list[Any] = []
+
+    def start(*, alerts: bool = False, **env: str) -> Any:
+        server = ServeProcess(tmp_path / "home", env=env, args=() if alerts else ("--no-alerts",))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.kill()
+
+
 Receiver = receivers.Receiver
 ScriptedResponse = receivers.ScriptedResponse
 
@@ -247,3 +216,54 @@ def served(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     with TestClient(create_app(settings, store), raise_server_exceptions=False) as client:
         yield client, store
     store.close()
+
+
+class SharedStore:
+    """An emptied PostgreSQL store that several `lakelens serve` share: the environment that
+    makes a server alert through a webhook, who evaluates, and plain SQL to check results."""
+
+    def __init__(self, url: str) -> None:
+        from lakelens.store.engine import create_store_engine
+
+        self.url = url
+        self.engine = create_store_engine(url)
+
+    def server_env(self, hook: str) -> dict[str, str]:
+        """Variables for `serve(alerts=True, ...)`: this store, alerts to `hook`, evaluated
+        every 2 s, told 2 s after the finding (the incidents' group wait)."""
+        return {
+            "LAKELENS_DATABASE_URL": self.url,
+            "LAKELENS_ALERT_WEBHOOK_URL": hook,
+            "LAKELENS_ALERT_EVALUATION_INTERVAL": "2s",
+            "LAKELENS_ALERT_GROUP_WAIT": "2s",
+        }
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        import sqlalchemy as sa
+
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params))
+
+    def evaluator(self) -> str | None:
+        """The `host:pid` that last recorded the evaluator's heartbeat."""
+        found = self.rows("SELECT owner FROM heartbeats WHERE component = 'evaluator'")
+        return found[0][0] if found else None
+
+    def leader(self, servers: list[Any], timeout: float = 20.0) -> Any:
+        """The server among `servers` that evaluates, once one does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owner = self.evaluator()
+            for server in servers:
+                if owner is not None and owner.endswith(f":{server.proc.pid}"):
+                    return server
+            time.sleep(0.1)
+        raise AssertionError(f"no server evaluates alerts after {timeout}s (owner: {owner})")
+
+
+@pytest.fixture
+def shared_store(empty_postgres_url: str) -> Iterator[SharedStore]:
+    """A SharedStore on the test PostgreSQL database, emptied first."""
+    store = SharedStore(empty_postgres_url)
+    yield store
+    store.engine.dispose()

@@ -113,6 +113,53 @@ def test_a_duckdb_file_gives_counts_schema_changes_and_staleness(
     )
 
 
+def test_a_duckdb_file_gives_each_tables_estimated_size(make_store: Any, tmp_path: Path) -> None:
+    """Sizes from the storage each table's segments occupy: 1M incompressible 8-byte hashes
+    take at least 8 MB, the tables together no more than the file's used blocks, a table
+    twice as big twice the size; an empty table 0, a view none."""
+    path = tmp_path / "sized.duckdb"
+    _sql(
+        path,
+        "CREATE TABLE big AS SELECT hash(range) AS h FROM range(1000000)",
+        "CREATE TABLE small (id INTEGER)",
+        "INSERT INTO small VALUES (1), (2), (3)",
+        "CREATE TABLE empty (id INTEGER)",
+        'CREATE TABLE "it\'s ""odd""" AS SELECT range::VARCHAR AS s FROM range(5000)',
+        "CREATE VIEW everything AS SELECT * FROM big",
+    )
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        ((used, block),) = conn.execute(
+            "SELECT used_blocks, block_size FROM pragma_database_size()"
+        ).fetchall()
+    finally:
+        conn.close()
+    store = make_store()
+    config = MonitorConfig.create(f"duckdb:///{path}")
+    add_monitor(store.engine, config, now=T0)
+    assert run_cycle(store, config, clock=FakeClock(T0)).ok
+
+    def sizes() -> dict[str, int | None]:
+        rows = _rows(store, schema.table_observations)
+        latest = {o["asset"].rsplit(".", 1)[1]: o["bytes"] for o in sorted(rows, key=_time)}
+        return latest
+
+    first = sizes()
+    assert first["everything"] is None and first["empty"] == 0
+    assert 8_000_000 <= first["big"] <= 10_000_000
+    assert 0 < first["small"] <= block and 0 < first['it\'s "odd"'] <= block
+    assert sum(v or 0 for v in first.values()) <= used * block
+    _sql(path, "INSERT INTO big SELECT hash(range + 1000000) FROM range(1000000)")
+    assert run_cycle(store, config, clock=FakeClock(T0 + 600)).ok
+    second = sizes()
+    assert 1.8 <= second["big"] / first["big"] <= 2.2
+    assert second["small"] == first["small"]
+
+
+def _time(observation: dict[str, Any]) -> float:
+    return observation["time"]
+
+
 def test_a_duckdb_query_past_its_limit_is_interrupted(make_store: Any, tmp_path: Path) -> None:
     path = tmp_path / "slow.duckdb"
     _sql(

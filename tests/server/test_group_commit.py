@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from lakelens.config import load_settings
 from lakelens.events import Batch
 from lakelens.ingest import Ingested, native
 from lakelens.model import Run
-from lakelens.server.commit import GroupCommitter
+from lakelens.server.commit import HOLD_SECONDS, GroupCommitter
 from lakelens.store import Store, schema
 
 NOW = 1_700_000_000.0
@@ -119,6 +120,27 @@ def test_a_request_that_cannot_be_stored_fails_alone(store: Store, store_url: st
     assert _messages(store) == Counter(["before", "good 1", "good 2"])
     with store.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.runs)).scalar() == 0
+
+
+def test_the_writer_keeps_its_connection_between_transactions_for_a_second(
+    store: Store,
+) -> None:
+    """The pool checks a connection it hands out (a round trip on PostgreSQL): the writer
+    takes one for the transactions of the next HOLD_SECONDS, then a fresh one."""
+    checkouts: list[float] = []
+    sa.event.listen(store.engine, "checkout", lambda *_: checkouts.append(time.monotonic()))
+    committer = GroupCommitter(store)
+
+    async def main() -> None:
+        for i in range(5):
+            assert await _commit(committer, _logs(f"quick {i}"))
+        await asyncio.sleep(HOLD_SECONDS + 0.2)
+        assert await _commit(committer, _logs("later"))
+
+    asyncio.run(main())
+    assert committer.groups == 6
+    assert len(checkouts) == 2, checkouts
+    assert _messages(store) == Counter([f"quick {i}" for i in range(5)] + ["later"])
 
 
 def test_batch_ids_are_honoured_within_a_group(store: Store, store_url: str) -> None:

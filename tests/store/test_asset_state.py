@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from lakelens.events import Batch
 from lakelens.model import Materialization
-from lakelens.store import Store, migrate, schema
+from lakelens.store import Store, schema
 from lakelens.store.schema import HEAD_REVISION
 
 
@@ -84,17 +86,11 @@ def test_writer_tracks_latest_outcome_and_failure_streak(store_url: str) -> None
     store.close()
 
 
-def test_upgrade_from_0001_backfills_the_state(empty_store_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
+def test_upgrade_from_0001_backfills_the_state(
+    empty_store_url: str, migrate_to: Callable[[Store, str], None]
+) -> None:
     store = Store(empty_store_url, auto_upgrade=False)
-    config = Config()
-    config.set_main_option("script_location", str(migrate._MIGRATIONS))
-    with store.engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
-        conn.commit()
+    migrate_to(store, "0001")
     with store.engine.connect() as conn:
         conn.execute(
             sa.text("INSERT INTO assets (name, kind) VALUES ('x', 'asset'), ('idle', 'asset')")

@@ -1,8 +1,9 @@
-"""The plain-SQL read path: the same SQL text on sqlite3 and through SQLAlchemy."""
+"""The plain-SQL read path: the same SQL text on sqlite3, psycopg and through SQLAlchemy."""
 
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 from lakelens.events import Batch
 from lakelens.model import Asset
 from lakelens.store import Store
-from lakelens.store.sql import AlchemyReader, SqliteReader, sqlite_file
+from lakelens.store.postgres import PostgresTimeouts
+from lakelens.store.sql import AlchemyReader, PostgresReader, SqliteReader, sqlite_file
 from lakelens.store.sql import _expand as expand
 
 
@@ -53,7 +55,7 @@ def test_reader_gives_the_same_answers_on_both_databases(store_url: str) -> None
             if store_url.startswith("sqlite"):
                 assert isinstance(db, SqliteReader)
             else:
-                assert isinstance(db, AlchemyReader) and db.dialect == "postgresql"
+                assert isinstance(db, PostgresReader) and db.dialect == "postgresql"
             assert db.column("SELECT name FROM assets ORDER BY name") == ["a", "b", "c"]
             assert db.column(
                 "SELECT name FROM assets WHERE name IN :names ORDER BY name", {"names": ["c", "a"]}
@@ -65,8 +67,113 @@ def test_reader_gives_the_same_answers_on_both_databases(store_url: str) -> None
             assert db.dicts("SELECT name, kind FROM assets WHERE name = :n", {"n": "b"}) == [
                 {"name": "b", "kind": "asset"}
             ]
+            # A literal % is not a placeholder, with parameters or without.
+            assert db.value("SELECT 'a%b'") == "a%b"
+            assert db.value("SELECT 'a%%s' || :x", {"x": "%s"}) == "a%%s%s"
+            assert db.column(
+                "SELECT name FROM assets WHERE name LIKE '%' || :x || '%' ORDER BY name",
+                {"x": "b"},
+            ) == ["b"]
     finally:
         store.close()
+
+
+def test_the_direct_reader_answers_as_the_engine_does(store_url: str) -> None:
+    """Every column type the analysis reads comes back the same through either path."""
+    writer = Store(store_url)
+    _seed(writer)
+    sql = (
+        "SELECT name, kind, owner, updated_at, expected_rows, freshness_seconds, "
+        "CASE WHEN name = 'a' THEN TRUE ELSE FALSE END AS flag, count(*) OVER () AS n, "
+        "1.5 * 2 AS product FROM assets WHERE name IN :names ORDER BY name"
+    )
+    params = {"names": ["a", "c"]}
+    try:
+        with writer.connect() as conn:
+            through_engine = AlchemyReader(conn).dicts(sql, params)
+    finally:
+        writer.close()
+    store = Store(store_url)
+    try:
+        with store.reader() as db:
+            assert not isinstance(db, AlchemyReader)
+            assert db.dicts(sql, params) == through_engine
+            assert len(through_engine) == 2
+    finally:
+        store.close()
+
+
+def test_postgres_reads_carry_the_stores_timeouts(postgres_url: str) -> None:
+    from lakelens.config import load_settings
+
+    Store(postgres_url).close()  # creates the schema
+    settings = load_settings(db_statement_timeout=7, db_idle_in_transaction_timeout=9)
+    store = Store(postgres_url, settings=settings)
+    with store.reader() as db:
+        assert isinstance(db, PostgresReader)
+        assert db.value("SELECT current_setting('statement_timeout')") == "7s"
+        assert db.value("SELECT current_setting('idle_in_transaction_session_timeout')") == "9s"
+        assert db.value("SELECT current_setting('jit')") == "off"
+        with pytest.raises(Exception, match="statement timeout"):
+            Store(postgres_url, settings=load_settings(db_statement_timeout=1)).reader().value(
+                "SELECT pg_sleep(3)"
+            )
+    store.close()
+
+
+def test_a_postgres_store_without_the_current_schema_is_migrated_before_it_is_read(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    base, _, name = postgres_url.rpartition("/")
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}_fresh"')
+    try:
+        _migrated_on_first_read(f"{base}/{name}_fresh", PostgresTimeouts())
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}_fresh" WITH (FORCE)')
+
+
+def _migrated_on_first_read(postgres_url: str, timeouts: PostgresTimeouts) -> None:
+    import psycopg
+
+    assert PostgresReader.open(postgres_url, timeouts) is None  # an empty database
+    store = Store(postgres_url)
+    try:
+        with store.reader() as db:  # through the engine, which made the schema
+            assert isinstance(db, AlchemyReader)
+            assert db.value("SELECT count(*) FROM assets") == 0
+    finally:
+        store.close()
+    with Store(postgres_url).reader() as db:
+        assert isinstance(db, PostgresReader)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'older'")
+    assert PostgresReader.open(postgres_url, timeouts) is None
+
+
+CLI = "from lakelens.cli.main import main; main()"
+
+
+def test_an_unreachable_postgres_is_one_line_with_the_password_hidden(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://lakelens:s3cret@127.0.0.1:{port}/lakelens"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, "runs", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env | {"LAKELENS_DATABASE_URL": url},
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Cannot read the store at postgresql://lakelens:***@127.0.0.1" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
 
 
 def test_a_file_without_the_current_schema_is_migrated_before_it_is_read(tmp_path: Path) -> None:
@@ -124,11 +231,12 @@ def test_a_missing_store_is_created_on_first_read(tmp_path: Path) -> None:
         ["health"],
     ],
 )
-def test_cli_reads_of_a_sqlite_store_do_not_import_sqlalchemy(
-    tmp_path: Path, args: list[str]
+def test_cli_reads_do_not_import_sqlalchemy(
+    store_url: str, tmp_path: Path, args: list[str]
 ) -> None:
-    """SQLAlchemy costs 100-180 ms of start-up (bench/queries.py); reads must not load it."""
-    store = Store(f"sqlite:///{tmp_path / 'lakelens.db'}")
+    """SQLAlchemy costs 100-180 ms of start-up (bench/queries.py); reads must not load it,
+    on SQLite (sqlite3) or PostgreSQL (psycopg)."""
+    store = Store(store_url)
     _seed(store)
     store.close()
     script = (
@@ -139,6 +247,8 @@ def test_cli_reads_of_a_sqlite_store_do_not_import_sqlalchemy(
         "print('EXIT', code, 'sqlalchemy' in sys.modules, 'pydantic' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
+    if not store_url.startswith("sqlite"):
+        env["LAKELENS_DATABASE_URL"] = store_url
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
     )

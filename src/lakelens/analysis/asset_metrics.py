@@ -11,7 +11,14 @@ from lakelens.analysis._db import Reader, borrow
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["AssetAlias", "AssetMetrics", "CheckRate", "RunRow", "asset_metrics"]
+__all__ = [
+    "AssetAlias",
+    "AssetMetrics",
+    "CheckRate",
+    "RunRow",
+    "asset_document",
+    "asset_metrics",
+]
 
 
 @dataclass(frozen=True)
@@ -217,4 +224,38 @@ def asset_metrics(
         runs=rows,
         checks=checks,
         aliases=aliases,
+    )
+
+
+def asset_document(
+    conn: Reader | sa.Connection, name: str, *, runs: int = 20, now: float
+) -> dict[str, Any]:
+    """The asset as JSON, one document for `lakelens metrics asset NAME --json` and
+    `GET /api/v1/assets/NAME`: its metrics, downstream usage, column profile (the latest,
+    its changes against the one before, the last two in history) and lineage neighbours."""
+    from lakelens.analysis.profiles import profile_report
+    from lakelens.analysis.shapes import jsonable
+    from lakelens.analysis.usage import asset_usage
+
+    db = borrow(conn)
+    metrics = asset_metrics(db, name, runs=runs, now=now)
+    neighbours = {
+        key: sorted(
+            db.column(
+                f"SELECT DISTINCT {near} FROM lineage_edges WHERE {far} = :name",
+                {"name": name},
+            )
+        )
+        for key, near, far in (
+            ("upstream_assets", "upstream", "downstream"),
+            ("downstream_assets", "downstream", "upstream"),
+        )
+    }
+    return jsonable(
+        {
+            **metrics.to_dict(),
+            "usage": asset_usage(db, name, now=now).to_dict(),
+            "profile": profile_report(db, name, history=2).to_dict(),
+            **neighbours,
+        }
     )

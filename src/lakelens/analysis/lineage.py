@@ -203,7 +203,14 @@ class GraphCache:
     @staticmethod
     def _marker_of(conn: Reader | sa.Connection) -> tuple[object, ...]:
         db = borrow(conn)
-        edges = db.rows("SELECT count(*), max(updated_at) FROM lineage_edges")[0]
+        # An edge's columns can change in an event older than the newest edge (a late event,
+        # another producer's clock), which count and max(updated_at) miss. On PostgreSQL every
+        # write gives the row a newer xmin, so their sum moves on each one, whichever server
+        # wrote it; on SQLite the sum of the times moves unless the event time stays the same.
+        version = (
+            "CAST(CAST(xmin AS text) AS bigint)" if db.dialect == "postgresql" else "updated_at"
+        )
+        edges = db.rows(f"SELECT count(*), max(updated_at), sum({version}) FROM lineage_edges")[0]
         assets = db.rows(
             "SELECT count(*), max(updated_at), "
             "sum(CASE WHEN kind = 'source' THEN 1 ELSE 0 END) FROM assets"

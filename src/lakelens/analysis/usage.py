@@ -6,10 +6,15 @@ an asset a run materializes), once per run; views from `lakelens.usage(…, view
 exposure), also count as use of each asset it reads directly.
 
 The window is the `days` before now (a use at its very start belongs to the window before).
-A reader's rate is its uses in the window divided by the window's days when it was also
-used in the window before; a reader new in the window is divided by the whole days since
-its first use (at least one). So a job that reads daily shows 1/day from its first day on,
-and a count reported once ("450 views yesterday") shows as 450/day.
+A reader's rate comes from the span its uses actually cover, not from calendar days: each
+use (a run's read, or one report of N views) stands for one gap between uses, the mean gap
+between its uses (counting from its last use before the window, when it has one). So n uses
+cover n gaps, and a job reading daily shows 1/day whether the window holds its first day or
+seven, and 450 views reported over 24 hours show 450/day, whatever hour `now` is. Silence
+after the last use longer than the usual gap lowers the rate (a reader that stopped fades
+out). A single use with nothing before it stands for one day ("450 views yesterday" is
+450/day), and no span is shorter than a day: a reader seen for an hour shows its uses so
+far, not an extrapolation to a day.
 
 The CLI (`metrics asset`, `lineage impact`), the asset page and the API read these, so they
 show the same numbers.
@@ -42,6 +47,7 @@ __all__ = [
     "rate_text",
     "readers_phrase",
     "usage_at_stake",
+    "usage_by_asset",
 ]
 
 DAY = 86400.0
@@ -216,40 +222,62 @@ class _Group:
     asset: str
     reader: str
     kind: str  # read | view
-    count: int
+    count: int  # uses in the window (a report of N views is N)
+    reports: int  # rows in the window (runs that read, reports of views)
     first: float
     last: float
-    # Used in the window before this one too: in use for the whole window.
-    before: bool
+    # The reader's last use in the window before this one, when it was used there.
+    previous: float | None
 
-    def per_day(self, until: float, window_days: float) -> float:
-        if self.before:
-            return self.count / window_days
-        seen = max(1.0, math.ceil((until - self.first) / DAY - 1e-9))
-        return self.count / min(window_days, seen)
+    def per_day(self, until: float) -> float:
+        return (
+            self.count
+            * DAY
+            / covered_span(self.reports, self.first, self.last, until, self.previous)
+        )
 
 
-def _groups(db: Reader, assets: Iterable[str], since: float, until: float) -> list[_Group]:
-    """Uses per (asset, reader, kind) in `since < time <= until`, and whether each was also
-    used in the window of the same length before."""
-    names = sorted(set(assets))
-    found: list[_Group] = []
+def covered_span(
+    reports: int, first: float, last: float, until: float, previous: float | None = None
+) -> float:
+    """Seconds that `reports` uses from `first` to `last` stand for, seen at `until`.
+
+    Each use stands for one mean gap between uses, counted from `previous` (the last use
+    before them) when there is one; silence after `last` beyond that gap adds to the span.
+    A single use with nothing before it stands for a day; the span is at least a day.
+    """
+    start = first if previous is None else previous
+    uses = reports - 1 if previous is None else reports
+    gap = (last - start) / uses if uses > 0 and last > start else DAY
+    span = (last - start) + (gap if previous is None else 0.0)
+    span += max(0.0, (until - last) - gap)
+    return max(DAY, span)
+
+
+def _groups(db: Reader, assets: Iterable[str] | None, since: float, until: float) -> list[_Group]:
+    """Uses per (asset, reader, kind) in `since < time <= until` (of every asset when `assets`
+    is None), with each one's last use in the window of the same length before."""
     inside = "time > :since"
-    for start in range(0, len(names), _CHUNK):
-        for row in db.rows(
-            f"SELECT asset, reader, kind, sum(CASE WHEN {inside} THEN count ELSE 0 END), "
-            f"min(CASE WHEN {inside} THEN time END), max(time), min(time) FROM asset_usage "
-            "WHERE asset IN :assets AND time > :before AND time <= :until "
-            "GROUP BY asset, reader, kind HAVING max(time) > :since",
-            {
-                "assets": names[start : start + _CHUNK],
-                "since": since,
-                "until": until,
-                "before": since - (until - since),
-            },
-        ):
+    select = (
+        f"SELECT asset, reader, kind, sum(CASE WHEN {inside} THEN count ELSE 0 END), "
+        f"sum(CASE WHEN {inside} THEN 1 ELSE 0 END), min(CASE WHEN {inside} THEN time END), "
+        f"max(time), max(CASE WHEN {inside} THEN NULL ELSE time END) FROM asset_usage "
+        "WHERE {assets}time > :before AND time <= :until "
+        "GROUP BY asset, reader, kind HAVING max(time) > :since"
+    )
+    params: dict[str, Any] = {"since": since, "until": until, "before": since - (until - since)}
+    if assets is None:
+        chunks: list[list[str] | None] = [None]
+    else:
+        names = sorted(set(assets))
+        chunks = [names[start : start + _CHUNK] for start in range(0, len(names), _CHUNK)]
+    found: list[_Group] = []
+    for chunk in chunks:
+        sql = select.format(assets="" if chunk is None else "asset IN :assets AND ")
+        for row in db.rows(sql, params if chunk is None else {**params, "assets": chunk}):
+            asset, reader, kind, count, reports, first, last, previous = row
             found.append(
-                _Group(row[0], row[1], row[2], int(row[3]), row[4], row[5], row[6] <= since)
+                _Group(asset, reader, kind, int(count), int(reports), first, last, previous)
             )
     return found
 
@@ -321,7 +349,7 @@ def asset_usage(
                 name=group.reader,
                 kind="job" if group.kind == "read" else "dashboard",
                 count=group.count,
-                per_day=group.per_day(until, days),
+                per_day=group.per_day(until),
                 first=group.first,
                 last=group.last,
                 via=None if own else group.asset,
@@ -346,7 +374,7 @@ def usage_at_stake(
     dashboards: set[str] = set()
     per_asset: dict[str, dict[str, Any]] = {}
     for group in _groups(db, assets, since, until):
-        rate = group.per_day(until, days)
+        rate = group.per_day(until)
         share = per_asset.setdefault(
             group.asset, {"jobs": set(), "dashboards": set(), "read": 0.0, "view": 0.0}
         )
@@ -370,3 +398,42 @@ def usage_at_stake(
         views_per_day=sum((a.views_per_day for a in ranked), 0.0),
         ranked=ranked,
     )
+
+
+def usage_by_asset(
+    conn: Reader | sa.Connection, *, now: float, days: float = WINDOW_DAYS
+) -> list[AssetUse]:
+    """Every asset used in the `days` before `now`, by name, with the totals `asset_usage`
+    gives it one at a time (a dashboard's own views count for the assets it reads directly
+    too), in one query over the window and one over the dashboards' edges."""
+    db = borrow(conn)
+    since, until = _window(now, days)
+    groups = _groups(db, None, since, until)
+    viewed = sorted({g.asset for g in groups if g.kind == "view"})
+    feeds: dict[str, list[str]] = {}  # dashboard → the assets it reads directly
+    for start in range(0, len(viewed), _CHUNK):
+        for upstream, dashboard in db.rows(
+            "SELECT e.upstream, e.downstream FROM lineage_edges e "
+            "JOIN assets a ON a.name = e.downstream WHERE e.downstream IN :viewed "
+            "AND e.upstream <> e.downstream AND a.kind IN :kinds GROUP BY e.upstream, e.downstream",
+            {"viewed": viewed[start : start + _CHUNK], "kinds": sorted(EXTERNAL_KINDS)},
+        ):
+            feeds.setdefault(dashboard, []).append(upstream)
+    shares: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        rate = group.per_day(until)
+        targets = [group.asset, *(feeds.get(group.asset, []) if group.kind == "view" else [])]
+        for name in targets:
+            share = shares.setdefault(name, {"read": set(), "view": set(), "rates": {}})
+            share[group.kind].add(group.reader)
+            share["rates"][group.kind] = share["rates"].get(group.kind, 0.0) + rate
+    return [
+        AssetUse(
+            name,
+            jobs=len(s["read"]),
+            dashboards=len(s["view"]),
+            reads_per_day=s["rates"].get("read", 0.0),
+            views_per_day=s["rates"].get("view", 0.0),
+        )
+        for name, s in sorted(shares.items())
+    ]

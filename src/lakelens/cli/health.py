@@ -61,6 +61,7 @@ def _summary(name: str, component: dict[str, Any]) -> str:
             f"{details.get('backend')} · {details.get('latency_ms')} ms · revision "
             f"{details.get('revision')}"
             + (f" · {details['problem']}" if "problem" in details else "")
+            + (f" · {details['note']}" if "note" in details else "")
             + (
                 f" · log search: {search}"
                 if (search := details.get("log_search", "")).startswith("scan")

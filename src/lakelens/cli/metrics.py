@@ -277,7 +277,7 @@ def asset(
 
     Example: lakelens metrics asset dlt_glucose_entries --runs 20
     """
-    from lakelens.analysis.asset_metrics import asset_metrics
+    from lakelens.analysis.asset_metrics import asset_document, asset_metrics
     from lakelens.analysis.assets import resolve_asset
     from lakelens.analysis.profiles import profile_report
     from lakelens.analysis.usage import asset_usage
@@ -287,14 +287,17 @@ def asset(
     from lakelens.cli.profile import render_data
 
     store = open_store(home)
+    now = time.time()
     with store.reader() as db:
         resolved = resolve_asset(db, name)
-        result = asset_metrics(db, resolved, runs=runs, now=time.time())
-        usage = asset_usage(db, resolved, now=time.time())
-        # The JSON stays the shape of /api/v1/assets/NAME; `lakelens profile --json` has this.
-        data = None if json_output else profile_report(db, resolved, history=2)
-    if json_output or data is None:
-        print_json({**result.to_dict(), "usage": usage.to_dict()})
+        # The JSON is the document of GET /api/v1/assets/NAME, built by the same function.
+        document = asset_document(db, resolved, runs=runs, now=now) if json_output else None
+        if document is None:
+            result = asset_metrics(db, resolved, runs=runs, now=now)
+            usage = asset_usage(db, resolved, now=now)
+            data = profile_report(db, resolved, history=2)
+    if document is not None:
+        print_json(document)
         return
     console = make_console(no_color)
     _render_asset(result, console)

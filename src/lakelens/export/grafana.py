@@ -432,12 +432,53 @@ def _asset_health() -> dict[str, Any]:
         12,
         8,
     )
+    _usage_panels(a)
     return _dashboard(
         "lakelens-asset-health",
         "lakelens / Asset health",
-        "One asset (or several): freshness against its SLA, failures, latency, volume, cost.",
+        "One asset (or several): freshness against its SLA, failures, latency, volume, cost, "
+        "and who reads it.",
         a,
         asset=True,
+    )
+
+
+def _usage_panels(layout: _Layout) -> None:
+    """Downstream usage: reads and views per day (the asset page's numbers) and readers."""
+    usage = "asset_usage_per_day"
+    layout.add(
+        _series(
+            "Downstream usage per day (last 7 days)",
+            [
+                (
+                    f'max by (asset_name) ({usage}{{{ASSET}, reader_kind="job"}})',
+                    "{{asset_name}} reads/day",
+                ),
+                (
+                    f'max by (asset_name) ({usage}{{{ASSET}, reader_kind="dashboard"}})',
+                    "{{asset_name}} views/day",
+                ),
+            ],
+            description="Reads by jobs and views by dashboards per day over the last 7 days, "
+            "as `lakelens metrics asset` and the asset page show them.",
+            minimum=0,
+        ),
+        12,
+        8,
+    )
+    layout.add(
+        _table(
+            "Readers (last 7 days)",
+            [
+                (
+                    f"max by (asset_name, reader_kind) (asset_usage_readers{{{ASSET}}})",
+                    "{{asset_name}} {{reader_kind}}",
+                )
+            ],
+            description="Distinct jobs (reader_kind job) and dashboards that used the asset.",
+        ),
+        12,
+        8,
     )
 
 

@@ -102,19 +102,13 @@ def get_asset(
     name: str,
     runs: int = Query(20, ge=1, le=10_000, description="How many recent runs to analyse."),
 ) -> Response:
-    from lakelens.analysis.asset_metrics import asset_metrics
+    from lakelens.analysis.asset_metrics import asset_document
     from lakelens.analysis.assets import resolve_asset
-    from lakelens.analysis.usage import asset_usage
 
     ctx = _ctx(request)
     with ctx.store.connect() as conn:
         resolved = resolve_asset(conn, name)
-        result = asset_metrics(conn, resolved, runs=runs, now=ctx.clock())
-        usage = asset_usage(conn, resolved, now=ctx.clock())
-        graph = ctx.graph(conn)
-    data: dict[str, Any] = jsonable({**result.to_dict(), "usage": usage.to_dict()})
-    data["upstream_assets"] = graph.upstream.get(resolved, [])
-    data["downstream_assets"] = graph.downstream.get(resolved, [])
+        data = asset_document(conn, resolved, runs=runs, now=ctx.clock())
     return json_response(data)
 
 

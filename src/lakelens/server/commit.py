@@ -23,6 +23,8 @@ from lakelens.errors import InvalidArgumentError
 from lakelens.server.security import clean
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from lakelens.ingest import Ingested
     from lakelens.store import Store
     from lakelens.store.writes import Part
@@ -32,6 +34,10 @@ __all__ = ["BATCH_ID_HEADER", "GroupCommitter", "commit", "parse_batch_id"]
 log = logging.getLogger("lakelens.server")
 
 BATCH_ID_HEADER = "Idempotency-Key"
+# The writer keeps its connection for this long after taking it from the pool, for the groups
+# that follow: the pool's check of a PostgreSQL connection (a round trip, about as long as a
+# small transaction) then runs once a second instead of once a transaction.
+HOLD_SECONDS = 1.0
 _BATCH_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
@@ -73,12 +79,18 @@ def _part(ingested: Ingested, *, source: str, batch_id: str | None, now: float) 
     )
 
 
-def _write(store: Store, parts: list[Part], *, deadline: float | None = None) -> list[bool]:
+def _write(
+    store: Store,
+    parts: list[Part],
+    *,
+    deadline: float | None = None,
+    connection: sa.Connection | None = None,
+) -> list[bool]:
     from lakelens.store.engine import answer_deadline
     from lakelens.store.writes import write_batches
 
     with _writer_lock(store), answer_deadline(deadline):
-        return write_batches(store.engine, parts)
+        return write_batches(store.engine, parts, connection=connection)
 
 
 def commit(
@@ -140,6 +152,9 @@ class GroupCommitter:
         # Transactions and requests they held, for tests and /metrics-style introspection.
         self.groups = 0
         self.requests = 0
+        # The writer thread's connection, and when it was taken from the pool.
+        self._held: sa.Connection | None = None
+        self._held_since = 0.0
 
     async def commit(
         self, ingested: Ingested, *, source: str, batch_id: str | None, now: float
@@ -173,6 +188,7 @@ class GroupCommitter:
                     lambda: bool(self._queue), self.idle_seconds
                 ):
                     self._running = False
+                    self._release()
                     return
                 group = self._take()
             try:
@@ -181,6 +197,7 @@ class GroupCommitter:
                 for waiting in group:
                     _answer(waiting, None, exc)
                 if not isinstance(exc, Exception):
+                    self._release()
                     with self._wake:
                         self._running = False  # the next request starts a new writer
                     raise
@@ -199,9 +216,16 @@ class GroupCommitter:
     def _commit(self, group: list[_Waiting]) -> None:
         self.writing_since = time.monotonic()
         try:
-            results = _write(self.store, [w.part for w in group], deadline=self.write_timeout)
+            results = _write(
+                self.store,
+                [w.part for w in group],
+                deadline=self.write_timeout,
+                connection=self._connection(),
+            )
         except Exception as exc:
             self.writing_since = None
+            if self._held is not None and self._held.invalidated:
+                self._release()
             if len(group) == 1 or not self._alone_may_succeed(exc):
                 self._count(1, len(group))
                 for waiting in group:
@@ -223,6 +247,21 @@ class GroupCommitter:
             by_loop.setdefault(waiting.loop, []).append((waiting, fresh))
         for loop, answers in by_loop.items():
             _call_soon(loop, _resolve_all, answers)
+
+    def _connection(self) -> sa.Connection:
+        """The writer's connection: the one it holds, unless held for HOLD_SECONDS already."""
+        if self._held is not None and time.monotonic() - self._held_since > HOLD_SECONDS:
+            self._release()
+        if self._held is None:
+            self._held = self.store.engine.connect()
+            self._held_since = time.monotonic()
+        return self._held
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):  # a broken connection is dropped all the same
+                held.close()
 
     def _alone_may_succeed(self, exc: Exception) -> bool:
         """Whether the failure may come from one request's events (or a deadlock with another

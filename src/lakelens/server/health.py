@@ -463,6 +463,8 @@ def check_store(
         "head": head,
         "log_search": log_search,
     }
+    if not store.is_sqlite and current == head:
+        details.update(_partitioning(store))
     if integrity is not None:
         problem, checked_at = integrity.latest(wait=FIRST_INTEGRITY_WAIT)
         details["integrity"] = "pending" if checked_at is None else (problem or "ok")
@@ -476,6 +478,25 @@ def check_store(
         details["problem"] = "migrations are not applied: run `lakelens db upgrade`"
         return "degraded", details
     return ("degraded" if latency > SLOW_STORE_MS else "healthy"), details
+
+
+def _partitioning(store: Store) -> dict[str, Any]:
+    """How logs and spans are kept on PostgreSQL: by day, or one table with a note on why and
+    how to change it (the store keeps working either way, so the status does not change)."""
+    from lakelens.store.partitioning import PARTITIONED, state
+
+    with store.connect() as conn:
+        found = [state(conn, table) for table in PARTITIONED]
+    details: dict[str, Any] = {}
+    for s in found:
+        if s.mode == "days":
+            details[s.table] = "partitioned by day"
+        else:
+            details[s.table] = "rows in the default partition" if s.partitioned else "one table"
+    notes = [s.note for s in found if s.note]
+    if notes:
+        details["note"] = "; ".join(notes)
+    return details
 
 
 def _data_path(settings: Settings, store: Store) -> str:

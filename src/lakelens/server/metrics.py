@@ -177,6 +177,7 @@ def exposition(ctx: ServerContext) -> bytes:
     from lakelens.export.incident_metrics import incident_families
     from lakelens.export.profile_metrics import profile_families
     from lakelens.export.prometheus import StoreCollector
+    from lakelens.export.usage_metrics import usage_families
 
     with ctx.store.connect() as conn:
         families = list(StoreCollector(conn, since=None, now=ctx.clock()).collect())
@@ -184,6 +185,7 @@ def exposition(ctx: ServerContext) -> bytes:
         families += alerting_families(conn, now=ctx.clock())
         families += incident_families(conn, now=ctx.clock())
         families += profile_families(conn)
+        families += usage_families(conn, now=ctx.clock())
         families += list(ProcessCollector(registry=None).collect())
         taken = {f.name for f in families} | {s.name for f in families for s in f.samples}
         families += custom_families(conn, taken)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -9,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from lakelens.config import Settings, load_settings
 from lakelens.errors import LakelensError, StoreError
-from lakelens.store.sql import AlchemyReader, Reader, SqliteReader, sqlite_file
+from lakelens.store.sql import (
+    AlchemyReader,
+    PostgresReader,
+    Reader,
+    SqliteReader,
+    sqlite_file,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -17,6 +24,9 @@ if TYPE_CHECKING:
     from lakelens.events import Batch
 
 __all__ = ["Store"]
+
+_log = logging.getLogger("lakelens.store")
+_PARTITION_UPKEEP_SECONDS = 3600.0
 
 # SQLAlchemy (and Alembic) load on the first write or SQLAlchemy connection, not on import:
 # a CLI read of an up-to-date SQLite store never needs them (see `reader`).
@@ -51,6 +61,8 @@ class Store:
         self._auto_upgrade = auto_upgrade
         self._engine: sa.Engine | None = None
         self._lock = threading.Lock()
+        self._partitions_due = float("inf")  # monotonic time of the next partition upkeep
+        self._partition_notes: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Store:
@@ -94,7 +106,27 @@ class Store:
                             "Check LAKELENS_DATABASE_URL / LAKELENS_HOME."
                         ) from None
                     self._engine = engine
+                    if engine.dialect.name == "postgresql":
+                        self._partitions_due = 0.0  # by the first write (see `write`)
         return self._engine
+
+    def maintain_partitions(self, now: float | None = None) -> None:
+        """Make the coming days' partitions of logs and spans (PostgreSQL; see
+        store/partitioning.py). Run by the first write of a process and then at most hourly,
+        so no server is needed and reads never pay for it; a fallback to one table is logged
+        once per process."""
+        from lakelens.store.partitioning import maintain
+
+        self._partitions_due = time.monotonic() + _PARTITION_UPKEEP_SECONDS
+        try:
+            states = maintain(self.engine, now=now)
+        except Exception as exc:  # never stops a write: the default partition takes the rows
+            states = []
+            _log.warning("day partitions of logs and spans not made: %s", exc)
+        for state in states:
+            if state.note and state.note not in self._partition_notes:
+                self._partition_notes.add(state.note)
+                _log.warning("%s", state.note)
 
     def _check_file(self) -> None:
         """A SQLite file that is damaged, not SQLite, or another program's: one line, not a
@@ -119,9 +151,9 @@ class Store:
         """Where the data is, with any password hidden."""
         if self.url.startswith("sqlite"):
             return self.url  # no credentials in a file URL
-        import sqlalchemy as sa
+        from lakelens.store.postgres import masked_url
 
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return masked_url(self.url)
 
     def connect(self) -> sa.Connection:
         return self.engine.connect()
@@ -129,17 +161,23 @@ class Store:
     def reader(self) -> Reader:
         """A read connection for plain-SQL analysis queries (close it, or use it in `with`).
 
-        An up-to-date SQLite file is read with `sqlite3` directly; anything else (PostgreSQL,
-        a store that must be created or migrated first) goes through the engine.
+        An up-to-date store is read through its driver directly (`sqlite3`, psycopg);
+        one that must be created or migrated first goes through the engine.
         """
         if self._engine is None and self.settings.raw.get("assets"):
             self.engine  # noqa: B018 - stores the aliases lakelens.yaml declares, or says why not
         if self._engine is None:
             path = sqlite_file(self.url)
+            direct: Reader | None = None
             if path is not None:
                 direct = SqliteReader.open(path)
-                if direct is not None:
-                    return direct
+            elif self.url.startswith("postgres"):
+                from lakelens.store.postgres import PostgresTimeouts
+
+                timeouts = PostgresTimeouts.from_settings(self.settings)
+                direct = PostgresReader.open(self.url, timeouts)
+            if direct is not None:
+                return direct
         return AlchemyReader(self.connect(), owned=True)
 
     def upgrade(self) -> tuple[str | None, str]:
@@ -156,6 +194,8 @@ class Store:
             wal_limit=_wal_limit(),
         )
         self._engine = engine
+        if engine.dialect.name == "postgresql":
+            self._partitions_due = 0.0  # made by the next use, after the migration
         return migrate.upgrade(engine)
 
     def write(self, batch: Batch, *, batch_id: str | None = None, **claim: Any) -> bool:
@@ -167,7 +207,10 @@ class Store:
 
         batch_caps(batch)  # writers that bypassed the ingest boundary (SDK, importers)
 
-        return write_batch(self.engine, batch, batch_id=batch_id, **claim)
+        engine = self.engine
+        if self._partitions_due <= time.monotonic():
+            self.maintain_partitions()
+        return write_batch(engine, batch, batch_id=batch_id, **claim)
 
     def prune(
         self,

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from lakelens.errors import StoreError
-
-if TYPE_CHECKING:
-    from lakelens.config import Settings
+from lakelens.store.postgres import (
+    PostgresTimeouts,
+    answer_deadline,
+    connection_class,
+    unbounded_answers,
+)
 
 __all__ = [
     "PostgresTimeouts",
@@ -84,117 +84,6 @@ def _mask(url: str) -> str:
         return "<unparseable URL>"
 
 
-@dataclass(frozen=True)
-class PostgresTimeouts:
-    """How long lakelens waits for PostgreSQL, in seconds (0 turns a timeout off).
-
-    A half-open connection (the server or the network gone without a FIN or RST) answers
-    nothing, and without these a query waits on it for the kernel's ~15 minutes.
-    """
-
-    connect: float = 5.0
-    statement: float = 30.0
-    idle_in_transaction: float = 60.0
-    # A dead peer is noticed after this long: TCP keepalives and tcp_user_timeout.
-    tcp: float = 20.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PostgresTimeouts:
-        return cls(
-            connect=settings.db_connect_timeout,
-            statement=settings.db_statement_timeout,
-            idle_in_transaction=settings.db_idle_in_transaction_timeout,
-            tcp=settings.db_tcp_timeout,
-        )
-
-    @property
-    def answer(self) -> float | None:
-        """Seconds the client waits for any answer before it closes the connection itself:
-        the server's statement timeout plus a margin for the server to say so."""
-        return self.statement + 5.0 if self.statement > 0 else None
-
-    def connect_args(self, query: Any) -> dict[str, Any]:
-        """libpq options for psycopg; those already in the URL's query string win."""
-        args: dict[str, Any] = {}
-        if self.connect > 0:
-            args["connect_timeout"] = max(2, round(self.connect))  # libpq's minimum is 2
-        if self.tcp > 0:
-            idle = max(1, round(self.tcp / 2))
-            args.update(
-                keepalives=1,
-                keepalives_idle=idle,
-                keepalives_interval=max(1, round(idle / 3)),
-                keepalives_count=3,
-                tcp_user_timeout=round(self.tcp * 1000),
-            )
-        options = [
-            f"-c {name}={round(seconds * 1000)}"
-            for name, seconds in (
-                ("statement_timeout", self.statement),
-                ("idle_in_transaction_session_timeout", self.idle_in_transaction),
-            )
-            if seconds > 0
-        ]
-        if options:
-            given = query.get("options")
-            args["options"] = " ".join([*([str(given)] if given else []), *options])
-        return {key: value for key, value in args.items() if key == "options" or key not in query}
-
-
-# A shorter client-side wait for answers in this context (the ingest committer's writes).
-_ANSWER_DEADLINE: ContextVar[float | None] = ContextVar("lakelens_answer_deadline", default=None)
-
-
-@contextlib.contextmanager
-def answer_deadline(seconds: float | None) -> Iterator[None]:
-    """Within this block, PostgreSQL calls give up (and close their connection) after
-    `seconds` without an answer, instead of the engine's statement timeout + margin."""
-    token = _ANSWER_DEADLINE.set(seconds if seconds and seconds > 0 else None)
-    try:
-        yield
-    finally:
-        _ANSWER_DEADLINE.reset(token)
-
-
-@contextlib.contextmanager
-def unbounded_answers() -> Iterator[None]:
-    """Within this block PostgreSQL calls wait as long as the server works (migrations of a
-    big store): pair it with `SET LOCAL statement_timeout = 0` in the transaction."""
-    token = _ANSWER_DEADLINE.set(0.0)
-    try:
-        yield
-    finally:
-        _ANSWER_DEADLINE.reset(token)
-
-
-def _connection_class(default_deadline: float | None) -> Any:
-    """A psycopg Connection whose every wait for the server is bounded.
-
-    psycopg waits on the socket with no timeout; on a half-open connection that is forever
-    (statement_timeout is enforced by a server that never sees the query). A wait past the
-    deadline closes the connection, so SQLAlchemy sees a disconnect and discards the pool.
-    """
-    import psycopg
-    from psycopg import errors
-
-    class Connection(psycopg.Connection):
-        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
-            if timeout is not None:  # the caller's own bound (notifies, cancel)
-                return super().wait(gen, interval, timeout)
-            chosen = _ANSWER_DEADLINE.get()
-            deadline = None if chosen == 0.0 else (chosen or default_deadline)
-            try:
-                return super().wait(gen, interval, deadline)
-            except errors._WaitTimeout:
-                self.pgconn.finish()  # in an unknown state: never use it again
-                raise psycopg.OperationalError(
-                    f"PostgreSQL did not answer within {deadline:g}s; the connection was "
-                    "closed (a network or server outage; see LAKELENS_DB_STATEMENT_TIMEOUT)."
-                ) from None
-
-    return Connection
-
-
 def create_store_engine(
     url: str,
     *,
@@ -240,7 +129,7 @@ def create_store_engine(
         if database and database != ":memory:" and not database.startswith("file:"):
             _bound_wal(engine, Path(f"{database}-wal"), wal_limit)
     else:
-        _bound_waits(engine, _connection_class(timeouts.answer if timeouts else None))
+        _bound_waits(engine, connection_class(timeouts.answer if timeouts else None))
     return engine
 
 

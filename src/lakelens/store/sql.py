@@ -1,10 +1,10 @@
-"""Plain-SQL reads: one small interface over sqlite3 and over a SQLAlchemy connection.
+"""Plain-SQL reads: one small interface over sqlite3, psycopg and a SQLAlchemy connection.
 
 The analysis queries are written once, as SQL text that SQLite and PostgreSQL both accept,
-with `:name` parameters. A command-line read of a SQLite store goes straight to the standard
-library's `sqlite3`, so the CLI does not pay for importing SQLAlchemy (about 100-180 ms of
-every command's start-up, bench/queries.py); PostgreSQL, and any caller that already holds a
-SQLAlchemy connection (the server), runs the same text through SQLAlchemy.
+with `:name` parameters. A command-line read of an up-to-date store goes straight to the
+driver (the standard library's `sqlite3`, or psycopg), so the CLI does not pay for importing
+SQLAlchemy (about 100-180 ms of every command's start-up, bench/queries.py); any caller that
+already holds a SQLAlchemy connection (the server) runs the same text through SQLAlchemy.
 
 Rules for the SQL text: `:name` binds only (no `::` casts, no colons inside literals); a
 list or tuple parameter is expanded in place, so write `IN :ids`; booleans compare with
@@ -20,12 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakelens.errors import StoreError
 from lakelens.store.revision import HEAD_REVISION
 
 if TYPE_CHECKING:
+    import psycopg
     import sqlalchemy as sa
 
     from lakelens.store._store import Store
+    from lakelens.store.postgres import PostgresTimeouts
 
 __all__ = ["Reader", "borrow", "reading", "sqlite_file"]
 
@@ -144,6 +147,74 @@ class SqliteReader(Reader):
 
     def close(self) -> None:
         self._conn.close()
+
+
+class PostgresReader(Reader):
+    """psycopg on PostgreSQL in autocommit, with the store's statement and answer timeouts."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: psycopg.Connection[Any], location: str) -> None:
+        self._conn = connection
+        self.location = location
+
+    @classmethod
+    def open(cls, url: str, timeouts: PostgresTimeouts) -> PostgresReader | None:
+        """A reader on `url` when it holds a store at the current revision, else None (the
+        engine then creates or migrates it). A server that cannot be reached is a StoreError."""
+        try:
+            import psycopg
+        except ImportError:  # the engine says which extra to install
+            return None
+
+        from lakelens.store.postgres import connection_class, libpq_url, masked_url
+
+        conninfo, query = libpq_url(url)
+        location = masked_url(url)
+        args = timeouts.connect_args(query)
+        if "jit" not in query.get("options", ""):
+            # A command's few short queries never repay JIT compilation: 25-60 ms each that
+            # crosses jit_above_cost on a big store (bench/queries.py --database-url).
+            given = args.get("options") or query.get("options", "")
+            args["options"] = f"{given} -c jit=off".strip()
+        try:
+            conn = connection_class(timeouts.answer).connect(conninfo, autocommit=True, **args)
+        except psycopg.Error as exc:
+            raise _unreachable(location, exc) from None
+        try:
+            revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            revision = None
+        except psycopg.OperationalError as exc:
+            conn.close()
+            raise _unreachable(location, exc) from None
+        if revision is None or revision[0] != HEAD_REVISION:
+            conn.close()
+            return None
+        return cls(conn, location)
+
+    def _run(self, sql: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        import psycopg
+
+        # psycopg binds %(name)s: a literal % doubles, then each :name becomes %(name)s.
+        text = _BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
+        try:
+            cursor = self._conn.execute(text, params)
+            names = [d.name for d in cursor.description or ()]
+            return names, cursor.fetchall()
+        except psycopg.OperationalError as exc:
+            raise _unreachable(self.location, exc) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _unreachable(location: str, exc: Exception) -> StoreError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreError(
+        f"Cannot read the store at {location}: {reason}. "
+        "Check LAKELENS_DATABASE_URL and that PostgreSQL is running."
+    )
 
 
 class AlchemyReader(Reader):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -77,34 +78,40 @@ ROLLED_UP_TABLES = frozenset({"materializations", "check_results"})
 LOCK_ROLLUPS = f"SELECT pg_advisory_xact_lock({0x1A6E1E48})"
 
 
-def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
+def write_batches(
+    engine: sa.Engine, parts: Sequence[Part], *, connection: sa.Connection | None = None
+) -> list[bool]:
     """Write several batches in one transaction: for each, True, or False when its batch id
     was committed before (or claimed by an earlier part), and then none of its events.
 
     The events of the fresh parts are written as one batch, in the parts' order: the store
     ends as if the parts had been written one after the other. Anything raised rolls back
-    every part.
+    every part. On `connection` (of `engine`, in no transaction) when given, which stays
+    open; a connection the server dropped is invalidated (`connection.invalidated`).
     """
     sql = _statements_for(engine)
-    with engine.connect() as conn:
+    with nullcontext(connection) if connection is not None else engine.connect() as conn:
         if sql.sqlite:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             # Explicitly: the statements below go to the DBAPI cursor, which SQLAlchemy's
             # autobegin never sees (its commit() would then do nothing).
             conn.begin()
-        cursor = conn.connection.cursor()
+        raw = conn.connection.cursor()
         try:
-            if not sql.sqlite and any(p.batch.materializations or p.batch.checks for p in parts):
-                cursor.execute(LOCK_ROLLUPS)
-            fresh = [_claim(cursor, sql, part) for part in parts]
-            kept = [part for part, new in zip(parts, fresh, strict=True) if new]
-            batch = _combined([part.batch for part in kept])
-            if len(batch):
-                batch = _canonical(cursor, sql, batch, kept)
-                _write(conn, cursor, sql, batch)
-                if sql.sqlite and batch.logs:
-                    log_search.catch_up(cursor)  # now and then: a chunk of the newest logs
+            with _pipelined(conn, raw, sql, parts) as cursor:
+                if not sql.sqlite and any(
+                    p.batch.materializations or p.batch.checks for p in parts
+                ):
+                    cursor.execute(LOCK_ROLLUPS)
+                fresh = [_claim(cursor, sql, part) for part in parts]
+                kept = [part for part, new in zip(parts, fresh, strict=True) if new]
+                batch = _combined([part.batch for part in kept])
+                if len(batch):
+                    batch = _canonical(cursor, sql, batch, kept)
+                    _write(conn, cursor, sql, batch)
+                    if sql.sqlite and batch.logs:
+                        log_search.catch_up(cursor)  # now and then: a chunk of the newest logs
             if any(fresh):
                 conn.commit()
             else:
@@ -115,7 +122,7 @@ def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
             wrapped = sa.exc.DBAPIError.instance(
                 None, None, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
             )
-            if engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
+            if engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, raw):
                 conn.invalidate()
             else:
                 conn.rollback()
@@ -124,8 +131,47 @@ def write_batches(engine: sa.Engine, parts: Sequence[Part]) -> list[bool]:
             conn.rollback()
             raise
         finally:
-            cursor.close()
+            raw.close()
     return fresh
+
+
+@contextmanager
+def _pipelined(
+    conn: sa.Connection, cursor: Any, sql: _Statements, parts: Sequence[Part]
+) -> Iterator[Any]:
+    """The transaction's cursor; on PostgreSQL in pipeline mode, so that its statements go out
+    without waiting for each answer: a one-event OpenLineage transaction took about a dozen
+    round trips, now three or four (each read the write needs waits for what came before).
+
+    Not for a batch that COPY writes (pipeline mode cannot run COPY) or that holds schema
+    snapshots (written through SQLAlchemy, which reads a result's shape before it arrived).
+    """
+    copied = sql.logs.copies(sum(len(p.batch.logs) for p in parts)) or sql.metrics.copies(
+        sum(len(p.batch.metrics) for p in parts)
+    )
+    if sql.sqlite or copied or any(p.batch.schemas for p in parts):
+        yield cursor
+        return
+    dbapi: Any = conn.connection.dbapi_connection
+    with dbapi.pipeline() as pipeline:
+        yield _Piped(cursor, pipeline)
+
+
+class _Piped:
+    """A psycopg cursor in pipeline mode whose `description` waits for the statement's answer
+    (psycopg's says None until the pipeline is synced; the readers of results look at it)."""
+
+    def __init__(self, cursor: Any, pipeline: Any) -> None:
+        self._cursor = cursor
+        self._pipeline = pipeline
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    @property
+    def description(self) -> Any:
+        self._pipeline.sync()
+        return self._cursor.description
 
 
 def _canonical(cursor: Any, sql: _Statements, batch: Batch, parts: Sequence[Part]) -> Batch:
