@@ -130,6 +130,17 @@ def commands(info: dict[str, Any], parquet: Path, help_text: str | None) -> list
             check=lambda out: "ERROR" in out,
         ),
         Command(
+            "logs_grep",
+            "logs --grep timeout --since 7d",
+            ["logs", "--grep", "timeout", "--since", "7d", "--home", "{home}"],
+            duck=[
+                f"SELECT * FROM {p['logs']} WHERE time >= {now - 7 * DAY!r} AND "
+                "(lower(message) LIKE '%timeout%' OR lower(attributes) LIKE '%timeout%') "
+                f"{newest}"
+            ],
+            check=lambda out: "timed out" in out,
+        ),
+        Command(
             "logs_run",
             "logs --run-id RUN",
             ["logs", "--run-id", run_id, "--home", "{home}"],

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lakelens._clean import stored_json
 from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import InvalidArgumentError
 from lakelens.model import LEVELS, LogRecord, from_epoch
+from lakelens.store.log_search import POSITION_TABLE, SQLITE_TABLE, match_query
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -54,8 +55,11 @@ class LogFilter:
     grep: str | None = None
     correlation_id: str | None = None
 
-    def sql(self) -> tuple[str, dict[str, Any]]:
-        """The filter as an SQL condition on `logs` (always true when nothing is set)."""
+    def sql(self, dialect: str = "") -> tuple[str, dict[str, Any]]:
+        """The filter as an SQL condition on `logs` (always true when nothing is set).
+
+        With `dialect="sqlite"`, --grep first narrows through the trigram index; without a
+        dialect it scans (what a poll over a few new ids wants)."""
         clauses: list[str] = []
         params: dict[str, Any] = {}
         for column, value in (("asset", self.asset), ("job", self.job)):
@@ -94,6 +98,17 @@ class LogFilter:
                 "OR lower(attributes) LIKE lower(:grep) ESCAPE '/')"
             )
             params["grep"] = f"%{escaped}%"
+            match = match_query(self.grep) if dialect == "sqlite" else None
+            if match is not None:
+                # A superset of the rows (any case, trigrams in any order, and the newest
+                # logs, not indexed yet); the LIKE decides. One IN list, so that SQLite
+                # reads the rows by id (as an OR, it walked every row of the time range).
+                clauses.append(
+                    f"id IN (SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH "
+                    f":grep_match UNION ALL SELECT id FROM logs "
+                    f"WHERE id > (SELECT up_to FROM {POSITION_TABLE}))"
+                )
+                params["grep_match"] = match
         return (" AND ".join(clauses) or "1 = 1"), params
 
 
@@ -148,13 +163,26 @@ def _newest(
     limit: int,
 ) -> list[LogRecord]:
     """The first `limit` matching records in `order` (descending), with `id {bound} value`."""
-    condition, params = where.sql()
-    if value is not None:
-        condition += f" AND id {bound} :bound"
-        params["bound"] = value
-    rows = borrow(conn).rows(
-        f"SELECT {COLUMNS} FROM logs WHERE {condition} ORDER BY {order} LIMIT :limit",
-        {**params, "limit": limit},
+    db = borrow(conn)
+    condition, params = where.sql(db.dialect)
+    bounded = f" AND id {bound} :bound" if value is not None else ""
+    params |= {"bound": value, "limit": limit}
+    if "grep_match" in params:
+        # A frequent text (`--grep page`) is in the newest rows: a short scan of them finds
+        # it sooner than the index lists its millions of rows (10M logs: 4 ms, not 3.9 s).
+        # Exact: when the window holds `limit` matches, they are the first `limit` of all.
+        others, more = replace(where, grep=None).sql()
+        grep, grep_params = LogFilter(grep=where.grep).sql()
+        rows = db.rows(
+            f"SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM logs WHERE {others}{bounded} "
+            f"ORDER BY {order} LIMIT :window) WHERE {grep} ORDER BY {order} LIMIT :limit",
+            {**params, **more, **grep_params, "window": _GREP_WINDOW},
+        )
+        if len(rows) == limit:
+            return [_record(r, where.run_id) for r in reversed(rows)]
+    rows = db.rows(
+        f"SELECT {COLUMNS} FROM logs WHERE {condition}{bounded} ORDER BY {order} LIMIT :limit",
+        params,
     )
     return [_record(r, where.run_id) for r in reversed(rows)]
 
@@ -258,6 +286,7 @@ def follow(
 
 
 _PAGE = 5_000
+_GREP_WINDOW = 5_000  # newest rows scanned for --grep before the index is asked (SQLite)
 _CHUNK = 500
 _HOLE_SECONDS = 30.0
 _MAX_HOLES = 100_000

@@ -62,6 +62,11 @@ def _summary(name: str, component: dict[str, Any]) -> str:
             f"{details.get('revision')}"
             + (f" · {details['problem']}" if "problem" in details else "")
             + (f" · {details['note']}" if "note" in details else "")
+            + (
+                f" · log search: {search}"
+                if (search := details.get("log_search", "")).startswith("scan")
+                else ""
+            )
         )
     if name in ("disk", "memory"):
         where = f" of {details['path']}" if "path" in details else ""

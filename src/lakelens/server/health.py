@@ -446,10 +446,14 @@ class IntegrityProbe:
 def check_store(
     store: Store, integrity: IntegrityProbe | None = None
 ) -> tuple[str, dict[str, Any]]:
+    from lakelens.store.log_search import describe
+
     began = time.perf_counter()
     with store.reader() as db:
         db.value("SELECT 1")
-    latency = (time.perf_counter() - began) * 1000
+        latency = (time.perf_counter() - began) * 1000
+        # Not a problem, a slower path: "scan (...)" says how to enable the index.
+        log_search = describe(db)
     current, head = schema_state(store)
     details: dict[str, Any] = {
         "backend": "sqlite" if store.is_sqlite else "postgresql",
@@ -457,6 +461,7 @@ def check_store(
         "latency_ms": round(latency, 3),
         "revision": current,
         "head": head,
+        "log_search": log_search,
     }
     if not store.is_sqlite and current == head:
         details.update(_partitioning(store))

@@ -61,5 +61,10 @@ def _upgrade(engine: sa.Engine) -> tuple[str | None, str]:
         if before != HEAD_REVISION:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+        elif not is_sqlite(engine):
+            # pg_trgm may have been created since migration 0014 found it missing.
+            from lakelens.store.log_search import ensure_postgres
+
+            ensure_postgres(conn)
         conn.commit()
     return before, HEAD_REVISION

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from lakelens.events import Batch, dumps
 from lakelens.ingest import OTLP_RUN_TAGS
 from lakelens.model import SchemaSnapshot, to_epoch
-from lakelens.store import schema
+from lakelens.store import log_search, schema
 from lakelens.store.rows import (
     _asset_rows,
     _check_rows,
@@ -110,6 +110,8 @@ def write_batches(
                 if len(batch):
                     batch = _canonical(cursor, sql, batch, kept)
                     _write(conn, cursor, sql, batch)
+                    if sql.sqlite and batch.logs:
+                        log_search.catch_up(cursor)  # now and then: a chunk of the newest logs
             if any(fresh):
                 conn.commit()
             else:
