@@ -98,3 +98,34 @@ def test_the_directory_of_a_database_url_is_never_created(tmp_path) -> None:
     home = load_settings(home=str(tmp_path / "new-home"), log_format="none")
     Store(settings=home).engine.dispose()
     assert (tmp_path / "new-home" / "lakelens.db").exists()
+
+
+def test_a_store_written_by_a_newer_lakelens_is_one_line(tmp_path, store_url: str) -> None:  # type: ignore[no-untyped-def]
+    """A revision this lakelens has no migration for: one line saying to upgrade lakelens,
+    never Alembic's traceback, and the store is left as it was."""
+    import os
+    import subprocess
+    import sys
+
+    store = Store(store_url)
+    store.upgrade()
+    with store.connect() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
+        conn.commit()
+    store.close()
+    env = {"LAKELENS_DATABASE_URL": store_url, "LAKELENS_HOME": str(tmp_path / "home")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lakelens", "runs", "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "schema revision 0999" in lines[0], proc.stderr
+    assert "Upgrade lakelens" in lines[0]
+    store = Store(store_url, auto_upgrade=False)
+    assert migrate.current_revision(store.engine) == "0999"
+    store.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lakelens.errors import StoreError
 from lakelens.store.engine import is_sqlite, unbounded_answers
 from lakelens.store.schema import HEAD_REVISION
 
@@ -23,6 +24,19 @@ def current_revision(engine: sa.Engine) -> str | None:
         if not sa.inspect(conn).has_table("alembic_version"):
             return None
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def known_revisions() -> set[str]:
+    """The revisions this lakelens has migrations for ("0001" … HEAD_REVISION)."""
+    return {path.name.split("_", 1)[0] for path in (_MIGRATIONS / "versions").glob("[0-9]*.py")}
+
+
+def _newer_store(revision: str) -> StoreError:
+    return StoreError(
+        f"This store is at schema revision {revision}, which this lakelens ({HEAD_REVISION} at "
+        "most) does not know: a newer lakelens wrote it. Upgrade lakelens "
+        "(`pip install -U lakelens`) or point it at another store."
+    )
 
 
 def is_current(engine: sa.Engine) -> bool:
@@ -58,6 +72,8 @@ def _upgrade(engine: sa.Engine) -> tuple[str | None, str]:
         before = None
         if inspector.has_table("alembic_version"):
             before = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        if before is not None and before != HEAD_REVISION and before not in known_revisions():
+            raise _newer_store(before)  # Alembic would answer with a traceback
         if before != HEAD_REVISION:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
