@@ -63,3 +63,40 @@ def test_a_source_that_says_nothing_of_critical_or_a_tag_keeps_them(store_url: s
     store.write(unmark)
     assert row().critical is False and row().tags["team"] == "shop"
     store.close()
+
+
+def test_an_inferred_kind_never_replaces_a_stated_one(store_url: str) -> None:
+    """dbt says `model`, an OpenLineage event that reads the table says `source`, one that
+    writes it says `asset`, the SDK's default is `asset`: the model stays a model. A stated
+    kind still replaces another stated kind, and a written source becomes an asset."""
+    store = Store(store_url)
+
+    def kinds() -> dict[str, str]:
+        with store.connect() as conn:
+            return {a.name: a.kind for a in reads.assets(conn)}
+
+    first = Batch()
+    first.add(Asset("fct_orders", kind="model"))
+    first.add(Asset("raw.orders", kind="source"))
+    first.add(Asset("sales", kind="dashboard"))
+    store.write(first)
+    for kind in ("source", "asset"):
+        later = Batch()
+        later.add(Asset("fct_orders", kind=kind, description="from OpenLineage"))
+        later.add(Asset("sales", kind=kind))
+        store.write(later)
+        assert kinds()["fct_orders"] == "model" and kinds()["sales"] == "dashboard"
+    # Within one batch too, whatever the order.
+    mixed = Batch()
+    mixed.add(Asset("stg_orders", kind="model"))
+    mixed.add(Asset("stg_orders", kind="source", owner="ana"))
+    mixed.add(Asset("raw.orders", kind="asset"))
+    mixed.add(Asset("raw.orders", kind="source"))
+    store.write(mixed)
+    found = kinds()
+    assert found["stg_orders"] == "model" and found["raw.orders"] == "asset"
+    restated = Batch()
+    restated.add(Asset("fct_orders", kind="table"))
+    store.write(restated)
+    assert kinds()["fct_orders"] == "table"
+    store.close()

@@ -119,15 +119,32 @@ def _text(value: Any) -> Any:
     return _clean.text(value) if type(value) is str else value
 
 
+# Kinds a writer infers rather than states: the SDK's default, and OpenLineage's "read, so a
+# source" / "written, so an asset". They never replace a stated kind (dbt's `model`, a
+# declared `dashboard`), and `source` never replaces `asset` (once written, no mere source).
+INFERRED_KINDS = ("asset", "source")
+
+
+def kept_kind(stored: str, given: str) -> str:
+    """The kind an asset row keeps when `given` arrives for it (the upsert's rule, in Python)."""
+    if given in INFERRED_KINDS and stored not in INFERRED_KINDS:
+        return stored
+    return stored if (given, stored) == ("source", "asset") else given
+
+
 def _asset_rows(assets: Sequence[Asset]) -> list[dict[str, Any]]:
-    """One row per asset, folded as the upsert would: later values win, tags merge."""
+    """One row per asset, folded as the upsert would: later values win, tags merge, and an
+    inferred kind never replaces a stated one."""
     rows = _merge((_asset_row(a) for a in assets), "name")
     if len(rows) < len(assets):
         tags: dict[str, dict[str, str]] = {}
+        kinds: dict[str, str] = {}
         for a in assets:
             tags.setdefault(a.name, {}).update(a.tags)
+            kinds[a.name] = kept_kind(kinds[a.name], a.kind) if a.name in kinds else a.kind
         for row in rows:
             row["tags"] = _tags(tags[row["name"]])
+            row["kind"] = kinds[row["name"]]
     return rows
 
 

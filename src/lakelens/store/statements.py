@@ -24,6 +24,7 @@ from lakelens.store.rows import (
     _OBSERVED_KEYS,
     _PROFILE_COLUMNS,
     _USAGE_COLUMNS,
+    INFERRED_KINDS,
     _asset_row,
     _materialization_row,
     _run_row,
@@ -186,6 +187,23 @@ class _Statements:
             if c.name != "name"
         }
         set_["tags"] = _merged_tags(schema.assets.c.tags, assets.excluded.tags, self.sqlite)
+        stored_kind, given_kind = schema.assets.c.kind, assets.excluded.kind
+        # Literals in the SQL text, not binds: the compiled statement's parameters are its rows'.
+        inferred = [sa.literal_column(f"'{kind}'") for kind in INFERRED_KINDS]
+        set_["kind"] = sa.case(  # rows.kept_kind
+            (
+                sa.and_(given_kind.in_(inferred), stored_kind.not_in(inferred)),
+                stored_kind,
+            ),
+            (
+                sa.and_(
+                    given_kind == sa.literal_column("'source'"),
+                    stored_kind == sa.literal_column("'asset'"),
+                ),
+                stored_kind,
+            ),
+            else_=given_kind,
+        )
         self.assets = compiled(
             assets.on_conflict_do_update(index_elements=["name"], set_=set_), _ASSET_KEYS
         )
