@@ -181,7 +181,7 @@ class _Statements:
             self._state_upsert(insert, schema.materializations, "id"), _MATERIALIZATION_KEYS
         )
         assets = insert(schema.assets)
-        set_ = {
+        set_: dict[str, Any] = {
             c.name: sa.func.coalesce(assets.excluded[c.name], c)
             for c in schema.assets.c
             if c.name != "name"
@@ -189,7 +189,7 @@ class _Statements:
         set_["tags"] = _merged_tags(schema.assets.c.tags, assets.excluded.tags, self.sqlite)
         stored_kind, given_kind = schema.assets.c.kind, assets.excluded.kind
         # Literals in the SQL text, not binds: the compiled statement's parameters are its rows'.
-        inferred = [sa.literal_column(f"'{kind}'") for kind in INFERRED_KINDS]
+        inferred: list[Any] = [sa.literal_column(f"'{kind}'") for kind in INFERRED_KINDS]
         set_["kind"] = sa.case(  # rows.kept_kind
             (
                 sa.and_(given_kind.in_(inferred), stored_kind.not_in(inferred)),
