@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,11 +279,10 @@ def test_grep_uses_the_index(store: Store) -> None:
 
 
 def test_writers_index_once_enough_logs_wait(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's GIN index takes every row as it comes")
-    store = Store(store_url)
+    """SQLite only: PostgreSQL's GIN index takes every row as it comes."""
+    store = Store(f"sqlite:///{tmp_path / 'lakelens.db'}")
     monkeypatch.setattr(log_search, "LAG", 30)
     monkeypatch.setattr(log_search, "CHUNK", 25)
     store.write(Batch(logs=_logs(T0)))  # 19 waiting: fewer than LAG
