@@ -107,25 +107,31 @@ def test_a_store_written_by_a_newer_lakelens_is_one_line(tmp_path, store_url: st
     import subprocess
     import sys
 
-    store = Store(store_url)
-    store.upgrade()
-    with store.connect() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
-        conn.commit()
-    store.close()
-    env = {"LAKELENS_DATABASE_URL": store_url, "LAKELENS_HOME": str(tmp_path / "home")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "lakelens", "runs", "--json"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "schema revision 0999" in lines[0], proc.stderr
-    assert "Upgrade lakelens" in lines[0]
-    store = Store(store_url, auto_upgrade=False)
-    assert migrate.current_revision(store.engine) == "0999"
-    store.close()
+    def set_revision(revision: str) -> None:
+        store = Store(store_url, auto_upgrade=False)
+        with store.connect() as conn:
+            conn.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{revision}'")
+            conn.commit()
+        store.close()
+
+    Store(store_url).upgrade()
+    set_revision("0999")
+    try:
+        env = {"LAKELENS_DATABASE_URL": store_url, "LAKELENS_HOME": str(tmp_path / "home")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "lakelens", "runs", "--json"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "schema revision 0999" in lines[0], proc.stderr
+        assert "Upgrade lakelens" in lines[0]
+        store = Store(store_url, auto_upgrade=False)
+        assert migrate.current_revision(store.engine) == "0999"
+        store.close()
+    finally:  # the session's PostgreSQL database serves the tests that follow
+        set_revision(HEAD_REVISION)
