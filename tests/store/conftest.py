@@ -17,6 +17,7 @@ def _migrate_to(store: Store, revision: str, *, down: bool = False) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(migrate._MIGRATIONS))
+    store.stop_background_work()  # as Store.upgrade does
     with store.engine.connect() as conn:
         config.attributes["connection"] = conn
         (command.downgrade if down else command.upgrade)(config, revision)

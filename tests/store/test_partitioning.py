@@ -98,7 +98,7 @@ def _upgrade_and_check(store: Store, reader: str) -> None:
     with store.engine.connect() as conn:
         before = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
 
-    assert store.upgrade() == ("0014", "0015")
+    assert store.upgrade() == ("0014", "0016")
     with store.engine.connect() as conn:
         after = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
         where = _where(conn)
@@ -144,7 +144,7 @@ def test_downgrade_makes_one_table_again_and_upgrade_partitions_it_back(
     with store.engine.connect() as conn:
         assert state(conn).mode == state(conn, "spans").mode == "table"
         assert _where(conn) == {"kept": "logs"}
-    assert store.upgrade() == ("0014", "0015")
+    assert store.upgrade() == ("0014", "0016")
     with store.engine.connect() as conn:
         assert _where(conn) == {"kept": _day(NOW)}
         assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 1
