@@ -129,16 +129,18 @@ def build(
         return 0
     if not _BUILDING.acquire(blocking=wait):
         return 0
+    from lakelens.store.engine import unbounded_answers
+
     built = 0
     try:
-        with engine.connect() as conn:
+        # A build of a big day takes longer than a query may; one aborted is redone.
+        with unbounded_answers(), engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             db = borrow(conn)
             if not is_partitioned(db) or not db.value(
                 "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"
             ):
                 return 0
-            # A build of a big day takes longer than a query may; an aborted one is redone.
             # Its SHARE UPDATE EXCLUSIVE lock on an ended day's partition blocks no insert.
             conn.exec_driver_sql("SET statement_timeout = 0")
             for partition, name, expression in _missing(db, now or time.time(), keep_days):
