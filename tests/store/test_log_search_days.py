@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,22 +22,14 @@ TODAY = int(NOW // DAY)
 
 
 @pytest.fixture
-def store(postgres_url: str) -> Iterator[Store]:
+def store(pg_url: str) -> Iterator[Store]:
     """A store in a database of its own (partitions and indexes differ per test)."""
-    import psycopg
-
-    base, _, _ = postgres_url.rpartition("/")
-    name = f"lakelens_trgm_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    store = Store(f"{base}/{name}")
+    store = Store(pg_url)
     assert store.engine.dialect.name == "postgresql"  # created: the first write keeps its plan
     store.maintain_partitions(now=NOW - 3 * DAY)  # days from four days ago
     store.stop_background_work()  # the tests build when they say so
     yield store
     store.close()
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _write(store: Store) -> None:

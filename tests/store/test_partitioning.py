@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -19,20 +19,6 @@ from lakelens.store.partitioning import AHEAD_DAYS, DAY, state
 pytestmark = pytest.mark.postgres
 
 NOW = time.time()
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """An empty PostgreSQL database of its own (roles and partitions differ per test)."""
-    import psycopg
-
-    base, _, _ = postgres_url.rpartition("/")
-    name = f"lakelens_part_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _log(t: float, message: str) -> Batch:
