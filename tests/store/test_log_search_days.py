@@ -25,6 +25,7 @@ TODAY = int(NOW // DAY)
 def store(pg_url: str) -> Iterator[Store]:
     """A store in a database of its own (partitions and indexes differ per test)."""
     store = Store(pg_url)
+    store.background_indexes = True  # as `lakelens serve` does
     assert store.engine.dialect.name == "postgresql"  # created: the first write keeps its plan
     store.maintain_partitions(now=NOW - 3 * DAY)  # days from four days ago
     store.stop_background_work()  # the tests build when they say so
@@ -149,3 +150,16 @@ def test_an_upgrade_moves_the_index_off_the_table(
     assert _trgm_indexes(store) == {}
     assert store.index_ended_days(now=NOW) == 2 * 5
     assert "logs" not in {table for table, _ in _trgm_indexes(store).values()}
+
+
+def test_a_pipelines_process_never_builds_in_the_background(pg_url: str) -> None:
+    """Only `lakelens serve` builds in the background: a pipeline's process would wait for
+    a build at exit. The days stay unindexed until a server or `db upgrade` builds them."""
+    store = Store(pg_url)
+    store.maintain_partitions(now=NOW - 3 * DAY)
+    _write(store)
+    store.maintain_partitions(now=NOW)
+    assert store._index_builder is None
+    assert _trgm_indexes(store) == {}
+    assert store.index_ended_days(now=NOW) == 2 * 5
+    store.close()
