@@ -12,6 +12,7 @@ small machine.
     .venv/bin/python bench/ingest.py --quick    # 3 s per phase, 1 run
     .venv/bin/python bench/ingest.py --stores sqlite,postgres --quick
     .venv/bin/python bench/ingest.py --json
+    .venv/bin/python bench/ingest.py --realistic   # 60-character log messages, 3 attributes
 
 Every figure comes with a reference measured in the same run, so the goals are ratios that
 hold from one machine to the next:
@@ -70,11 +71,26 @@ PHASES = [
 
 _PHASE_NAMES = [key.split("_events")[0] for key, _mode, _conns, _label in PHASES]
 
-CLIENT = textwrap.dedent(
+# One native log record: "fetched rows" and one attribute, or with --realistic a 60-character
+# message and three attributes (what the log search index costs depends on it). Run by the
+# client process and by the raw-insert reference alike.
+LOG_RECORD = textwrap.dedent(
+    """
+    def log_record(j, realistic):
+        if not realistic:
+            return "fetched rows", {"rows": j}
+        message = f"loaded batch {j:05d} into raw.table_{j % 20:02d} from part-{j * 7919 % 10007:05d}"
+        return message, {"rows": j * 37 % 100_000, "table": f"raw.table_{j % 20}", "ms": j * 13 % 5000}
+    """
+)
+_REALISTIC = False  # --realistic
+
+CLIENT = LOG_RECORD + textwrap.dedent(
     """
     import asyncio, json, sys, threading, time, uuid
     import httpx
     bases, mode, seconds, conns = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    realistic = sys.argv[5] == "realistic"
 
     def run_event(run_id, event_type, i):
         return {
@@ -106,11 +122,13 @@ CLIENT = textwrap.dedent(
             if mode == "native":
                 now = time.time()
                 events = [
-                    {"type": "log", "time": now, "level": 20, "message": "fetched rows",
+                    {"type": "log", "time": now, "level": 20, "message": message,
                      "logger": "bench", "run_id": "bench-run", "asset": f"asset_{j % 50}",
-                     "attributes": {"rows": j}}
+                     "attributes": attributes}
                     for j in range(500)
+                    for message, attributes in [log_record(i * 500 + j, realistic)]
                 ]
+                i += conns
                 path, n = "/api/v1/events", 500
             elif mode == "ol-batch":
                 events = []
@@ -258,12 +276,18 @@ def _log_columns() -> tuple[str, ...]:
 
 def _log_rows() -> list[tuple[object, ...]]:
     """The rows one native request of the bench stores (500 log records)."""
+    scope: dict[str, object] = {}
+    exec(LOG_RECORD, scope)  # the client's own record maker, defined above
+    log_record = scope["log_record"]
     now = time.time()
-    return [
-        (now, 20, "fetched rows", "bench", "bench-run", f"asset_{j % 50}", None, None, None,
-         json.dumps({"rows": j}))
-        for j in range(500)
-    ]  # fmt: skip
+    rows = []
+    for j in range(500):
+        message, attributes = log_record(j, _REALISTIC)  # type: ignore[operator]
+        rows.append(
+            (now, 20, message, "bench", "bench-run", f"asset_{j % 50}", None, None, None,
+             json.dumps(attributes))
+        )  # fmt: skip
+    return rows
 
 
 def raw_insert_rows_per_s(url: str, seconds: float) -> float:
@@ -349,7 +373,16 @@ def _drive(base: str, mode: str, seconds: float, conns: int) -> dict[str, float]
     """Run the client for `seconds`: {"sent", "seconds", "cpu" (the client's CPU seconds)}.
     `base` may list several servers, comma-separated: connection k goes to the k-th."""
     out = subprocess.run(
-        [sys.executable, "-c", CLIENT, base, mode, str(seconds), str(conns)],
+        [
+            sys.executable,
+            "-c",
+            CLIENT,
+            base,
+            mode,
+            str(seconds),
+            str(conns),
+            "realistic" if _REALISTIC else "short",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -471,7 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         help="sqlite,postgres: measure both in turn and print PostgreSQL / SQLite "
         f"(PostgreSQL at --database-url, else {DEFAULT_POSTGRES})",
     )
+    parser.add_argument(
+        "--realistic",
+        action="store_true",
+        help="native logs with 60-character messages and 3 attributes (default: 12 and 1)",
+    )
     args = parser.parse_args(argv)
+    global _REALISTIC
+    _REALISTIC = args.realistic
     phases = args.phases.split(",")
     unknown = set(phases) - set(_PHASE_NAMES)
     if unknown:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -17,6 +18,7 @@ def _migrate_to(store: Store, revision: str, *, down: bool = False) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(migrate._MIGRATIONS))
+    store.stop_background_work()  # as Store.upgrade does
     with store.engine.connect() as conn:
         config.attributes["connection"] = conn
         (command.downgrade if down else command.upgrade)(config, revision)
@@ -28,3 +30,17 @@ def migrate_to() -> Callable[..., None]:
     """Bring a store (opened with auto_upgrade=False) to another revision, to test upgrades
     (and with `down=True`, downgrades)."""
     return _migrate_to
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own (roles and partitions differ per test)."""
+    import psycopg
+
+    base, _, _ = postgres_url.rpartition("/")
+    name = f"lakelens_part_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -19,20 +19,6 @@ from lakelens.store.partitioning import AHEAD_DAYS, DAY, state
 pytestmark = pytest.mark.postgres
 
 NOW = time.time()
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """An empty PostgreSQL database of its own (roles and partitions differ per test)."""
-    import psycopg
-
-    base, _, _ = postgres_url.rpartition("/")
-    name = f"lakelens_part_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _log(t: float, message: str) -> Batch:
@@ -98,7 +84,7 @@ def _upgrade_and_check(store: Store, reader: str) -> None:
     with store.engine.connect() as conn:
         before = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
 
-    assert store.upgrade() == ("0014", "0015")
+    assert store.upgrade() == ("0014", "0016")
     with store.engine.connect() as conn:
         after = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
         where = _where(conn)
@@ -144,7 +130,7 @@ def test_downgrade_makes_one_table_again_and_upgrade_partitions_it_back(
     with store.engine.connect() as conn:
         assert state(conn).mode == state(conn, "spans").mode == "table"
         assert _where(conn) == {"kept": "logs"}
-    assert store.upgrade() == ("0014", "0015")
+    assert store.upgrade() == ("0014", "0016")
     with store.engine.connect() as conn:
         assert _where(conn) == {"kept": _day(NOW)}
         assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 1

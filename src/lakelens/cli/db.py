@@ -36,6 +36,8 @@ def upgrade(
 
     store = _store(home)
     before, after = store.upgrade()
+    # PostgreSQL, logs partitioned by day: the --grep indexes of days that ended.
+    indexed = store.index_ended_days()
     if json_output:
         print_json(
             {
@@ -43,12 +45,16 @@ def upgrade(
                 "before": before,
                 "after": after,
                 "changed": before != after,
+                "log_search_indexes_built": indexed,
             }
         )
+        return
     elif before == after:
         console.print(f"Store at {store.location} is up to date (revision {after}).")
     else:
         console.print(f"Upgraded store at {store.location}: {before or 'empty'} → {after}.")
+    if indexed:
+        console.print(f"Built {indexed} log search index(es) on days that ended.")
 
 
 @app.command()

@@ -145,6 +145,7 @@ def serve(
     _check_port(host, port)
     _raise_open_files_limit()
     store = Store(settings=settings)
+    store.background_indexes = True  # a long-lived process: see Store.maintain_partitions
     store.engine  # noqa: B018 -- open (and migrate) now: a bad URL fails here in one line
     app = create_app(settings, store, run_alerts=not no_alerts)
     ctx = app.state.ctx

@@ -199,6 +199,7 @@ def create_app(
         from lakelens.store import Store
 
         store = Store(settings=settings)
+        store.background_indexes = True  # a long-lived process: see Store.maintain_partitions
     ctx = ServerContext.build(settings, store, clock=clock, zone=zone)
     ctx.run_alerts = run_alerts
 

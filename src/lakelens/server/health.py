@@ -453,7 +453,7 @@ def check_store(
         db.value("SELECT 1")
         latency = (time.perf_counter() - began) * 1000
         # Not a problem, a slower path: "scan (...)" says how to enable the index.
-        log_search = describe(db)
+        log_search = describe(db, keep_days=store.settings.retention_days)
     current, head = schema_state(store)
     details: dict[str, Any] = {
         "backend": "sqlite" if store.is_sqlite else "postgresql",

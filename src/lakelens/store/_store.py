@@ -27,6 +27,8 @@ __all__ = ["Store"]
 
 _log = logging.getLogger("lakelens.store")
 _PARTITION_UPKEEP_SECONDS = 3600.0
+# How long closing waits for a background index build to end before leaving it.
+CLOSE_WAIT_SECONDS = 10.0
 
 # SQLAlchemy (and Alembic) load on the first write or SQLAlchemy connection, not on import:
 # a CLI read of an up-to-date SQLite store never needs them (see `reader`).
@@ -63,6 +65,11 @@ class Store:
         self._lock = threading.Lock()
         self._partitions_due = float("inf")  # monotonic time of the next partition upkeep
         self._partition_notes: set[str] = set()
+        self._index_builder: threading.Thread | None = None  # see `maintain_partitions`
+        # A long-lived process (`lakelens serve`) builds the ended days' `--grep` indexes in
+        # the background; a pipeline's process never does, or its exit would wait for a build.
+        self.background_indexes = False
+        self._closing = threading.Event()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Store:
@@ -127,6 +134,26 @@ class Store:
             if state.note and state.note not in self._partition_notes:
                 self._partition_notes.add(state.note)
                 _log.warning("%s", state.note)
+        building = self._index_builder is not None and self._index_builder.is_alive()
+        if (
+            self.background_indexes
+            and states
+            and not building
+            and self.engine.dialect.name == "postgresql"
+        ):
+            # The --grep indexes of days that just ended: built off the write path.
+            from lakelens.store.log_search_days import start_background
+
+            self._index_builder = start_background(
+                self.engine, self._closing, now=now, keep_days=self.settings.retention_days
+            )
+
+    def index_ended_days(self, now: float | None = None) -> int:
+        """Build the missing `logs --grep` indexes of ended days now (PostgreSQL, logs
+        partitioned by day; see store/log_search_days.py); returns how many were built."""
+        from lakelens.store.log_search_days import build
+
+        return build(self.engine, now=now, wait=True, keep_days=self.settings.retention_days)
 
     def _check_file(self) -> None:
         """A SQLite file that is damaged, not SQLite, or another program's: one line, not a
@@ -196,6 +223,7 @@ class Store:
         self._engine = engine
         if engine.dialect.name == "postgresql":
             self._partitions_due = 0.0  # made by the next use, after the migration
+        self.stop_background_work()
         return migrate.upgrade(engine)
 
     def write(self, batch: Batch, *, batch_id: str | None = None, **claim: Any) -> bool:
@@ -248,7 +276,19 @@ class Store:
         if self._engine is not None:
             self._engine.dispose(close=False)
 
+    def stop_background_work(self, timeout: float | None = None) -> None:
+        """Stop this process's index builder after the build under way (one partition's
+        index) and wait for it, at most `timeout` seconds: before a migration, which may
+        deadlock with it, and at close. A build cut short by the process's exit leaves an
+        INVALID index, which the next build replaces."""
+        if self._index_builder is not None:
+            self._closing.set()
+            self._index_builder.join(timeout)
+            self._index_builder = None
+            self._closing.clear()
+
     def close(self) -> None:
+        self.stop_background_work(timeout=CLOSE_WAIT_SECONDS)
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

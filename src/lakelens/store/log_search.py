@@ -164,15 +164,23 @@ def create_postgres(conn: sa.Connection) -> str | None:
     """pg_trgm and the GIN indexes; None when they are in place, else why not (logged).
 
     Runs inside the migration's transaction: a refused CREATE EXTENSION is rolled back to a
-    savepoint, and the store keeps working with the scan. The indexes are on the parent
-    table, which PostgreSQL 11+ also allows on a table partitioned by time.
+    savepoint, and the store keeps working with the scan. On a `logs` partitioned by day
+    the indexes are not on the table (they would slow every insert into today's partition):
+    store/log_search_days.py builds them on the days that ended, and any left on the table
+    by an earlier revision are dropped.
     """
     import sqlalchemy as sa
 
+    from lakelens.store.log_search_days import is_partitioned
+    from lakelens.store.sql import borrow
+
+    partitioned = is_partitioned(borrow(conn))
     try:
         with conn.begin_nested():
             conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-            for name, expression in PG_INDEXES.items():
+            if partitioned:
+                drop_postgres(conn)
+            for name, expression in PG_INDEXES.items() if not partitioned else ():
                 conn.exec_driver_sql(
                     f"CREATE INDEX IF NOT EXISTS {name} ON logs "
                     f"USING gin ({expression} gin_trgm_ops)"
@@ -195,13 +203,22 @@ def drop_postgres(conn: sa.Connection) -> None:
 
 
 def _postgres_indexed(db: Reader) -> bool:
+    """Whether the table's indexes are as they should be (none on a partitioned `logs`)."""
+    from lakelens.store.log_search_days import is_partitioned
+
     names = list(PG_INDEXES)
     found = db.value(
         "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
         "AND tablename = 'logs' AND indexname IN :names",
         {"names": names},
     )
+    if is_partitioned(db):
+        return not found and _installed(db)
     return int(found or 0) == len(names)
+
+
+def _installed(db: Reader) -> bool:
+    return bool(db.value("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))
 
 
 def ensure_postgres(conn: sa.Connection) -> str | None:
@@ -214,18 +231,28 @@ def ensure_postgres(conn: sa.Connection) -> str | None:
     return create_postgres(conn)
 
 
-def describe(db: Reader) -> str:
-    """How `logs --grep` searches this store, for `lakelens health`."""
+def describe(db: Reader, *, keep_days: float | None = None) -> str:
+    """How `logs --grep` searches this store, for `lakelens health` (`keep_days`: the
+    retention; older days, about to be pruned, are not indexed)."""
     if db.dialect == "sqlite":
         found = db.value(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name",
             {"name": SQLITE_TABLE},
         )
         return "fts5 trigram index" if found else "scan: run `lakelens db upgrade`"
+    from lakelens.store.log_search_days import coverage, is_partitioned
+
     if _postgres_indexed(db):
-        return "pg_trgm index"
-    installed = db.value("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
-    if installed:
+        if not is_partitioned(db):
+            return "pg_trgm index"
+        done, total = coverage(db, keep_days=keep_days)
+        pending = (
+            ""
+            if done == total
+            else " (the rest are built in the background hourly, or now by `lakelens db upgrade`)"
+        )
+        return f"pg_trgm index on ended days ({done} of {total} partitions); today's logs scanned{pending}"
+    if _installed(db):
         return "scan (pg_trgm is installed, the index is not built): run `lakelens db upgrade`"
     return f"scan (pg_trgm is not installed): {ENABLE_HINT}"
 

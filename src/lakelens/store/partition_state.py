@@ -6,6 +6,7 @@ for it; store/partitioning.py makes and drops the partitions.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,10 +15,39 @@ from lakelens.store.sql import Reader, borrow
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["PARTITIONED", "Partitioning", "state"]
+__all__ = ["PARTITIONED", "Partitioning", "day_name", "day_partitions", "state"]
 
 # Tables partitioned by day, and the column they are ranged on.
 PARTITIONED: dict[str, str] = {"logs": "time", "spans": "start_time"}
+DAY = 86400
+
+
+def day_name(table: str, day: int) -> str:
+    """`logs_p20261207` for day number `day` (days since the epoch, UTC) of `logs`."""
+    return f"{table}_p{dt.datetime.fromtimestamp(day * DAY, dt.timezone.utc):%Y%m%d}"
+
+
+def _day_of(name: str) -> int | None:
+    stamp = name.rpartition("_p")[2]
+    if not stamp.isdigit() or len(stamp) != 8:
+        return None
+    day = dt.datetime.strptime(stamp, "%Y%m%d").replace(tzinfo=dt.timezone.utc)
+    return int(day.timestamp()) // DAY
+
+
+def day_partitions(db: Reader, table: str) -> dict[int, str]:
+    """The day partitions of `table`: {day number: partition name}."""
+    names = db.column(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(:table)",
+        {"table": table},
+    )
+    days = {}
+    for name in names:
+        day = _day_of(name)
+        if day is not None and name == day_name(table, day):
+            days[day] = name
+    return days
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,20 @@ note saying so (`state`).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import time
 
 import sqlalchemy as sa
 
-from lakelens.store.partition_state import PARTITIONED, Partitioning, state
+from lakelens.store.partition_state import (
+    PARTITIONED,
+    Partitioning,
+    day_name,
+    day_partitions,
+    state,
+)
+from lakelens.store.sql import borrow
 
 __all__ = [
     "AHEAD_DAYS",
@@ -57,33 +63,9 @@ def is_partition_name(name: str) -> bool:
     return match is not None and match["table"] in PARTITIONED
 
 
-def _day_name(table: str, day: int) -> str:
-    return f"{table}_p{dt.datetime.fromtimestamp(day * DAY, dt.timezone.utc):%Y%m%d}"
-
-
-def _day_of(name: str) -> int | None:
-    stamp = name.rpartition("_p")[2]
-    if not stamp.isdigit() or len(stamp) != 8:
-        return None
-    day = dt.datetime.strptime(stamp, "%Y%m%d").replace(tzinfo=dt.timezone.utc)
-    return int(day.timestamp()) // DAY
-
-
 def _days(conn: sa.Connection, table: str) -> dict[int, str]:
     """The day partitions of `table`: {day number: partition name}."""
-    names = conn.execute(
-        sa.text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = to_regclass(:table)"
-        ),
-        {"table": table},
-    ).scalars()
-    days = {}
-    for name in names:
-        day = _day_of(name)
-        if day is not None and name == _day_name(table, day):
-            days[day] = name
-    return days
+    return day_partitions(borrow(conn), table)
 
 
 def _lock(conn: sa.Connection, table: str) -> None:
@@ -96,7 +78,7 @@ def _lock(conn: sa.Connection, table: str) -> None:
 
 def _make_day(conn: sa.Connection, table: str, day: int) -> str:
     """Create the partition of `day`, moving its rows out of the default partition if any."""
-    name, column = _day_name(table, day), PARTITIONED[table]
+    name, column = day_name(table, day), PARTITIONED[table]
     bounds = f"FROM ({day * DAY}) TO ({(day + 1) * DAY})"
     waiting = conn.execute(
         sa.text(
@@ -167,7 +149,9 @@ def drop_days_before(engine: sa.Engine, table: str, cutoff: float) -> int:
                 _lock(conn, table)
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(doomed)}")
             return rows
-        except sa.exc.OperationalError as exc:  # no lock in time: let ingest pass, retry
+        # No lock in time: let ingest pass, retry. InternalError: "tuple concurrently updated",
+        # seen when an index of an ended day was being built (store/log_search_days.py).
+        except (sa.exc.OperationalError, sa.exc.InternalError) as exc:
             if attempt == _DROP_ATTEMPTS - 1:
                 log.warning("%s: old days not dropped (%s); deleting their rows", table, exc.orig)
                 return 0
@@ -224,7 +208,7 @@ def convert(conn: sa.Connection, table: str, key: tuple[str, ...]) -> None:
     first = today - 1 if low is None else max(int(low // DAY), today - _HISTORY_DAYS)
     for day in range(min(first, today - 1), today + AHEAD_DAYS + 1):
         conn.exec_driver_sql(
-            f"CREATE TABLE {_day_name(table, day)} PARTITION OF {table} "
+            f"CREATE TABLE {day_name(table, day)} PARTITION OF {table} "
             f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})"
         )
     # Rows first, keys and indexes after: building an index once beats updating it per row.
