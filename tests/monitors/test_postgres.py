@@ -194,13 +194,15 @@ def test_a_slow_query_is_cut_off_by_its_limit_while_writers_go_on(
     active: list[Any] = []
     while time.monotonic() < deadline and not active:
         active = pg_warehouse.sql(
-            "SELECT state, query FROM pg_stat_activity "
-            "WHERE application_name = 'lakelens monitor wh' AND query LIKE '%slow_orders%'",
+            "SELECT state, query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'lakelens monitor wh' AND query LIKE '%slow_orders%'",
             flush_stats=False,
         )
     assert active and active[0][0] == "active"
+    # This warehouse's only: another test process may be running the same test beside it.
     (connections,) = pg_warehouse.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lakelens monitor wh'",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = 'lakelens monitor wh'",
         flush_stats=False,
     )
     assert connections == (1,)
@@ -217,7 +219,8 @@ def test_a_slow_query_is_cut_off_by_its_limit_while_writers_go_on(
     assert result.observed == 1  # orders was read as usual
     # Nothing of the monitor's is left on the server.
     assert pg_warehouse.sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'lakelens monitor%'",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name LIKE 'lakelens monitor%'",
         flush_stats=False,
     ) == [(0,)]
     with store.connect() as conn:
