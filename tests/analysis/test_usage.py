@@ -5,15 +5,12 @@ asset page, `metrics asset`, `lineage impact`, the API). On SQLite and PostgreSQ
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +21,7 @@ from openlineage.client.transport.http import HttpConfig, HttpTransport
 from typer.testing import CliRunner
 
 import lakelens
+from _support import load_module
 from lakelens.analysis.usage import asset_usage, usage_at_stake
 from lakelens.cli.main import app
 from lakelens.config import load_settings
@@ -38,17 +36,10 @@ HOSTILE = "<script>alert('usage')</script>"
 MARKUP = "[red]Superset[/red] & co"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 # The real `lakelens serve` the OpenLineage tests use.
-_ingest = _load("lakelens_tests_ingest_conftest", Path(__file__).parents[1] / "ingest/conftest.py")
+_ingest = load_module(
+    "lakelens_tests_ingest_conftest", Path(__file__).parents[1] / "ingest/conftest.py"
+)
 
 
 def _rows(store: Store, sql: str, **params: Any) -> list[tuple[Any, ...]]:

@@ -4,10 +4,8 @@ the alert tests' real HTTP receiver (tests/alerts/conftest.py)."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import select
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from _support import load_module
 
 
 @dataclass
@@ -138,22 +138,13 @@ def fault_proxy(postgres_url: str) -> Iterator[FaultProxy]:
     proxy.close()
 
 
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 _TESTS = Path(__file__).parents[1]
 # One implementation of each: `lakelens serve` in a subprocess (tests/server/conftest.py) and
 # the recording HTTP receiver (tests/alerts/conftest.py).
-ServeProcess = _load(
+ServeProcess = load_module(
     "lakelens_tests_server_helpers", _TESTS / "server" / "conftest.py"
 ).ServeProcess
-receivers = _load("lakelens_tests_alerts_receivers", _TESTS / "alerts" / "conftest.py")
+receivers = load_module("lakelens_tests_alerts_receivers", _TESTS / "alerts" / "conftest.py")
 
 
 @pytest.fixture

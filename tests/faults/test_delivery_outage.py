@@ -7,23 +7,18 @@ PostgreSQL. The scenario is bench/delivery_faults.py's, with a shortened backoff
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _support import load_module
+
 
 def _bench() -> Any:
     path = Path(__file__).parents[2] / "bench" / "delivery_faults.py"
-    spec = importlib.util.spec_from_file_location("lakelens_bench_delivery_faults", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_module("lakelens_bench_delivery_faults", path)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ what `lakelens logs` and `metrics asset` show after the first build."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import shutil
@@ -11,24 +10,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
+from _support import load_module
 
 # The project test_dbt.py runs, plus a unit test.
-_project = sys.modules.get("lakelens_tests_dbt_project") or _load(
+_project = sys.modules.get("lakelens_tests_dbt_project") or load_module(
     "lakelens_tests_dbt_project", Path(__file__).resolve().parent / "test_dbt.py"
 )
 

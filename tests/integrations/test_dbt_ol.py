@@ -3,7 +3,6 @@ the incident a failing error-severity test opens (issue 12 item 4, issue 17)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,29 +12,20 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from _support import load_module
 from lakelens.store import Store, reads
 
 HERE = Path(__file__).resolve().parent
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
 # One dbt project for both dbt sources: the one test_dbt.py imports from artifacts.
-_project = _load("lakelens_tests_dbt_project", HERE / "test_dbt.py")
-_conftest = _load("lakelens_tests_conftest", HERE.parent / "conftest.py")
+_project = load_module("lakelens_tests_dbt_project", HERE / "test_dbt.py")
+_conftest = load_module("lakelens_tests_conftest", HERE.parent / "conftest.py")
 
 
 def _dbt_ol() -> Path:

@@ -3,33 +3,22 @@ order (issue 17 item 6): dbt-ol's `duckdb:///…/warehouse.main.fct_orders` is d
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from urllib.parse import quote
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from _support import load_module
 from lakelens.integrations.dbt import import_artifacts
 from lakelens.store import Store, reads
 
 HERE = Path(__file__).resolve().parent
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_dbt_ol = _load("lakelens_tests_dbt_ol", HERE / "test_dbt_ol.py")
+_dbt_ol = load_module("lakelens_tests_dbt_ol", HERE / "test_dbt_ol.py")
 server = _dbt_ol.server  # `lakelens serve --no-alerts` on the test's store
 
 

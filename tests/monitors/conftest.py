@@ -4,9 +4,7 @@ real HTTP receiver."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,21 +12,17 @@ from typing import Any
 
 import pytest
 
+from _support import load_module
+
 WAREHOUSE_SERVER = os.environ.get(
     "LAKELENS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 
 
 def _alerts_conftest() -> Any:
-    path = Path(__file__).parents[1] / "alerts" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("lakelens_tests_alerts_receivers", path)
-    assert spec is not None and spec.loader is not None
-    if spec.name in sys.modules:
-        return sys.modules[spec.name]
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_module(
+        "lakelens_tests_alerts_receivers", Path(__file__).parents[1] / "alerts" / "conftest.py"
+    )
 
 
 Receiver = _alerts_conftest().Receiver

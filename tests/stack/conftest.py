@@ -6,32 +6,22 @@ use, loaded from their conftest modules so there is one implementation of each.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
+from _support import load_module
+
 HERE = Path(__file__).resolve().parent
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-_server = _load("lakelens_tests_server_helpers", HERE.parent / "server" / "conftest.py")
-_alerts = _load("lakelens_tests_alert_helpers", HERE.parent / "alerts" / "conftest.py")
+_server = load_module("lakelens_tests_server_helpers", HERE.parent / "server" / "conftest.py")
+_alerts = load_module("lakelens_tests_alert_helpers", HERE.parent / "alerts" / "conftest.py")
 ServeProcess = _server.ServeProcess
 Receiver = _alerts.Receiver
 _free_port: Callable[[], int] = _alerts.free_port
