@@ -264,24 +264,24 @@ async def post_events(request: Request) -> Response:
     """A JSON array of events `{"type": "run"|"materialization"|..., ...fields}`."""
     from lakelens.ingest import native
 
-    return await _native_json(request, native.to_ingested, source="native")
+    return await _native_json(request, native.ingest_body, source="native")
+
+
+def _usage_body(body: bytes, *, now: float) -> Ingested:
+    from lakelens.ingest import native
+
+    return native.usage_to_ingested(native.loads(body), now=now)
 
 
 async def _native_json(
-    request: Request, to_ingested: Callable[..., Ingested], *, source: str
+    request: Request, convert: Callable[..., Ingested], *, source: str
 ) -> Response:
-    """Read a JSON body of native events, convert it with `to_ingested` and store it."""
-    from lakelens.ingest import native
-
+    """Read a JSON body of native events, convert it with `convert(body, now=)`, store it."""
     require_write(request)
     ctx = _ctx(request)
     batch_id = _batch_id(request)
     body = await read_body(request, limit=ctx.max_body_bytes, timeout=ctx.body_timeout)
     now = ctx.clock()
-
-    def convert(data: bytes, *, now: float) -> Ingested:
-        return to_ingested(native.loads(data), now=now)
-
     ingested = await _converted(convert, body, now=now)
     fresh = await _store(request, ingested, source=source, batch_id=batch_id, now=now)
     return _result(ingested, duplicate=not fresh)
@@ -349,9 +349,7 @@ _USAGE_BODY = {
 async def post_usage(request: Request) -> Response:
     """`{"asset": "mrt_glucose_readings", "views": 450, "reader": "Superset: Glucose Monitoring"}`
     or an array of them; shown as downstream usage of the asset."""
-    from lakelens.ingest import native
-
-    return await _native_json(request, native.usage_to_ingested, source="usage")
+    return await _native_json(request, _usage_body, source="usage")
 
 
 _OTLP_TYPES = ("application/x-protobuf", "application/protobuf", "application/json")
