@@ -145,6 +145,14 @@ def test_bodies_orjson_refuses_answer_as_before(body: bytes) -> None:
     assert got == expected
 
 
+def test_a_repeated_key_keeps_its_first_place_and_last_value() -> None:
+    body = b'[{"type": "log", "message": "a", "attributes": {"b": 1, "a": 2, "b": 3}}]'
+    assert native_fast.parse(body) is not None
+    answer = native.ingest_body(body, now=NOW)
+    assert answer == _old(body)
+    assert answer.batch.logs[0][9] == '{"b":3,"a":2}'
+
+
 def test_a_lone_surrogate_becomes_the_replacement_character() -> None:
     body = b'[{"type": "log", "message": "a\\ud800b"}]'
     assert native_fast.parse(body) is None
