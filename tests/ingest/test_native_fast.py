@@ -54,6 +54,8 @@ PLAIN = [
     [_log(attributes={"ratio": 1.5e-05, "big": 9e18, "neg": -0.0})],
     [{"type": "run", "run_id": "r1", "job": "j", "status": "success"}, _log(run_id="r1")],
     [{"type": "metric", "name": "rows_total", "value": 3.5, "labels": {"a": "b"}}],
+    [_log(time="2024-10-15T10:00:00Z"), _log(time=" 2024-10-15 10:00:00.5+02:00 ")],
+    [_log(level="warning"), _log(level=" WARN "), _log(level="fatal"), _log(level="debug")],
 ]
 
 
@@ -70,8 +72,12 @@ UNUSUAL = [
     [_log(message=42)],
     [_log(level="warning"), _log(level="nope")],
     [_log(level=True)],
-    [_log(time="2024-10-15T10:00:00Z")],
+    [_log(level="INFO\x00")],
+    [_log(level=1.0)],
     [_log(time="yesterday")],
+    [_log(time="2024-10-15T10:00:00Z\x00")],
+    [_log(time="1969-12-31T23:59:59Z")],
+    [_log(time=True)],
     [_log(time=-1), _log(time=1e12)],
     [_log(message="nul \x00 inside")],
     [_log(logger="nul\x00")],

@@ -20,7 +20,7 @@ import orjson
 from lakelens import _clean
 from lakelens.events import LOG_COLUMNS, MAX_JSON_CHARS, Batch, dumps
 from lakelens.ingest import Ingested
-from lakelens.ingest.native import _MAX_TIME, LIMITS
+from lakelens.ingest.native import _MAX_TIME, LIMITS, _level, _time
 
 __all__ = ["log_row", "parse", "to_ingested"]
 
@@ -118,13 +118,15 @@ def log_row(e: dict[str, Any], now: float) -> tuple[Any, ...]:
         when = now
     elif (kind is float or kind is int) and 0 <= when <= _MAX_TIME:
         when = float(when)
+    elif kind is str:
+        when = _time(_text(when), "time")  # ISO 8601; _Bad when it is not one
     else:
-        raise _Unusual  # an ISO 8601 string, or a bad time
+        raise _Unusual
     level = e.get("level")
     if level is None:
         level = 20
     elif type(level) is not int or not 0 <= level <= 100:
-        raise _Unusual  # a name ("warning"): native._level reads it
+        level = _level(_text(level))  # a name ("warning"); _Bad for anything else
     return (
         when,
         level,
