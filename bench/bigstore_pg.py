@@ -104,7 +104,9 @@ def copy_store(db: Path, url: str) -> float:
                 say(f"  {table}: {copied:,} rows ({time.perf_counter() - started:.0f} s)")
         say(f"recreating the {len(indexes)} indexes of the big tables ...")
         for _, sql in indexes:
-            conn.execute(sql)
+            # pg_indexes gives a partitioned table's index as `ON ONLY logs`, which builds
+            # no index on the partitions (and stays invalid): build it on every partition.
+            conn.execute(sql.replace(" ON ONLY ", " ON ", 1))
         _advance_sequences(conn)
         say("VACUUM ANALYZE ...")
         conn.execute("VACUUM ANALYZE")
