@@ -24,6 +24,7 @@ __all__ = [
     "parse_level",
     "reported_run",
     "search",
+    "within_run",
 ]
 
 COLUMNS = "id, time, level, message, logger, run_id, asset, job, trace_id, span_id, attributes"
@@ -154,6 +155,33 @@ def _record(row: Sequence[Any], run_of_trace: str | None = None) -> LogRecord:
     )
 
 
+def within_run(db: Reader, where: LogFilter) -> LogFilter:
+    """On PostgreSQL, `where` also bounded to its run's recorded span, widened by
+    RUN_LOG_MARGIN_SECONDS each way (no end while the run has none).
+
+    The time bound lets PostgreSQL skip the day partitions of `logs` outside the run: without
+    it, `--run-id` probes the run index of every partition (40 days of a 10M-log store: 11 ms
+    against 1.5 ms). A log stamped more than the margin before the run started, or after it
+    ended (a clock off by a day), is not shown; SQLite has no partitions and is not bounded.
+    """
+    if where.run_id is None or db.dialect != "postgresql":
+        return where
+    span = db.row(
+        "SELECT start_time, end_time FROM runs WHERE run_id = :run_id", {"run_id": where.run_id}
+    )
+    if span is None or span[0] is None:  # known only from spans or log lines: no span
+        return where
+    start, end = span
+    since = start - RUN_LOG_MARGIN_SECONDS
+    if where.since is not None:
+        since = max(since, where.since)
+    until = where.until
+    if end is not None:
+        after = max(start, end) + RUN_LOG_MARGIN_SECONDS
+        until = after if until is None else min(until, after)
+    return replace(where, since=since, until=until)
+
+
 def _newest(
     conn: Reader | sa.Connection,
     where: LogFilter,
@@ -164,6 +192,7 @@ def _newest(
 ) -> list[LogRecord]:
     """The first `limit` matching records in `order` (descending), with `id {bound} value`."""
     db = borrow(conn)
+    where = within_run(db, where)
     condition, params = where.sql(db.dialect)
     bounded = f" AND id {bound} :bound" if value is not None else ""
     params |= {"bound": value, "limit": limit}
@@ -285,6 +314,9 @@ def follow(
         time.sleep(interval)
 
 
+# How far outside its recorded span a run's logs are looked for on PostgreSQL (`within_run`):
+# logs written before the run's start event or after its end, clocks that disagree.
+RUN_LOG_MARGIN_SECONDS = 86400.0
 _PAGE = 5_000
 _GREP_WINDOW = 5_000  # newest rows scanned for --grep before the index is asked (SQLite)
 _CHUNK = 500
