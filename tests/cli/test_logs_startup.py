@@ -1,0 +1,46 @@
+"""`lakelens logs --json` loads only what it prints with: start-up is most of its time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakelens.events import Batch
+from lakelens.store import Store
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["logs", "--grep", "timeout", "--since", "7d", "--json"],
+        ["logs", "--run-id", "run-1", "--json"],
+    ],
+)
+def test_logs_json_does_not_import_rich(store_url: str, tmp_path: Path, args: list[str]) -> None:
+    """rich is 20-50 ms of `logs` start-up, and JSON Lines never goes through it."""
+    store = Store(store_url)
+    batch = Batch()
+    batch.logs.append((1.0e9, 40, "Timeout after 30s", None, "run-1", "a", "j", None, None, None))
+    store.write(batch)
+    store.close()
+    script = (
+        "import sys\n"
+        "from lakelens.cli.main import main\n"
+        f"sys.argv = ['lakelens', *{args!r}, '--home', {str(tmp_path)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
+        "print('EXIT', code, 'rich' in sys.modules, 'lakelens.analysis.assets' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
+    if not store_url.startswith("sqlite"):
+        env["LAKELENS_DATABASE_URL"] = store_url
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "EXIT 0 False False", done.stdout + done.stderr
+    if "--run-id" in args:  # the record itself was printed
+        assert '"Timeout after 30s"' in lines[0], done.stdout
