@@ -74,3 +74,20 @@ def test_sqlite_reads_are_not_bounded(tmp_path: object) -> None:
         where = within_run(db, LogFilter(run_id="ended"))
     store.close()
     assert (where.since, where.until) == (None, None)
+
+
+@pytest.mark.postgres
+def test_a_run_the_caller_has_read_gives_the_same_bound(empty_postgres_url: str) -> None:
+    """The run page passes the run it read: the bound is the one read from the store."""
+    from lakelens.model import from_epoch
+
+    store = Store(empty_postgres_url)
+    _write(store)
+    run = Run("ended", "job", start_time=from_epoch(START), end_time=from_epoch(END))
+    with store.reader() as db:
+        read = within_run(db, LogFilter(run_id="ended"))
+        given = within_run(db, LogFilter(run_id="ended"), run)
+        logs = [r.message for r in search(db, LogFilter(run_id="ended"), run=run)]
+    store.close()
+    assert given.since == pytest.approx(read.since) and given.until == pytest.approx(read.until)
+    assert logs == ["written before the start event", "inside", "written after the end event"]

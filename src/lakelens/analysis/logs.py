@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from lakelens._clean import stored_json
 from lakelens.analysis._db import Reader, borrow
 from lakelens.errors import InvalidArgumentError
-from lakelens.model import LEVELS, LogRecord, from_epoch
+from lakelens.model import LEVELS, LogRecord, Run, from_epoch, to_epoch
 from lakelens.store.log_search import POSITION_TABLE, SQLITE_TABLE, match_query
 
 if TYPE_CHECKING:
@@ -155,9 +155,10 @@ def _record(row: Sequence[Any], run_of_trace: str | None = None) -> LogRecord:
     )
 
 
-def within_run(db: Reader, where: LogFilter) -> LogFilter:
+def within_run(db: Reader, where: LogFilter, run: Run | None = None) -> LogFilter:
     """On PostgreSQL, `where` also bounded to its run's recorded span, widened by
-    RUN_LOG_MARGIN_SECONDS each way (no end while the run has none).
+    RUN_LOG_MARGIN_SECONDS each way (no end while the run has none); `run` is the run's row
+    when the caller has read it (else it is read here).
 
     The time bound lets PostgreSQL skip the day partitions of `logs` outside the run: without
     it, `--run-id` probes the run index of every partition (40 days of a 10M-log store: 11 ms
@@ -166,12 +167,18 @@ def within_run(db: Reader, where: LogFilter) -> LogFilter:
     """
     if where.run_id is None or db.dialect != "postgresql":
         return where
-    span = db.row(
-        "SELECT start_time, end_time FROM runs WHERE run_id = :run_id", {"run_id": where.run_id}
-    )
+    span: tuple[Any, ...] | None
+    if run is not None and run.run_id == where.run_id:
+        span = (to_epoch(run.start_time), to_epoch(run.end_time))
+    else:
+        span = db.row(
+            "SELECT start_time, end_time FROM runs WHERE run_id = :run_id",
+            {"run_id": where.run_id},
+        )
     if span is None or span[0] is None:  # known only from spans or log lines: no span
         return where
-    start, end = span
+    start: float = span[0]
+    end: float | None = span[1]
     since = start - RUN_LOG_MARGIN_SECONDS
     if where.since is not None:
         since = max(since, where.since)
@@ -189,10 +196,11 @@ def _newest(
     value: int | None,
     order: str,
     limit: int,
+    run: Run | None = None,
 ) -> list[LogRecord]:
     """The first `limit` matching records in `order` (descending), with `id {bound} value`."""
     db = borrow(conn)
-    where = within_run(db, where)
+    where = within_run(db, where, run)
     condition, params = where.sql(db.dialect)
     bounded = f" AND id {bound} :bound" if value is not None else ""
     params |= {"bound": value, "limit": limit}
@@ -222,9 +230,11 @@ def search(
     *,
     limit: int = 100,
     up_to_id: int | None = None,
+    run: Run | None = None,
 ) -> list[LogRecord]:
-    """The newest `limit` matching records (with id <= `up_to_id` when given), oldest first."""
-    return _newest(conn, where, "<=", up_to_id, "time DESC, id DESC", limit)
+    """The newest `limit` matching records (with id <= `up_to_id` when given), oldest first;
+    `run` is the row of `where.run_id` when the caller has it (see `within_run`)."""
+    return _newest(conn, where, "<=", up_to_id, "time DESC, id DESC", limit, run)
 
 
 def page(
