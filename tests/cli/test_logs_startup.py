@@ -21,7 +21,8 @@ from lakelens.store import Store
     ],
 )
 def test_logs_json_does_not_import_rich(store_url: str, tmp_path: Path, args: list[str]) -> None:
-    """rich is 20-50 ms of `logs` start-up, and JSON Lines never goes through it."""
+    """rich is 20-50 ms of `logs` start-up, and JSON Lines never goes through it; nor does
+    psycopg need importlib.metadata (10-14 ms) for its version strings."""
     store = Store(store_url)
     batch = Batch()
     batch.logs.append((1.0e9, 40, "Timeout after 30s", None, "run-1", "a", "j", None, None, None))
@@ -32,7 +33,8 @@ def test_logs_json_does_not_import_rich(store_url: str, tmp_path: Path, args: li
         "from lakelens.cli.main import main\n"
         f"sys.argv = ['lakelens', *{args!r}, '--home', {str(tmp_path)!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
-        "print('EXIT', code, 'rich' in sys.modules, 'lakelens.analysis.assets' in sys.modules)\n"
+        "print('EXIT', code, 'rich' in sys.modules, 'lakelens.analysis.assets' in sys.modules,"
+        " 'importlib.metadata' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
     if not store_url.startswith("sqlite"):
@@ -41,6 +43,23 @@ def test_logs_json_does_not_import_rich(store_url: str, tmp_path: Path, args: li
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
     )
     lines = done.stdout.strip().splitlines()
-    assert lines[-1] == "EXIT 0 False False", done.stdout + done.stderr
+    assert lines[-1] == "EXIT 0 False False False", done.stdout + done.stderr
     if "--run-id" in args:  # the record itself was printed
         assert '"Timeout after 30s"' in lines[0], done.stdout
+
+
+def test_psycopg_imported_the_light_way_knows_its_version() -> None:
+    pytest.importorskip("psycopg_binary", reason="the version check is psycopg-binary's")
+    script = (
+        "from lakelens.store.postgres import import_psycopg\n"
+        "psycopg = import_psycopg()\n"
+        "import psycopg_binary, sys\n"
+        "print(psycopg.__version__, psycopg_binary.__version__, 'importlib.metadata' in sys.modules)\n"
+        "from importlib import metadata\n"
+        "print(metadata.version('psycopg'), metadata.version('psycopg-binary'), False)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    light, metadata = done.stdout.strip().splitlines()
+    assert light == metadata, done.stdout + done.stderr
