@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from _support import cli_loads
 from lakelens.events import Batch
 from lakelens.store import Store
 
@@ -28,24 +28,13 @@ def test_logs_json_does_not_import_rich(store_url: str, tmp_path: Path, args: li
     batch.logs.append((1.0e9, 40, "Timeout after 30s", None, "run-1", "a", "j", None, None, None))
     store.write(batch)
     store.close()
-    script = (
-        "import sys\n"
-        "from lakelens.cli.main import main\n"
-        f"sys.argv = ['lakelens', *{args!r}, '--home', {str(tmp_path)!r}]\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
-        "print('EXIT', code, 'rich' in sys.modules, 'lakelens.analysis.assets' in sys.modules,"
-        " 'importlib.metadata' in sys.modules)\n"
+    output = cli_loads(
+        args, store_url, tmp_path, ["rich", "lakelens.analysis.assets", "importlib.metadata"]
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
-    if not store_url.startswith("sqlite"):
-        env["LAKELENS_DATABASE_URL"] = store_url
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines[-1] == "EXIT 0 False False False", done.stdout + done.stderr
+    lines = output.splitlines()
+    assert "EXIT 0 False False False" in lines, output
     if "--run-id" in args:  # the record itself was printed
-        assert '"Timeout after 30s"' in lines[0], done.stdout
+        assert '"Timeout after 30s"' in lines[0], output
 
 
 def test_psycopg_imported_the_light_way_knows_its_version() -> None:
