@@ -90,6 +90,7 @@ def copy_store(db: Path, url: str) -> float:
         ).fetchall()
         for index, _ in indexes:
             conn.execute(f'DROP INDEX "{index}"')
+        _history_days(source, conn)
         tables = [
             t
             for (t,) in source.execute(
@@ -104,12 +105,42 @@ def copy_store(db: Path, url: str) -> float:
                 say(f"  {table}: {copied:,} rows ({time.perf_counter() - started:.0f} s)")
         say(f"recreating the {len(indexes)} indexes of the big tables ...")
         for _, sql in indexes:
-            conn.execute(sql)
+            # pg_indexes gives a partitioned table's index as `ON ONLY logs`, which builds
+            # no index on the partitions (and stays invalid): build it on every partition.
+            conn.execute(sql.replace(" ON ONLY ", " ON ", 1))
         _advance_sequences(conn)
         say("VACUUM ANALYZE ...")
         conn.execute("VACUUM ANALYZE")
     source.close()
+    store = Store(url)
+    say(f"  {store.index_ended_days()} --grep indexes of ended days built")
+    store.close()
     return time.perf_counter() - started
+
+
+def _history_days(source: sqlite3.Connection, conn: Any) -> None:
+    """A day partition for every day of the copied logs and spans, as a store that lived
+    through those days has (the migrations make only yesterday to a week ahead; without
+    these, the history lands in one default partition)."""
+    from lakelens.store.partition_state import DAY, PARTITIONED, day_name
+
+    for table, column in PARTITIONED.items():
+        if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{table}_default",)).fetchone()[
+            0
+        ]:
+            continue  # one table, not partitioned
+        low, high = source.execute(
+            f'SELECT min("{column}"), max("{column}") FROM {table}'
+        ).fetchone()
+        if low is None:
+            continue
+        for day in range(int(low // DAY), int(high // DAY) + 1):
+            name = day_name(table, day)
+            if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]:
+                conn.execute(
+                    f"CREATE TABLE {name} PARTITION OF {table} "
+                    f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})"
+                )
 
 
 def _copy_table(source: sqlite3.Connection, conn: Any, table: str) -> int:

@@ -3,6 +3,7 @@
     .venv/bin/python bench/log_search.py --quick     # the 200k-log store: a smoke run
     .venv/bin/python bench/log_search.py             # the 10M-log store (bench/bigstore.py)
     .venv/bin/python bench/log_search.py --database-url postgresql://postgres@127.0.0.1/test
+    .venv/bin/python bench/log_search.py --store-url postgresql://…/lakelens_bench_full_v2
 
 For each pattern, with `--since 7d`: the CLI (wall-clock, Python start-up included), the SQL it
 runs given to `sqlite3` (or `psql`) as the reference, and the LIKE scan lakelens ran before the
@@ -15,6 +16,7 @@ Goal: `logs --grep timeout --since 7d` within 300 ms on both stores.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bigstore
 from bigstore import DAY, FULL, QUICK, prepare, say
 from lakelens.analysis.logs import COLUMNS, LogFilter
 from lakelens.store import Store
@@ -145,7 +148,20 @@ def main() -> int:
         "--data", type=Path, default=ROOT / ".bench-data", help="cache directory (.bench-data/)"
     )
     parser.add_argument("--database-url", help="also measure on this PostgreSQL server")
+    parser.add_argument(
+        "--store-url",
+        help="measure PostgreSQL on this existing copy of the store (bench/queries.py "
+        "--database-url makes one) instead of copying the logs again",
+    )
+    parser.add_argument(
+        "--keep-times",
+        action="store_true",
+        help="leave a cached store's times as they are (shifting them to now makes "
+        "bench/queries.py's PostgreSQL copy again)",
+    )
     args = parser.parse_args()
+    if args.keep_times:
+        bigstore.FRESH_SECONDS = math.inf
     sizes = QUICK if args.quick else FULL
     data = (args.data / ("quick" if args.quick else "full")).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -163,10 +179,13 @@ def main() -> int:
         "sqlite",
         args.reps,
     )
-    if args.database_url:
-        say("copying the logs into PostgreSQL ...")
-        url, copied, indexed = copy_to_postgres(home / "lakelens.db", args.database_url)
-        say(f"  COPY {copied:.0f} s, trigram indexes {indexed:.0f} s")
+    if args.database_url or args.store_url:
+        if args.store_url:
+            url = args.store_url
+        else:
+            say("copying the logs into PostgreSQL ...")
+            url, copied, indexed = copy_to_postgres(home / "lakelens.db", args.database_url)
+            say(f"  COPY {copied:.0f} s, trigram indexes {indexed:.0f} s")
         psql = shutil.which("psql")
         if psql is None:
             raise SystemExit("psql is not installed: apt-get install postgresql-client")

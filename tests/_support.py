@@ -22,3 +22,26 @@ def load_module(name: str, path: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def cli_loads(args: list[str], store_url: str, home: Path, modules: list[str]) -> str:
+    """Run `lakelens ARGS --home HOME` on the store at `store_url` in a fresh interpreter and
+    return its last line, 'EXIT <code> <loaded?> ...' for each of `modules`, after its output
+    (start-up tests: what a command imports is most of its time)."""
+    import os
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "from lakelens.cli.main import main\n"
+        f"sys.argv = ['lakelens', *{args!r}, '--home', {str(home)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
+        f"print('EXIT', code, *(m in sys.modules for m in {modules!r}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
+    if not store_url.startswith("sqlite"):
+        env["LAKELENS_DATABASE_URL"] = store_url
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    return done.stdout + done.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _support import cli_loads
 from lakelens.events import Batch
 from lakelens.model import Asset
 from lakelens.store import Store
@@ -239,19 +240,6 @@ def test_cli_reads_do_not_import_sqlalchemy(
     store = Store(store_url)
     _seed(store)
     store.close()
-    script = (
-        "import sys\n"
-        "from lakelens.cli.main import main\n"
-        f"sys.argv = ['lakelens', *{args!r}, '--home', {str(tmp_path)!r}]\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
-        "print('EXIT', code, 'sqlalchemy' in sys.modules, 'pydantic' in sys.modules)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
-    if not store_url.startswith("sqlite"):
-        env["LAKELENS_DATABASE_URL"] = store_url
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
-    )
-    last = done.stdout.strip().splitlines()[-1]
+    output = cli_loads(args, store_url, tmp_path, ["sqlalchemy", "pydantic"])
     code = 1 if args[0] == "trace" else 0
-    assert last == f"EXIT {code} False False", done.stdout + done.stderr
+    assert f"EXIT {code} False False" in output.splitlines(), output

@@ -47,10 +47,12 @@ class Trace:
         return out
 
 
-def load_trace(conn: Reader | sa.Connection, run_id: str) -> Trace:
-    """The spans of `run_id` (by run id, or by its trace id for spans ingested without one)."""
-    runs = reads.runs(conn, run_id=run_id)
-    run = runs[0] if runs else None
+def load_trace(conn: Reader | sa.Connection, run_id: str, *, run: Run | None = None) -> Trace:
+    """The spans of `run_id` (by run id, or by its trace id for spans ingested without one);
+    `run` is its runs row when the caller has read it already."""
+    if run is None or run.run_id != run_id:
+        runs = reads.runs(conn, run_id=run_id)
+        run = runs[0] if runs else None
     spans = reads.spans(conn, run_id=run_id)
     # Spans of the run's traces that carry no run id (OpenTelemetry sets `lakelens.run_id` on
     # the spans it was given to, often only the root).

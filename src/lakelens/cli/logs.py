@@ -115,7 +115,6 @@ def logs(
     """
     import time
 
-    from lakelens.analysis.assets import resolve_asset
     from lakelens.analysis.logs import (
         LogFilter,
         correlated_runs,
@@ -141,6 +140,8 @@ def logs(
     store = open_store(home, create=follow_)  # --follow may start before the first record
     with store.reader() as db:
         if asset is not None:
+            from lakelens.analysis.assets import resolve_asset
+
             where.asset = resolve_asset(db, asset)
         if run_id is not None:
             try:
@@ -153,11 +154,16 @@ def logs(
                     where.correlation_id = run_id
                 else:
                     raise
-        position = last_id(db)
+        # --follow goes on from the newest id; a plain read needs it only to say why it is empty
+        # (on PostgreSQL, max(id) is one probe per day partition of logs).
+        position = last_id(db) if follow_ else None
         records = search(db, where, limit=limit, up_to_id=position)
+        if not records and not json_output and not follow_:
+            position = last_id(db)
     from lakelens.display import display_zone
 
-    console = make_console(no_color)
+    # JSON Lines never goes through rich (its import is 20-50 ms of a command's start-up).
+    console = None if json_output else make_console(no_color)
     zone = display_zone()
 
     def emit(record: Any) -> None:
@@ -166,18 +172,20 @@ def logs(
             sys.stdout.flush()
         else:
             # "Today" is read per line: a --follow left running past midnight starts dating.
+            assert console is not None  # made for every output but JSON Lines
             line = _text_line(record, zone, datetime.now(zone), wide)
             console.print(line, soft_wrap=True)
 
     for record in records:
         emit(record)
     if not follow_:
-        if not records and not json_output:
+        if not records and console is not None:
             if position == 0:
                 console.print("No logs recorded yet — try `lakelens demo`.")
             else:
                 console.print("No log records match these filters.")
         return
+    assert position is not None
     try:
         for record in follow(store.reader, where, after_id=position):
             emit(record)

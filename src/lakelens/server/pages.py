@@ -596,11 +596,13 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
         from lakelens.analysis.trace import load_trace
         from lakelens.store import reads
 
-        full = resolve_run_id(conn, run_id)
-        run = reads.runs(conn, run_id=full)[0]
+        # Links carry the full id: read the run at once; a prefix is resolved first.
+        found = reads.runs(conn, run_id=run_id)
+        full = run_id if found else resolve_run_id(conn, run_id)
+        run = found[0] if found else reads.runs(conn, run_id=full)[0]
         # Known only from log records: no end can be reported; say when the latest arrived.
         last_record = last_records(conn, [full]).get(full) if log_only(run) else None
-        trace = load_trace(conn, full)
+        trace = load_trace(conn, full, run=run)
         spans = [
             {"index": i, "node": node, "span": node.span} for i, node in enumerate(trace.walk())
         ]
@@ -614,7 +616,7 @@ def _run(run_id: str) -> Callable[[sa.Connection, ServerContext], dict[str, Any]
             "trace": trace,
             "spans": spans,
             "waterfall": charts.waterfall_svg(trace),
-            "logs": search(conn, LogFilter(run_id=full), limit=1000),
+            "logs": search(conn, LogFilter(run_id=full), limit=1000, run=run),
             # Other runs with the same correlation id (an orchestrator's id, e.g. Prefect's).
             "correlated": [
                 other for other in correlated_runs(conn, run.correlation_id) if other != full

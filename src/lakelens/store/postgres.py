@@ -19,10 +19,55 @@ __all__ = [
     "PostgresTimeouts",
     "answer_deadline",
     "connection_class",
+    "import_psycopg",
     "libpq_url",
     "masked_url",
     "unbounded_answers",
 ]
+
+
+def import_psycopg() -> Any:
+    """psycopg, imported without `importlib.metadata` when it is not loaded yet.
+
+    psycopg and psycopg-binary each read their own version from their package metadata as
+    they are imported: `importlib.metadata` (and `email`, `zipfile`, `csv` under it) and a
+    walk of sys.path, 10-14 ms of a CLI command's start-up on PostgreSQL (`python -X
+    importtime`), for a string nothing here shows. The two version modules are given the
+    version read from the `.dist-info` directory names beside the package instead. Raises
+    ImportError when psycopg is not installed.
+    """
+    import sys
+
+    if "psycopg" not in sys.modules and "importlib.metadata" not in sys.modules:
+        _preset_versions(sys.modules)
+    import psycopg
+
+    return psycopg
+
+
+def _preset_versions(modules: dict[str, Any]) -> None:
+    import os
+    import types
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec("psycopg")
+    if spec is None or not spec.origin:
+        return  # not installed: the import says so
+    site = os.path.dirname(os.path.dirname(spec.origin))
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return
+    for package, module in (
+        ("psycopg", "psycopg.version"),
+        ("psycopg_binary", "psycopg_binary.version"),
+    ):
+        found = [n for n in names if n.startswith(f"{package}-") and n.endswith(".dist-info")]
+        if len(found) != 1 or module in modules:
+            continue  # none, or several: let the package read its metadata as it does
+        version = types.ModuleType(module)
+        version.__version__ = found[0][len(package) + 1 : -len(".dist-info")]  # type: ignore[attr-defined]
+        modules[module] = version
 
 
 @dataclass(frozen=True)
@@ -115,6 +160,7 @@ def connection_class(default_deadline: float | None) -> Any:
     (statement_timeout is enforced by a server that never sees the query). A wait past the
     deadline closes the connection, so SQLAlchemy sees a disconnect and discards the pool.
     """
+    import_psycopg()
     import psycopg
     from psycopg import errors
 

@@ -162,12 +162,17 @@ class PostgresReader(Reader):
     def open(cls, url: str, timeouts: PostgresTimeouts) -> PostgresReader | None:
         """A reader on `url` when it holds a store at the current revision, else None (the
         engine then creates or migrates it). A server that cannot be reached is a StoreError."""
+        from lakelens.store.postgres import (
+            connection_class,
+            import_psycopg,
+            libpq_url,
+            masked_url,
+        )
+
         try:
-            import psycopg
+            psycopg = import_psycopg()
         except ImportError:  # the engine says which extra to install
             return None
-
-        from lakelens.store.postgres import connection_class, libpq_url, masked_url
 
         conninfo, query = libpq_url(url)
         location = masked_url(url)
