@@ -240,28 +240,48 @@ def _today_first(
     """--grep on PostgreSQL, newest first: today's logs, then the older ones only when today's
     did not fill the page (the order is by time, so today's matches come first).
 
-    Today's day partition has no trigram index (store/log_search_days.py): it is scanned, with
-    the text match in its cheaper scan form; the ended days are read through their indexes.
-    Where the two meet changes which plan reads a row, never which rows match.
+    Today's day partition has no full trigram index (store/log_search_days.py): its rows since
+    the newest hourly partial index are scanned, with the text match in its cheaper scan form,
+    those before it read through that index (the WHERE holds the index's predicate as it is
+    written); the ended days are read through their indexes. Where the parts meet changes
+    which plan reads a row, never which rows match.
     """
-    today = time.time() // _DAY * _DAY
+    from lakelens.store.log_search_days import below, today_boundary
+
+    now = time.time()
+    today = now // _DAY * _DAY
+    boundary = today_boundary(db, now)
     bounded = f" AND id {bound} :bound" if value is not None else ""
+    # (from, to, extra condition, scanned): None is no bound.
+    cuts: list[tuple[float | None, float | None, str, bool]] = [(today, None, "", True)]
+    if boundary is not None and boundary > today:
+        cuts = [(boundary, None, "", True), (today, boundary, f" AND {below(boundary)}", False)]
+    cuts.append((None, today, "", False))
     rows: list[tuple[Any, ...]] = []
-    parts = []
-    if where.until is None or where.until > today:
-        parts.append((replace(where, since=max(where.since or today, today)), True))
-    if where.since is None or where.since < today:
-        before = today if where.until is None else min(where.until, today)
-        parts.append((replace(where, until=before), False))
-    for part, scan in parts:
+    for start, end, extra, scan in cuts:
+        part = _within(where, start, end)
+        if part is None:
+            continue
         condition, params = part.sql(db.dialect, scan=scan)
         rows += db.rows(
-            f"SELECT {COLUMNS} FROM logs WHERE {condition}{bounded} ORDER BY {order} LIMIT :limit",
+            f"SELECT {COLUMNS} FROM logs WHERE {condition}{extra}{bounded} "
+            f"ORDER BY {order} LIMIT :limit",
             {**params, "bound": value, "limit": limit - len(rows)},
         )
         if len(rows) >= limit:
             break
     return rows
+
+
+def _within(where: LogFilter, start: float | None, end: float | None) -> LogFilter | None:
+    """`where` narrowed to `start <= time < end`, or None when nothing is left of it."""
+    since = (
+        where.since if start is None or (where.since is not None and where.since > start) else start
+    )
+    until = where.until if end is None or (where.until is not None and where.until < end) else end
+    if since is not None and until is not None and since >= until:
+        return None
+    return replace(where, since=since, until=until)
 
 
 def search(

@@ -36,8 +36,12 @@ def upgrade(
 
     store = _store(home)
     before, after = store.upgrade()
-    # PostgreSQL, logs partitioned by day: the --grep indexes of days that ended.
+    # PostgreSQL, logs partitioned by day: the --grep indexes of days that ended, and
+    # today's partial ones up to the current hour.
+    from lakelens.store.log_search_days import build_today
+
     indexed = store.index_ended_days()
+    hourly = build_today(store.engine, wait=True)
     if json_output:
         print_json(
             {
@@ -46,6 +50,7 @@ def upgrade(
                 "after": after,
                 "changed": before != after,
                 "log_search_indexes_built": indexed,
+                "log_search_hourly_indexes_built": hourly,
             }
         )
         return
@@ -55,6 +60,8 @@ def upgrade(
         console.print(f"Upgraded store at {store.location}: {before or 'empty'} → {after}.")
     if indexed:
         console.print(f"Built {indexed} log search index(es) on days that ended.")
+    if hourly:
+        console.print(f"Built {hourly} log search index(es) on today's logs up to this hour.")
 
 
 @app.command()

@@ -273,10 +273,23 @@ def describe(db: Reader, *, keep_days: float | None = None) -> str:
             if done == total
             else " (the rest are built in the background hourly, or now by `lakelens db upgrade`)"
         )
-        return f"pg_trgm index on ended days ({done} of {total} partitions); today's logs scanned{pending}"
+        return f"pg_trgm index on ended days ({done} of {total} partitions); {_today(db)}{pending}"
     if _installed(db):
         return "scan (pg_trgm is installed, the index is not built): run `lakelens db upgrade`"
     return f"scan (pg_trgm is not installed): {ENABLE_HINT}"
+
+
+def _today(db: Reader) -> str:
+    """How today's partition is searched: scanned, or through its hourly partial index."""
+    import datetime as dt
+
+    from lakelens.store.log_search_days import today_boundary
+
+    boundary = today_boundary(db)
+    if boundary is None:
+        return "today's logs scanned"
+    hour = dt.datetime.fromtimestamp(boundary, dt.timezone.utc)
+    return f"today's logs to {hour:%H:%M} UTC by an hourly partial index, the rest scanned"
 
 
 def match_query(text: str) -> str | None:

@@ -14,11 +14,20 @@ two processes from building the same one; a lock per process keeps a process to 
 a time. `Store.maintain_partitions` (hourly) runs it in a background daemon thread;
 `lakelens db upgrade` runs it to the end. A non-partitioned `logs` keeps indexes on the table
 (store/log_search.py).
+
+Today's partition gets partial indexes instead (`build_today`): each hour, the same pair
+`WHERE time < <start of the hour>`, named `logs_p20261207_message_trgm_h16`. A row inserted
+now does not satisfy the predicate, so ingest does not maintain them; a search scans the rows
+since the boundary and reads the rest of today through them (`today_boundary`). Once the new
+pair is valid the older pairs of the partition are dropped, and once the day has ended and its
+full pair is built, its partial ones are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -26,15 +35,28 @@ from typing import TYPE_CHECKING
 from lakelens.store.log_search import PG_INDEXES
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import sqlalchemy as sa
 
     from lakelens.store.sql import Reader
 
-__all__ = ["build", "coverage", "index_name", "is_partitioned", "start_background"]
+__all__ = [
+    "below",
+    "build",
+    "build_today",
+    "coverage",
+    "hour_index_name",
+    "index_name",
+    "is_partitioned",
+    "start_background",
+    "today_boundary",
+]
 
 log = logging.getLogger("lakelens.store")
 
 DAY = 86400
+HOUR = 3600
 # Builders of a partition's indexes hold this advisory lock (with the partition's oid).
 _LOCK_KEY = 0x1A6E7267
 _BUILDING = threading.Lock()  # one build at a time in a process
@@ -43,6 +65,15 @@ _BUILDING = threading.Lock()  # one build at a time in a process
 def index_name(partition: str, index: str) -> str:
     """`logs_p20261206_message_trgm` for the parent's `ix_logs_message_trgm`."""
     return f"{partition}_{index.removeprefix('ix_logs_')}"
+
+
+def hour_index_name(partition: str, index: str, hour: int) -> str:
+    """`logs_p20261207_message_trgm_h16`: today's partial index up to 16:00 UTC."""
+    return f"{index_name(partition, index)}_h{hour:02d}"
+
+
+# The partial indexes of a day partition, by name: (partition, column, hour).
+_HOURLY = re.compile(r"^(logs_p\d{8})_(message|attributes)_trgm_h(\d{2})$")
 
 
 def is_partitioned(db: Reader) -> bool:
@@ -119,19 +150,60 @@ def build(
     With `wait`, wait for a build another thread or process runs on the same partition
     (then find it done); without, skip what is being built elsewhere. Does nothing on a
     non-partitioned `logs` or without pg_trgm. With `keep_days` (the retention), days
-    that a prune is about to drop are left alone.
+    that a prune is about to drop are left alone. The partial indexes of a day whose full
+    pair is built are dropped.
     """
-    import sqlalchemy as sa
+    now = time.time() if now is None else now
+    built = 0
+    with _session(engine, wait) as conn:
+        if conn is None:
+            return 0
+        from lakelens.store.sql import borrow
 
+        for partition, name, expression in _missing(borrow(conn), now, keep_days):
+            if stop is not None and stop.is_set():
+                break
+            built += _attempt(conn, partition, name, expression, wait=wait)
+        if stop is None or not stop.is_set():
+            _drop_stale(conn, now, wait=wait)
+    return built
+
+
+def build_today(engine: sa.Engine, *, now: float | None = None, wait: bool = False) -> int:
+    """Build today's partial pair up to the start of the current hour, then drop the
+    partition's older pairs; return how many indexes were built (0 in the day's first hour,
+    or when they are there)."""
+    from lakelens.store.partition_state import day_partitions
     from lakelens.store.sql import borrow
 
-    if engine.dialect.name != "postgresql":
-        return 0
-    if not _BUILDING.acquire(blocking=wait):
-        return 0
-    from lakelens.store.engine import unbounded_answers
-
+    now = time.time() if now is None else now
+    day = int(now // DAY)
+    hour = int((now - day * DAY) // HOUR)
     built = 0
+    with _session(engine, wait) as conn:
+        if conn is None:
+            return 0
+        partition = day_partitions(borrow(conn), "logs").get(day)
+        if partition is not None and hour > 0:
+            boundary = below(day * DAY + hour * HOUR)
+            for index, expression in PG_INDEXES.items():
+                name = hour_index_name(partition, index, hour)
+                built += _attempt(conn, partition, name, expression, wait=wait, where=boundary)
+        _drop_stale(conn, now, wait=wait)
+    return built
+
+
+@contextlib.contextmanager
+def _session(engine: sa.Engine, wait: bool) -> Iterator[sa.Connection | None]:
+    """An autocommit connection with no statement timeout for index builds, or None when
+    there is nothing to build (SQLite, a non-partitioned `logs`, no pg_trgm) or this process
+    already builds (and `wait` is false)."""
+    from lakelens.store.engine import unbounded_answers
+    from lakelens.store.sql import borrow
+
+    if engine.dialect.name != "postgresql" or not _BUILDING.acquire(blocking=wait):
+        yield None
+        return
     try:
         # A build of a big day takes longer than a query may; one aborted is redone.
         with unbounded_answers(), engine.connect() as conn:
@@ -140,26 +212,40 @@ def build(
             if not is_partitioned(db) or not db.value(
                 "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"
             ):
-                return 0
-            # Its SHARE UPDATE EXCLUSIVE lock on an ended day's partition blocks no insert.
+                yield None
+                return
+            # Its SHARE UPDATE EXCLUSIVE lock on a partition blocks no insert.
             conn.exec_driver_sql("SET statement_timeout = 0")
-            for partition, name, expression in _missing(db, now or time.time(), keep_days):
-                if stop is not None and stop.is_set():
-                    break
-                try:
-                    built += _build_one(conn, partition, name, expression, wait=wait)
-                except sa.exc.DBAPIError as exc:  # a lock not granted, a cancel: next time
-                    reason = str(exc.orig).strip().splitlines()[0]
-                    log.info("log search index %s not built yet: %s", name, reason)
+            yield conn
             conn.exec_driver_sql("RESET statement_timeout")
     finally:
         _BUILDING.release()
-    return built
 
 
-def _build_one(
-    conn: sa.Connection, partition: str, name: str, expression: str, *, wait: bool
+def _attempt(
+    conn: sa.Connection,
+    partition: str,
+    name: str,
+    expression: str,
+    *,
+    wait: bool,
+    where: str | None = None,
 ) -> int:
+    """`_build_one`, a failure logged and left to the next run."""
+    import sqlalchemy as sa
+
+    try:
+        return _build_one(conn, partition, name, expression, wait=wait, where=where)
+    except sa.exc.DBAPIError as exc:  # a lock not granted, a cancel: next time
+        reason = str(exc.orig).strip().splitlines()[0]
+        log.info("log search index %s not built yet: %s", name, reason)
+        return 0
+
+
+@contextlib.contextmanager
+def _locked(conn: sa.Connection, partition: str, *, wait: bool) -> Iterator[bool]:
+    """Hold the partition's build lock (and the shared migration lock); yields whether they
+    were granted (without `wait`, not when another process builds or a migration runs)."""
     import sqlalchemy as sa
 
     from lakelens.store.migrate import _PG_LOCK_KEY
@@ -169,16 +255,41 @@ def _build_one(
     if not conn.execute(
         sa.text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": _PG_LOCK_KEY}
     ).scalar():
-        return 0
+        yield False
+        return
     key = {"key": _LOCK_KEY, "table": partition}
     target = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-    locked = conn.execute(
-        sa.text(f"SELECT {target}(:key, to_regclass(:table)::oid::int)"), key
-    ).scalar()
-    if locked is False:  # another process builds it
-        conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:key)"), {"key": _PG_LOCK_KEY})
-        return 0
     try:
+        locked = conn.execute(
+            sa.text(f"SELECT {target}(:key, to_regclass(:table)::oid::int)"), key
+        ).scalar()
+        if locked is False:  # another process builds it
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            conn.execute(
+                sa.text("SELECT pg_advisory_unlock(:key, to_regclass(:table)::oid::int)"), key
+            )
+    finally:
+        conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:key)"), {"key": _PG_LOCK_KEY})
+
+
+def _build_one(
+    conn: sa.Connection,
+    partition: str,
+    name: str,
+    expression: str,
+    *,
+    wait: bool,
+    where: str | None = None,
+) -> int:
+    import sqlalchemy as sa
+
+    with _locked(conn, partition, wait=wait) as locked:
+        if not locked:
+            return 0
         # Looked at again under the lock: another process may have built it meanwhile.
         valid = conn.execute(
             sa.text(
@@ -191,14 +302,109 @@ def _build_one(
             return 0
         if valid is False:  # left INVALID by an aborted build
             conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        predicate = f" WHERE {where}" if where else ""
         conn.exec_driver_sql(
             f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {partition} "
-            f"USING gin ({expression} gin_trgm_ops)"
+            f"USING gin ({expression} gin_trgm_ops){predicate}"
         )
         return 1
-    finally:
-        conn.execute(sa.text("SELECT pg_advisory_unlock(:key, to_regclass(:table)::oid::int)"), key)
-        conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:key)"), {"key": _PG_LOCK_KEY})
+
+
+def _hourly(db: Reader) -> dict[str, dict[int, list[tuple[str, bool]]]]:
+    """{partition: {hour: [(index name, valid)]}} of the partial indexes of day partitions."""
+    found: dict[str, dict[int, list[tuple[str, bool]]]] = {}
+    rows = db.rows(
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relnamespace = to_regnamespace(current_schema()) "
+        "AND c.relname ~ '^logs_p[0-9]{8}_(message|attributes)_trgm_h[0-9]{2}$'"
+    )
+    for name, valid in rows:
+        match = _HOURLY.match(name)
+        if match:
+            hours = found.setdefault(match.group(1), {})
+            hours.setdefault(int(match.group(3)), []).append((name, bool(valid)))
+    return found
+
+
+def _stale(hours: dict[int, list[tuple[str, bool]]], *, ended: bool, full: bool) -> list[str]:
+    """The partial indexes of one partition to drop: the invalid ones (an aborted build),
+    those older than the newest valid pair, and all once an ended day has its full pair."""
+    if ended and full:
+        return [name for pair in hours.values() for name, _ in pair]
+    complete = [
+        hour
+        for hour, pair in hours.items()
+        if len(pair) == len(PG_INDEXES) and all(valid for _, valid in pair)
+    ]
+    newest = max(complete, default=-1)
+    return [
+        name for hour, pair in hours.items() for name, valid in pair if not valid or hour < newest
+    ]
+
+
+def _drop_stale(conn: sa.Connection, now: float, *, wait: bool) -> None:
+    """Drop the partial indexes no search reads any more (see `_stale`), under the build lock
+    of their partition: an index another process is building is INVALID until it is done."""
+    import sqlalchemy as sa
+
+    from lakelens.store.sql import borrow
+
+    db = borrow(conn)
+    today = int(now // DAY)
+    for partition, hours in _hourly(db).items():
+        day = _day_number(partition)
+        ended = day is not None and day < today
+        full = ended and all(
+            _indexes(db, [partition]).get(index_name(partition, i)) for i in PG_INDEXES
+        )
+        if not _stale(hours, ended=ended, full=full):
+            continue
+        try:
+            with _locked(conn, partition, wait=wait) as locked:
+                if not locked:
+                    continue
+                # Looked at again under the lock: a build may have ended meanwhile.
+                for name in _stale(_hourly(db).get(partition, {}), ended=ended, full=full):
+                    conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0]
+            log.info("partial log search indexes of %s not dropped yet: %s", partition, reason)
+
+
+def _day_number(partition: str) -> int | None:
+    from lakelens.store.partition_state import _day_of
+
+    return _day_of(partition)
+
+
+def below(boundary: int) -> str:
+    """The predicate of a partial index up to `boundary`; a search's WHERE holds it as it is
+    written, so that the planner sees at once that the index covers the rows it asks for."""
+    return f"time < {int(boundary)}"
+
+
+def today_boundary(db: Reader, now: float | None = None) -> int | None:
+    """Where today's newest valid partial pair ends (the rows before it are read through
+    it, those after scanned), or None: one catalog read."""
+    from lakelens.store.partition_state import day_name
+
+    day = int((time.time() if now is None else now) // DAY)
+    partition = day_name("logs", day)
+    names = db.column(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = to_regclass(:partition) AND i.indisvalid AND i.indisready",
+        {"partition": partition},
+    )
+    hours: dict[int, int] = {}
+    for name in names:
+        match = _HOURLY.match(name)
+        if match and match.group(1) == partition:
+            hour = int(match.group(3))
+            hours[hour] = hours.get(hour, 0) + 1
+    complete = [hour for hour, count in hours.items() if count == len(PG_INDEXES)]
+    if not complete:
+        return None
+    return day * DAY + max(complete) * HOUR
 
 
 def start_background(
@@ -208,15 +414,18 @@ def start_background(
     now: float | None = None,
     keep_days: float | None = None,
 ) -> threading.Thread | None:
-    """Run `build` in a daemon thread unless this process already builds; the thread, or None."""
+    """Run `build` then `build_today` in a daemon thread unless this process already builds;
+    the thread, or None."""
     if _BUILDING.locked():
         return None
 
     def run() -> None:
         try:
             build(engine, now=now, stop=stop, keep_days=keep_days)
+            if not stop.is_set():
+                build_today(engine, now=now)
         except Exception as exc:  # never takes the process down: retried next hour
-            log.warning("log search indexes of ended days not built: %s", exc)
+            log.warning("log search indexes not built: %s", exc)
 
     thread = threading.Thread(target=run, name="lakelens-log-search-index", daemon=True)
     thread.start()
