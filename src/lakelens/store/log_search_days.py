@@ -163,7 +163,7 @@ def build(
         for partition, name, expression in _missing(borrow(conn), now, keep_days):
             if stop is not None and stop.is_set():
                 break
-            built += _attempt(conn, partition, name, expression, wait=wait)
+            built += _build_one(conn, partition, name, expression, wait=wait)
         if stop is None or not stop.is_set():
             _drop_stale(conn, now, wait=wait)
     return built
@@ -188,7 +188,7 @@ def build_today(engine: sa.Engine, *, now: float | None = None, wait: bool = Fal
             boundary = below(day * DAY + hour * HOUR)
             for index, expression in PG_INDEXES.items():
                 name = hour_index_name(partition, index, hour)
-                built += _attempt(conn, partition, name, expression, wait=wait, where=boundary)
+                built += _build_one(conn, partition, name, expression, wait=wait, where=boundary)
         _drop_stale(conn, now, wait=wait)
     return built
 
@@ -222,24 +222,9 @@ def _session(engine: sa.Engine, wait: bool) -> Iterator[sa.Connection | None]:
         _BUILDING.release()
 
 
-def _attempt(
-    conn: sa.Connection,
-    partition: str,
-    name: str,
-    expression: str,
-    *,
-    wait: bool,
-    where: str | None = None,
-) -> int:
-    """`_build_one`, a failure logged and left to the next run."""
-    import sqlalchemy as sa
-
-    try:
-        return _build_one(conn, partition, name, expression, wait=wait, where=where)
-    except sa.exc.DBAPIError as exc:  # a lock not granted, a cancel: next time
-        reason = str(exc.orig).strip().splitlines()[0]
-        log.info("log search index %s not built yet: %s", name, reason)
-        return 0
+def _reason(exc: Exception) -> str:
+    """The first line of a database error (a lock not granted, a cancel)."""
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
 
 
 @contextlib.contextmanager
@@ -285,29 +270,36 @@ def _build_one(
     wait: bool,
     where: str | None = None,
 ) -> int:
+    """Build one index (partial with `where`) unless it is there; 1 when built. A failure
+    is logged and left to the next run."""
     import sqlalchemy as sa
 
-    with _locked(conn, partition, wait=wait) as locked:
-        if not locked:
-            return 0
-        # Looked at again under the lock: another process may have built it meanwhile.
-        valid = conn.execute(
-            sa.text(
-                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE c.relname = :name AND c.relnamespace = to_regnamespace(current_schema())"
-            ),
-            {"name": name},
-        ).scalar()
-        if valid:
-            return 0
-        if valid is False:  # left INVALID by an aborted build
-            conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-        predicate = f" WHERE {where}" if where else ""
-        conn.exec_driver_sql(
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {partition} "
-            f"USING gin ({expression} gin_trgm_ops){predicate}"
-        )
-        return 1
+    try:
+        with _locked(conn, partition, wait=wait) as locked:
+            if not locked:
+                return 0
+            # Looked at again under the lock: another process may have built it meanwhile.
+            valid = conn.execute(
+                sa.text(
+                    "SELECT i.indisvalid FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name "
+                    "AND c.relnamespace = to_regnamespace(current_schema())"
+                ),
+                {"name": name},
+            ).scalar()
+            if valid:
+                return 0
+            if valid is False:  # left INVALID by an aborted build
+                conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            predicate = f" WHERE {where}" if where else ""
+            conn.exec_driver_sql(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {partition} "
+                f"USING gin ({expression} gin_trgm_ops){predicate}"
+            )
+            return 1
+    except sa.exc.DBAPIError as exc:  # a lock not granted, a cancel: next time
+        log.info("log search index %s not built yet: %s", name, _reason(exc))
+        return 0
 
 
 def _hourly(db: Reader) -> dict[str, dict[int, list[tuple[str, bool]]]]:
@@ -367,8 +359,9 @@ def _drop_stale(conn: sa.Connection, now: float, *, wait: bool) -> None:
                 for name in _stale(_hourly(db).get(partition, {}), ended=ended, full=full):
                     conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         except sa.exc.DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0]
-            log.info("partial log search indexes of %s not dropped yet: %s", partition, reason)
+            log.info(
+                "partial log search indexes of %s not dropped yet: %s", partition, _reason(exc)
+            )
 
 
 def _day_number(partition: str) -> int | None:
