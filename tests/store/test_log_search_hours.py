@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from lakelens.analysis.logs import LogFilter, search
 from lakelens.events import Batch
-from lakelens.store import Store
+from lakelens.store import Store, log_search
 from lakelens.store.log_search_days import (
     _LOCK_KEY,
     below,
@@ -97,6 +97,7 @@ def test_today_gets_a_partial_pair_up_to_the_hour(store: Store) -> None:
         assert set(predicates) == {f'("time" < ({int(NOON)})::double precision)'}
     with store.reader() as db:
         assert today_boundary(db, NOW) == NOON
+        assert "today's logs to 12:00 UTC by an hourly partial index" in log_search.describe(db)
     assert build_today(store.engine, now=NOON + 900) == 0  # there
 
 
