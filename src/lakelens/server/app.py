@@ -50,21 +50,31 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        status = 0
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        record = _Recorded(send)
         try:
             await self.app(scope, receive, record)
         finally:
-            _log_access(scope, status or (499 if scope.get(_GONE) else 500), began)
+            _log_access(scope, record.status, began)
+
+
+class _Recorded:
+    """`send`, remembering the status of the response it started (0 until then)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
 
 
 def _log_access(scope: Scope, status: int, began: float) -> None:
+    """The access log line; no status means the client went away (499) or an error (500)."""
+    status = status or (499 if scope.get(_GONE) else 500)
     client = scope.get("client")
     access_log.info(
         '%s "%s %s" %d %.1fms',
@@ -93,20 +103,14 @@ class ErrorBoundary:
             return
         from starlette.requests import ClientDisconnect
 
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _Recorded(send)
         try:
             await self.app(scope, receive, tracked)
         except ClientDisconnect:
             scope[_GONE] = True
             _log_gone(scope)
         except Exception as exc:
-            await _internal_error(scope, receive, send, exc, started=started)
+            await _internal_error(scope, receive, send, exc, started=bool(tracked.status))
 
 
 def _where(scope: Scope) -> str:
@@ -164,14 +168,7 @@ class IngestFront:
         from starlette.requests import ClientDisconnect
 
         began = time.perf_counter()
-        status = 0
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        record = _Recorded(send)
         gate = self.gate
         try:
             if gate.full():
@@ -184,11 +181,11 @@ class IngestFront:
                 scope[_GONE] = True
                 _log_gone(scope)
             except Exception as exc:
-                await _internal_error(scope, receive, record, exc, started=bool(status))
+                await _internal_error(scope, receive, record, exc, started=bool(record.status))
             finally:
                 gate.count -= 1
         finally:
-            _log_access(scope, status or (499 if scope.get(_GONE) else 500), began)
+            _log_access(scope, record.status, began)
 
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, endpoint: Callable[..., Any]
@@ -197,13 +194,7 @@ class IngestFront:
         (as Starlette's `wrap_app_handling_exceptions` does)."""
         from starlette.requests import Request
 
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _Recorded(send)
         request = Request(scope, receive, tracked)
         try:
             response = await endpoint(request)
@@ -212,7 +203,7 @@ class IngestFront:
             handler = self._handler(exc)
             if handler is None:
                 raise
-            if started:
+            if tracked.status:
                 raise RuntimeError(
                     "Caught handled exception, but response already started."
                 ) from exc
