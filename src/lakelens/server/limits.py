@@ -96,13 +96,17 @@ class InFlightLimit:
     def __init__(
         self,
         app: ASGIApp,
-        limit: int = 0,
+        limit: int | None = None,
         exempt: tuple[str, ...] = ("/livez",),
         *,
         gate: InFlight | None = None,
     ) -> None:
+        if gate is None:
+            if limit is None:
+                raise TypeError("InFlightLimit needs a limit or a gate")
+            gate = InFlight(limit)
         self.app = app
-        self.gate = gate or InFlight(limit)
+        self.gate = gate
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
