@@ -333,12 +333,13 @@ def derive(
     return result
 
 
-def derive_one(task: Task) -> Outcome:
+def derive_one(task: Task, own: bool = True) -> Outcome:
     """("ok", {output column: [(table key, column)]}, None) or ("unresolved", why, None).
 
-    Tables are named by key, not uid: the one who asked maps them to its relations."""
+    Tables are named by key, not uid: the one who asked maps them to its relations. `own`:
+    try lakelens' own resolver before sqlglot's `qualify` (False: `qualify` alone)."""
     try:
-        traced = _lineage(task)
+        traced = _lineage(task) if own else _lineage(task, own=False)
     except _Unresolved as exc:
         return ("unresolved", str(exc), None)
     except Exception as exc:  # sqlglot raises many kinds; none may fail an import
@@ -374,10 +375,12 @@ class _Unresolved(Exception):
     """A model whose column lineage cannot be derived; the message says why."""
 
 
-def _lineage(task: Task) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+def _lineage(task: Task, own: bool = True) -> dict[str, list[tuple[tuple[str, ...], str]]]:
     """{output column: [(table key, column)]} of one model, its columns in select order."""
     import sqlglot
     from sqlglot import exp
+
+    from lakelens.integrations.dbt_column_resolve import Fallback, resolve
 
     sql, dialect = task.sql, task.dialect
     parsed = sqlglot.parse(sql, dialect=dialect)
@@ -401,6 +404,12 @@ def _lineage(task: Task) -> dict[str, list[tuple[tuple[str, ...], str]]]:
             f"select * over relations whose columns are unknown ({', '.join(sorted(missing))}): "
             "run `dbt docs generate` so catalog.json lists them"
         )
+    if own:
+        known = {key: cols if cols is not None else doc for _, key, cols, doc, _ in task.parents}
+        try:
+            return resolve(query, known, dialect)
+        except Fallback:
+            pass  # qualify decides
     # Qualified in place (copying the tree costs a fifth of the time).
     try:
         traced = _qualified_trace(query, helped, dialect)
