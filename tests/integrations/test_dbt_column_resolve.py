@@ -47,6 +47,7 @@ RESOLVED = [
     'select "a"."id", "x" from "db"."a" "a"',
     "select a.id, s.total from db.a a join (select id, sum(z) as total from db.b group by id) s "
     "on a.id = s.id",
+    "select x, (select id from db.b order by id limit 1) as f from db.a",
     "with base as (select a.id, a.x, b.z from db.a a left join db.b b on a.id = b.id) "
     "select id, sum(x + z) as v from base group by id",
 ]
@@ -68,8 +69,11 @@ FALLS_BACK = {
     "where r.x < 10) select id, x from r": "recursive",
     "select * from (select id, x from db.a)": "without alias",
     "select t.i, t.j from (select id, x from db.a) t(i, j)": "column aliases",
-    "select * from db.a pivot (sum(x) for y in ('p', 'q'))": "Pivot",
-    "select u.v from db.a, unnest(list_value(1, 2)) as u(v)": "Unnest",
+    "select * from db.a pivot (sum(x) for y in ('p', 'q'))": "table with options",
+    "select u.v from db.a, unnest(list_value(1, 2)) as u(v)": "column aliases",
+    "select u.unnest from db.a, unnest(list_value(1, 2)) as u": "Unnest",
+    "select x from db.a where x in (select unnest(list_value(1, 2)))": "Explode",
+    "select id from db.a union select id from db.b order by id": "set operation with clauses",
     "select list_transform(list_value(x), e -> e + 1) as l from db.a": "Lambda",
     "select * exclude (x) from db.a": "star with modifiers",
     "select a.id from db.a a semi join db.b b on a.id = b.id": "semi or anti",

@@ -40,7 +40,7 @@ _SELECT_ARGS = frozenset(
     {"with_", "expressions", "distinct", "from_", "joins", "where", "group", "having"}
     | {"qualify", "order", "limit", "offset"}
 )
-_SET_ARGS = frozenset({"with_", "this", "expression", "distinct", "order", "limit", "offset"})
+_SET_ARGS = frozenset({"with_", "this", "expression", "distinct", "limit", "offset"})
 _JOIN_KINDS = frozenset({"", "INNER", "OUTER", "CROSS"})
 # The parts of a select other than its projections and CTEs, walked for their columns.
 _CLAUSES = (
@@ -72,7 +72,6 @@ def resolve(
             len(set(columns)) != len(columns) or not all(_plain(c, dialect) for c in columns)
         ):
             raise Fallback("a column name that is not plain, or listed twice")
-    _check_nodes(query)
     outputs = _Resolver(known).query(query, {}, None)
     return dict(outputs)
 
@@ -90,43 +89,33 @@ def _plain(name: str, dialect: str | None) -> bool:
         return False
 
 
-def _check_nodes(query: Any) -> None:
-    """Fall back on any node whose meaning `qualify` decides in ways this module does not."""
-    refused = (
-        exp.Lambda,
-        exp.Dot,
-        exp.Pivot,
-        exp.UDTF,
-        exp.Values,
-        exp.Parameter,
-        exp.Placeholder,
-        exp.Aliases,
-        exp.MatchRecognize,
-        exp.Connect,
-        exp.QueryTransform,
-    )
-    for node in query.walk():
-        if isinstance(node, exp.Identifier):
-            name = node.this
-            if not isinstance(name, str) or name != name.lower():
-                raise Fallback("an identifier that is not lower case")
-        elif isinstance(node, refused):
-            raise Fallback(type(node).__name__)
-        elif isinstance(node, exp.Star) and any(node.args.values()):
-            raise Fallback("a star with modifiers")
+# Nodes whose meaning `qualify` decides in ways this module does not.
+_REFUSED = (
+    *(exp.Lambda, exp.Dot, exp.Pivot, exp.UDTF, exp.Values, exp.Parameter, exp.Placeholder),
+    *(exp.Aliases, exp.MatchRecognize, exp.Connect, exp.QueryTransform),
+)
+
+
+def _lower(name: Any) -> str:
+    """The name, when it is a lower-case identifier (`normalize_identifiers` keeps it)."""
+    if not isinstance(name, str) or not name or name != name.lower():
+        raise Fallback("an identifier that is not lower case")
+    return name
 
 
 class _Source:
     """A relation a select reads: a table of the project, or a CTE or derived table."""
 
-    __slots__ = ("columns", "key", "outputs")
+    __slots__ = ("columns", "key", "names", "outputs")
 
     def __init__(
         self, key: tuple[str, ...] | None, columns: list[str] | None, outputs: _Outputs | None
     ) -> None:
         self.key = key
-        self.columns = columns  # None: unknown
         self.outputs = dict(outputs) if outputs is not None else None
+        # None: unknown (a relation no schema lists is read as `qualify` reads it: no columns)
+        self.columns = list(self.outputs) if self.outputs is not None else columns
+        self.names = frozenset(self.columns or ())
 
     def pairs(self, column: str) -> list[tuple[tuple[str, ...], str]]:
         if self.outputs is not None:
@@ -183,8 +172,8 @@ class _Resolver:
                 alias is None or alias.args.get("columns")
             ):
                 raise Fallback("a CTE with column aliases or options")
-            name = alias.name
-            if not name or name in defined:
+            name = _lower(alias.name)
+            if name in defined:
                 raise Fallback("a CTE defined twice")
             defined.add(name)
             ctes[name] = self.query(cte.this, ctes, None)
@@ -229,7 +218,7 @@ class _Resolver:
                     v for k, v in relation.args.items() if k not in ("this", "alias")
                 ):
                     raise Fallback("a derived table without alias, or with clauses")
-                name = alias.name
+                name = _lower(alias.name)
                 source = _Source(None, None, self.query(relation.this, ctes, None))
             else:
                 raise Fallback(f"a {type(relation).__name__} source")
@@ -253,6 +242,8 @@ class _Resolver:
         outputs: _Outputs = []
         for i, projection in enumerate(node.expressions):
             if isinstance(projection, exp.Star):
+                if any(projection.args.values()):
+                    raise Fallback("a star with modifiers")
                 for source in sources.values():
                     outputs.extend((c, source.pairs(c)) for c in _columns(source))
                 continue
@@ -284,16 +275,21 @@ class _Resolver:
         pairs: list[tuple[tuple[str, ...], str]] = []
         columns: list[tuple[tuple[str, ...], str]] = []
         for item in walk_in_scope(root):
-            if isinstance(item, exp.Column):
+            kind = type(item)
+            if kind is exp.Identifier:
+                _lower(item.this)
+            elif kind is exp.Column:
                 columns.extend(self.column(item, sources, owners, outer, projected))
             elif isinstance(item, _UNWRAPPED):
                 if item is not root:
                     for _, read in self.query(item, ctes, sources):
                         pairs.extend(read)
-            elif isinstance(item, exp.Star) and not isinstance(
-                item.parent, (exp.Count, exp.Column)
+            elif isinstance(item, _REFUSED):
+                raise Fallback(kind.__name__)
+            elif kind is exp.Star and (
+                any(item.args.values()) or not isinstance(item.parent, (exp.Count, exp.Column))
             ):
-                raise Fallback("a star outside the projections")
+                raise Fallback("a star with modifiers, or outside the projections")
         pairs.extend(columns)
         return pairs
 
@@ -306,15 +302,18 @@ class _Resolver:
         projected: bool,
     ) -> list[tuple[tuple[str, ...], str]]:
         """The pairs one column reads; falls back where `qualify` might read it otherwise."""
-        if isinstance(col.this, exp.Star):
-            if not projected or not isinstance(col.parent, exp.Select):
-                raise Fallback("a table star outside the projections")
+        this, args = col.this, col.args
+        if type(this) is not exp.Identifier:
+            if (
+                not isinstance(this, exp.Star)
+                or not projected
+                or type(col.parent) is not exp.Select
+            ):
+                raise Fallback("a column that is no name, or a table star outside the projections")
             return []  # expanded with the projections
-        if not isinstance(col.this, exp.Identifier) or any(
-            col.args.get(k) for k in ("db", "catalog", "join_mark")
-        ):
+        if args.get("db") or args.get("catalog") or args.get("join_mark"):
             raise Fallback("a column with more than a table")
-        name, table = col.name, col.table
+        name, table = this.this, col.table
         if table:
             source = sources.get(table)
             if source is None:
@@ -327,8 +326,7 @@ class _Resolver:
             if owner is None:
                 raise Fallback(f"column {name} of no single source")
             source = sources[owner]
-        columns = source.columns if source.outputs is None else list(source.outputs)
-        if columns is not None and columns and name not in columns:
+        if source.names and name not in source.names:
             raise Fallback(f"column {name} not listed by its source")
         return source.pairs(name)
 
@@ -337,8 +335,7 @@ def _owners(sources: dict[str, _Source]) -> dict[str, str | None]:
     """Column name → the one source listing it (None: several do), as `qualify` reads them."""
     owners: dict[str, str | None] = {}
     for name, source in sources.items():
-        columns = source.columns if source.outputs is None else list(source.outputs)
-        for column in set(columns or []):
+        for column in source.names:
             owners[column] = None if column in owners else name
     return owners
 
