@@ -388,20 +388,10 @@ def _lineage(task: Task, own: bool = True) -> dict[str, list[tuple[tuple[str, ..
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise _Unresolved("the compiled SQL is not a single query")
     query = statements[0]
-    exact: dict[str, Any] = {}
-    helped: dict[str, Any] = {}
-    missing = []
-    for _uid, key, known_columns, documented, name in task.parents:
-        if known_columns is not None:
-            _nest(exact, key, known_columns)
-            _nest(helped, key, known_columns)
-        else:
-            missing.append(name)
-            if documented:
-                _nest(helped, key, documented)
+    missing = sorted(name for _, _, known_columns, _, name in task.parents if known_columns is None)
     if missing and any(not isinstance(s.parent, exp.Count) for s in query.find_all(exp.Star)):
         raise _Unresolved(
-            f"select * over relations whose columns are unknown ({', '.join(sorted(missing))}): "
+            f"select * over relations whose columns are unknown ({', '.join(missing)}): "
             "run `dbt docs generate` so catalog.json lists them"
         )
     if own:
@@ -410,6 +400,14 @@ def _lineage(task: Task, own: bool = True) -> dict[str, list[tuple[tuple[str, ..
             return resolve(query, known, dialect)
         except Fallback:
             pass  # qualify decides
+    exact: dict[str, Any] = {}
+    helped: dict[str, Any] = {}
+    for _uid, key, known_columns, documented, _name in task.parents:
+        if known_columns is not None:
+            _nest(exact, key, known_columns)
+            _nest(helped, key, known_columns)
+        elif documented:
+            _nest(helped, key, documented)
     # Qualified in place (copying the tree costs a fifth of the time).
     try:
         traced = _qualified_trace(query, helped, dialect)
