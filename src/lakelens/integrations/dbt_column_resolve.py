@@ -3,18 +3,19 @@
 sqlglot's `qualify` rewrites a whole parsed query (normalizing every identifier, qualifying
 every column, expanding stars, aliasing outputs) before `dbt_columns` follows output columns
 through its scopes; that costs about as much as parsing. For the shapes most models take
-(selects, aliases, CTEs, derived tables, joins on conditions, `*` and `t.*` over known
-columns, set operations, scalar subqueries) this module reads the parsed query as it is and
-finds, for each output column, the (table key, column) pairs `qualify` and the scope walk
-would have found, in the same order.
+(selects, aliases, CTEs, derived tables, joins on conditions or `using` columns, `*` and
+`t.*` over known columns, set operations, scalar subqueries) this module reads the parsed
+query as it is and finds, for each output column, the (table key, column) pairs `qualify`
+and the scope walk would have found, in the same order.
 
 It answers only where it is certain to give the same answer. Anything else raises
 `Fallback`, and the caller takes the `qualify` path: a dialect whose identifiers are not
 plainly case-insensitive or which expands aliases early, an identifier that is not lower
-case, an unqualified column that no single source owns (or that an outer query might),
-a column its source does not list, `using` joins, pivots, table functions, lateral,
-unnest, lambdas, struct fields, `values`, recursive CTEs, column aliases on a CTE or a
-derived table, star modifiers, duplicate output names, a positional reference out of range.
+case, an unqualified column that no single source owns (or that an outer query might), a
+column its source does not list, an unqualified `using` column or a star over a `using`
+join, natural joins, pivots, table functions, lateral, unnest, lambdas, struct fields,
+`values`, recursive CTEs, column aliases on a CTE or a derived table, star modifiers,
+duplicate output names, a positional reference out of range, a set operation's `order by`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _SELECT_ARGS = frozenset(
 )
 _SET_ARGS = frozenset({"with_", "this", "expression", "distinct", "limit", "offset"})
 _JOIN_KINDS = frozenset({"", "INNER", "OUTER", "CROSS"})
+_JOIN_ARGS = frozenset({"this", "on", "side", "kind", "using"})
 # The parts of a select other than its projections and CTEs, walked for their columns.
 _CLAUSES = (
     *("from_", "joins", "distinct", "where", "group", "having", "qualify", "order"),
@@ -179,61 +181,68 @@ class _Resolver:
             ctes[name] = self.query(cte.this, ctes, None)
         return ctes
 
-    def sources(self, node: Any, ctes: dict[str, _Outputs]) -> dict[str, _Source]:
-        """The relations a select reads, by the name its columns use, in from/join order."""
+    def sources(self, node: Any, ctes: dict[str, _Outputs]) -> tuple[dict[str, _Source], set[str]]:
+        """The relations a select reads, by the name its columns use, in from/join order, and
+        the columns its `using` joins name."""
         found: dict[str, _Source] = {}
+        using: set[str] = set()
         from_ = node.args.get("from_")
         if from_ is None:
             if node.args.get("joins"):
                 raise Fallback("joins without from")
-            return found
-        relations = [from_.this]
+            return found, using
+        relations = [(from_.this, None)]
         for join in node.args.get("joins") or []:
-            if any(v for k, v in join.args.items() if k not in ("this", "on", "side", "kind")):
-                raise Fallback("a join with using or options")
+            if any(v for k, v in join.args.items() if k not in _JOIN_ARGS):
+                raise Fallback("a join with options")
             if (join.args.get("kind") or "").upper() not in _JOIN_KINDS:
                 raise Fallback("a semi or anti join")
-            relations.append(join.this)
-        for relation in relations:
-            alias = relation.args.get("alias")
-            if alias is not None and (alias.args.get("columns") or not alias.name):
-                raise Fallback("a relation with column aliases")
-            if isinstance(relation, exp.Table):
-                if any(
-                    v
-                    for k, v in relation.args.items()
-                    if k not in ("this", "db", "catalog", "alias")
-                ) or not isinstance(relation.this, exp.Identifier):
-                    raise Fallback("a table with options")
-                name = relation.alias_or_name
-                if not relation.args.get("db") and relation.name in ctes:
-                    source = _Source(None, None, ctes[relation.name])
-                else:
-                    key = tuple(p for p in (relation.catalog, relation.db, relation.name) if p)
-                    if key not in self.known:
-                        raise Fallback(f"a table the model does not depend on: {'.'.join(key)}")
-                    source = _Source(key, self.known[key], None)
-            elif isinstance(relation, exp.Subquery):
-                if alias is None or any(
-                    v for k, v in relation.args.items() if k not in ("this", "alias")
-                ):
-                    raise Fallback("a derived table without alias, or with clauses")
-                name = _lower(alias.name)
-                source = _Source(None, None, self.query(relation.this, ctes, None))
-            else:
-                raise Fallback(f"a {type(relation).__name__} source")
+            relations.append((join.this, join.args.get("using")))
+        for relation, joined_on in relations:
+            name, source = self.source(relation, ctes)
             if name in found:
                 raise Fallback(f"two sources named {name}")
+            if joined_on:
+                using.update(_using(joined_on, found, source))
             found[name] = source
-        return found
+        return found, using
+
+    def source(self, relation: Any, ctes: dict[str, _Outputs]) -> tuple[str, _Source]:
+        """One relation of a `from` or a join, with the name its columns use."""
+        alias = relation.args.get("alias")
+        if alias is not None and (alias.args.get("columns") or not alias.name):
+            raise Fallback("a relation with column aliases")
+        if isinstance(relation, exp.Table):
+            if any(
+                v for k, v in relation.args.items() if k not in ("this", "db", "catalog", "alias")
+            ) or not isinstance(relation.this, exp.Identifier):
+                raise Fallback("a table with options")
+            if not relation.args.get("db") and relation.name in ctes:
+                return relation.alias_or_name, _Source(None, None, ctes[relation.name])
+            key = tuple(p for p in (relation.catalog, relation.db, relation.name) if p)
+            if key not in self.known:
+                raise Fallback(f"a table the model does not depend on: {'.'.join(key)}")
+            return relation.alias_or_name, _Source(key, self.known[key], None)
+        if isinstance(relation, exp.Subquery):
+            if alias is None or any(
+                v for k, v in relation.args.items() if k not in ("this", "alias")
+            ):
+                raise Fallback("a derived table without alias, or with clauses")
+            return _lower(alias.name), _Source(None, None, self.query(relation.this, ctes, None))
+        raise Fallback(f"a {type(relation).__name__} source")
 
     def select(
         self, node: Any, ctes: dict[str, _Outputs], outer: dict[str, _Source] | None
     ) -> _Outputs:
         if any(v for k, v in node.args.items() if k not in _SELECT_ARGS):
             raise Fallback("a select with clauses")
-        sources = self.sources(node, ctes)
-        scope = (ctes, sources, _owners(sources), outer)
+        sources, using = self.sources(node, ctes)
+        owners = _owners(sources)
+        for name in using:
+            # `qualify` reads an unqualified `using` column as coalesce() of the relations that
+            # list it: left to it, as the star expansion of such a select is.
+            owners[name] = None
+        scope = (ctes, sources, owners, outer)
         # Every column of this scope is checked, not only the projections': a column `qualify`
         # cannot place makes it fail or guess, and the answer must be the `qualify` path's.
         for key in _CLAUSES:
@@ -241,6 +250,11 @@ class _Resolver:
                 self.read(clause, scope, False)
         outputs: _Outputs = []
         for i, projection in enumerate(node.expressions):
+            if using and (
+                isinstance(projection, exp.Star)
+                or (isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star))
+            ):
+                raise Fallback("a star over a using join")
             if isinstance(projection, exp.Star):
                 if any(projection.args.values()):
                     raise Fallback("a star with modifiers")
@@ -329,6 +343,22 @@ class _Resolver:
         if source.names and name not in source.names:
             raise Fallback(f"column {name} not listed by its source")
         return source.pairs(name)
+
+
+def _using(identifiers: list[Any], left: dict[str, _Source], joined: _Source) -> list[str]:
+    """The columns of a `using` join, each listed by the joined relation and one to its left
+    (else `qualify` cannot join them automatically and raises, or joins unknown columns)."""
+    names = []
+    for identifier in identifiers:
+        if type(identifier) is not exp.Identifier:
+            raise Fallback("a using join on something else than names")
+        name = _lower(identifier.this)
+        if name not in joined.names or not any(name in s.names for s in left.values()):
+            raise Fallback(f"a using column {name} a relation does not list")
+        names.append(name)
+    if not joined.names or not all(s.names for s in left.values()):
+        raise Fallback("a using join over a relation whose columns are unknown")
+    return names
 
 
 def _owners(sources: dict[str, _Source]) -> dict[str, str | None]:
