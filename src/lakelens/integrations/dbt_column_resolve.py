@@ -334,6 +334,8 @@ class _Resolver:
                 # A correlated reference to the query just outside: read by no projection here.
                 if projected or outer is None or table not in outer or table in self.ctes:
                     raise Fallback(f"column {table}.{name} of no source here")
+                if outer[table].names and name not in outer[table].names:
+                    raise Fallback(f"column {name} not listed by its source")  # qualify raises
                 return []
         else:
             owner = owners.get(name)
