@@ -171,3 +171,10 @@ def test_a_busy_machine_derives_in_the_importing_process(
     assert pooled == []
     monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0))
     assert not dbt_column_jobs.busy()
+
+
+def test_the_column_lineage_tag_is_the_one_the_analysis_reads() -> None:
+    from lakelens.analysis import column_lineage
+    from lakelens.integrations import dbt_columns
+
+    assert dbt_columns.COLUMN_LINEAGE_TAG == column_lineage.COLUMN_LINEAGE_TAG

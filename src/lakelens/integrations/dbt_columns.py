@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakelens.analysis.column_lineage import COLUMN_LINEAGE_TAG
 from lakelens.integrations.dbt_column_jobs import Ahead, Outcome, Task, schedule
 
 if TYPE_CHECKING:
@@ -34,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMN_LINEAGE_TAG", "ColumnLineage", "add_column_lineage", "derive", "dialect_of"]
 
+
+# The tag `lakelens.analysis.column_lineage` reads (the same constant; importing that module
+# loads the lineage analysis, 13 ms on the import's path).
+COLUMN_LINEAGE_TAG = "lakelens.column_lineage"
 
 # dbt adapter type → sqlglot dialect, where the names differ.
 _DIALECTS = {
