@@ -178,3 +178,26 @@ def test_the_column_lineage_tag_is_the_one_the_analysis_reads() -> None:
     from lakelens.integrations import dbt_columns
 
     assert dbt_columns.COLUMN_LINEAGE_TAG == column_lineage.COLUMN_LINEAGE_TAG
+
+
+def test_the_collector_runs_less_often_while_deriving_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from lakelens.integrations import dbt_columns
+
+    manifest = json.loads((_target(tmp_path) / "manifest.json").read_text())
+    names = {u: n["name"] for key in ("nodes", "sources") for u, n in manifest[key].items()}
+    before = gc.get_threshold()
+    seen: list[int] = []
+    real = dbt_columns.derive_one
+
+    def recording(task: Any, own: bool = True) -> Any:
+        seen.append(gc.get_threshold()[0])
+        return real(task, own)
+
+    monkeypatch.setattr(dbt_columns, "derive_one", recording)
+    dbt_columns.derive(manifest, names, workers=1)
+    assert seen and min(seen) >= 20_000
+    assert gc.get_threshold() == before

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ class Task:
 POOL_FROM = 200
 _HELPERS_FROM = 20
 _MODELS_PER_WORKER = 50
+_GC_THRESHOLD = 20_000
 
 
 def schedule(
@@ -71,6 +72,37 @@ def schedule(
     """Derive every compiled model once all of its compiled parents are done: with helper
     processes as parents finish, then (for what is left: all of it when there is no pool, a
     cycle, or a pool that broke) here, upstream first, taking what `ahead` derived."""
+    with _fewer_collections():
+        _schedule(compiled, parents, order, start, finish, workers, ahead=ahead, fork=fork)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector a thirtieth as often while deriving (forked helpers
+    inherit it). Each parsed model is thousands of young objects, and sqlglot's trees point
+    to their parents, so only the collector frees them: at the default threshold (700) its
+    passes over the parse in progress took a quarter of the derivation's CPU (500 models:
+    0.58 s against 0.41 s). A pass every 20,000 allocations still frees each finished tree
+    within a few models."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], _GC_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _schedule(
+    compiled: Mapping[str, str],
+    parents: Mapping[str, list[str]],
+    order: list[str],
+    start: Callable[[str], Task | None],
+    finish: Callable[[Task, Outcome], None],
+    workers: int | None,
+    *,
+    ahead: Ahead | None,
+    fork: bool,
+) -> None:
     from lakelens.integrations.dbt_columns import derive_one
 
     if workers is None:
