@@ -58,6 +58,23 @@ _MODELS_PER_WORKER = 50
 _GC_THRESHOLD = 20_000
 
 
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector about a thirtieth as often while deriving (forked helpers
+    inherit it). Each parsed model is thousands of young objects, and sqlglot's trees point
+    to their parents, so only the collector frees them: at the default threshold (700) its
+    passes over the parse in progress took a quarter of the derivation's CPU (500 models:
+    0.50 s against 0.37 s). A pass every 20,000 allocations still frees each finished tree
+    within a few models."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], _GC_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+@_fewer_collections()
 def schedule(
     compiled: Mapping[str, str],
     parents: Mapping[str, list[str]],
@@ -72,37 +89,6 @@ def schedule(
     """Derive every compiled model once all of its compiled parents are done: with helper
     processes as parents finish, then (for what is left: all of it when there is no pool, a
     cycle, or a pool that broke) here, upstream first, taking what `ahead` derived."""
-    with _fewer_collections():
-        _schedule(compiled, parents, order, start, finish, workers, ahead=ahead, fork=fork)
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector a thirtieth as often while deriving (forked helpers
-    inherit it). Each parsed model is thousands of young objects, and sqlglot's trees point
-    to their parents, so only the collector frees them: at the default threshold (700) its
-    passes over the parse in progress took a quarter of the derivation's CPU (500 models:
-    0.58 s against 0.41 s). A pass every 20,000 allocations still frees each finished tree
-    within a few models."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], _GC_THRESHOLD), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-
-
-def _schedule(
-    compiled: Mapping[str, str],
-    parents: Mapping[str, list[str]],
-    order: list[str],
-    start: Callable[[str], Task | None],
-    finish: Callable[[Task, Outcome], None],
-    workers: int | None,
-    *,
-    ahead: Ahead | None,
-    fork: bool,
-) -> None:
     from lakelens.integrations.dbt_columns import derive_one
 
     if workers is None:
