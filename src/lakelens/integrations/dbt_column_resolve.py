@@ -15,7 +15,8 @@ case, an unqualified column that no single source owns (or that an outer query m
 column its source does not list, an unqualified `using` column or a star over a `using`
 join, natural joins, pivots, table functions, lateral, unnest, lambdas, struct fields,
 `values`, recursive CTEs, column aliases on a CTE or a derived table, star modifiers,
-duplicate output names, a positional reference out of range, a set operation's `order by`.
+duplicate output names, a positional reference out of range, a set operation's `order by`,
+an output alias named in `having` or `qualify`.
 """
 
 from __future__ import annotations
@@ -243,6 +244,7 @@ class _Resolver:
             # list it: left to it, as the star expansion of such a select is.
             owners[name] = None
         scope = (ctes, sources, owners, outer)
+        _check_alias_references(node)
         # Every column of this scope is checked, not only the projections': a column `qualify`
         # cannot place makes it fail or guess, and the answer must be the `qualify` path's.
         for key in _CLAUSES:
@@ -378,6 +380,17 @@ def _columns(source: _Source) -> list[str]:
     if not source.columns:
         raise Fallback("a star over a relation whose columns are unknown")
     return source.columns
+
+
+def _check_alias_references(node: Any) -> None:
+    """An unqualified name in `having` or `qualify` that is also an output alias: `qualify`
+    reads it as the alias's expression, or raises when a relation's columns are unknown."""
+    aliases = {p.alias for p in node.expressions if isinstance(p, exp.Alias)}
+    for key in ("having", "qualify"):
+        clause = node.args.get(key)
+        for item in walk_in_scope(clause) if clause is not None and aliases else ():
+            if type(item) is exp.Column and not item.table and item.name in aliases:
+                raise Fallback(f"{key} names the output alias {item.name}")
 
 
 def _check_positions(node: Any, width: int) -> None:
