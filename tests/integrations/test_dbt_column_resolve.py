@@ -337,18 +337,16 @@ class _RandomQuery:
                     f" cross join {relation} t{i}",
                 ]
             )
-        if rng.random() < 0.4:
-            sql += f" where {column()} > 0"
-            if rng.random() < 0.3:
-                sql += f" and {column()} in (select id from db.a)"
-        if rng.random() < 0.3:
-            sql += f" group by {rng.choice(['1', column(), str(len(outputs) + 1)])}"
-            if rng.random() < 0.3:
-                sql += f" having {rng.choice(['count(*) > 1', column(), 'o0', 'o1'])} > 0"
-        if rng.random() < 0.05:
-            sql += f" qualify row_number() over (partition by {rng.choice([column(), 'o0'])}) = 1"
-        if rng.random() < 0.1:
-            sql += f" order by {rng.choice(['1', column(), 'o0'])}"
+        where = f" where {column()} > 0"
+        where += f" and {column()} in (select id from db.a)" * (rng.random() < 0.3)
+        group = f" group by {rng.choice(['1', column(), str(len(outputs) + 1)])}"
+        group += f" having {rng.choice(['count(*) > 1', column(), 'o0', 'o1'])} > 0" * (
+            rng.random() < 0.3
+        )
+        qualify = f" qualify row_number() over (partition by {rng.choice([column(), 'o0'])}) = 1"
+        order = f" order by {rng.choice(['1', column(), 'o0'])}"
+        clauses = ((0.4, where), (0.3, group), (0.05, qualify), (0.1, order))
+        sql += "".join(text for chance, text in clauses if rng.random() < chance)
         return sql, list(dict.fromkeys(outputs))
 
 
