@@ -429,7 +429,7 @@ def _overview(
         status, reasons = status_of(result)
         graph = ctx.graph(conn)
         annotate(conn, graph, list(graph.nodes), now=now)
-        layers = charts.layout_dag(graph).layer if graph.nodes else {}
+        layers = charts.dag_layers(graph)
         rows = []
         checks: list[tuple[str, Any]] = []
         # Failing assets first, then stale ones, then the rest, each in lineage order; on a big
