@@ -66,6 +66,19 @@ def _latest(
     )
 
 
+def _last_finished(db: Reader) -> str:
+    """Each asset's last finished run of the period, its duration: one backward walk of
+    ix_mat_asset_start per asset, where grouping read every run of the period (7 days of
+    100 assets: ~47,000 rows, 120 ms on SQLite). Ties on start time: the highest id on
+    PostgreSQL, any on SQLite (its index cannot order by the text id), as before."""
+    order = "m.start_time DESC" + ("" if db.dialect == "sqlite" else ", m.id DESC")
+    return (
+        "SELECT a.name, (SELECT m.duration FROM materializations AS m WHERE m.asset = a.name "
+        f"AND m.start_time >= :since AND m.{_FINISHED} ORDER BY {order} LIMIT 1) "
+        "FROM assets AS a WHERE a.name IN :names"
+    )
+
+
 def period_figures(
     conn: Reader | sa.Connection,
     names: Iterable[str],
@@ -85,18 +98,10 @@ def period_figures(
     width = max(until - since, 1.0) / points
     for start in range(0, len(wanted), _CHUNK):
         params: dict[str, Any] = {"names": wanted[start : start + _CHUNK], "since": since}
-        for name, duration, _started in db.rows(
-            _latest(
-                db,
-                "asset, duration, start_time",
-                "materializations",
-                f"asset IN :names AND start_time >= :since AND {_FINISHED}",
-                ("asset",),
-                "start_time",
-            ),
-            params,
-        ):
-            figures(name).last_duration = duration
+        for name, duration in db.rows(_last_finished(db), params):
+            # An asset with a finished run has its figures from the trend query below too.
+            if duration is not None:
+                figures(name).last_duration = duration
         # One scan gives the trend's slices and, summed over them, the period's totals.
         totals: dict[str, list[float]] = {}
         for name, _slice, longest, failures, runs, finished, spent, timed in db.rows(
@@ -130,27 +135,8 @@ def period_figures(
 
 
 def _checks(db: Reader, params: dict[str, Any], figures: Any) -> None:
-    last = {
-        (asset, name): (severity, passed, value)
-        for asset, name, severity, passed, value, _time in db.rows(
-            _latest(
-                db,
-                "asset, name, severity, passed, value, time",
-                "check_results",
-                "asset IN :names AND time >= :since",
-                ("asset", "name"),
-                "time",
-            ),
-            params,
-        )
-    }
-    for asset, name, results, passed in db.rows(
-        "SELECT asset, name, count(*), sum(CASE WHEN passed THEN 1 ELSE 0 END) "
-        "FROM check_results WHERE asset IN :names AND time >= :since "
-        "GROUP BY asset, name ORDER BY asset, name",
-        params,
-    ):
-        severity, last_passed, last_value = last[(asset, name)]
+    """Each check's results in the period and its latest one, per asset."""
+    for asset, name, results, passed, severity, last_passed, last_value in _check_rows(db, params):
         figures(asset).checks.append(
             CheckRate(
                 name=name,
@@ -162,3 +148,42 @@ def _checks(db: Reader, params: dict[str, Any], figures: Any) -> None:
                 last_value=last_value,
             )
         )
+
+
+def _check_rows(db: Reader, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(asset, name, results, passed, latest severity, latest passed, latest value), by asset
+    and name. SQLite reads the period once: the bare columns of a max() aggregate come from
+    the row with the max; PostgreSQL adds the latest rows by DISTINCT ON."""
+    where = "asset IN :names AND time >= :since"
+    counts = "count(*), sum(CASE WHEN passed THEN 1 ELSE 0 END)"
+    if db.dialect == "sqlite":
+        return [
+            row[:-1]
+            for row in db.rows(
+                f"SELECT asset, name, {counts}, severity, passed, value, max(time) "
+                f"FROM check_results WHERE {where} GROUP BY asset, name ORDER BY asset, name",
+                params,
+            )
+        ]
+    last = {
+        (asset, name): (severity, passed, value)
+        for asset, name, severity, passed, value, _time in db.rows(
+            _latest(
+                db,
+                "asset, name, severity, passed, value, time",
+                "check_results",
+                where,
+                ("asset", "name"),
+                "time",
+            ),
+            params,
+        )
+    }
+    return [
+        (asset, name, results, passed, *last[(asset, name)])
+        for asset, name, results, passed in db.rows(
+            f"SELECT asset, name, {counts} FROM check_results WHERE {where} "
+            "GROUP BY asset, name ORDER BY asset, name",
+            params,
+        )
+    ]
