@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from _support import load_module
+from lakelens.analysis import lineage
 from lakelens.analysis.lineage import neighbourhood
 from lakelens.server import charts
 
@@ -29,7 +30,7 @@ def test_a_neighbourhood_drawn_in_between_keeps_the_whole_graphs_layout() -> Non
     graph = graph_of([("a", "b"), ("b", "c"), ("x", "y")])
     whole = charts.layout_dag(graph)
     svg = charts.lineage_svg(graph)
-    for _ in range(charts._DERIVED_MAX + 2):
+    for _ in range(lineage._REMEMBERED_MAX + 2):
         part = neighbourhood(graph, "x")
         charts.lineage_svg(part, selected="x", impacted={"y"})
         del part  # as after a /lineage/ASSET request

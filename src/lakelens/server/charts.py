@@ -8,8 +8,6 @@ them): colours come from classes in lakelens.css or from presentation attributes
 from __future__ import annotations
 
 import itertools
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +15,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+from lakelens.analysis.lineage import remember
 from lakelens.server.ticks import duration_label, duration_ticks
 from lakelens.units import format_duration
 
@@ -244,38 +243,15 @@ def _acyclic_edges(names: list[str], downstream: dict[str, list[str]]) -> list[t
     return kept
 
 
-# What was derived from the graphs drawn lately (layers, layouts), each entry for the graph
-# object it was computed from: the server's graph cache hands out one object until assets or
-# edges change, then a new one, so an entry is right for as long as its graph lives. Several
-# are kept so that a neighbourhood drawn by /lineage/ASSET does not evict the whole graph's
-# layout (10,000 nodes take 0.5-2 s to lay out, 30 ms to layer).
-_DERIVED: list[tuple[weakref.ref[LineageGraph], tuple[object, ...], Any]] = []
-_DERIVED_MAX = 8
-_DERIVED_LOCK = threading.Lock()
-
-
-def _derived(graph: LineageGraph, key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
-    """`compute()` for this graph object and key, remembered while the graph lives."""
-    with _DERIVED_LOCK:
-        for ref, known, value in _DERIVED:
-            if ref() is graph and known == key:
-                return value
-    value = compute()  # outside the lock: two threads may both compute; either result is right
-    with _DERIVED_LOCK:
-        live = [entry for entry in _DERIVED if entry[0]() is not None]
-        _DERIVED[:] = [*live[-(_DERIVED_MAX - 1) :], (weakref.ref(graph), key, value)]
-    return value
-
-
 def dag_layers(graph: LineageGraph) -> dict[str, int]:
     """Each asset's column in the lineage drawing (what `layout_dag(graph).layer` holds),
     without the ordering sweeps: the overview sorts its table by it."""
-    return _derived(graph, ("layers",), lambda: _layers(graph))
+    return remember(graph, ("layers",), lambda: _layers(graph))
 
 
 def layout_dag(graph: LineageGraph, *, sweeps: int = 6) -> DagLayout:
     """The layout of `graph`, reused while the same (unchanged) graph object is drawn again."""
-    return _derived(graph, ("layout", sweeps), lambda: _layout_dag(graph, sweeps=sweeps))
+    return remember(graph, ("layout", sweeps), lambda: _layout_dag(graph, sweeps=sweeps))
 
 
 def _downstream_of(graph: LineageGraph) -> tuple[list[str], dict[str, list[str]]]:
@@ -497,7 +473,7 @@ class _Drawn:
 
 
 def _drawn(graph: LineageGraph) -> _Drawn:
-    return _derived(graph, ("drawn",), lambda: _draw(graph))
+    return remember(graph, ("drawn",), lambda: _draw(graph))
 
 
 def _draw(graph: LineageGraph) -> _Drawn:
