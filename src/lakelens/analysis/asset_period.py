@@ -48,24 +48,6 @@ def _slot(db: Reader) -> str:
     return f"CAST({ratio} AS INTEGER)" if db.dialect == "sqlite" else f"FLOOR({ratio})"
 
 
-def _latest(
-    db: Reader, columns: str, table: str, where: str, keys: tuple[str, ...], newest: str
-) -> str:
-    """The newest row of each `keys` group, its `columns` (which end with `newest`).
-
-    SQLite takes the other columns of an aggregate's max() row (its "bare columns"), three
-    times faster than ROW_NUMBER(); PostgreSQL has DISTINCT ON.
-    """
-    group = ", ".join(keys)
-    if db.dialect == "sqlite":
-        picked = columns.rsplit(", ", 1)[0]
-        return f"SELECT {picked}, max({newest}) FROM {table} WHERE {where} GROUP BY {group}"
-    return (
-        f"SELECT DISTINCT ON ({group}) {columns} FROM {table} WHERE {where} "
-        f"ORDER BY {group}, {newest} DESC, id DESC"
-    )
-
-
 def _last_finished(db: Reader) -> str:
     """Each asset's last finished run of the period, its duration: one backward walk of
     ix_mat_asset_start per asset, where grouping read every run of the period (7 days of
@@ -152,8 +134,10 @@ def _checks(db: Reader, params: dict[str, Any], figures: Any) -> None:
 
 def _check_rows(db: Reader, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """(asset, name, results, passed, latest severity, latest passed, latest value), by asset
-    and name. SQLite reads the period once: the bare columns of a max() aggregate come from
-    the row with the max; PostgreSQL adds the latest rows by DISTINCT ON."""
+    and name, in one read of the period. SQLite: the bare columns of a max() aggregate come
+    from the row with the max. PostgreSQL: each check's latest row by a backward walk of
+    ix_check_asset_name_time (DISTINCT ON sorted the whole period again: 180-250 ms of 7
+    days of 100 assets, now 1 ms per check)."""
     where = "asset IN :names AND time >= :since"
     counts = "count(*), sum(CASE WHEN passed THEN 1 ELSE 0 END)"
     if db.dialect == "sqlite":
@@ -165,25 +149,13 @@ def _check_rows(db: Reader, params: dict[str, Any]) -> list[tuple[Any, ...]]:
                 params,
             )
         ]
-    last = {
-        (asset, name): (severity, passed, value)
-        for asset, name, severity, passed, value, _time in db.rows(
-            _latest(
-                db,
-                "asset, name, severity, passed, value, time",
-                "check_results",
-                where,
-                ("asset", "name"),
-                "time",
-            ),
-            params,
-        )
-    }
-    return [
-        (asset, name, results, passed, *last[(asset, name)])
-        for asset, name, results, passed in db.rows(
-            f"SELECT asset, name, {counts} FROM check_results WHERE {where} "
-            "GROUP BY asset, name ORDER BY asset, name",
-            params,
-        )
-    ]
+    return db.rows(
+        "SELECT g.asset, g.name, g.results, g.passed, l.severity, l.passed, l.value FROM "
+        "(SELECT asset, name, count(*) AS results, "
+        "sum(CASE WHEN passed THEN 1 ELSE 0 END) AS passed "
+        f"FROM check_results WHERE {where} GROUP BY asset, name) AS g "
+        "CROSS JOIN LATERAL (SELECT c.severity, c.passed, c.value FROM check_results AS c "
+        "WHERE c.asset = g.asset AND c.name = g.name AND c.time >= :since "
+        "ORDER BY c.time DESC, c.id DESC LIMIT 1) AS l ORDER BY g.asset, g.name",
+        params,
+    )
