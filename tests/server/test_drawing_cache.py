@@ -51,3 +51,14 @@ def test_the_drawing_follows_health_while_its_fixed_text_is_kept() -> None:
     after = str(charts.lineage_svg(graph, at_risk={"b": ["a"]}))
     assert 'data-name="a" data-health="failing"' in after
     assert 'data-name="b" data-health="unknown" data-risk="a"' in after
+
+
+def test_the_least_recently_used_entries_go_first() -> None:
+    graph = graph_of([("a", "b")])
+    whole = charts.layout_dag(graph)
+    kept = [graph_of([("x", f"y{i}")]) for i in range(lineage._REMEMBERED_MAX * 2)]
+    for other in kept:  # alive, unlike a request's neighbourhood: they fill the memory
+        charts.dag_layers(other)
+        assert charts.layout_dag(graph) is whole  # used again each time: never the oldest
+    first = lineage.remember(kept[0], ("layers",), lambda: "computed again")
+    assert first == "computed again"  # the oldest entry went

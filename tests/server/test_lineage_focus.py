@@ -56,7 +56,34 @@ def test_the_go_to_form_opens_the_assets_lineage(client: Any, small_limit: None)
     odd = client.get("/lineage", params={"asset": "a/b c"}, follow_redirects=False)
     assert odd.headers["location"] == "/lineage/a%2Fb%20c"
     page = pages_tests.assert_html_page(client.get("/lineage/stg_entries"))
-    assert 'id="lineage-focus"' not in page  # an asset's page draws its whole neighbourhood
+    assert 'id="go-asset"' not in page  # an asset's page draws the levels around it
+
+
+def test_a_big_lineage_of_an_asset_draws_the_levels_nearest_to_it(
+    client: Any, small_limit: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakelens.analysis.lineage import neighbourhood
+    from lakelens.server.context import ServerContext
+
+    ctx: ServerContext = client.app.state.ctx
+    with ctx.store.connect() as conn:
+        graph = ctx.graph(conn)
+    whole = neighbourhood(graph, "dlt_entries")
+    near = neighbourhood(graph, "dlt_entries", depth=1)
+    assert len(near.nodes) < len(whole.nodes)
+    page = pages_tests.assert_html_page(client.get("/lineage/dlt_entries"))
+    assert drawn(page) == set(near.nodes)
+    assert pages_tests.metrics(page)["focus_depth"] == "1"
+    assert f"holds {len(whole.nodes)} assets" in page
+    # The impact still counts everything downstream, and lists up to IMPACT_LISTED of each kind.
+    impact = client.get("/api/v1/lineage/dlt_entries/impact").json()
+    assert int(pages_tests.metrics(page)["impact_assets"]) == impact["totals"]["assets"]
+    everything = pages_tests.assert_html_page(client.get("/lineage/dlt_entries?all=1"))
+    assert drawn(everything) == set(whole.nodes)
+    monkeypatch.setattr(lineage_pages, "IMPACT_LISTED", 1)
+    page = pages_tests.assert_html_page(client.get("/lineage/dlt_entries"))
+    further = len(impact["transitive"])
+    assert f"and {further - 1} more" in page
 
 
 def test_small_graphs_are_drawn_whole(client: Any) -> None:

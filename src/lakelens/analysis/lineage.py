@@ -86,13 +86,14 @@ class LineageGraph:
         return name in self.nodes
 
 
-# What was derived from the graphs used lately (layers, layouts, drawings, cycles), each entry
-# for the graph object it was computed from: GraphCache hands out one object until assets or
-# edges change, then a new one, so an entry is right for as long as its graph lives. Several
-# are kept so that a neighbourhood drawn by /lineage/ASSET does not evict the whole graph's
-# layout (10,000 nodes take 0.5-2 s to lay out).
+# What was derived from the graphs used lately (layers, layouts, drawings, neighbourhoods,
+# impacts, cycles), each entry for the graph object it was computed from: GraphCache hands out
+# one object until assets or edges change, then a new one, so an entry is right for as long
+# as its graph lives. The least recently used entries go first, so that the neighbourhoods of
+# a few /lineage/ASSET pages do not evict the whole graph's layout (10,000 nodes take
+# 0.5-2 s to lay out).
 _REMEMBERED: list[tuple[weakref.ref[LineageGraph], tuple[object, ...], Any]] = []
-_REMEMBERED_MAX = 8
+_REMEMBERED_MAX = 32
 _REMEMBERED_LOCK = threading.Lock()
 
 
@@ -100,8 +101,9 @@ def remember(graph: LineageGraph, key: tuple[object, ...], compute: Callable[[],
     """`compute()` for this graph object and key, kept while the graph lives. Only for what
     depends on the graph's shape, never on the health `annotate()` writes into its nodes."""
     with _REMEMBERED_LOCK:
-        for ref, known, value in _REMEMBERED:
+        for i, (ref, known, value) in enumerate(_REMEMBERED):
             if ref() is graph and known == key:
+                _REMEMBERED.append(_REMEMBERED.pop(i))
                 return value
     value = compute()  # outside the lock: two threads may both compute; either result is right
     with _REMEMBERED_LOCK:

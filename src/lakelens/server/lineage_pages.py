@@ -8,6 +8,7 @@ as `lakelens lineage show` and `lineage impact [--column]`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
@@ -29,11 +30,14 @@ router = APIRouter(include_in_schema=False)
 # Past this many columns the column form asks for a name instead of offering a list.
 COLUMN_CHOICES_MAX = 1000
 # Past this many assets, /lineage draws what is failing and what it puts at risk (or, with
-# nothing failing, what is stale) instead of the whole graph: 10,000 nodes make an 11 MB
-# page nobody can read. `?all=1` draws everything.
+# nothing failing, what is stale) instead of the whole graph, and /lineage/ASSET the levels
+# nearest to the asset: 10,000 nodes make an 11 MB page nobody can read (and took 9 s to
+# lay out for an asset whose lineage they are). `?all=1` draws everything.
 DRAW_ALL_MAX = 500
 # How many assets that focused drawing holds at most.
 FOCUS_MAX = 150
+# The impact panel lists this many direct and further-down assets (its counts are of all).
+IMPACT_LISTED = 200
 
 
 def _lineage(
@@ -60,13 +64,26 @@ def _lineage(
         resolved = None if name is None else resolve_asset(conn, name)
         focus = None
         if resolved is not None:
-            shown = neighbourhood(graph, resolved)
+            # Kept with the graph, so that the drawing's layout is kept too.
+            shown = remember(
+                graph, ("neighbourhood", resolved), partial(neighbourhood, graph, resolved)
+            )
+            if not everything and len(shown.nodes) > DRAW_ALL_MAX:
+                focus, shown = remember(
+                    graph,
+                    ("levels", resolved, DRAW_ALL_MAX),
+                    partial(_nearest_levels, graph, resolved, len(shown.nodes)),
+                )
         elif everything or len(graph.nodes) <= DRAW_ALL_MAX:
             shown = graph
         else:
             focus, shown = _focus(conn, graph, failing, now)
         annotate(conn, graph, list(shown.nodes), now=now)
-        result = impact(graph, resolved) if resolved else None
+        result = (
+            remember(graph, ("impact", resolved), partial(impact, graph, resolved))
+            if resolved
+            else None
+        )
         impacted = (
             {*result.direct, *(n for n, _ in result.transitive)} if result is not None else None
         )
@@ -108,12 +125,13 @@ def _lineage(
             "edges": len(shown.edges()),
             "health": health,
             "impact": impact_dict(result, graph) if result is not None else None,
+            "impact_listed": IMPACT_LISTED,
             # The whole graph's cycles depend on its shape only: kept while it is unchanged.
             "cycles": remember(graph, ("cycles",), lambda: find_cycles(graph))
             if shown is graph
             else find_cycles(shown),
-            # The focused drawing offers every asset to go to, not only the drawn ones.
-            "names": sorted(graph.nodes if focus is not None else shown.nodes),
+            # The focused whole graph offers every asset to go to, not only the drawn ones.
+            "names": sorted(graph.nodes if focus and focus["reason"] != "levels" else shown.nodes),
             "focus": focus,
             "path": path,
             "problem": problem,
@@ -124,6 +142,22 @@ def _lineage(
         }
 
     return build
+
+
+def _nearest_levels(
+    graph: LineageGraph, name: str, whole: int
+) -> tuple[dict[str, Any], LineageGraph]:
+    """An asset whose lineage is too big to draw: the levels up and down nearest to it, as
+    many as fit in DRAW_ALL_MAX assets (at least one)."""
+    from lakelens.analysis.lineage import neighbourhood
+
+    depth, shown = 1, neighbourhood(graph, name, depth=1)
+    while True:
+        wider = neighbourhood(graph, name, depth=depth + 1)
+        if len(wider.nodes) > DRAW_ALL_MAX or len(wider.nodes) == len(shown.nodes):
+            break
+        depth, shown = depth + 1, wider
+    return {"reason": "levels", "depth": depth, "whole": whole}, shown
 
 
 def _focus(
@@ -177,5 +211,10 @@ def lineage_page(
 
 
 @router.get("/lineage/{name:path}", response_class=HTMLResponse)
-def lineage_asset_page(request: Request, name: str, column: str | None = Query(None)) -> Response:
-    return _page(request, "lineage.html", "lineage", _lineage(name, _column(column)))
+def lineage_asset_page(
+    request: Request,
+    name: str,
+    column: str | None = Query(None),
+    everything: bool = Query(False, alias="all", description="Draw its whole lineage."),
+) -> Response:
+    return _page(request, "lineage.html", "lineage", _lineage(name, _column(column), everything))
