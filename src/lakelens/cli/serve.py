@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import sys
@@ -205,6 +206,11 @@ def serve(
         highlight=False,
         markup=False,
     )
+    # What start-up built (modules, the app, caches) lives as long as the server: frozen out of
+    # the cycle collector, whose full passes walked all of it every few hundred ingest requests
+    # (about 70 ms each, docs/benchmarks.md "Native ingest decoding").
+    gc.collect()
+    gc.freeze()
     try:
         if alerts_thread is not None:
             alerts_thread.start()
