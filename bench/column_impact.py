@@ -15,7 +15,9 @@
    stores with and without column lineage: in this process (serially, with a worker process
    per core, and with the head start the CLI forks) and as `lakelens import dbt` (the command
    users run, start-up included; its CPU time, children included, is shown too: on a busy
-   machine it says what two idle cores would give). Goal: with <= 2x without.
+   machine it says what two idle cores would give). Goal: with <= 2x without. Also timed:
+   the CPU of deriving the project serially, with lakelens' own column resolver and with
+   sqlglot's `qualify` alone (what the resolver falls back to), taking turns.
 """
 
 from __future__ import annotations
@@ -281,6 +283,7 @@ def bench_import(models: int, repeat: int, before: str | None = None) -> dict[st
     return {
         "models": models,
         "cores": os.cpu_count(),
+        **_derive_cpu(manifest, repeat),
         "import_without_s": _spread(times["without"], 3),
         "import_with_s": _spread(times["serial"], 3),
         "import_with_pool_s": _spread(times["pool"], 3),
@@ -313,6 +316,36 @@ def bench_import(models: int, repeat: int, before: str | None = None) -> dict[st
         ),
         "column_edges": result.column_edges,
         "unresolved": len(result.unresolved_columns),
+    }
+
+
+def _derive_cpu(manifest: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """CPU of deriving the project serially in this process, with lakelens' own resolver and
+    with sqlglot's `qualify` alone (the fallback), taking turns: what the resolver saves."""
+    import functools
+
+    from lakelens.integrations import dbt_columns
+
+    names = {
+        uid: node["name"] for key in ("nodes", "sources") for uid, node in manifest[key].items()
+    }
+    real = dbt_columns.derive_one
+    spent: dict[str, list[float]] = {"own": [], "qualify": []}
+    try:
+        for _ in range(repeat):
+            for mode in spent:
+                dbt_columns.derive_one = functools.partial(real, own=mode == "own")  # type: ignore[assignment]
+                started = time.process_time()
+                dbt_columns.derive(manifest, names, workers=1)
+                spent[mode].append(time.process_time() - started)
+    finally:
+        dbt_columns.derive_one = real  # type: ignore[assignment]
+    return {
+        "derive_cpu_own_s": _spread(spent["own"], 3),
+        "derive_cpu_qualify_s": _spread(spent["qualify"], 3),
+        "ratio_derive_own": round(
+            statistics.median(spent["own"]) / statistics.median(spent["qualify"]), 2
+        ),
     }
 
 
@@ -403,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
             f"dbt import of {d['models']} models ({d['column_edges']} edges with columns, "
             f"{d['unresolved']} models unresolved), {d['cores']} cores; goal <= "
             f"x{IMPORT_GOAL_RATIO:.0f}:"
+        )
+        print(
+            f"  deriving the project serially, CPU: {d['derive_cpu_own_s']['median']} s with "
+            f"lakelens' resolver, {d['derive_cpu_qualify_s']['median']} s through qualify "
+            f"(x{d['ratio_derive_own']})"
         )
         print(
             f"  in process: without column lineage {d['import_without_s']['median']} s, "

@@ -332,11 +332,17 @@ def raw_insert_rows_per_s(url: str, seconds: float) -> float:
 
 
 # What HTTP alone allows: an ASGI app that reads the body and answers {}, under the uvicorn
-# settings `lakelens serve` uses (its header-timeout protocol included).
+# stack `lakelens serve` uses (cli/serve.py uvicorn_options: its protocol and limits).
 BARE = textwrap.dedent(
     """
     import sys, uvicorn
-    from lakelens.server.limits import header_timeout_protocol
+    try:
+        from lakelens.cli.serve import uvicorn_options
+    except ImportError:  # a tree from before uvicorn_options (measured against)
+        from lakelens.server.limits import header_timeout_protocol
+        def uvicorn_options(seconds):
+            return {"http": header_timeout_protocol(seconds), "server_header": False,
+                    "timeout_keep_alive": 5}
 
     async def app(scope, receive, send):
         more = True
@@ -346,9 +352,8 @@ BARE = textwrap.dedent(
                     "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), http=header_timeout_protocol(10.0),
-                lifespan="off", log_config=None, access_log=False, server_header=False,
-                timeout_keep_alive=5)
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), lifespan="off", log_config=None,
+                access_log=False, **uvicorn_options(10.0))
     """
 )
 

@@ -146,3 +146,58 @@ def test_a_head_start_that_cannot_read_the_artifacts_changes_nothing(tmp_path: P
     assert found["ahead"] is True
     assert len(found["local"]) == 40
     assert found["same"] == [True] * 4
+
+
+def test_a_busy_machine_derives_in_the_importing_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a load of one more than the cores no head start is forked (unless jobs are asked
+    for) and no pool started: the kernel would run the processes one after the other."""
+    from lakelens.integrations import dbt_column_jobs
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.0, 0.0, 0.0))
+    assert dbt_column_jobs.busy()
+    assert dbt_column_jobs.Ahead.begin(_target(tmp_path), None) is None
+    pooled: list[int] = []
+    monkeypatch.setattr(dbt_column_jobs, "POOL_FROM", 1)
+    monkeypatch.setattr(dbt_column_jobs, "_in_pool", lambda *args: pooled.append(1))
+    from lakelens.integrations import dbt_columns
+
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    names = {u: n["name"] for key in ("nodes", "sources") for u, n in manifest[key].items()}
+    found = dbt_columns.derive(manifest, names, workers=None)
+    assert len(found.outputs) + len(found.unresolved) == 40
+    assert pooled == []
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0))
+    assert not dbt_column_jobs.busy()
+
+
+def test_the_column_lineage_tag_is_the_one_the_analysis_reads() -> None:
+    from lakelens.analysis import column_lineage
+    from lakelens.integrations import dbt_columns
+
+    assert dbt_columns.COLUMN_LINEAGE_TAG == column_lineage.COLUMN_LINEAGE_TAG
+
+
+def test_the_collector_runs_less_often_while_deriving_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from lakelens.integrations import dbt_columns
+
+    manifest = json.loads((_target(tmp_path) / "manifest.json").read_text())
+    names = {u: n["name"] for key in ("nodes", "sources") for u, n in manifest[key].items()}
+    before = gc.get_threshold()
+    seen: list[int] = []
+    real = dbt_columns.derive_one
+
+    def recording(task: Any, own: bool = True) -> Any:
+        seen.append(gc.get_threshold()[0])
+        return real(task, own)
+
+    monkeypatch.setattr(dbt_columns, "derive_one", recording)
+    dbt_columns.derive(manifest, names, workers=1)
+    assert seen and min(seen) >= 20_000
+    assert gc.get_threshold() == before

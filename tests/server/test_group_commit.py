@@ -309,3 +309,32 @@ def test_concurrent_http_requests_are_stored_once_and_readable_when_answered(
     finally:
         reader.close()
         store.close()
+
+
+def test_sqlite_requests_queued_in_one_turn_of_the_loop_wake_an_idle_writer_once(
+    tmp_path: Path,
+) -> None:
+    """The SQLite writer, waiting idle, is woken after the loop has queued what it read in that
+    turn, not by the first of them: the five requests share one transaction, even when the
+    loop pauses between them (a writer woken by the first would have taken it alone)."""
+    store = Store(f"sqlite:///{tmp_path / 'lakelens.db'}")
+    committer = GroupCommitter(store)
+
+    async def request(i: int) -> Any:
+        if i:
+            time.sleep(0.05)  # the loop busy between two requests of one turn
+        return await _commit(committer, _logs(f"m{i}"))
+
+    async def main() -> list[Any]:
+        assert await _commit(committer, _logs("first"))  # the writer starts, then waits idle
+        await asyncio.sleep(0.2)
+        before = committer.groups
+        answers = await asyncio.gather(*(request(i) for i in range(5)))
+        assert committer.groups == before + 1, committer.groups - before
+        return answers
+
+    try:
+        assert asyncio.run(main()) == [True] * 5
+        assert _messages(store) == Counter(["first"] + [f"m{i}" for i in range(5)])
+    finally:
+        store.close()

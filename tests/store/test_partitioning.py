@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from lakelens.events import Batch
 from lakelens.store import Store
 from lakelens.store.partitioning import AHEAD_DAYS, DAY, state
+from lakelens.store.revision import HEAD_REVISION
 
 pytestmark = pytest.mark.postgres
 
@@ -84,7 +85,7 @@ def _upgrade_and_check(store: Store, reader: str) -> None:
     with store.engine.connect() as conn:
         before = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
 
-    assert store.upgrade() == ("0014", "0016")
+    assert store.upgrade() == ("0014", HEAD_REVISION)
     with store.engine.connect() as conn:
         after = conn.exec_driver_sql("SELECT id, time, message FROM logs ORDER BY id").all()
         where = _where(conn)
@@ -130,7 +131,7 @@ def test_downgrade_makes_one_table_again_and_upgrade_partitions_it_back(
     with store.engine.connect() as conn:
         assert state(conn).mode == state(conn, "spans").mode == "table"
         assert _where(conn) == {"kept": "logs"}
-    assert store.upgrade() == ("0014", "0016")
+    assert store.upgrade() == ("0014", HEAD_REVISION)
     with store.engine.connect() as conn:
         assert _where(conn) == {"kept": _day(NOW)}
         assert conn.exec_driver_sql("SELECT count(*) FROM spans").scalar() == 1

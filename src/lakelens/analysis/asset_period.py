@@ -1,7 +1,9 @@
 """Many assets over one period at once: what the overview's asset table and checks show.
 
-Aggregated by the database in four grouped queries for all the assets, whatever their number
-of runs, so a 7-day period over assets that run every 5 minutes costs about what an hour does.
+Aggregated by the database in three queries for all the assets, whatever their number of
+runs, reading the indexes alone (revision 0017): the last finished run by one index walk per
+asset, the trend's slices with the period's totals, and each check's counts with its latest
+result.
 The figures are asset_metrics' over the runs that started in the period: the average and
 failure rate of the finished runs, the last finished run's duration, each check's results.
 """
@@ -48,21 +50,16 @@ def _slot(db: Reader) -> str:
     return f"CAST({ratio} AS INTEGER)" if db.dialect == "sqlite" else f"FLOOR({ratio})"
 
 
-def _latest(
-    db: Reader, columns: str, table: str, where: str, keys: tuple[str, ...], newest: str
-) -> str:
-    """The newest row of each `keys` group, its `columns` (which end with `newest`).
-
-    SQLite takes the other columns of an aggregate's max() row (its "bare columns"), three
-    times faster than ROW_NUMBER(); PostgreSQL has DISTINCT ON.
-    """
-    group = ", ".join(keys)
-    if db.dialect == "sqlite":
-        picked = columns.rsplit(", ", 1)[0]
-        return f"SELECT {picked}, max({newest}) FROM {table} WHERE {where} GROUP BY {group}"
+def _last_finished(db: Reader) -> str:
+    """Each asset's last finished run of the period, its duration: one backward walk of
+    ix_mat_asset_start per asset, where grouping read every run of the period (7 days of
+    100 assets: ~78,000 rows, 120 ms on SQLite). Ties on start time: the highest id on
+    PostgreSQL, any on SQLite (its index cannot order by the text id), as before."""
+    order = "m.start_time DESC" + ("" if db.dialect == "sqlite" else ", m.id DESC")
     return (
-        f"SELECT DISTINCT ON ({group}) {columns} FROM {table} WHERE {where} "
-        f"ORDER BY {group}, {newest} DESC, id DESC"
+        "SELECT a.name, (SELECT m.duration FROM materializations AS m WHERE m.asset = a.name "
+        f"AND m.start_time >= :since AND m.{_FINISHED} ORDER BY {order} LIMIT 1) "
+        "FROM assets AS a WHERE a.name IN :names"
     )
 
 
@@ -85,30 +82,27 @@ def period_figures(
     width = max(until - since, 1.0) / points
     for start in range(0, len(wanted), _CHUNK):
         params: dict[str, Any] = {"names": wanted[start : start + _CHUNK], "since": since}
-        for name, duration, _started in db.rows(
-            _latest(
-                db,
-                "asset, duration, start_time",
-                "materializations",
-                f"asset IN :names AND start_time >= :since AND {_FINISHED}",
-                ("asset",),
-                "start_time",
-            ),
-            params,
-        ):
-            figures(name).last_duration = duration
+        for name, duration in db.rows(_last_finished(db), params):
+            # An asset with a finished run has its figures from the trend query below too.
+            if duration is not None:
+                figures(name).last_duration = duration
         # One scan gives the trend's slices and, summed over them, the period's totals.
         totals: dict[str, list[float]] = {}
-        for name, _slice, longest, failures, runs, finished, spent, timed in db.rows(
+        slices = db.rows(
             f"SELECT asset, {_slot(db)} AS slice, max(duration), "
             "sum(CASE WHEN status = 'failure' THEN 1 ELSE 0 END), count(*), "
             f"sum(CASE WHEN {_FINISHED} THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN {_FINISHED} THEN duration END), "
             f"count(CASE WHEN {_FINISHED} THEN duration END) "
             "FROM materializations WHERE asset IN :names AND start_time >= :since "
-            "GROUP BY asset, slice ORDER BY asset, slice",
+            "GROUP BY asset, slice",
             {**params, "width": width},
-        ):
+        )
+        # Ordered here, not by the database: PostgreSQL then hashes the groups instead of
+        # sorting ~78,000 rows (7 days of 100 assets), which spilled to disk at the default
+        # work_mem (255 -> 188 ms).
+        slices.sort(key=lambda row: (row[0], row[1]))
+        for name, _slice, longest, failures, runs, finished, spent, timed in slices:
             f = figures(name)
             f.duration_trend.append(longest)
             f.failure_trend.append(bool(failures))
@@ -130,27 +124,8 @@ def period_figures(
 
 
 def _checks(db: Reader, params: dict[str, Any], figures: Any) -> None:
-    last = {
-        (asset, name): (severity, passed, value)
-        for asset, name, severity, passed, value, _time in db.rows(
-            _latest(
-                db,
-                "asset, name, severity, passed, value, time",
-                "check_results",
-                "asset IN :names AND time >= :since",
-                ("asset", "name"),
-                "time",
-            ),
-            params,
-        )
-    }
-    for asset, name, results, passed in db.rows(
-        "SELECT asset, name, count(*), sum(CASE WHEN passed THEN 1 ELSE 0 END) "
-        "FROM check_results WHERE asset IN :names AND time >= :since "
-        "GROUP BY asset, name ORDER BY asset, name",
-        params,
-    ):
-        severity, last_passed, last_value = last[(asset, name)]
+    """Each check's results in the period and its latest one, per asset."""
+    for asset, name, results, passed, severity, last_passed, last_value in _check_rows(db, params):
         figures(asset).checks.append(
             CheckRate(
                 name=name,
@@ -162,3 +137,31 @@ def _checks(db: Reader, params: dict[str, Any], figures: Any) -> None:
                 last_value=last_value,
             )
         )
+
+
+def _check_rows(db: Reader, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """(asset, name, results, passed, latest severity, latest passed, latest value), by asset
+    and name. The counts come from ix_check_asset_name_time alone (it holds `passed`, 0017);
+    each check's latest row by a backward walk of it. Ties on time: the highest id on
+    PostgreSQL, any on SQLite (as its max() bare columns before)."""
+    counts = (
+        "SELECT asset, name, count(*) AS results, sum(CASE WHEN passed THEN 1 ELSE 0 END) "
+        "AS passed FROM check_results WHERE asset IN :names AND time >= :since "
+        "GROUP BY asset, name"
+    )
+    latest = (
+        "FROM check_results AS c WHERE c.asset = g.asset AND c.name = g.name "
+        "AND c.time >= :since ORDER BY c.time DESC"
+    )
+    if db.dialect == "sqlite":
+        joined = f"JOIN check_results AS l ON l.rowid = (SELECT c.rowid {latest} LIMIT 1)"
+    else:
+        joined = (
+            "CROSS JOIN LATERAL (SELECT c.severity, c.passed, c.value "
+            f"{latest}, c.id DESC LIMIT 1) AS l"
+        )
+    return db.rows(
+        "SELECT g.asset, g.name, g.results, g.passed, l.severity, l.passed, l.value "
+        f"FROM ({counts}) AS g {joined} ORDER BY g.asset, g.name",
+        params,
+    )

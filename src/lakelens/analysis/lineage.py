@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,10 @@ __all__ = [
     "find_cycles",
     "impact",
     "load_graph",
+    "nearest_below",
     "neighbourhood",
+    "remember",
+    "subgraph",
     "tree",
 ]
 
@@ -80,6 +84,32 @@ class LineageGraph:
 
     def __contains__(self, name: object) -> bool:
         return name in self.nodes
+
+
+# What was derived from the graphs used lately (layers, layouts, drawings, neighbourhoods,
+# impacts, cycles), each entry for the graph object it was computed from: GraphCache hands out
+# one object until assets or edges change, then a new one, so an entry is right for as long
+# as its graph lives. The least recently used entries go first, so that the neighbourhoods of
+# a few /lineage/ASSET pages do not evict the whole graph's layout (10,000 nodes take
+# 0.5-2 s to lay out).
+_REMEMBERED: list[tuple[weakref.ref[LineageGraph], tuple[object, ...], Any]] = []
+_REMEMBERED_MAX = 32
+_REMEMBERED_LOCK = threading.Lock()
+
+
+def remember(graph: LineageGraph, key: tuple[object, ...], compute: Callable[[], Any]) -> Any:
+    """`compute()` for this graph object and key, kept while the graph lives. Only for what
+    depends on the graph's shape, never on the health `annotate()` writes into its nodes."""
+    with _REMEMBERED_LOCK:
+        for i, (ref, known, value) in enumerate(_REMEMBERED):
+            if ref() is graph and known == key:
+                _REMEMBERED.append(_REMEMBERED.pop(i))
+                return value
+    value = compute()  # outside the lock: two threads may both compute; either result is right
+    with _REMEMBERED_LOCK:
+        live = [entry for entry in _REMEMBERED if entry[0]() is not None]
+        _REMEMBERED[:] = [*live[-(_REMEMBERED_MAX - 1) :], (weakref.ref(graph), key, value)]
+    return value
 
 
 def load_graph(conn: Reader | sa.Connection) -> LineageGraph:
@@ -226,22 +256,28 @@ class GraphCache:
             return self._graph
 
 
+_ANNOTATE_BY_NAME_MAX = 500
+_ANNOTATE_SQL = "SELECT name, last_status, last_success_time FROM assets"
+
+
 def annotate(
     conn: Reader | sa.Connection, graph: LineageGraph, names: Iterable[str], *, now: float
 ) -> None:
     """Fill in last status, last success and age for `names` from the assets' kept state."""
     db = borrow(conn)
     wanted = [n for n in dict.fromkeys(names) if n in graph.nodes]
-    for start in range(0, len(wanted), 500):
-        rows = db.rows(
-            "SELECT name, last_status, last_success_time FROM assets WHERE name IN :names",
-            {"names": wanted[start : start + 500]},
-        )
-        for name, status, last_success in rows:
-            node = graph.nodes[name]
-            node.status = status
-            node.last_success = last_success
-            node.age_seconds = None if last_success is None else max(0.0, now - last_success)
+    if len(wanted) > _ANNOTATE_BY_NAME_MAX:
+        # Most of a big graph (the overview, /lineage): one pass over the assets table beats
+        # 21 queries of 500 bound names each (10,500 assets: 0.2 s -> 0.03 s).
+        keep = set(wanted)
+        rows = [row for row in db.rows(_ANNOTATE_SQL) if row[0] in keep]
+    else:
+        rows = db.rows(f"{_ANNOTATE_SQL} WHERE name IN :names", {"names": wanted}) if wanted else []
+    for name, status, last_success in rows:
+        node = graph.nodes[name]
+        node.status = status
+        node.last_success = last_success
+        node.age_seconds = None if last_success is None else max(0.0, now - last_success)
 
 
 @dataclass(frozen=True)
@@ -472,6 +508,12 @@ def neighbourhood(graph: LineageGraph, asset: str, depth: int | None = None) -> 
                         nxt.append(other)
             frontier = nxt
         keep |= seen
+    return subgraph(graph, keep)
+
+
+def subgraph(graph: LineageGraph, names: Iterable[str]) -> LineageGraph:
+    """The graph of `names` and the edges between them (the nodes are shared)."""
+    keep = set(names) & graph.nodes.keys()
     return LineageGraph(
         nodes={n: graph.nodes[n] for n in sorted(keep)},
         upstream={k: [u for u in v if u in keep] for k, v in graph.upstream.items() if k in keep},
@@ -483,3 +525,19 @@ def neighbourhood(graph: LineageGraph, asset: str, depth: int | None = None) -> 
             e: d for e, d in graph.column_details.items() if e[0] in keep and e[1] in keep
         },
     )
+
+
+def nearest_below(graph: LineageGraph, roots: Iterable[str], limit: int) -> list[str]:
+    """The roots, then what lies downstream of them nearest first, at most `limit` names: one
+    breadth-first walk from all the roots at once, so each root's closest consumers come
+    before anyone's distant ones."""
+    found: dict[str, None] = {}
+    queue = deque(r for r in roots if r in graph.nodes)
+    for root in queue:
+        found.setdefault(root)
+    while queue and len(found) < limit:
+        for below in graph.downstream.get(queue.popleft(), []):
+            if below not in found and below in graph.nodes:
+                found[below] = None
+                queue.append(below)
+    return list(found)[:limit]

@@ -137,7 +137,9 @@ def window_totals(
     # The partial hours at both ends, from the rows themselves.
     edges = [("{c} >= :since AND {c} < :h0", {"since": since, "h0": h0})]
     if until is None:
-        edges.append(("{c} >= :h1", {"h1": h1}))
+        # Bounded above all the same: with `>=` alone, SQLite without statistics walks the
+        # (asset, time) index of every row to group by asset (110 ms on 1M rows, not 1 ms).
+        edges.append(("{c} >= :h1 AND {c} < :until", {"h1": h1, "until": math.inf}))
     else:
         edges.append(("{c} >= :h1 AND {c} < :until", {"h1": h1, "until": until}))
     for condition, params in edges:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import sys
@@ -20,6 +21,21 @@ from lakelens.errors import LakelensError
 KEEP_ALIVE_SECONDS = 5
 GRACEFUL_SHUTDOWN_SECONDS = 30
 MAX_HEADER_BYTES = 64 * 1024
+
+
+def uvicorn_options(header_timeout: float) -> dict[str, Any]:
+    """The HTTP stack `lakelens serve` runs under (protocol, limits), as uvicorn.Config
+    keywords: bench/ingest.py's bare reference endpoint runs under the same, so its ratio
+    measures lakelens, not a different parser or event loop."""
+    from lakelens.server.limits import header_timeout_protocol
+
+    return {
+        "http": header_timeout_protocol(header_timeout),
+        "server_header": False,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
 
 
 class _JsonFormatter(logging.Formatter):
@@ -139,7 +155,6 @@ def serve(
             "The server needs FastAPI and uvicorn: pip install 'fastapi>=0.115' 'uvicorn>=0.30'"
         ) from None
     from lakelens.server.app import create_app
-    from lakelens.server.limits import header_timeout_protocol
     from lakelens.store import Store
 
     _check_port(host, port)
@@ -177,13 +192,9 @@ def serve(
         app,
         host=host,
         port=port,
-        http=header_timeout_protocol(settings.http_header_timeout),
         log_config=None,
         access_log=False,
-        server_header=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        **uvicorn_options(settings.http_header_timeout),
     )
     shown = f"[{host}]" if ":" in host else host
     err_console.print(
@@ -195,6 +206,11 @@ def serve(
         highlight=False,
         markup=False,
     )
+    # What start-up built (modules, the app, caches) lives as long as the server: frozen out of
+    # the cycle collector, whose full passes walked all of it every few hundred ingest requests
+    # (about 70 ms each, docs/benchmarks.md "Native ingest decoding").
+    gc.collect()
+    gc.freeze()
     try:
         if alerts_thread is not None:
             alerts_thread.start()

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,26 @@ class Task:
 POOL_FROM = 200
 _HELPERS_FROM = 20
 _MODELS_PER_WORKER = 50
+_GC_THRESHOLD = 20_000
 
 
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector about a thirtieth as often while deriving (forked helpers
+    inherit it). Each parsed model is thousands of young objects, and sqlglot's trees point
+    to their parents, so only the collector frees them: at the default threshold (700) its
+    passes over the parse in progress took a quarter of the derivation's CPU (500 models:
+    0.50 s against 0.37 s). A pass every 20,000 allocations still frees each finished tree
+    within a few models."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], _GC_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+@_fewer_collections()
 def schedule(
     compiled: Mapping[str, str],
     parents: Mapping[str, list[str]],
@@ -74,7 +92,7 @@ def schedule(
     from lakelens.integrations.dbt_columns import derive_one
 
     if workers is None:
-        workers = min(os.cpu_count() or 1, 8, max(1, len(compiled) // _MODELS_PER_WORKER))
+        workers = 1 if busy() else min(_cores(), 8, max(1, len(compiled) // _MODELS_PER_WORKER))
     finished: set[str] = set()
     if workers > 1 and len(compiled) >= (_HELPERS_FROM if fork else POOL_FROM) and not ahead:
         try:
@@ -88,6 +106,21 @@ def schedule(
         if uid in compiled and uid not in finished and (task := start(uid)) is not None:
             found = ahead.outcome(task) if ahead is not None else None
             finish(task, found if found is not None else derive_one(task))
+
+
+def busy() -> bool:
+    """Whether other work keeps every core busy (a load average past the cores by one). The
+    kernel then gives this command's processes one share between them (autogroup): work done
+    in parallel takes as long, and handing it out only adds CPU."""
+    cores = _cores()
+    try:
+        return os.getloadavg()[0] >= cores + 1
+    except OSError:  # no load average here
+        return False
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
 
 
 class _Front:
@@ -230,18 +263,25 @@ class Ahead:
     @classmethod
     def begin(cls, target: str | Path, workers: int | None) -> Ahead | None:
         """Fork the head start, or None where forking is not safe (not Linux, other threads,
-        no sqlglot). The caller must `close()` it."""
+        no sqlglot) or would not pay (a busy machine, unless `workers` are asked for). The
+        caller must `close()` it."""
         if sys.platform != "linux" or threading.active_count() > 1:
+            return None
+        if workers is None and busy():
+            # Deriving in this process costs a tenth less CPU than forking, and a busy machine
+            # runs the two processes one after the other anyway (measured in docs/benchmarks.md).
             return None
         try:
             import multiprocessing
 
             import sqlglot  # noqa: F401
-            from sqlglot.optimizer import qualify, scope  # noqa: F401
+            from sqlglot.optimizer import scope  # noqa: F401
 
             # Loaded here, before the fork: the import needs them too, and the head start's
-            # workers (forked in turn) start with them.
+            # workers (forked in turn) start with them. (`qualify`, only for the shapes the
+            # resolver leaves to it, is loaded when first needed.)
             import lakelens.integrations.dbt as _dbt  # noqa: F401
+            import lakelens.integrations.dbt_column_resolve as _resolve  # noqa: F401
             import lakelens.integrations.dbt_columns as _columns  # noqa: F401
         except ImportError:
             return None
@@ -309,10 +349,7 @@ def _run_ahead(target: Path, workers: int | None, writer: Any) -> None:
     from lakelens.integrations.dbt_columns import _dict, derive
 
     if workers is None:
-        # A helper per core unless other work keeps every core busy: the kernel then gives
-        # this command's processes one share (autogroup), and handing out tasks only costs CPU.
-        cores = os.cpu_count() or 1
-        workers = cores if os.getloadavg()[0] < cores + 1 else 1
+        workers = 1 if busy() else _cores()
     artifacts = _read(target, lambda message: None)
     manifest = artifacts.manifest
     every = {uid: uid for key in ("nodes", "sources") for uid in _dict(manifest.get(key))}

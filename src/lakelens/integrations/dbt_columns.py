@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lakelens.analysis.column_lineage import COLUMN_LINEAGE_TAG
 from lakelens.integrations.dbt_column_jobs import Ahead, Outcome, Task, schedule
 
 if TYPE_CHECKING:
@@ -34,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["COLUMN_LINEAGE_TAG", "ColumnLineage", "add_column_lineage", "derive", "dialect_of"]
 
+
+# The tag `lakelens.analysis.column_lineage` reads (the same constant; importing that module
+# loads the lineage analysis, 13 ms on the import's path).
+COLUMN_LINEAGE_TAG = "lakelens.column_lineage"
 
 # dbt adapter type → sqlglot dialect, where the names differ.
 _DIALECTS = {
@@ -333,12 +336,13 @@ def derive(
     return result
 
 
-def derive_one(task: Task) -> Outcome:
+def derive_one(task: Task, own: bool = True) -> Outcome:
     """("ok", {output column: [(table key, column)]}, None) or ("unresolved", why, None).
 
-    Tables are named by key, not uid: the one who asked maps them to its relations."""
+    Tables are named by key, not uid: the one who asked maps them to its relations. `own`:
+    try lakelens' own resolver before sqlglot's `qualify` (False: `qualify` alone)."""
     try:
-        traced = _lineage(task)
+        traced = _lineage(task) if own else _lineage(task, own=False)
     except _Unresolved as exc:
         return ("unresolved", str(exc), None)
     except Exception as exc:  # sqlglot raises many kinds; none may fail an import
@@ -374,10 +378,12 @@ class _Unresolved(Exception):
     """A model whose column lineage cannot be derived; the message says why."""
 
 
-def _lineage(task: Task) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+def _lineage(task: Task, own: bool = True) -> dict[str, list[tuple[tuple[str, ...], str]]]:
     """{output column: [(table key, column)]} of one model, its columns in select order."""
     import sqlglot
     from sqlglot import exp
+
+    from lakelens.integrations.dbt_column_resolve import Fallback, resolve
 
     sql, dialect = task.sql, task.dialect
     parsed = sqlglot.parse(sql, dialect=dialect)
@@ -385,22 +391,26 @@ def _lineage(task: Task) -> dict[str, list[tuple[tuple[str, ...], str]]]:
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise _Unresolved("the compiled SQL is not a single query")
     query = statements[0]
+    missing = sorted(name for _, _, known_columns, _, name in task.parents if known_columns is None)
+    if missing and any(not isinstance(s.parent, exp.Count) for s in query.find_all(exp.Star)):
+        raise _Unresolved(
+            f"select * over relations whose columns are unknown ({', '.join(missing)}): "
+            "run `dbt docs generate` so catalog.json lists them"
+        )
+    if own:
+        known = {key: cols if cols is not None else doc for _, key, cols, doc, _ in task.parents}
+        try:
+            return resolve(query, known, dialect)
+        except Fallback:
+            pass  # qualify decides
     exact: dict[str, Any] = {}
     helped: dict[str, Any] = {}
-    missing = []
-    for _uid, key, known_columns, documented, name in task.parents:
+    for _uid, key, known_columns, documented, _name in task.parents:
         if known_columns is not None:
             _nest(exact, key, known_columns)
             _nest(helped, key, known_columns)
-        else:
-            missing.append(name)
-            if documented:
-                _nest(helped, key, documented)
-    if missing and any(not isinstance(s.parent, exp.Count) for s in query.find_all(exp.Star)):
-        raise _Unresolved(
-            f"select * over relations whose columns are unknown ({', '.join(sorted(missing))}): "
-            "run `dbt docs generate` so catalog.json lists them"
-        )
+        elif documented:
+            _nest(helped, key, documented)
     # Qualified in place (copying the tree costs a fifth of the time).
     try:
         traced = _qualified_trace(query, helped, dialect)

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from lakelens._version import __version__
 from lakelens.server.context import ServerContext
+from lakelens.server.limits import InFlight, busy
 from lakelens.server.security import clean
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from lakelens.config import Settings
     from lakelens.store import Store
 
-__all__ = ["create_app"]
+__all__ = ["LakelensAPI", "create_app"]
 
 log = logging.getLogger("lakelens.server")
 access_log = logging.getLogger("lakelens.server.access")
@@ -49,26 +50,40 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        status = 0
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        record = _Recorded(send)
         try:
             await self.app(scope, receive, record)
         finally:
-            client = scope.get("client")
-            access_log.info(
-                '%s "%s %s" %d %.1fms',
-                clean(client[0] if client else "-", 64),
-                clean(scope.get("method", "-"), 16),
-                clean(scope.get("path", "-")),
-                status or (499 if scope.get(_GONE) else 500),
-                (time.perf_counter() - began) * 1000,
-            )
+            _log_access(scope, record.status, began)
+
+
+class _Recorded:
+    """`send`, remembering the status of the response it started (0 until then)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
+def _log_access(scope: Scope, status: int, began: float) -> None:
+    """The access log line; no status means the client went away (499) or an error (500)."""
+    status = status or (499 if scope.get(_GONE) else 500)
+    client = scope.get("client")
+    access_log.info(
+        '%s "%s %s" %d %.1fms',
+        clean(client[0] if client else "-", 64),
+        clean(scope.get("method", "-"), 16),
+        clean(scope.get("path", "-")),
+        status,
+        (time.perf_counter() - began) * 1000,
+    )
 
 
 class ErrorBoundary:
@@ -88,29 +103,151 @@ class ErrorBoundary:
             return
         from starlette.requests import ClientDisconnect
 
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        where = f"{clean(scope.get('method', '-'), 16)} {clean(scope.get('path', '-'))}"
+        tracked = _Recorded(send)
         try:
             await self.app(scope, receive, tracked)
         except ClientDisconnect:
             scope[_GONE] = True
-            log.info("the client went away during %s before it was answered", where)
+            _log_gone(scope)
         except Exception as exc:
-            log.error(
-                "internal error on %s: %s",
-                where,
-                clean(f"{type(exc).__name__}: {exc}"),
-                exc_info=exc,
+            await _internal_error(scope, receive, send, exc, started=bool(tracked.status))
+
+
+def _where(scope: Scope) -> str:
+    return f"{clean(scope.get('method', '-'), 16)} {clean(scope.get('path', '-'))}"
+
+
+def _log_gone(scope: Scope) -> None:
+    log.info("the client went away during %s before it was answered", _where(scope))
+
+
+async def _internal_error(
+    scope: Scope, receive: Receive, send: Send, exc: Exception, *, started: bool
+) -> None:
+    """Log what no handler converted; answer 500 unless the response had begun (uvicorn then
+    closes the connection, cutting it short)."""
+    log.error(
+        "internal error on %s: %s",
+        _where(scope),
+        clean(f"{type(exc).__name__}: {exc}"),
+        exc_info=exc,
+    )
+    if not started:
+        response = _error(500, "Internal server error; the server log has the details.")
+        await response(scope, receive, send)
+
+
+class IngestFront:
+    """The ingest paths' one layer: what AccessLog, InFlightLimit, ErrorBoundary and FastAPI's
+    exception handling do for them, in that order, with the same answers and log lines.
+
+    A one-event ingest request passed ten ASGI layers (FastAPI's error, telemetry, body-limit,
+    exception and exit-stack middleware, lakelens' three, the router): about an eighth of the
+    event loop's time, and 8-17% of the server's CPU per request once gone. `LakelensAPI` hands the exact POST paths of `ingest.LEAN_ROUTES`
+    here and every other request to FastAPI unchanged. FastAPI's native OpenTelemetry spans
+    (off unless a provider is configured) are not made for these paths.
+    """
+
+    def __init__(
+        self, app: FastAPI, gate: InFlight, routes: list[tuple[str, Callable[..., Any]]]
+    ) -> None:
+        self.app = app
+        self.gate = gate
+        self.routes = dict(routes)
+        self._tables: tuple[dict[Any, Any], dict[int, Any]] | None = None
+
+    def endpoint(self, scope: Scope) -> Callable[..., Any] | None:
+        """The ingest endpoint that serves this request, or None (FastAPI serves it)."""
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("root_path"):
+            return None
+        return self.routes.get(scope["path"])
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Callable[..., Any]
+    ) -> None:
+        from starlette.requests import ClientDisconnect
+
+        began = time.perf_counter()
+        record = _Recorded(send)
+        gate = self.gate
+        try:
+            if gate.full():
+                await busy(record)
+                return
+            gate.count += 1  # one event loop: no lock needed
+            try:
+                await self._answer(scope, receive, record, endpoint)
+            except ClientDisconnect:
+                scope[_GONE] = True
+                _log_gone(scope)
+            except Exception as exc:
+                await _internal_error(scope, receive, record, exc, started=bool(record.status))
+            finally:
+                gate.count -= 1
+        finally:
+            _log_access(scope, record.status, began)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Callable[..., Any]
+    ) -> None:
+        """The endpoint's response, or what the app's exception handlers make of its error
+        (as Starlette's `wrap_app_handling_exceptions` does)."""
+        from starlette.requests import Request
+
+        tracked = _Recorded(send)
+        request = Request(scope, receive, tracked)
+        try:
+            response = await endpoint(request)
+            await response(scope, receive, tracked)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            if tracked.status:
+                raise RuntimeError(
+                    "Caught handled exception, but response already started."
+                ) from exc
+            response = await handler(request, exc)
+            if response is not None:
+                await response(scope, receive, tracked)
+            exc.__traceback__ = None  # a reused exception would collect tracebacks
+
+    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
+        """The app's handler for `exc`: by status for an HTTPException, else by class."""
+        from starlette.exceptions import HTTPException
+
+        if self._tables is None:
+            handlers = {
+                k: v for k, v in self.app.exception_handlers.items() if k not in (500, Exception)
+            }
+            by_status = {k: v for k, v in handlers.items() if isinstance(k, int)}
+            self._tables = (
+                {k: v for k, v in handlers.items() if not isinstance(k, int)},
+                by_status,
             )
-            if not started:  # else the response is cut short: uvicorn closes the connection
-                response = _error(500, "Internal server error; the server log has the details.")
-                await response(scope, receive, send)
+        by_class, by_status = self._tables
+        if isinstance(exc, HTTPException) and exc.status_code in by_status:
+            return by_status[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in by_class:
+                return by_class[cls]
+        return None
+
+
+class LakelensAPI(FastAPI):
+    """The FastAPI app, with its ingest paths served by `front` (see IngestFront)."""
+
+    front: IngestFront | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self.front
+        endpoint = None if front is None else front.endpoint(scope)
+        if endpoint is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        assert front is not None
+        await front(scope, receive, send, endpoint)
 
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -165,7 +302,7 @@ def create_app(
     *,
     clock: Callable[[], float] | None = None,
     run_alerts: bool = True,
-) -> FastAPI:
+) -> LakelensAPI:
     """The lakelens HTTP API over `store` (default: the store named by `settings`).
 
     `clock` (epoch seconds) is what "now" means for ages and ingest defaults; `run_alerts`
@@ -210,7 +347,7 @@ def create_app(
         if owns_store:
             ctx.store.close()
 
-    app = FastAPI(
+    app = LakelensAPI(
         title="lakelens",
         version=__version__,
         description=(
@@ -224,14 +361,13 @@ def create_app(
     from lakelens.server.limits import InFlightLimit
 
     # The last added runs first: the access log sees the 503s of the limit and the 500s.
+    gate = InFlight(settings.http_max_requests)
     app.add_middleware(ErrorBoundary)
-    app.add_middleware(InFlightLimit, limit=settings.http_max_requests)
+    app.add_middleware(InFlightLimit, gate=gate)
     app.add_middleware(AccessLog)
-    # Ingest first: a request is matched against the routes in order, and ingest is the one
-    # path taken thousands of times a second (its exact POST paths shadow no other route).
-    # Served by plain routes (see ingest.LEAN_ROUTES), documented by the router.
-    for path, endpoint in ingest.LEAN_ROUTES:
-        app.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
+    # The ingest paths skip all of that and FastAPI's own layers: one front does the same for
+    # them (the path taken thousands of times a second). The router documents them.
+    app.front = IngestFront(app, gate, ingest.LEAN_ROUTES)
     app.include_router(ingest.router)
     # The stream's fixed path must come before /logs/{…}-like patterns.
     app.include_router(stream.router)

@@ -8,7 +8,6 @@ them): colours come from classes in lakelens.css or from presentation attributes
 from __future__ import annotations
 
 import itertools
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+from lakelens.analysis.lineage import remember
 from lakelens.server.ticks import duration_label, duration_ticks
 from lakelens.units import format_duration
 
@@ -29,6 +29,7 @@ __all__ = [
     "DagLayout",
     "asset_url",
     "bar_chart",
+    "dag_layers",
     "layout_dag",
     "lineage_svg",
     "name_list",
@@ -242,26 +243,26 @@ def _acyclic_edges(names: list[str], downstream: dict[str, list[str]]) -> list[t
     return kept
 
 
-# The last layout computed, for the graph object it was computed from: the server's graph cache
-# hands out one object until assets or edges change, and laying out 10,000 nodes takes 0.5 s.
-_LAST_LAYOUT: tuple[weakref.ref[LineageGraph], int, DagLayout] | None = None
+def dag_layers(graph: LineageGraph) -> dict[str, int]:
+    """Each asset's column in the lineage drawing (what `layout_dag(graph).layer` holds),
+    without the ordering sweeps: the overview sorts its table by it."""
+    return remember(graph, ("layers",), lambda: _layers(graph))
 
 
 def layout_dag(graph: LineageGraph, *, sweeps: int = 6) -> DagLayout:
     """The layout of `graph`, reused while the same (unchanged) graph object is drawn again."""
-    global _LAST_LAYOUT
-    last = _LAST_LAYOUT
-    if last is not None and last[0]() is graph and last[1] == sweeps:
-        return last[2]
-    layout = _layout_dag(graph, sweeps=sweeps)
-    _LAST_LAYOUT = (weakref.ref(graph), sweeps, layout)
-    return layout
+    return remember(graph, ("layout", sweeps), lambda: _layout_dag(graph, sweeps=sweeps))
 
 
-def _layout_dag(graph: LineageGraph, *, sweeps: int) -> DagLayout:
-    """Longest-path layering, dummy nodes for long edges, barycentric ordering in both directions."""
+def _downstream_of(graph: LineageGraph) -> tuple[list[str], dict[str, list[str]]]:
+    """The sorted names and each one's children within the graph."""
     names = sorted(graph.nodes)
-    downstream = {n: [d for d in graph.downstream.get(n, []) if d in graph.nodes] for n in names}
+    return names, {n: [d for d in graph.downstream.get(n, []) if d in graph.nodes] for n in names}
+
+
+def _layers(graph: LineageGraph) -> dict[str, int]:
+    """Longest-path layering from the sources (cycles broken), sources pulled right."""
+    names, downstream = _downstream_of(graph)
     edges = _acyclic_edges(names, downstream)
     parents: dict[str, list[str]] = {n: [] for n in names}
     children: dict[str, list[str]] = {n: [] for n in names}
@@ -285,6 +286,13 @@ def _layout_dag(graph: LineageGraph, *, sweeps: int) -> DagLayout:
     for name in names:
         if not parents[name] and children[name]:
             layer[name] = max(layer[name], min(layer[c] for c in children[name]) - 1)
+    return layer
+
+
+def _layout_dag(graph: LineageGraph, *, sweeps: int) -> DagLayout:
+    """Longest-path layering, dummy nodes for long edges, barycentric ordering in both directions."""
+    names, downstream = _downstream_of(graph)
+    layer = dict(dag_layers(graph))
 
     # Chains of dummies for edges that skip layers, so ordering sees them and edges route around.
     up_of: dict[str, list[str]] = {n: [] for n in names}
@@ -451,6 +459,54 @@ def _note(columns: list[str]) -> str:
     return _truncate(", ".join(columns), 27)
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    """What a graph's drawing holds whatever the health and the selection: the edges' path
+    text and each node's link, position, shape and label. Writing these numbers was most of
+    the time of drawing a 10,000-node graph, so they are kept with the layout."""
+
+    layout: DagLayout
+    # (up, down) → the edge's attributes after its class: d, data-from, data-to, marker.
+    edges: list[tuple[str, str, str]]
+    # name → (the link's attributes, its transform, the shape and label, the meta line's y)
+    nodes: dict[str, tuple[str, str, str, int]]
+
+
+def _drawn(graph: LineageGraph) -> _Drawn:
+    return remember(graph, ("drawn",), lambda: _draw(graph))
+
+
+def _draw(graph: LineageGraph) -> _Drawn:
+    layout = layout_dag(graph)
+    ids = {name: f"n{i}" for i, name in enumerate(sorted(graph.nodes))}
+    edges = [
+        (
+            up,
+            down,
+            f'd="{_curve(points)}" data-from="{ids[up]}" data-to="{ids[down]}" '
+            'marker-end="url(#arrow)"/>',
+        )
+        for (up, down), points in sorted(layout.routes.items())
+    ]
+    nodes = {}
+    for name in sorted(graph.nodes):
+        x, y = layout.position[name]
+        lines = _label_lines(name)
+        label = "".join(
+            f'<text class="label" x="13" y="{(17 + 13 * i) if len(lines) > 1 else 21}">'
+            f"{escape(line)}</text>"
+            for i, line in enumerate(lines)
+        )
+        nodes[name] = (
+            f'href="{escape(asset_url(name))}" data-id="{ids[name]}" data-name="{escape(name)}"',
+            f'transform="translate({_num(x)} {_num(y)})"',
+            f"{_node_shape(graph.nodes[name].kind or 'asset')}"
+            f'<circle class="dot" cx="{NODE_W - 11}" cy="11" r="4"/>{label}',
+            44 if len(lines) > 1 else 37,
+        )
+    return _Drawn(layout, edges, nodes)
+
+
 def lineage_svg(
     graph: LineageGraph,
     *,
@@ -468,8 +524,8 @@ def lineage_svg(
     `at_risk` (asset → the failing assets above it) marks those nodes "at risk".
     """
     risks = at_risk or {}
-    layout = layout_dag(graph)
-    ids = {name: f"n{i}" for i, name in enumerate(sorted(graph.nodes))}
+    drawn = _drawn(graph)
+    layout = drawn.layout
     highlight = selected is not None and impacted is not None
     impacted = impacted or set()
     marks = columns or ColumnMarks()
@@ -489,7 +545,7 @@ def lineage_svg(
         "</marker></defs>",
         '<g class="edges">',
     ]
-    for (up, down), points in sorted(layout.routes.items()):
+    for up, down, rest in drawn.edges:
         cls = "edge"
         if columns is not None:
             if (up, down) in marks.edges:
@@ -498,14 +554,10 @@ def lineage_svg(
                 cls += " maybe"
         elif selected and (up == selected or up in impacted) and down in impacted:
             cls += " hot"
-        out.append(
-            f'<path class="{cls}" d="{_curve(points)}" data-from="{ids[up]}" '
-            f'data-to="{ids[down]}" marker-end="url(#arrow)"/>'
-        )
+        out.append(f'<path class="{cls}" {rest}')
     out.append('</g><g class="nodes">')
-    for name in sorted(graph.nodes):
+    for name, (link, transform, body, below) in drawn.nodes.items():
         node = graph.nodes[name]
-        x, y = layout.position[name]
         health = _health(node.status, node.stale)
         kind = node.kind or "asset"
         classes = f"node {health} kind-{escape(kind)}"
@@ -545,13 +597,6 @@ def lineage_svg(
         elif name in marks.maybe:
             note = "may depend"
             tooltip.append("may depend on the column: read by an edge with no column mapping")
-        lines = _label_lines(name)
-        label = "".join(
-            f'<text class="label" x="13" y="{(17 + 13 * i) if len(lines) > 1 else 21}">'
-            f"{escape(line)}</text>"
-            for i, line in enumerate(lines)
-        )
-        below = 44 if len(lines) > 1 else 37
         # With a note, both lines are drawn: CSS shows the note while the column path is the
         # highlight, and the meta line again once lineage.js moves the selection.
         noted_text = (
@@ -564,13 +609,9 @@ def lineage_svg(
             else escape(_truncate(" · ".join(meta), 27))
         )
         out.append(
-            f'<a class="{classes}" href="{escape(asset_url(name))}" data-id="{ids[name]}" '
-            f'data-name="{escape(name)}" data-health="{health}"{risk} '
-            f'transform="translate({_num(x)} {_num(y)})">'
+            f'<a class="{classes}" {link} data-health="{health}"{risk} {transform}>'
             f"<title>{escape(chr(10).join(tooltip))}</title>"
-            f"{_node_shape(kind)}"
-            f'<circle class="dot" cx="{NODE_W - 11}" cy="11" r="4"/>'
-            f"{label}"
+            f"{body}"
             f'<text class="meta{"" if note is None else " noted"}" x="13" y="{below}">'
             f"{meta_text}</text>"
             f"{noted_text}"

@@ -450,11 +450,11 @@ def _load(module: str, name: str) -> Callable[..., Ingested]:
         ) from None
 
 
-# The ingest endpoints as plain Starlette routes, registered before everything else
-# (server/app.py) so that they serve the requests: FastAPI's request handling (dependency
-# resolution, its exception wrapping) cost a fifth of a one-event OpenLineage request, and these
-# endpoints take nothing from it, only a Request. Errors still reach the app's exception
-# handlers the same way. `router` still declares them, for the OpenAPI schema.
+# The ingest endpoints served by the app's front (server/app.py IngestFront), before and
+# without FastAPI's stack: its request handling (dependency resolution, exception wrapping,
+# five middleware layers) cost a good part of a one-event OpenLineage request, and these
+# endpoints take nothing from it, only a Request. Errors reach the app's exception handlers
+# the same way. `router` still declares them, for the OpenAPI schema.
 LEAN_ROUTES: list[tuple[str, Callable[[Request], Any]]] = [
     ("/api/v1/events", post_events),
     ("/api/v1/lineage", post_openlineage),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["FailureLimit", "InFlightLimit", "header_timeout_protocol"]
+__all__ = ["FailureLimit", "InFlight", "InFlightLimit", "busy", "header_timeout_protocol"]
 
 log = logging.getLogger("lakelens.server")
 
@@ -75,33 +75,57 @@ def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
     return HeaderTimeoutProtocol
 
 
+class InFlight:
+    """How many HTTP requests are being handled, against how many may be at once: one count
+    shared by every layer that admits requests (the app's middleware and its ingest front)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+
 class InFlightLimit:
     """At most `limit` HTTP requests handled at once; more get 503 with Retry-After at once.
 
     `/livez` is exempt: an overloaded server is still alive, and restarting it helps no one.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ("/livez",)) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int | None = None,
+        exempt: tuple[str, ...] = ("/livez",),
+        *,
+        gate: InFlight | None = None,
+    ) -> None:
+        if gate is None:
+            if limit is None:
+                raise TypeError("InFlightLimit needs a limit or a gate")
+            gate = InFlight(limit)
         self.app = app
-        self.limit = limit
+        self.gate = gate
         self.exempt = exempt
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            await _busy(send)
+        gate = self.gate
+        if gate.full():
+            await busy(send)
             return
-        self.in_flight += 1  # one event loop: no lock needed
+        gate.count += 1  # one event loop: no lock needed
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            gate.count -= 1
 
 
-async def _busy(send: Send) -> None:
+async def busy(send: Send) -> None:
+    """The 503 a request gets when the server handles as many as it may already."""
     body = b'{"detail":"The server is handling too many requests; retry later."}'
     await send(
         {
