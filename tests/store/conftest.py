@@ -44,3 +44,26 @@ def pg_url(postgres_url: str) -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _grep_as_scan(store: Store, grep: str, limit: int, since: float) -> list[int]:
+    """The ids `search` gives for `--grep` since `since`, asserted equal to one scan's."""
+    from lakelens.analysis.logs import LogFilter, search
+
+    where = LogFilter(grep=grep, since=since)
+    condition, params = where.sql("postgresql")
+    with store.reader() as db:
+        scanned = db.column(
+            f"SELECT id FROM logs WHERE {condition} ORDER BY time DESC, id DESC LIMIT {limit}",
+            params,
+        )
+        found = [r.id for r in search(db, where, limit=limit)][::-1]
+    assert found == scanned
+    return found
+
+
+@pytest.fixture
+def grep_as_scan() -> Callable[..., list[int]]:
+    """Check a `--grep` search against one scan of the same filter (PostgreSQL's search
+    reads today and the ended days apart); returns the ids, newest first."""
+    return _grep_as_scan

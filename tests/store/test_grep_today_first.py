@@ -4,11 +4,10 @@ form) and the ended days only when the page is not full: the same rows as one sc
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from lakelens.analysis.logs import LogFilter, search
 from lakelens.events import Batch
 from lakelens.store import Store
 from lakelens.store.log_search import pg_scan_lower
@@ -44,16 +43,10 @@ def store(pg_url: str) -> Iterator[Store]:
 
 @pytest.mark.parametrize("grep", ["timeout", "TIMEOUT", "échec", "kelvin", "t o", "zzz"])
 @pytest.mark.parametrize("limit", [1, 5, 12, 1000])
-def test_today_first_finds_what_one_scan_finds(store: Store, grep: str, limit: int) -> None:
-    where = LogFilter(grep=grep, since=NOW - 7 * DAY)
-    condition, params = where.sql("postgresql")
-    with store.reader() as db:
-        scanned = db.column(
-            f"SELECT id FROM logs WHERE {condition} ORDER BY time DESC, id DESC LIMIT {limit}",
-            params,
-        )
-        found = [r.id for r in search(db, where, limit=limit)][::-1]
-    assert found == scanned
+def test_today_first_finds_what_one_scan_finds(
+    store: Store, grep: str, limit: int, grep_as_scan: Callable[..., list[int]]
+) -> None:
+    scanned = grep_as_scan(store, grep, limit, since=NOW - 7 * DAY)
     if grep == "kelvin":
         assert len(scanned) == min(limit, 3 * 4)  # lower() folded the sign, as one scan does
 

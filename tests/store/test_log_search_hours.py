@@ -5,12 +5,12 @@ as one scan (PostgreSQL)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from lakelens.analysis.logs import LogFilter, search
+from lakelens.analysis.logs import LogFilter
 from lakelens.events import Batch
 from lakelens.store import Store, log_search
 from lakelens.store.log_search_days import (
@@ -70,18 +70,10 @@ def _names(hour: int) -> set[str]:
     }
 
 
-def _same_as_scan(store: Store, grep: str, limit: int) -> list[int]:
-    """The ids `search` gives, checked against one scan of the same filter."""
-    where = LogFilter(grep=grep, since=NOW - 7 * DAY)
-    condition, params = where.sql("postgresql")
-    with store.reader() as db:
-        scanned = db.column(
-            f"SELECT id FROM logs WHERE {condition} ORDER BY time DESC, id DESC LIMIT {limit}",
-            params,
-        )
-        found = [r.id for r in search(db, where, limit=limit)][::-1]
-    assert found == scanned
-    return found
+@pytest.fixture
+def same_as_scan(grep_as_scan: Callable[..., list[int]]) -> Callable[[Store, str, int], list[int]]:
+    """The ids `search` gives for `--grep P --since 7d`, checked against one scan."""
+    return lambda store, grep, limit: grep_as_scan(store, grep, limit, since=NOW - 7 * DAY)
 
 
 def test_today_gets_a_partial_pair_up_to_the_hour(store: Store) -> None:
@@ -112,13 +104,13 @@ def test_a_new_hour_replaces_the_older_pair(store: Store) -> None:
 @pytest.mark.parametrize("grep", ["TIMEOUT", "échec", "readtimeout", "t o", "zzz"])
 @pytest.mark.parametrize("limit", [1, 250, 1000])
 def test_a_search_across_the_boundary_finds_what_one_scan_finds(
-    store: Store, grep: str, limit: int
+    store: Store, grep: str, limit: int, same_as_scan: Callable[[Store, str, int], list[int]]
 ) -> None:
-    scan = _same_as_scan(store, grep, limit)  # no partial index: today scanned
+    scan = same_as_scan(store, grep, limit)  # no partial index: today scanned
     build_today(store.engine, now=NOON + 60)
-    assert _same_as_scan(store, grep, limit) == scan
+    assert same_as_scan(store, grep, limit) == scan
     build_today(store.engine, now=NOON + HOUR + 60)  # the boundary moves
-    assert _same_as_scan(store, grep, limit) == scan
+    assert same_as_scan(store, grep, limit) == scan
     if grep == "TIMEOUT" and limit == 1000:  # both sides of both boundaries hold matches
         assert len(scan) == 2 * (200 + 4)  # and 4 by their attributes only
 
@@ -142,8 +134,10 @@ def test_the_search_reads_before_the_boundary_through_the_partial_index(store: S
     assert f"Bitmap Index Scan on {hour_index_name(TODAY, 'ix_logs_attributes_trgm', 12)}" in plan
 
 
-def test_an_invalid_partial_index_is_ignored_then_replaced(store: Store) -> None:
-    scan = _same_as_scan(store, "timeout", 1000)
+def test_an_invalid_partial_index_is_ignored_then_replaced(
+    store: Store, same_as_scan: Callable[[Store, str, int], list[int]]
+) -> None:
+    scan = same_as_scan(store, "timeout", 1000)
     build_today(store.engine, now=NOON + 60)
     newer = hour_index_name(TODAY, "ix_logs_message_trgm", 13)
     with store.engine.begin() as conn:  # what an aborted build of the next hour leaves
@@ -156,7 +150,7 @@ def test_an_invalid_partial_index_is_ignored_then_replaced(store: Store) -> None
         )
     with store.reader() as db:
         assert today_boundary(db, NOW) == NOON  # the complete valid pair
-    assert _same_as_scan(store, "timeout", 1000) == scan
+    assert same_as_scan(store, "timeout", 1000) == scan
     # The older pair invalid too: no boundary, today scanned whole.
     older = hour_index_name(TODAY, "ix_logs_attributes_trgm", 12)
     with store.engine.begin() as conn:
@@ -165,18 +159,20 @@ def test_an_invalid_partial_index_is_ignored_then_replaced(store: Store) -> None
         )
     with store.reader() as db:
         assert today_boundary(db, NOW) is None
-    assert _same_as_scan(store, "timeout", 1000) == scan
+    assert same_as_scan(store, "timeout", 1000) == scan
     assert build_today(store.engine, now=NOON + HOUR + 60) == 2  # the invalid one rebuilt
     assert _hourly(store) == dict.fromkeys(_names(13), True)  # and the invalid ones dropped
-    assert _same_as_scan(store, "timeout", 1000) == scan
+    assert same_as_scan(store, "timeout", 1000) == scan
 
 
-def test_the_ended_day_drops_its_partial_pair(store: Store) -> None:
+def test_the_ended_day_drops_its_partial_pair(
+    store: Store, same_as_scan: Callable[[Store, str, int], list[int]]
+) -> None:
     build_today(store.engine, now=NOON + 60)
     # The next day: the full pair of the day that ended is built, its partial pair dropped.
     assert build(store.engine, now=NOW + DAY) == 2
     assert _hourly(store) == {}
-    assert _same_as_scan(store, "timeout", 1000)
+    assert same_as_scan(store, "timeout", 1000)
 
 
 def test_a_partition_another_process_builds_is_left_to_it(store: Store) -> None:
