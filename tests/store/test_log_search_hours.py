@@ -188,3 +188,13 @@ def test_a_partition_another_process_builds_is_left_to_it(store: Store) -> None:
             {"key": _LOCK_KEY, "table": TODAY},
         )
     assert build_today(store.engine, now=NOON + 60) == 2
+
+
+def test_a_server_builds_the_hour_in_the_background(store: Store) -> None:
+    """`lakelens serve`'s hourly upkeep builds the ended days, then today's partial pair."""
+    store.background_indexes = True
+    store.maintain_partitions(now=NOON + 60)
+    builder = store._index_builder
+    assert builder is not None
+    builder.join(120)
+    assert _hourly(store) == dict.fromkeys(_names(12), True)
