@@ -27,6 +27,10 @@ __all__ = ["Store"]
 
 _log = logging.getLogger("lakelens.store")
 _PARTITION_UPKEEP_SECONDS = 3600.0
+# The upkeep runs this long after each clock hour begins: today's hourly --grep index
+# (store/log_search_days.py) then covers the logs up to that hour, not up to an hour after the
+# process's first write (which left up to two hours of today's logs to scan).
+_UPKEEP_LAG_SECONDS = 60.0
 # How long closing waits for a background index build to end before leaving it.
 CLOSE_WAIT_SECONDS = 10.0
 
@@ -46,6 +50,15 @@ def _wal_limit() -> int:
     except ValueError:
         return WAL_LIMIT_BYTES
     return int(megabytes * 1024 * 1024) if megabytes > 0 else WAL_LIMIT_BYTES
+
+
+def seconds_to_upkeep(now: float) -> float:
+    """Seconds from wall-clock `now` to the next partition upkeep, `_UPKEEP_LAG_SECONDS` into
+    a clock hour: the coming one's, or this hour's when that moment is still ahead (at most an
+    hour)."""
+    into_hour = now % _PARTITION_UPKEEP_SECONDS
+    wait = _PARTITION_UPKEEP_SECONDS - into_hour + _UPKEEP_LAG_SECONDS
+    return wait - _PARTITION_UPKEEP_SECONDS if wait > _PARTITION_UPKEEP_SECONDS else wait
 
 
 class Store:
@@ -124,7 +137,9 @@ class Store:
         once per process."""
         from lakelens.store.partitioning import maintain
 
-        self._partitions_due = time.monotonic() + _PARTITION_UPKEEP_SECONDS
+        self._partitions_due = time.monotonic() + seconds_to_upkeep(
+            time.time() if now is None else now
+        )
         try:
             states = maintain(self.engine, now=now)
         except Exception as exc:  # never stops a write: the default partition takes the rows
