@@ -563,3 +563,24 @@ def test_rate_edge_cases_with_known_answers(recorder: tuple[Store, FakeClock]) -
     assert rates["weekly"] == pytest.approx(1 / 7, rel=0.01)
     assert rates["stopped"] == pytest.approx(4 / 7, rel=0.01)
     assert rates["retired"] == pytest.approx(2 / 7, rel=0.01)
+
+
+def test_usage_at_stake_of_a_big_reach_matches_the_usage_of_its_used_assets(
+    recorder: tuple[Store, FakeClock],
+) -> None:
+    """An impact reaching thousands of assets reads the window once instead of a statement per
+    500 names: the same answer, and nothing of assets outside the reach."""
+    store, clock = recorder
+    clock.set(T0)
+    lakelens.usage("mart", views=20, reader="Superset")
+    lakelens.usage("stg", reads=3, reader="export")
+    lakelens.usage("outside", reads=9, reader="other_job")
+    lakelens.flush()
+    now = clock() + 3600
+    reach = ["mart", "stg", *(f"unused_{i:05d}" for i in range(1_200))]
+    with store.reader() as db:
+        big = usage_at_stake(db, reach, now=now)
+        small = usage_at_stake(db, ["mart", "stg"], now=now)
+    assert big.to_dict() == small.to_dict()
+    assert [a.name for a in big.ranked] == ["mart", "stg"]
+    assert (big.jobs, big.dashboards, big.reads_per_day, big.views_per_day) == (1, 1, 3.0, 20.0)
