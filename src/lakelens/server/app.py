@@ -188,13 +188,12 @@ class IngestFront:
             _log_access(scope, record.status, began)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, endpoint: Callable[..., Any]
+        self, scope: Scope, receive: Receive, tracked: _Recorded, endpoint: Callable[..., Any]
     ) -> None:
         """The endpoint's response, or what the app's exception handlers make of its error
         (as Starlette's `wrap_app_handling_exceptions` does)."""
         from starlette.requests import Request
 
-        tracked = _Recorded(send)
         request = Request(scope, receive, tracked)
         try:
             response = await endpoint(request)
@@ -242,11 +241,10 @@ class LakelensAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         front = self.front
         endpoint = None if front is None else front.endpoint(scope)
-        if endpoint is None:
+        if front is None or endpoint is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
-        assert front is not None
         await front(scope, receive, send, endpoint)
 
 
