@@ -63,6 +63,7 @@ from lakelens.ingest.openlineage_facets import (
     _short,
     _symlinks,
     _tests,
+    _unmapped,
     _uuid,
     _volume,
     dataset_name,
@@ -394,7 +395,7 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
         attributes = seen.attributes.setdefault(mat_id, {})
         attributes["openlineage.namespace"] = output.namespace
         attributes["openlineage.name"] = output.name
-        facets = _kept(output.facets)
+        facets = _unmapped(output.facets)  # bounded by _fit
         if facets:
             merged = {**attributes.get("openlineage.facets", {}), **facets}
             attributes["openlineage.facets"], dropped = _fit(merged)
