@@ -33,14 +33,17 @@ A FAIL event also adds an ERROR log line (logger "openlineage") to the run.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from lakelens import _clean
 from lakelens.errors import InvalidArgumentError
 from lakelens.events import Batch, dumps
-from lakelens.ingest import Ingested, Rejection
+from lakelens.ingest import Ingested, Rejection, native
 from lakelens.ingest.openlineage_columns import column_edges
 from lakelens.ingest.openlineage_facets import (
     _MAX_NAME,
@@ -85,8 +88,10 @@ __all__ = [
     "SCHEDULED_END_TAG",
     "SCHEDULED_TAG",
     "SOURCE",
+    "body_to_ingested",
     "dataset_name",
     "job_name",
+    "loads",
     "schema_hash",
     "to_ingested",
 ]
@@ -106,8 +111,31 @@ _MAX_OWNER = 256
 _MAX_DEPTH = 64
 
 
+# An integer literal of 19 digits or more may be beyond 64 bits, which orjson reads as a float
+# where native.loads keeps it whole (and the event is refused for it).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 class _Rejected(Exception):
     """Why one event cannot be stored; becomes a `Rejection`."""
+
+
+def body_to_ingested(body: bytes, *, now: float) -> Ingested:
+    """A request body (one RunEvent or an array of them) read and converted; see to_ingested."""
+    return to_ingested(loads(body), now=now)
+
+
+def loads(body: bytes) -> Any:
+    """The body as native.loads reads it, by orjson whenever that gives the same: a RunEvent
+    in a fifth of the time. A body with a long digit run, or one orjson refuses (NaN, 1e999,
+    a lone surrogate, a BOM, another encoding than UTF-8, malformed JSON), goes to
+    native.loads, which also says what is wrong."""
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return native.loads(body)
 
 
 def to_ingested(payload: object, *, now: float) -> Ingested:

@@ -303,19 +303,13 @@ async def _native_json(
 )
 async def post_openlineage(request: Request) -> Response:
     """One OpenLineage RunEvent or an array of them."""
-    from lakelens.ingest import native
-
     require_write(request)
-    converter = _load("lakelens.ingest.openlineage", "to_ingested")
+    converter = _load("lakelens.ingest.openlineage", "body_to_ingested")
     ctx = _ctx(request)
     batch_id = _batch_id(request)
     body = await read_body(request, limit=ctx.max_body_bytes, timeout=ctx.body_timeout)
     now = ctx.clock()
-
-    def convert(data: bytes, *, now: float) -> Ingested:
-        return converter(native.loads(data), now=now)
-
-    ingested = await _converted(convert, body, now=now)
+    ingested = await _converted(converter, body, now=now)
     fresh = await _store(request, ingested, source="openlineage", batch_id=batch_id, now=now)
     return _result(ingested, duplicate=not fresh)
 
