@@ -1,5 +1,6 @@
 """openlineage.loads reads every body exactly as native.loads does (orjson when that is the
-same, native.loads otherwise), and the endpoint's converter answers as before."""
+same, native.loads otherwise), and the endpoint's converter answers as before, also when it
+skips `_clean.data`'s copy of a body that needs no cleaning."""
 
 from __future__ import annotations
 
@@ -149,6 +150,96 @@ def _event(**extra: Any) -> dict[str, Any]:
 )
 def test_the_endpoints_converter_answers_as_before(payload: Any) -> None:
     body = json.dumps(payload).encode()
+    assert openlineage.body_to_ingested(body, now=NOW) == openlineage.to_ingested(
+        native.loads(body), now=NOW
+    )
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def _with_facet(value: Any) -> dict[str, Any]:
+    return _event(outputs=[{"namespace": "w", "name": "t", "facets": {"odd": value}}])
+
+
+ODD_EVENTS = [
+    _event(job={"namespace": "test", "name": "job\x00a"}),
+    _with_facet({"text": "nul \x00 inside", "unicode": "Grüße 数据 🙂"}),
+    _with_facet({"text": "x" * 70_000}),
+    _with_facet(_nested(60)),
+    _with_facet(_nested(70)),
+    _with_facet({"n": 2**63 - 1, "m": -(2**63), "f": 1.5e-05, "g": 9e18, "z": -0.0}),
+    _with_facet({"literal": "\\u0000 is not a NUL"}),
+    [_event(), _event(eventType="START", run={"runId": "r\x00"})],
+]
+
+
+@pytest.mark.parametrize("payload", ODD_EVENTS)
+def test_bodies_that_need_cleaning_convert_as_before(payload: Any) -> None:
+    for ensure_ascii in (True, False):
+        body = json.dumps(payload, ensure_ascii=ensure_ascii).encode()
+        old = openlineage.to_ingested(native.loads(body), now=NOW)
+        assert openlineage.body_to_ingested(body, now=NOW) == old
+
+
+def test_only_a_body_that_needs_no_cleaning_skips_the_copy() -> None:
+    def clean(payload: Any) -> bool:
+        return openlineage._read(json.dumps(payload).encode())[1]
+
+    assert clean(_event()) and clean([_event(), _event()]) and clean(_with_facet(_nested(55)))
+    assert not clean(_with_facet("nul \x00"))
+    assert not clean(_with_facet(_nested(70)))
+    assert not clean(_with_facet({"text": "x" * 70_000}))
+    assert not clean(_with_facet({"n": 2**64}))
+
+
+_FACET = st.recursive(
+    _SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=10,
+)
+_NAME = st.text(alphabet=st.characters() | st.sampled_from("\x00/:."), min_size=1, max_size=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "eventType": st.sampled_from(["START", "COMPLETE", "FAIL", "OTHER"]),
+                "job": st.fixed_dictionaries({"namespace": _NAME, "name": _NAME}),
+                "run": st.fixed_dictionaries(
+                    {"runId": _NAME, "facets": st.dictionaries(_NAME, _FACET, max_size=2)}
+                ),
+                "outputs": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "namespace": _NAME,
+                            "name": _NAME,
+                            "facets": st.dictionaries(
+                                _NAME, st.dictionaries(_TEXT, _FACET, max_size=3), max_size=2
+                            ),
+                        }
+                    ),
+                    max_size=2,
+                ),
+            },
+            optional={
+                "eventTime": st.just("2027-01-15T08:00:00Z") | _TEXT,
+                "inputs": st.just([{"namespace": "w", "name": "in"}]),
+            },
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.booleans(),
+)
+def test_any_run_events_convert_as_before(events: list[Any], ensure_ascii: bool) -> None:
+    body = json.dumps(events, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
     assert openlineage.body_to_ingested(body, now=NOW) == openlineage.to_ingested(
         native.loads(body), now=NOW
     )
