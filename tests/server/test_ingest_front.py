@@ -170,3 +170,25 @@ def test_other_methods_and_paths_go_to_fastapi(apps: tuple[Any, Any]) -> None:
         expected = stacked.request(method, path, headers=AUTH, follow_redirects=False)
         assert (served.status_code, served.content) == (expected.status_code, expected.content)
         assert served.status_code == status, (method, path, served.status_code)
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_the_usual_answer_is_the_response_starlette_would_make(duplicate: bool) -> None:
+    """The 200 answer, its headers made without Response's generic assembly: the same status,
+    headers and body as `Response(body, media_type="application/json")`."""
+    from starlette.responses import Response
+
+    from lakelens.ingest import Ingested
+    from lakelens.server.ingest import _result
+
+    ingested = Ingested()
+    ingested.accepted = 12
+    answer = _result(ingested, duplicate=duplicate)
+    said = {"accepted": 12, "rejected": [], **({"duplicate": True} if duplicate else {})}
+    expected = Response(json.dumps(said, separators=(",", ":")), media_type="application/json")
+    assert (answer.status_code, answer.raw_headers, answer.body) == (
+        expected.status_code,
+        expected.raw_headers,
+        expected.body,
+    )
+    assert answer.headers["content-length"] == str(len(expected.body))

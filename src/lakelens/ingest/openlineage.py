@@ -33,14 +33,17 @@ A FAIL event also adds an ERROR log line (logger "openlineage") to the run.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from lakelens import _clean
 from lakelens.errors import InvalidArgumentError
 from lakelens.events import Batch, dumps
-from lakelens.ingest import Ingested, Rejection
+from lakelens.ingest import Ingested, Rejection, native
 from lakelens.ingest.openlineage_columns import column_edges
 from lakelens.ingest.openlineage_facets import (
     _MAX_NAME,
@@ -63,6 +66,7 @@ from lakelens.ingest.openlineage_facets import (
     _short,
     _symlinks,
     _tests,
+    _unmapped,
     _uuid,
     _volume,
     dataset_name,
@@ -84,8 +88,10 @@ __all__ = [
     "SCHEDULED_END_TAG",
     "SCHEDULED_TAG",
     "SOURCE",
+    "body_to_ingested",
     "dataset_name",
     "job_name",
+    "loads",
     "schema_hash",
     "to_ingested",
 ]
@@ -105,15 +111,59 @@ _MAX_OWNER = 256
 _MAX_DEPTH = 64
 
 
+# An integer literal of 19 digits or more may be beyond 64 bits, which orjson reads as a float
+# where native.loads keeps it whole (and the event is refused for it).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 class _Rejected(Exception):
     """Why one event cannot be stored; becomes a `Rejection`."""
 
 
-def to_ingested(payload: object, *, now: float) -> Ingested:
+def body_to_ingested(body: bytes, *, now: float) -> Ingested:
+    """A request body (one RunEvent or an array of them) read and converted; see to_ingested."""
+    payload, clean = _read(body)
+    return to_ingested(payload, now=now, clean=clean)
+
+
+def loads(body: bytes) -> Any:
+    """The body as native.loads reads it, by orjson whenever that gives the same: a RunEvent
+    in a fifth of the time. A body with a long digit run, or one orjson refuses (NaN, 1e999,
+    a lone surrogate, a BOM, another encoding than UTF-8, malformed JSON), goes to
+    native.loads, which also says what is wrong."""
+    return _read(body)[0]
+
+
+def _read(body: bytes) -> tuple[Any, bool]:
+    """(the body as `loads` reads it, whether every event in it is already as `_sanitized`
+    would make it).
+
+    What orjson read from a body without a 19-digit run passes `_clean.data` unchanged
+    unless it holds a NUL (only its escape can make one), text over the limit (none is
+    longer than the body) or nesting past _MAX_DEPTH (at most a level per bracket): its
+    numbers are in range, and orjson makes no lone surrogate.
+    """
+    if not _LONG_DIGITS.search(body):
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            clean = (
+                len(body) <= _clean.MAX_TEXT_CHARS
+                and b"\\u0000" not in body
+                and body.count(b"{") + body.count(b"[") <= _MAX_DEPTH
+            )
+            return payload, clean
+    return native.loads(body), False
+
+
+def to_ingested(payload: object, *, now: float, clean: bool = False) -> Ingested:
     """Convert one OpenLineage event (a dict) or a list of them; bad events become rejections.
 
     `now` is the receiving time; OpenLineage events carry their own eventTime, so it only
-    keeps the signature the same as the other converters'.
+    keeps the signature the same as the other converters'. `clean`: the events are known to
+    be as `_clean.data` leaves them (see `_read`), so they are not copied through it.
     """
     if isinstance(payload, dict):
         events: list[Any] = [payload]
@@ -128,7 +178,7 @@ def to_ingested(payload: object, *, now: float) -> Ingested:
     seen = _Seen()
     for index, event in enumerate(events):
         try:
-            parsed = _parse(event)
+            parsed = _parse(event, clean=clean)
         except _Rejected as exc:
             result.rejected.append(Rejection(index, str(exc)))
             continue
@@ -166,10 +216,11 @@ class _Event:
     outputs: list[_Dataset] = field(default_factory=list)
 
 
-def _parse(event: object) -> _Event:
+def _parse(event: object, *, clean: bool = False) -> _Event:
     if not isinstance(event, dict):
         raise _Rejected(f"an event must be a JSON object, not {_kind(event)}")
-    event = _sanitized(event)
+    if not clean:
+        event = _sanitized(event)
     time = _event_time(event.get("eventTime"))
     producer = event.get("producer") if isinstance(event.get("producer"), str) else None
     event_type = event.get("eventType")
@@ -394,7 +445,7 @@ def _emit(event: _Event, batch: Batch, seen: _Seen) -> None:
         attributes = seen.attributes.setdefault(mat_id, {})
         attributes["openlineage.namespace"] = output.namespace
         attributes["openlineage.name"] = output.name
-        facets = _kept(output.facets)
+        facets = _unmapped(output.facets)  # bounded by _fit
         if facets:
             merged = {**attributes.get("openlineage.facets", {}), **facets}
             attributes["openlineage.facets"], dropped = _fit(merged)

@@ -378,30 +378,39 @@ def _flatten_fields(fields: list[Any], prefix: str, out: list[tuple[str, str]]) 
 _MAPPED_DATASET_FACETS = frozenset({"schema", "dataQualityAssertions"})
 
 
-def _kept(facets: dict[str, Any]) -> dict[str, Any]:
+def _unmapped(facets: dict[str, Any]) -> dict[str, Any]:
     """Dataset facets stored verbatim (the ones turned into snapshots and checks are not)."""
-    return {
-        name: _bounded(facet)
-        for name, facet in facets.items()
-        if name not in _MAPPED_DATASET_FACETS
-    }
+    return {name: facet for name, facet in facets.items() if name not in _MAPPED_DATASET_FACETS}
 
 
-def _bounded(facet: Any) -> Any:
-    text = json.dumps(facet, separators=(",", ":"), ensure_ascii=False)
+def _kept(facets: dict[str, Any]) -> dict[str, Any]:
+    """The verbatim dataset facets, each bounded."""
+    return {name: _bounded(facet)[0] for name, facet in _unmapped(facets).items()}
+
+
+def _bounded(facet: Any) -> tuple[Any, str]:
+    """The facet and its JSON, or a marker and its JSON when the facet's is too long: one
+    encoding serves both the bound and the budget (a one-event request paid three)."""
+    text = _json(facet)
     if len(text) <= _MAX_FACET_CHARS:
-        return facet
-    return {"_truncated": True, "_chars": len(text)}
+        return facet, text
+    marker = {"_truncated": True, "_chars": len(text)}
+    return marker, _json(marker)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _fit(facets: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The facets that fit in _TAG_BUDGET characters of JSON, and the names of those that did not."""
+    """The facets that fit in _TAG_BUDGET characters of JSON, bounded, and the names of those
+    that did not."""
     kept: dict[str, Any] = {}
     dropped: list[str] = []
     used = 0
     for name, facet in facets.items():
-        value = _bounded(facet)
-        size = len(name) + len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        value, text = _bounded(facet)
+        size = len(name) + len(text)
         if used + size > _TAG_BUDGET:
             dropped.append(name)
             continue
@@ -425,7 +434,7 @@ def _add_tags(tags: dict[str, str], facets: dict[str, Any]) -> None:
     used = sum(len(k) + len(v) for k, v in tags.items())
     dropped = [n for n in tags.get("openlineage.dropped_facets", "").split(",") if n]
     for name, facet in facets.items():
-        text = json.dumps(_bounded(facet), separators=(",", ":"), ensure_ascii=False)
+        text = _bounded(facet)[1]
         previous = tags.pop(name, None)
         if previous is not None:
             used -= len(name) + len(previous)

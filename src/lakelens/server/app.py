@@ -74,6 +74,8 @@ class _Recorded:
 
 def _log_access(scope: Scope, status: int, began: float) -> None:
     """The access log line; no status means the client went away (499) or an error (500)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return  # its values cost a few microseconds to clean: not for a line nobody keeps
     status = status or (499 if scope.get(_GONE) else 500)
     client = scope.get("client")
     access_log.info(
