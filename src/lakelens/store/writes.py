@@ -72,10 +72,18 @@ def write_batch(
 # The hourly rollups' triggers (revision 0006) update rows shared by every writer of these
 # tables; writers taking them in different orders deadlocked on PostgreSQL (4 writers: 269
 # deadlocks, 244 s for 600 transactions). Every PostgreSQL transaction that inserts, updates or
-# deletes their rows runs `LOCK_ROLLUPS` first (writes, prune, the demo's reset): one at a
-# time, about a millisecond each. Key: migrate ...45, evaluator ...46, leader ...47.
+# deletes their rows runs `LOCK_ROLLUPS` first (prune, the demo's reset, identity's merges): one
+# at a time. Key: migrate ...45, evaluator ...46, leader ...47.
 ROLLED_UP_TABLES = frozenset({"materializations", "check_results"})
 LOCK_ROLLUPS = f"SELECT pg_advisory_xact_lock({0x1A6E1E48})"
+# The ingest writer takes the same lock for the session instead, right before its first shared
+# row, and lets it go right before COMMIT: a transaction-level lock is held through the commit's
+# WAL flush (0.6-4.5 ms here), and before it through the batch id claim and name resolution, so
+# a second server's writer waited for all of it (2 servers: 46 % of each transaction). One
+# statement at a time still writes shared rows under the lock, and a writer past its unlock only
+# commits and never waits, so whoever waits for its rows is not part of a cycle.
+_TAKE_ROLLUPS = f"SELECT pg_advisory_lock({0x1A6E1E48})"
+_LEAVE_ROLLUPS = f"SELECT pg_advisory_unlock({0x1A6E1E48})"
 
 
 def write_batches(
@@ -98,18 +106,21 @@ def write_batches(
             # autobegin never sees (its commit() would then do nothing).
             conn.begin()
         raw = conn.connection.cursor()
+        locked = False
         try:
             with _pipelined(conn, raw, sql, parts) as cursor:
-                if not sql.sqlite and any(
-                    p.batch.materializations or p.batch.checks for p in parts
-                ):
-                    cursor.execute(LOCK_ROLLUPS)
                 fresh = [_claim(cursor, sql, part) for part in parts]
                 kept = [part for part, new in zip(parts, fresh, strict=True) if new]
                 batch = _combined([part.batch for part in kept])
                 if len(batch):
                     batch = _canonical(cursor, sql, batch, kept)
-                    _write(conn, cursor, sql, batch)
+                    _append(conn, cursor, sql, batch)
+                    locked = not sql.sqlite and bool(batch.materializations or batch.checks)
+                    if locked:
+                        cursor.execute(_TAKE_ROLLUPS)
+                    _write(cursor, sql, batch)
+                    if locked:
+                        cursor.execute(_LEAVE_ROLLUPS)
                     if sql.sqlite and batch.logs:
                         log_search.catch_up(cursor)  # now and then: a chunk of the newest logs
             if any(fresh):
@@ -122,13 +133,17 @@ def write_batches(
             wrapped = sa.exc.DBAPIError.instance(
                 None, None, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
             )
-            if engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, raw):
+            if locked or engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, raw):
                 conn.invalidate()
             else:
                 conn.rollback()
             raise wrapped from None
         except BaseException:
-            conn.rollback()
+            # A session lock outlives a rollback: closing the connection is what surely ends it.
+            if locked:
+                conn.invalidate()
+            else:
+                conn.rollback()
             raise
         finally:
             raw.close()
@@ -218,35 +233,8 @@ def _combined(batches: Sequence[Batch]) -> Batch:
 _BATCH_LISTS = tuple(f.name for f in fields(Batch))
 
 
-def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> None:
-    if batch.assets:
-        sql.assets.many(cursor, _asset_rows(batch.assets))
-    placeholders = _placeholders(batch)
-    if placeholders:
-        sql.placeholders.many(cursor, placeholders)
-    materialized = sorted({m.asset for m in batch.materializations})
-    if materialized:
-        sql.promote.many(cursor, [{"name": name} for name in materialized])
-    if batch.runs:
-        reported = [r for r in batch.runs if r.tags != OTLP_RUN_TAGS]
-        if reported:
-            sql.runs.many(cursor, _merge((_run_row(r) for r in reported), "run_id"))
-        if len(reported) < len(batch.runs):
-            observed = [r for r in batch.runs if r.tags == OTLP_RUN_TAGS]
-            sql.observed_runs.many(cursor, _observed_rows(observed))
-    if batch.materializations:
-        merged = _merge((_materialization_row(m) for m in batch.materializations), "id")
-        _start_with_runs(cursor, sql, merged)
-        for row in merged:
-            # Events merged into one row (a START and its COMPLETE) each lacked the other end.
-            start, end = row["start_time"], row["end_time"]
-            row["duration"] = end - start if start is not None and end is not None else None
-        sql.materializations.many(cursor, merged)
-        _update_asset_state(cursor, sql, merged)
-    if batch.edges:
-        sql.edges.many(cursor, _edge_rows(batch))
-    if batch.checks:
-        sql.checks.write(cursor, _check_rows(batch.checks))
+def _append(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> None:
+    """The streams: rows of their own that no other writer updates, written before the lock."""
     if batch.logs:
         sql.logs.write(cursor, batch.logs)
     if batch.spans:
@@ -286,6 +274,38 @@ def _write(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) -> 
             sql.run_usage.write(cursor, per_run)
         if others:
             sql.usage.write(cursor, others)
+
+
+def _write(cursor: Any, sql: _Statements, batch: Batch) -> None:
+    """The rows writers share (assets, runs, edges, and through the rollup triggers the hours)."""
+    if batch.assets:
+        sql.assets.many(cursor, _asset_rows(batch.assets))
+    placeholders = _placeholders(batch)
+    if placeholders:
+        sql.placeholders.many(cursor, placeholders)
+    materialized = sorted({m.asset for m in batch.materializations})
+    if materialized:
+        sql.promote.many(cursor, [{"name": name} for name in materialized])
+    if batch.runs:
+        reported = [r for r in batch.runs if r.tags != OTLP_RUN_TAGS]
+        if reported:
+            sql.runs.many(cursor, _merge((_run_row(r) for r in reported), "run_id"))
+        if len(reported) < len(batch.runs):
+            observed = [r for r in batch.runs if r.tags == OTLP_RUN_TAGS]
+            sql.observed_runs.many(cursor, _observed_rows(observed))
+    if batch.materializations:
+        merged = _merge((_materialization_row(m) for m in batch.materializations), "id")
+        _start_with_runs(cursor, sql, merged)
+        for row in merged:
+            # Events merged into one row (a START and its COMPLETE) each lacked the other end.
+            start, end = row["start_time"], row["end_time"]
+            row["duration"] = end - start if start is not None and end is not None else None
+        sql.materializations.many(cursor, merged)
+        _update_asset_state(cursor, sql, merged)
+    if batch.edges:
+        sql.edges.many(cursor, _edge_rows(batch))
+    if batch.checks:
+        sql.checks.write(cursor, _check_rows(batch.checks))
 
 
 def _start_with_runs(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:
