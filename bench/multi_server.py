@@ -8,6 +8,7 @@ OpenLineage RunEvent per request (6 raw keep-alive connections).
 
     .venv/bin/python bench/multi_server.py --quick     # 4 s per phase (about a minute)
     .venv/bin/python bench/multi_server.py --json
+    .venv/bin/python bench/multi_server.py --store-writers 1,2,3   # the store alone, no HTTP
 
 The figure judged is the ratio N servers ÷ 1 server, measured in the same run (goal: two
 servers >= 1.5x one, on a machine with the cores for it). Beside it: the CPU milliseconds per
@@ -177,6 +178,87 @@ def measure(servers: int, seconds: float, postgres_url: str) -> dict[str, dict[s
     return found
 
 
+def _store_writer(url: str, k: int, seconds: float, out: Any) -> None:
+    """Write one-run, one-materialization batches (a batch id claimed, as a server does) for
+    `seconds`; put the latencies and the errors on `out`."""
+    import random
+    import time
+    import uuid
+    from datetime import datetime, timezone
+
+    from lakelens.events import Batch
+    from lakelens.model import Materialization, Run
+    from lakelens.store import Store
+
+    store, rng = Store(url), random.Random(k)
+    latencies: list[float] = []
+    errors: list[str] = []
+    end = time.time() + seconds
+    while time.time() < end:
+        run = f"r{k}-{uuid.uuid4().hex[:12]}"
+        now = datetime.now(timezone.utc)
+        start = datetime.fromtimestamp(now.timestamp() - rng.random() * 5, timezone.utc)
+        asset = f"shop.t{rng.randrange(20)}"  # 20 assets shared by every writer, one hour
+        batch = Batch(
+            runs=[Run(run, "job", "success", start, now)],
+            materializations=[
+                Materialization(f"{run}-m", run, asset, "success", start, now, rows=10)
+            ],
+        )
+        began = time.perf_counter()
+        try:
+            store.write(batch, batch_id=uuid.uuid4().hex)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        latencies.append(time.perf_counter() - began)
+    store.close()
+    out.put((latencies, errors))
+
+
+def store_writers(writers: int, seconds: float, postgres_url: str) -> dict[str, float]:
+    """Transactions/s of `writers` processes writing to a new database through the store alone
+    (no HTTP, no server): what the rollup lock lets several writers do at once."""
+    import multiprocessing
+    import statistics
+    import tempfile
+
+    import sqlalchemy as sa
+
+    from lakelens.store import Store
+
+    with (
+        tempfile.TemporaryDirectory(prefix="lakelens-multi-bench-") as home,
+        fresh_store("postgres", home, postgres_url) as url,
+    ):
+        Store(url).close()  # created and migrated once, before the writers start
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            deadlocks = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+            before = conn.exec_driver_sql(deadlocks).scalar() or 0
+            conn.rollback()
+            context = multiprocessing.get_context("spawn")
+            out = context.Queue()
+            procs = [
+                context.Process(target=_store_writer, args=(url, k, seconds, out))
+                for k in range(writers)
+            ]
+            for proc in procs:
+                proc.start()
+            found = [out.get() for _ in procs]
+            for proc in procs:
+                proc.join()
+            after = conn.exec_driver_sql(deadlocks).scalar() or 0
+        engine.dispose()
+    latencies = sorted(x for lat, _ in found for x in lat)
+    return {
+        "transactions_per_s": len(latencies) / seconds,
+        "median_ms": statistics.median(latencies) * 1000,
+        "p90_ms": latencies[int(len(latencies) * 0.9)] * 1000,
+        "errors": sum(len(errors) for _, errors in found),
+        "deadlocks": after - before,
+    }
+
+
 def ceilings(figures: dict[str, float], servers: int, per_request: int) -> dict[str, float]:
     """Events/s the CPU costs allow: each server (one Python process, one core at most) and
     the whole machine (every part, on all the cores), had lakelens the machine to itself."""
@@ -204,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default="1,2,3", help="server counts to measure")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
+        "--store-writers",
+        metavar="COUNTS",
+        help="instead: COUNTS (e.g. 1,2,3) processes writing to the store directly, no server",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("LAKELENS_DATABASE_URL") or DEFAULT_POSTGRES,
         help=f"a PostgreSQL server: each count uses a new database on it ({DEFAULT_POSTGRES})",
@@ -216,6 +303,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--database-url must be a PostgreSQL URL: several servers share PostgreSQL")
     seconds = 4.0 if args.quick else 15.0
     load = os.getloadavg()
+    if args.store_writers:
+        for n in (int(n) for n in args.store_writers.split(",")):
+            figures = store_writers(n, seconds, args.database_url)
+            print(
+                f"{n} store writers: {figures['transactions_per_s']:,.0f} transactions/s, "
+                f"median {figures['median_ms']:.2f} ms, p90 {figures['p90_ms']:.2f} ms, "
+                f"{figures['errors']} errors, {figures['deadlocks']} deadlocks "
+                f"(load average {os.getloadavg()[0]:.2f})"
+            )
+        return 0
     results = {n: measure(n, seconds, args.database_url) for n in counts}
     ratios = {
         n: {name: results[n][name]["events_per_s"] / results[1][name]["events_per_s"]
