@@ -128,3 +128,44 @@ def test_a_write_failing_under_the_rollup_lock_leaves_it_free(empty_postgres_url
     finally:
         store.close()
         other.close()
+
+
+def test_writers_without_materializations_do_not_deadlock_with_those_under_the_lock(
+    empty_postgres_url: str,
+) -> None:
+    """A batch of runs and assets only (an OpenLineage START without outputs) writes the same
+    asset rows as one under the rollup lock, in its own order: it takes the lock for its shared
+    rows too, so the two never wait for each other in a cycle (PostgreSQL's deadlock error)."""
+    from lakelens.model import Asset
+
+    names = [f"shop.d{k:02d}" for k in range(60)]
+    errors: list[str] = []
+
+    def write(store: Store, k: int) -> None:
+        order = names if k % 2 else names[::-1]
+        for i in range(25):
+            batch = Batch(assets=[Asset(name) for name in order])
+            batch.runs.append(Run(f"d{k}-{i}", "job", "started", _at(T0 + i)))
+            if k % 2:  # this writer's batches take the rollup lock
+                batch.materializations.append(
+                    Materialization(f"d{k}-{i}", f"d{k}-{i}", order[0], "success", _at(T0 + i))
+                )
+            try:
+                store.write(batch)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    stores = [Store(empty_postgres_url) for _ in range(4)]
+    try:
+        threads = [threading.Thread(target=write, args=(s, k)) for k, s in enumerate(stores)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with stores[0].reader() as db:
+            assert db.value("SELECT count(*) FROM runs") == 4 * 25
+            assert db.value(ROLLUP_LOCKS) == 0
+    finally:
+        for store in stores:
+            store.close()

@@ -115,7 +115,7 @@ def write_batches(
                 if len(batch):
                     batch = _canonical(cursor, sql, batch, kept)
                     _append(conn, cursor, sql, batch)
-                    locked = not sql.sqlite and bool(batch.materializations or batch.checks)
+                    locked = not sql.sqlite and _shares_rows(batch)
                     if locked:
                         cursor.execute(_TAKE_ROLLUPS)
                     _write(cursor, sql, batch)
@@ -274,6 +274,22 @@ def _append(conn: sa.Connection, cursor: Any, sql: _Statements, batch: Batch) ->
             sql.run_usage.write(cursor, per_run)
         if others:
             sql.usage.write(cursor, others)
+
+
+def _shares_rows(batch: Batch) -> bool:
+    """Whether `_write` has rows to write that other writers write too. Not only the rolled-up
+    tables: a batch of runs and assets alone (an OpenLineage START without outputs) updates
+    the asset rows a writer under the lock updates, and without the lock the two deadlocked
+    whenever they met them in different orders (4 writers, 60 assets: 23 of 100 transactions)."""
+    return bool(
+        batch.assets
+        or batch.runs
+        or batch.materializations
+        or batch.edges
+        or batch.checks
+        or batch.profiles
+        or batch.usage
+    )
 
 
 def _write(cursor: Any, sql: _Statements, batch: Batch) -> None:
