@@ -176,6 +176,7 @@ def serve(
             target=ctx.alerts.run_forever, args=(stopping,), name="lakelens-alerts", daemon=True
         )
     monitors_thread = None if no_monitors else _monitors_thread(store, ctx)
+    upkeep_thread = None if store.is_sqlite else _upkeep_thread(store, stopping)
     _configure_logging(settings.log_format, settings.log_level)
 
     class Server(uvicorn.Server):
@@ -216,6 +217,8 @@ def serve(
             alerts_thread.start()
         if monitors_thread is not None:
             monitors_thread.start()
+        if upkeep_thread is not None:
+            upkeep_thread.start()
         Server(config).run()
     finally:
         stopping.set()
@@ -224,6 +227,8 @@ def serve(
             ctx.alerts.close()
         if monitors_thread is not None:
             monitors_thread.join(timeout=10)
+        if upkeep_thread is not None:
+            upkeep_thread.join(timeout=10)
         store.close()
 
 
@@ -243,6 +248,16 @@ def _monitors_thread(store: Any, ctx: Any) -> Any:
     service = MonitorService(store, on_monitors=found)
     return threading.Thread(
         target=service.run_forever, args=(ctx.stopping,), name="lakelens-monitors", daemon=True
+    )
+
+
+def _upkeep_thread(store: Any, stopping: Any) -> Any:
+    """The partition upkeep on the clock (`Store.keep_up`): a write runs it when due, but a
+    server may receive none for hours (a quiet night, a replica that only serves reads)."""
+    import threading
+
+    return threading.Thread(
+        target=store.keep_up, args=(stopping,), name="lakelens-upkeep", daemon=True
     )
 
 

@@ -465,6 +465,8 @@ def check_store(
     }
     if not store.is_sqlite and current == head:
         details.update(_partitioning(store))
+    if store.upkeep_at is not None:  # epoch seconds of this process's last partition upkeep
+        details["upkeep_at"] = store.upkeep_at
     if integrity is not None:
         problem, checked_at = integrity.latest(wait=FIRST_INTEGRITY_WAIT)
         details["integrity"] = "pending" if checked_at is None else (problem or "ok")

@@ -33,6 +33,9 @@ _PARTITION_UPKEEP_SECONDS = 3600.0
 _UPKEEP_LAG_SECONDS = 60.0
 # How long closing waits for a background index build to end before leaving it.
 CLOSE_WAIT_SECONDS = 10.0
+# `Store.keep_up` looks at least this often whether the upkeep is due: a write may have run it
+# meanwhile, and the wall clock may jump (a suspended machine, a corrected clock).
+UPKEEP_POLL_SECONDS = 60.0
 
 # SQLAlchemy (and Alembic) load on the first write or SQLAlchemy connection, not on import:
 # a CLI read of an up-to-date SQLite store never needs them (see `reader`).
@@ -50,6 +53,11 @@ def _wal_limit() -> int:
     except ValueError:
         return WAL_LIMIT_BYTES
     return int(megabytes * 1024 * 1024) if megabytes > 0 else WAL_LIMIT_BYTES
+
+
+def _first_line(exc: Exception) -> str:
+    """A database error in one log line (SQLAlchemy's adds the statement and a link)."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def seconds_to_upkeep(now: float) -> float:
@@ -76,7 +84,12 @@ class Store:
         self._auto_upgrade = auto_upgrade
         self._engine: sa.Engine | None = None
         self._lock = threading.Lock()
-        self._partitions_due = float("inf")  # monotonic time of the next partition upkeep
+        # The partition upkeep runs a minute into each clock hour, so on the wall clock;
+        # tests move `upkeep_clock` rather than wait an hour.
+        self.upkeep_clock: Callable[[], float] = time.time
+        self._partitions_due = float("inf")  # `upkeep_clock` time of the next partition upkeep
+        self._upkeep_lock = threading.Lock()  # one upkeep at a time: a write's or `keep_up`'s
+        self.upkeep_at: float | None = None  # when this process's last upkeep made the days
         self._partition_notes: set[str] = set()
         self._index_builder: threading.Thread | None = None  # see `maintain_partitions`
         # A long-lived process (`lakelens serve`) builds the ended days' `--grep` indexes in
@@ -133,18 +146,28 @@ class Store:
     def maintain_partitions(self, now: float | None = None) -> None:
         """Make the coming days' partitions of logs and spans (PostgreSQL; see
         store/partitioning.py). Run by the first write of a process and then at most hourly,
-        so no server is needed and reads never pay for it; a fallback to one table is logged
-        once per process."""
+        so no server is needed and reads never pay for it (`lakelens serve` runs it on the
+        clock too: `keep_up`); a fallback to one table is logged once per process."""
+        if not self._upkeep_lock.acquire(blocking=False):
+            return  # another thread (a write, `keep_up`) runs it now
+        try:
+            self._maintain(now)
+        finally:
+            self._upkeep_lock.release()
+
+    def _maintain(self, now: float | None) -> None:
         from lakelens.store.partitioning import maintain
 
-        self._partitions_due = time.monotonic() + seconds_to_upkeep(
-            time.time() if now is None else now
-        )
+        at = self.upkeep_clock()
+        now = at if now is None else now
+        self._partitions_due = at + seconds_to_upkeep(now)
         try:
             states = maintain(self.engine, now=now)
         except Exception as exc:  # never stops a write: the default partition takes the rows
             states = []
-            _log.warning("day partitions of logs and spans not made: %s", exc)
+            _log.warning("day partitions of logs and spans not made: %s", _first_line(exc))
+        else:
+            self.upkeep_at = at
         for state in states:
             if state.note and state.note not in self._partition_notes:
                 self._partition_notes.add(state.note)
@@ -162,6 +185,21 @@ class Store:
             self._index_builder = start_background(
                 self.engine, self._closing, now=now, keep_days=self.settings.retention_days
             )
+
+    def _upkeep_due(self) -> bool:
+        due, now = self._partitions_due, self.upkeep_clock()
+        # A clock set back leaves the next upkeep more than an hour ahead: due now.
+        return due <= now or now + _PARTITION_UPKEEP_SECONDS < due < float("inf")
+
+    def keep_up(self, stop: threading.Event, poll: float = UPKEEP_POLL_SECONDS) -> None:
+        """Run the partition upkeep whenever it is due, writes or none, until `stop` is set:
+        `lakelens serve` runs it in a thread on PostgreSQL (SQLite has no upkeep), so a server
+        that receives nothing for hours still makes the coming days ahead and keeps today's
+        hourly --grep index and the ended days' indexes built. A failed upkeep is logged in
+        one line and tried again the next hour."""
+        while not stop.wait(max(0.0, min(poll, self._partitions_due - self.upkeep_clock()))):
+            if self._upkeep_due():
+                self.maintain_partitions()
 
     def index_ended_days(self, now: float | None = None) -> int:
         """Build the missing `logs --grep` indexes of ended days now (PostgreSQL, logs
@@ -251,7 +289,7 @@ class Store:
         batch_caps(batch)  # writers that bypassed the ingest boundary (SDK, importers)
 
         engine = self.engine
-        if self._partitions_due <= time.monotonic():
+        if self._upkeep_due():
             self.maintain_partitions()
         return write_batch(engine, batch, batch_id=batch_id, **claim)
 

@@ -4,8 +4,9 @@ Each day is a partition `logs_pYYYYMMDD` (UTC) of `logs`, ranged on `time` (and
 `spans_pYYYYMMDD` of `spans`, on `start_time`); `logs_default` takes anything no day
 partition covers (a late record from before the oldest day, a clock far ahead), so an insert
 never fails for lack of a partition. Days are made ahead (`AHEAD_DAYS`) by `maintain`, which
-every process that writes runs at its first write and then hourly (`Store.write`): the write
-path itself stays plain INSERTs. A day made later than its rows
+every process that writes runs at its first write and then hourly (`Store.write`), and
+`lakelens serve` hourly with or without writes (`Store.keep_up`): the write path itself stays
+plain INSERTs. A day made later than its rows
 (they waited in the default partition) takes them out of the default partition as it is made.
 
 Every DDL here waits at most `LOCK_TIMEOUT` for its lock: a partition is made or dropped with an
