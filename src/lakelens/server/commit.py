@@ -231,6 +231,9 @@ class GroupCommitter:
         return group
 
     def _commit(self, group: list[_Waiting]) -> None:
+        # A process that only ingests over HTTP still makes the coming days' partitions (once
+        # an hour; `lakelens serve` also runs it on the clock, and one at a time).
+        self.store.upkeep_when_due()
         self.writing_since = time.monotonic()
         try:
             results = _write(

@@ -186,6 +186,13 @@ class Store:
                 self.engine, self._closing, now=now, keep_days=self.settings.retention_days
             )
 
+    def upkeep_when_due(self) -> None:
+        """The partition upkeep, when it is due (PostgreSQL; nothing on SQLite). Every writer
+        calls it before writing: `write`, and the server's group committer, which writes
+        without `write`."""
+        if self._upkeep_due():
+            self.maintain_partitions()
+
     def _upkeep_due(self) -> bool:
         due, now = self._partitions_due, self.upkeep_clock()
         # A clock set back leaves the next upkeep more than an hour ahead: due now.
@@ -289,8 +296,7 @@ class Store:
         batch_caps(batch)  # writers that bypassed the ingest boundary (SDK, importers)
 
         engine = self.engine
-        if self._upkeep_due():
-            self.maintain_partitions()
+        self.upkeep_when_due()
         return write_batch(engine, batch, batch_id=batch_id, **claim)
 
     def prune(
