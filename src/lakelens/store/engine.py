@@ -207,3 +207,19 @@ def _bound_wal(engine: sa.Engine, wal: Path, limit: int) -> None:
                 cursor.close()
         finally:
             lock.release()
+
+
+@contextlib.contextmanager
+def detached(engine: sa.Engine) -> Any:
+    """A connection of `engine` that is closed after use instead of going back to the pool.
+
+    For the hourly upkeep (partitions, --grep index builds): the idle connection it would
+    leave in a server's pool is the one the next request takes after a network outage, and
+    its pre-ping then waits out the whole answer deadline on a dead socket (/readyz stayed
+    503 for 10 s after PostgreSQL came back). A connection an hour is cheap.
+    """
+    with engine.connect() as conn:
+        try:
+            yield conn
+        finally:
+            conn.invalidate()  # closed, not pooled (detach() loses the pool's reset of it)

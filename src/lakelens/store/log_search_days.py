@@ -198,7 +198,7 @@ def _session(engine: sa.Engine, wait: bool) -> Iterator[sa.Connection | None]:
     """An autocommit connection with no statement timeout for index builds, or None when
     there is nothing to build (SQLite, a non-partitioned `logs`, no pg_trgm) or this process
     already builds (and `wait` is false)."""
-    from lakelens.store.engine import unbounded_answers
+    from lakelens.store.engine import detached, unbounded_answers
     from lakelens.store.sql import borrow
 
     if engine.dialect.name != "postgresql" or not _BUILDING.acquire(blocking=wait):
@@ -206,7 +206,7 @@ def _session(engine: sa.Engine, wait: bool) -> Iterator[sa.Connection | None]:
         return
     try:
         # A build of a big day takes longer than a query may; one aborted is redone.
-        with unbounded_answers(), engine.connect() as conn:
+        with unbounded_answers(), detached(engine) as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             db = borrow(conn)
             if not is_partitioned(db) or not db.value(

@@ -111,8 +111,10 @@ def maintain(engine: sa.Engine, *, now: float | None = None) -> list[Partitionin
         return [Partitioning(table, "table") for table in PARTITIONED]
     today = int((time.time() if now is None else now) // DAY)
     states = []
+    from lakelens.store.engine import detached
+
     for table in PARTITIONED:
-        with engine.connect() as conn:
+        with detached(engine) as conn:
             found = state(conn, table)
             days = _days(conn, table) if found.mode == "days" else {}
         states.append(found)
@@ -120,7 +122,7 @@ def maintain(engine: sa.Engine, *, now: float | None = None) -> list[Partitionin
             if found.mode != "days" or day in days:
                 continue
             try:
-                with engine.begin() as conn:
+                with detached(engine) as conn, conn.begin():
                     _lock(conn, table)
                     if day not in _days(conn, table):
                         _make_day(conn, table, day)
