@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,7 @@ def _bound_wal(engine: sa.Engine, wal: Path, limit: int) -> None:
 
 
 @contextlib.contextmanager
-def detached(engine: sa.Engine) -> Any:
+def detached(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection of `engine` that is closed after use instead of going back to the pool.
 
     For the hourly upkeep (partitions, --grep index builds): the idle connection it would
