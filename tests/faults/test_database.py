@@ -103,3 +103,24 @@ def test_a_migration_may_outlast_the_statement_timeout(postgres_url: str) -> Non
             conn.execute(sa.text("SELECT pg_sleep(1.5)"))  # the next transaction is bounded again
     finally:
         engine.dispose()
+
+
+def test_after_an_outage_an_idle_pooled_connection_costs_a_ping_not_a_statement(
+    fault_proxy: Any, postgres_url: str
+) -> None:
+    """A connection idle in the pool through an outage is dead when PostgreSQL comes back: the
+    pool's check of it gives up after the connect timeout and a new one is made, instead of
+    waiting out a statement's deadline (35 s here) or the TCP timeout (20 s)."""
+    timeouts = PostgresTimeouts(connect=2, statement=30, tcp=20)
+    engine = create_store_engine(fault_proxy.url(postgres_url), timeouts=timeouts)
+    try:
+        assert _select_one(engine) == 1  # its connection goes back to the pool, idle
+        fault_proxy.blackhole()
+        time.sleep(0.5)
+        fault_proxy.restore()  # new connections pass again; the idle one stays dead
+        began = time.monotonic()
+        assert _select_one(engine) == 1
+        took = time.monotonic() - began
+        assert 1.5 < took < 6, f"the first query after the outage took {took:.1f}s"
+    finally:
+        engine.dispose()

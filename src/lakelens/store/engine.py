@@ -15,6 +15,7 @@ from lakelens.errors import StoreError
 from lakelens.store.postgres import (
     PostgresTimeouts,
     answer_deadline,
+    answers_within,
     connection_class,
     unbounded_answers,
 )
@@ -131,6 +132,7 @@ def create_store_engine(
             _bound_wal(engine, Path(f"{database}-wal"), wal_limit)
     else:
         _bound_waits(engine, connection_class(timeouts.answer if timeouts else None))
+        _bound_pings(engine, max(2.0, timeouts.connect) if timeouts else PING_SECONDS)
     return engine
 
 
@@ -138,6 +140,29 @@ def _bound_waits(engine: sa.Engine, connection_class: Any) -> None:
     @sa.event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         return connection_class.connect(*cargs, **cparams)
+
+
+# How long the pool's check of a connection it hands out waits for PostgreSQL's answer.
+PING_SECONDS = 5.0
+
+
+def _bound_pings(engine: sa.Engine, seconds: float) -> None:
+    """The pool's pre-ping waits `seconds` (the connect timeout: a live server answers a
+    ping as soon as it would accept a connection), not a statement's whole deadline.
+
+    After a network outage every connection that sat idle in the pool is dead, and each
+    checkout's ping waited out the answer deadline (statement timeout + 5 s, or the TCP
+    timeout) before the pool made a new one: a server's pages and /readyz stalled that long
+    per idle connection once PostgreSQL was back. A ping past the deadline closes its
+    connection, which the pool replaces. A shorter deadline of the caller's stays.
+    """
+    ping = engine.dialect.do_ping
+
+    def bounded(dbapi_connection: Any) -> bool:
+        with answers_within(seconds):
+            return bool(ping(dbapi_connection))
+
+    engine.dialect.do_ping = bounded  # type: ignore[method-assign]
 
 
 def _tune_sqlite(engine: sa.Engine, synchronous: str, wal_limit: int) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PostgresTimeouts",
     "answer_deadline",
+    "answers_within",
     "connection_class",
     "import_psycopg",
     "libpq_url",
@@ -140,6 +141,14 @@ def answer_deadline(seconds: float | None) -> Iterator[None]:
         yield
     finally:
         _ANSWER_DEADLINE.reset(token)
+
+
+@contextlib.contextmanager
+def answers_within(seconds: float) -> Iterator[None]:
+    """Like `answer_deadline`, but a shorter deadline already set in this context stays."""
+    chosen = _ANSWER_DEADLINE.get()
+    with answer_deadline(min(seconds, chosen) if chosen else seconds):
+        yield
 
 
 @contextlib.contextmanager
