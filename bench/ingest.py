@@ -180,14 +180,14 @@ CLIENT = LOG_RECORD + textwrap.dedent(
         host, port = bases[k % len(bases)].split("//")[1].split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         i = k
-        if mode == "native-raw":
-            # One body, encoded before the clock starts and sent again and again: what the
-            # raw-insert reference does with its rows, so the figure is the server's.
-            body = json.dumps(native_events(k)).encode()
-            while running():
+        # native-raw: one body, encoded before the clock starts and sent again and again, as
+        # the raw-insert reference inserts its rows, so the figure is the server's.
+        body = json.dumps(native_events(k)).encode() if mode == "native-raw" else b""
+        while running():
+            if mode == "native-raw":
                 await post(reader, writer, host, b"/api/v1/events", body)
                 sent[k] += 500
-        while running() and mode == "ol-raw":
+                continue
             run_id = str(uuid.uuid4())
             for event_type in ("START", "COMPLETE"):
                 body = json.dumps(run_event(run_id, event_type, i)).encode()

@@ -55,11 +55,6 @@ def _wal_limit() -> int:
     return int(megabytes * 1024 * 1024) if megabytes > 0 else WAL_LIMIT_BYTES
 
 
-def _first_line(exc: Exception) -> str:
-    """A database error in one log line (SQLAlchemy's adds the statement and a link)."""
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-
-
 def seconds_to_upkeep(now: float) -> float:
     """Seconds from wall-clock `now` to the next partition upkeep, `_UPKEEP_LAG_SECONDS` into
     a clock hour: the coming one's, or this hour's when that moment is still ahead (at most an
@@ -165,7 +160,9 @@ class Store:
             states = maintain(self.engine, now=now)
         except Exception as exc:  # never stops a write: the default partition takes the rows
             states = []
-            _log.warning("day partitions of logs and spans not made: %s", _first_line(exc))
+            from lakelens.store.postgres import error_line
+
+            _log.warning("day partitions of logs and spans not made: %s", error_line(exc))
         else:
             self.upkeep_at = at
         for state in states:
@@ -205,8 +202,7 @@ class Store:
         hourly --grep index and the ended days' indexes built. A failed upkeep is logged in
         one line and tried again the next hour."""
         while not stop.wait(max(0.0, min(poll, self._partitions_due - self.upkeep_clock()))):
-            if self._upkeep_due():
-                self.maintain_partitions()
+            self.upkeep_when_due()
 
     def index_ended_days(self, now: float | None = None) -> int:
         """Build the missing `logs --grep` indexes of ended days now (PostgreSQL, logs

@@ -33,6 +33,7 @@ import time
 from typing import TYPE_CHECKING
 
 from lakelens.store.log_search import PG_INDEXES
+from lakelens.store.postgres import error_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -222,11 +223,6 @@ def _session(engine: sa.Engine, wait: bool) -> Iterator[sa.Connection | None]:
         _BUILDING.release()
 
 
-def _reason(exc: Exception) -> str:
-    """The first line of a database error (a lock not granted, a cancel)."""
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-
-
 @contextlib.contextmanager
 def _locked(conn: sa.Connection, partition: str, *, wait: bool) -> Iterator[bool]:
     """Hold the partition's build lock (and the shared migration lock); yields whether they
@@ -298,7 +294,7 @@ def _build_one(
             )
             return 1
     except sa.exc.DBAPIError as exc:  # a lock not granted, a cancel: next time
-        log.info("log search index %s not built yet: %s", name, _reason(exc))
+        log.info("log search index %s not built yet: %s", name, error_line(exc))
         return 0
 
 
@@ -360,7 +356,7 @@ def _drop_stale(conn: sa.Connection, now: float, *, wait: bool) -> None:
                     conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         except sa.exc.DBAPIError as exc:
             log.info(
-                "partial log search indexes of %s not dropped yet: %s", partition, _reason(exc)
+                "partial log search indexes of %s not dropped yet: %s", partition, error_line(exc)
             )
 
 

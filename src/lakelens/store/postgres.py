@@ -20,6 +20,7 @@ __all__ = [
     "answer_deadline",
     "answers_within",
     "connection_class",
+    "error_line",
     "import_psycopg",
     "libpq_url",
     "masked_url",
@@ -189,6 +190,13 @@ def connection_class(default_deadline: float | None) -> Any:
                 ) from None
 
     return Connection
+
+
+def error_line(exc: BaseException) -> str:
+    """A database error in one log line: its first (SQLAlchemy's adds the statement and a
+    link), or the error's kind when it says nothing."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def libpq_url(url: str) -> tuple[str, dict[str, str]]:
