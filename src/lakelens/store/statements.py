@@ -172,6 +172,7 @@ class _Statements:
         )
 
         self.run_start = f"SELECT start_time FROM runs WHERE run_id = {mark}"
+        self._mark = mark
         self.runs = compiled(
             self._state_upsert(insert, schema.runs, "run_id", replaces=_OBSERVED_ONLY),
             _RUN_KEYS,
@@ -245,6 +246,11 @@ class _Statements:
             status: (compiled(latest), compiled(extreme))
             for status, (latest, extreme) in _STATE_SQL.items()
         }
+
+    def run_starts(self, count: int) -> str:
+        """SELECT run_id, start_time of `count` runs, their ids bound in order."""
+        marks = ", ".join([self._mark] * count)
+        return f"SELECT run_id, start_time FROM runs WHERE run_id IN ({marks})"
 
     @staticmethod
     def _state_upsert(insert: Any, table: sa.Table, key: str, replaces: str | None = None) -> Any:

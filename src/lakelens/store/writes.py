@@ -113,18 +113,21 @@ def write_batches(
                 kept = [part for part, new in zip(parts, fresh, strict=True) if new]
                 batch = _combined([part.batch for part in kept])
                 if len(batch):
+                    starts = _RunStarts(cursor, sql, batch)  # answered with the names' read
                     batch = _canonical(cursor, sql, batch, kept)
                     _append(conn, cursor, sql, batch)
                     locked = not sql.sqlite and _shares_rows(batch)
                     if locked:
                         cursor.execute(_TAKE_ROLLUPS)
-                    _write(cursor, sql, batch)
+                    _write(cursor, sql, batch, starts)
                     if locked:
                         cursor.execute(_LEAVE_ROLLUPS)
                     if sql.sqlite and batch.logs:
                         log_search.catch_up(cursor)  # now and then: a chunk of the newest logs
+                if any(fresh) and isinstance(cursor, _Piped):
+                    cursor.commit()
             if any(fresh):
-                conn.commit()
+                conn.commit()  # on PostgreSQL after the pipeline's COMMIT: answered, no round trip
             else:
                 conn.rollback()
         except engine.dialect.loaded_dbapi.Error as exc:
@@ -185,8 +188,19 @@ class _Piped:
 
     @property
     def description(self) -> Any:
-        self._pipeline.sync()
+        if self._cursor.pgresult is None:  # not answered yet (psycopg resets it per statement)
+            self._pipeline.sync()
         return self._cursor.description
+
+    def another(self) -> _Piped:
+        """A second cursor in the same pipeline: its answer arrives with the next sync."""
+        return _Piped(self._cursor.connection.cursor(), self._pipeline)
+
+    def commit(self) -> None:
+        """COMMIT in the pipeline, answered with its statements at the pipeline's end: one
+        round trip fewer than psycopg's `commit()`, which syncs, and the pipeline's exit syncs
+        again. psycopg then sees the transaction ended, and SQLAlchemy's commit sends nothing."""
+        self._cursor.execute("COMMIT", prepare=False)
 
 
 def _canonical(cursor: Any, sql: _Statements, batch: Batch, parts: Sequence[Part]) -> Batch:
@@ -292,7 +306,7 @@ def _shares_rows(batch: Batch) -> bool:
     )
 
 
-def _write(cursor: Any, sql: _Statements, batch: Batch) -> None:
+def _write(cursor: Any, sql: _Statements, batch: Batch, starts: _RunStarts) -> None:
     """The rows writers share (assets, runs, edges, and through the rollup triggers the hours)."""
     if batch.assets:
         sql.assets.many(cursor, _asset_rows(batch.assets))
@@ -311,7 +325,7 @@ def _write(cursor: Any, sql: _Statements, batch: Batch) -> None:
             sql.observed_runs.many(cursor, _observed_rows(observed))
     if batch.materializations:
         merged = _merge((_materialization_row(m) for m in batch.materializations), "id")
-        _start_with_runs(cursor, sql, merged)
+        _start_with_runs(cursor, sql, merged, starts)
         for row in merged:
             # Events merged into one row (a START and its COMPLETE) each lacked the other end.
             start, end = row["start_time"], row["end_time"]
@@ -324,18 +338,74 @@ def _write(cursor: Any, sql: _Statements, batch: Batch) -> None:
         sql.checks.write(cursor, _check_rows(batch.checks))
 
 
-def _start_with_runs(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:
+class _RunStarts:
+    """The stored starts of the runs whose materializations come without a start (an
+    OpenLineage COMPLETE), asked before the transaction's first wait for an answer: on
+    PostgreSQL the question rides in the pipeline with the asset names' read, so it costs no
+    round trip of its own and none under the rollup lock (it was one more in every COMPLETE).
+
+    What the transaction's own run rows do to a start is applied as their upsert does (the
+    earliest reported start wins). A run the batch also has OTLP-observed rows for, whose
+    upsert depends on the stored row's tags, is read after the runs are written, as before.
+    """
+
+    def __init__(self, cursor: Any, sql: _Statements, batch: Batch) -> None:
+        wanted = {m.run_id for m in batch.materializations if m.start_time is None and m.run_id}
+        wanted -= {r.run_id for r in batch.runs if r.tags == OTLP_RUN_TAGS}
+        self._given: dict[str, float] = {}
+        for run in batch.runs:
+            start = to_epoch(run.start_time)
+            if run.run_id in wanted and start is not None:
+                given = self._given.get(run.run_id)
+                self._given[run.run_id] = start if given is None else min(given, start)
+        self._asked: list[Any] = []
+        self._stored: dict[str, float | None] | None = None
+        self._wanted = wanted
+        ordered = sorted(wanted)
+        for chunk in range(0, len(ordered), _RUN_CHUNK):
+            ids = ordered[chunk : chunk + _RUN_CHUNK]
+            asking = cursor.another() if isinstance(cursor, _Piped) else cursor.connection.cursor()
+            asking.execute(sql.run_starts(len(ids)), ids)
+            self._asked.append(asking)
+
+    def knows(self, run_id: str) -> bool:
+        return run_id in self._wanted
+
+    def start(self, run_id: str) -> float | None:
+        """The run's start once this transaction's run rows are written (`knows(run_id)`)."""
+        if self._stored is None:
+            self._stored = {}
+            for asking in self._asked:
+                if asking.description is not None:  # waits for the answer in a pipeline
+                    self._stored.update(asking.fetchall())
+                asking.close()
+        stored, given = self._stored.get(run_id), self._given.get(run_id)
+        if stored is None or given is None:
+            return stored if given is None else given
+        return min(stored, given)
+
+
+_RUN_CHUNK = 500
+
+
+def _start_with_runs(
+    cursor: Any, sql: _Statements, rows: list[dict[str, Any]], starts: _RunStarts
+) -> None:
     """A materialization reported without a start (an OpenLineage output first listed on
     COMPLETE) started with its run, as far as anyone knows."""
-    starts: dict[str, float | None] = {}
+    found: dict[str, float | None] = {}
     for row in rows:
-        if row["start_time"] is not None or row["run_id"] is None:
+        run_id = row["run_id"]
+        if row["start_time"] is not None or run_id is None:
             continue
-        if row["run_id"] not in starts:
-            cursor.execute(sql.run_start, (row["run_id"],))
-            found = cursor.fetchone()
-            starts[row["run_id"]] = found[0] if found else None
-        row["start_time"] = starts[row["run_id"]]
+        if run_id not in found:
+            if starts.knows(run_id):
+                found[run_id] = starts.start(run_id)
+            else:
+                cursor.execute(sql.run_start, (run_id,))
+                answer = cursor.fetchone()
+                found[run_id] = answer[0] if answer else None
+        row["start_time"] = found[run_id]
 
 
 def _update_asset_state(cursor: Any, sql: _Statements, rows: list[dict[str, Any]]) -> None:

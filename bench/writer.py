@@ -1,0 +1,156 @@
+"""The ingest writer's transaction, in process: one OpenLineage event per transaction, as the
+server's group committer writes one-event requests that arrive one at a time (one connection).
+
+Each RunEvent pair (START, then COMPLETE; the COMPLETE's output has no start of its own, so the
+writer takes its run's) is converted
+once before the clock starts; the clock then runs over `store.writes.write_batches` alone, on
+one held connection, as the committer holds it. Wall time and this process's CPU per
+transaction, SQLite and PostgreSQL in turn, and PostgreSQL ÷ SQLite (transactions/s) from the
+same run. No HTTP, no event loop: what is left is the store's part of a request.
+
+    .venv/bin/python bench/writer.py                         # both stores, 3 turns each
+    .venv/bin/python bench/writer.py --stores postgres --turns 5 --json
+
+PostgreSQL: a new database per turn on --database-url (default: the local test server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def run_event(run_id: str, event_type: str, i: int) -> dict[str, Any]:
+    """The RunEvent bench/ingest.py sends: one input, one output with output statistics."""
+    return {
+        "eventType": event_type,
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "producer": "https://example.com/bench",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": run_id},
+        "job": {"namespace": "bench", "name": f"job_{i % 20}"},
+        "inputs": [{"namespace": "warehouse", "name": f"raw.table_{i % 20}"}],
+        "outputs": [
+            {
+                "namespace": "warehouse",
+                "name": f"stg.table_{i % 20}",
+                "outputFacets": {
+                    "outputStatistics": {
+                        "_producer": "https://example.com/bench",
+                        "_schemaURL": "https://openlineage.io/spec/facets/1-0-2/"
+                        "OutputStatisticsOutputDatasetFacet.json",
+                        "rowCount": 487,
+                        "size": 48700,
+                    }
+                },
+            }
+        ],
+    }
+
+
+def one_turn(kind: str, events: int, postgres_url: str) -> dict[str, float]:
+    """Write `events` runs (2 transactions each) after 100 warm-up runs: ms per transaction."""
+    import sqlalchemy as sa
+
+    from lakelens.config import load_settings
+    from lakelens.ingest import openlineage
+    from lakelens.store import Store
+    from lakelens.store.engine import answer_deadline
+    from lakelens.store.writes import Part, write_batches
+
+    home = tempfile.mkdtemp(prefix="lakelens-writer-")
+    admin = None
+    if kind == "sqlite":
+        url = f"sqlite:///{home}/lakelens.db"
+    else:
+        name = f"lakelens_writer_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+        admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        store = Store(settings=load_settings(home=home, database_url=url, log_format="none"))
+        engine = store.engine
+        parts = []
+        for i in range(events + 100):
+            run_id = str(uuid.uuid4())
+            for event_type in ("START", "COMPLETE"):
+                body = json.dumps(run_event(run_id, event_type, i)).encode()
+                batch = openlineage.body_to_ingested(body, now=time.time()).batch
+                parts.append(Part(batch, source="openlineage"))
+        conn = engine.connect()
+        try:
+            for at, part in enumerate(parts):
+                if at == 200:
+                    wall, cpu = time.perf_counter(), time.process_time()
+                with answer_deadline(30):
+                    write_batches(engine, [part], connection=conn)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        finally:
+            conn.close()
+            store.close()
+            engine.dispose()
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+    done = len(parts) - 200
+    return {"wall_ms": wall / done * 1e3, "cpu_ms": cpu / done * 1e3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stores", default="sqlite,postgres")
+    parser.add_argument("--events", type=int, default=1000, help="runs per turn (2 txns each)")
+    parser.add_argument("--turns", type=int, default=3, help="turns per store, alternating")
+    parser.add_argument("--database-url", default=os.environ.get("LAKELENS_DATABASE_URL", POSTGRES))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
+    turns: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+    for turn in range(args.turns):
+        for kind in kinds:
+            turns[kind].append(one_turn(kind, args.events, args.database_url))
+            if not args.json:
+                got = turns[kind][-1]
+                print(
+                    f"  turn {turn + 1} {kind:9} {got['wall_ms']:.3f} ms wall, "
+                    f"{got['cpu_ms']:.3f} ms CPU per transaction",
+                    file=sys.stderr,
+                )
+    result: dict[str, Any] = {
+        kind: {key: statistics.median(t[key] for t in found) for key in ("wall_ms", "cpu_ms")}
+        for kind, found in turns.items()
+    }
+    if "sqlite" in result and "postgres" in result:
+        result["postgres_vs_sqlite_txn_per_s"] = (
+            result["sqlite"]["wall_ms"] / result["postgres"]["wall_ms"]
+        )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"writer transactions, one OpenLineage event each, median of {args.turns} turns:")
+    for kind in kinds:
+        print(
+            f"  {kind:9} {result[kind]['wall_ms']:.3f} ms wall  "
+            f"{result[kind]['cpu_ms']:.3f} ms CPU  ({1e3 / result[kind]['wall_ms']:,.0f}/s)"
+        )
+    if "postgres_vs_sqlite_txn_per_s" in result:
+        print(
+            f"  PostgreSQL ÷ SQLite, transactions/s: {result['postgres_vs_sqlite_txn_per_s']:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""A materialization reported without a start takes its run's, as the run stands once the
+transaction's own run rows are written (asked before the rows are written, store/writes.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from lakelens.events import Batch
+from lakelens.ingest import OTLP_RUN_TAGS
+from lakelens.model import Materialization, Run
+from lakelens.store import Store, schema
+
+T0 = 1_700_000_000.0
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(T0 + seconds, tz=timezone.utc)
+
+
+def _write(store: Store, *events: Run | Materialization) -> None:
+    batch = Batch()
+    for event in events:
+        batch.add(event)
+    store.write(batch)
+
+
+def _done(run_id: str, asset: str, end: float) -> Materialization:
+    """An output first listed on COMPLETE: an end, no start."""
+    return Materialization(
+        f"{run_id}:{asset}", run_id, asset, "success", start_time=None, end_time=_at(end)
+    )
+
+
+def _stored(store: Store, run_id: str) -> dict[str, tuple[float | None, float | None]]:
+    m, a = schema.materializations, schema.assets
+    with store.connect() as conn:
+        rows = conn.execute(
+            sa.select(m.c.asset, m.c.start_time, m.c.duration).where(m.c.run_id == run_id)
+        ).all()
+        states = dict(conn.execute(sa.select(a.c.name, a.c.last_start_time)).all())
+    return {
+        asset: (None if start is None else start - T0, duration) for asset, start, duration in rows
+    } | {f"state:{name}": (None if s is None else s - T0, None) for name, s in states.items()}
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store(store_url)
+    yield opened
+    opened.close()
+
+
+def test_the_stored_start_of_its_run(store: Store) -> None:
+    _write(store, Run("r1", "load", start_time=_at(0)))
+    # The COMPLETE's own run row carries its time as a start: the earlier stored one wins.
+    _write(
+        store,
+        Run("r1", "load", "success", start_time=_at(30), end_time=_at(30)),
+        _done("r1", "t", 30),
+    )
+    assert _stored(store, "r1") == {"t": (0.0, 30.0), "state:t": (0.0, None)}
+
+
+def test_a_start_in_the_same_transaction_earlier_than_the_stored_one(store: Store) -> None:
+    _write(store, Run("r2", "load", start_time=_at(10)))
+    _write(store, Run("r2", "load", start_time=_at(4)), _done("r2", "t", 30))
+    assert _stored(store, "r2")["t"] == (4.0, 26.0)
+
+
+def test_a_run_written_only_in_the_same_transaction(store: Store) -> None:
+    _write(
+        store,
+        Run("r3", "load", start_time=_at(7)),
+        Run("r3", "load", start_time=_at(5)),
+        _done("r3", "t", 9),
+    )
+    assert _stored(store, "r3")["t"] == (5.0, 4.0)
+
+
+def test_an_unknown_run_leaves_the_start_unknown(store: Store) -> None:
+    _write(store, _done("r4", "t", 9))
+    assert _stored(store, "r4") == {"t": (None, None), "state:t": (9.0, None)}
+
+
+def test_runs_observed_through_otlp_in_the_same_transaction(store: Store) -> None:
+    # A reported run's start is kept against a span's observation of it; a run only observed
+    # takes the observation's earlier start. Both as their upserts leave them.
+    _write(store, Run("r5", "load", start_time=_at(10)))
+    _write(
+        store,
+        Run("r5", "load", start_time=_at(2), tags=dict(OTLP_RUN_TAGS)),
+        Run("r6", "load", start_time=_at(3), tags=dict(OTLP_RUN_TAGS)),
+        _done("r5", "t", 30),
+        _done("r6", "u", 30),
+    )
+    assert _stored(store, "r5")["t"] == (10.0, 20.0)
+    assert _stored(store, "r6")["u"] == (3.0, 27.0)
+
+
+def test_many_runs_in_one_transaction(store: Store) -> None:
+    runs = [Run(f"m{i}", "load", start_time=_at(i)) for i in range(1_200)]
+    _write(store, *runs)
+    _write(store, *(_done(f"m{i}", f"t{i % 7}", 2_000) for i in range(1_200)))
+    for i in (0, 499, 500, 1_199):
+        assert _stored(store, f"m{i}")[f"t{i % 7}"] == (float(i), 2_000.0 - i)
