@@ -7,6 +7,7 @@ import itertools
 import json
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -178,3 +179,30 @@ def test_otlp_json_logs(served: Any, value: Any, where: str, at: int) -> None:
     response = client.post("/v1/logs", content=_body(body), headers=JSON)
     assert response.status_code == 200, response.text[:300]
     assert _count(store, schema.logs, schema.logs.c.message, marker) == 1
+
+
+@pytest.mark.parametrize("levels", range(30, 36))
+@pytest.mark.parametrize("signal", ["logs", "traces"])
+def test_a_record_nested_to_the_parsers_limit_fails_alone(
+    served: Any, signal: str, levels: int
+) -> None:
+    # A value nested 33 levels fits protobuf's depth limit when its record is parsed alone,
+    # but not inside the request: the whole request was refused (400) with the good record.
+    client, store = served
+    marker = f"good-{next(_ids)}"
+    deep = _any_value(_deep(levels))
+    if signal == "logs":
+        poison: dict[str, Any] = {"timeUnixNano": "1700000000000000000", "body": deep}
+        good = {"timeUnixNano": "1700000000000000000", "body": {"stringValue": marker}}
+        path, table, column = "/v1/logs", schema.logs, schema.logs.c.message
+        body: dict[str, Any] = {"resourceLogs": [{"scopeLogs": [{"logRecords": [poison, good]}]}]}
+    else:
+        span = {"traceId": "ab" * 16, "startTimeUnixNano": "1700000000000000000"}
+        poison = {**span, "spanId": "cd" * 8, "name": "deep"}
+        poison["attributes"] = [{"key": "k", "value": deep}]
+        good = {**span, "spanId": f"{next(_ids):016x}", "name": marker}
+        path, table, column = "/v1/traces", schema.spans, schema.spans.c.name
+        body = {"resourceSpans": [{"scopeSpans": [{"spans": [poison, good]}]}]}
+    response = client.post(path, content=_body(body), headers=JSON)
+    assert response.status_code == 200, response.text[:300]
+    assert _count(store, table, column, marker) == 1

@@ -72,6 +72,9 @@ _MAX_RUN_ID = 128
 _MAX_NAME = 512
 _MAX_LOGGER = 256
 _MAX_DEPTH = 32
+# protobuf's JSON parser refuses messages nested deeper than this (its default, which keeps
+# the parse inside Python's recursion limit); a request's items sit len(path) messages down.
+_PARSE_DEPTH = 100
 _HEX = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -286,20 +289,33 @@ def _decode(body: bytes, content_type: str, request: Any, signal: str) -> dict[i
         except InvalidArgumentError as exc:
             refused[index] = str(exc)
     try:
-        json_format.ParseDict(_without(data, items, refused), request, ignore_unknown_fields=True)
+        json_format.ParseDict(
+            _without(data, items, refused),
+            request,
+            ignore_unknown_fields=True,
+            max_recursion_depth=_PARSE_DEPTH,
+        )
     except Exception:  # ParseError, or whatever a hostile body provokes: find the bad items
         for index, (_where, siblings, position) in enumerate(items):
             if index not in refused:
                 try:
+                    # As deep as the item may go where it sits: an item that fits alone but
+                    # not in the request failed the whole request again (fuzz, 33 levels).
                     json_format.ParseDict(
-                        siblings[position], item_type(), ignore_unknown_fields=True
+                        siblings[position],
+                        item_type(),
+                        ignore_unknown_fields=True,
+                        max_recursion_depth=_PARSE_DEPTH - len(path),
                     )
                 except Exception as exc:
                     refused[index] = f"does not match OTLP: {_line(exc)}"
         request.Clear()
         try:
             json_format.ParseDict(
-                _without(data, items, refused), request, ignore_unknown_fields=True
+                _without(data, items, refused),
+                request,
+                ignore_unknown_fields=True,
+                max_recursion_depth=_PARSE_DEPTH,
             )
         except Exception as exc:
             raise InvalidArgumentError(
