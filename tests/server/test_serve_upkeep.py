@@ -3,6 +3,9 @@ a replica that only serves reads), says when in /health, and stops cleanly."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,5 +57,13 @@ def test_an_idle_server_indexes_the_ended_day_and_stops_cleanly(
         time.sleep(0.1)
     store = httpx.get(f"{server.url}/health", timeout=30).json()["components"]["store"]
     assert began <= store["details"]["upkeep_at"] <= time.time()
+    told = subprocess.run(
+        [str(Path(sys.executable).with_name("lakelens")), "health", "--url", server.url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        timeout=60,
+    )
+    assert "partition upkeep less than a minute ago" in told.stdout, told.stdout + told.stderr
     assert server.stop() == 0
     assert "Traceback" not in server.output()

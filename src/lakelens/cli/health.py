@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import Any, Optional
 
 import typer
@@ -67,6 +68,7 @@ def _summary(name: str, component: dict[str, Any]) -> str:
                 if (search := details.get("log_search", "")).startswith("scan")
                 else ""
             )
+            + _upkeep(details.get("upkeep_at"))
         )
     if name in ("disk", "memory"):
         where = f" of {details['path']}" if "path" in details else ""
@@ -87,6 +89,15 @@ def _summary(name: str, component: dict[str, Any]) -> str:
         return f"{len(failing)} failing, {len(overdue)} overdue: " + "; ".join(parts)
     text = json.dumps(details, default=str, ensure_ascii=False)
     return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _upkeep(at: Any) -> str:
+    """When this server last ran the partition upkeep (PostgreSQL), as an age."""
+    if not isinstance(at, int | float):
+        return ""
+    minutes = max(0.0, time.time() - at) / 60
+    age = "less than a minute" if minutes < 1 else f"{minutes:.0f} min"
+    return f" · partition upkeep {age} ago"
 
 
 def _open_or_fail(store: Any) -> None:
