@@ -96,13 +96,9 @@ LOG_RECORD = textwrap.dedent(
 )
 _REALISTIC = False  # --realistic
 
-CLIENT = LOG_RECORD + textwrap.dedent(
+# One OpenLineage RunEvent of the OpenLineage phases (bench/writer.py writes the same).
+RUN_EVENT = textwrap.dedent(
     """
-    import asyncio, json, sys, threading, time, uuid
-    import httpx
-    bases, mode, seconds, conns = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-    realistic = sys.argv[5] == "realistic"
-
     def run_event(run_id, event_type, i):
         return {
             "eventType": event_type,
@@ -118,6 +114,18 @@ CLIENT = LOG_RECORD + textwrap.dedent(
                              "_schemaURL": "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json",
                              "rowCount": 487, "size": 48700}}}],
         }
+    """
+)
+
+CLIENT = (
+    LOG_RECORD
+    + RUN_EVENT
+    + textwrap.dedent(
+        """
+    import asyncio, json, sys, threading, time, uuid
+    import httpx
+    bases, mode, seconds, conns = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    realistic = sys.argv[5] == "realistic"
 
     sent = [0] * conns
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -209,6 +217,7 @@ CLIENT = LOG_RECORD + textwrap.dedent(
     elapsed = time.perf_counter() - started
     print(json.dumps({"sent": sum(sent), "seconds": elapsed, "cpu": time.process_time() - cpu_started}))
     """
+    )
 )
 
 

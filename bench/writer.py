@@ -26,35 +26,16 @@ import time
 import uuid
 from typing import Any
 
+from ingest import RUN_EVENT  # bench/ is the script's folder, first on sys.path
+
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def run_event(run_id: str, event_type: str, i: int) -> dict[str, Any]:
-    """The RunEvent bench/ingest.py sends: one input, one output with output statistics."""
-    return {
-        "eventType": event_type,
-        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "producer": "https://example.com/bench",
-        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
-        "run": {"runId": run_id},
-        "job": {"namespace": "bench", "name": f"job_{i % 20}"},
-        "inputs": [{"namespace": "warehouse", "name": f"raw.table_{i % 20}"}],
-        "outputs": [
-            {
-                "namespace": "warehouse",
-                "name": f"stg.table_{i % 20}",
-                "outputFacets": {
-                    "outputStatistics": {
-                        "_producer": "https://example.com/bench",
-                        "_schemaURL": "https://openlineage.io/spec/facets/1-0-2/"
-                        "OutputStatisticsOutputDatasetFacet.json",
-                        "rowCount": 487,
-                        "size": 48700,
-                    }
-                },
-            }
-        ],
-    }
+# The RunEvent bench/ingest.py sends (one input, one output with output statistics), made by
+# the same code its client process runs.
+_SCOPE: dict[str, Any] = {"time": time}
+exec(RUN_EVENT, _SCOPE)
+run_event = _SCOPE["run_event"]
 
 
 def one_turn(kind: str, events: int, postgres_url: str) -> dict[str, float]:
