@@ -256,6 +256,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def writer_counters(base: str) -> tuple[float, float, float]:
+    """The server's ingest writer so far, from /metrics: (transactions, requests, busy s)."""
+    import httpx
+
+    found = dict.fromkeys(
+        (
+            "lakelens_ingest_transactions_total",
+            "lakelens_ingest_transaction_requests_total",
+            "lakelens_ingest_writer_busy_seconds_total",
+        ),
+        0.0,
+    )
+    text = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": "identity"}, timeout=60).text
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = float(value)
+    transactions, requests, busy = found.values()
+    return transactions, requests, busy
+
+
 def build_graph(url: str, nodes: int) -> str:
     """A layered DAG of `nodes` assets under one root, written straight into the store."""
     from lakelens.events import Batch
@@ -487,8 +508,14 @@ def one_run(
                 if key.split("_events")[0] not in phases:
                     continue
                 cpu = cpu_seconds(server.pid)
+                writer = writer_counters(base)
                 data = _drive(base, mode, seconds, conns)
                 result[key] = data["sent"] / data["seconds"]
+                # The group commit, as the server's /metrics counts it: requests per
+                # transaction, and the share of the phase its one writer was busy.
+                done = [b - a for a, b in zip(writer, writer_counters(base), strict=True)]
+                result[f"{key}:requests_per_transaction"] = done[1] / max(1.0, done[0])
+                result[f"{key}:writer_busy"] = done[2] / data["seconds"]
                 per_request = 500 if mode.startswith("native") else 100 if mode == "ol-batch" else 1
                 requests = data["sent"] / per_request
                 result[f"{key}:server_cpu_ms_per_request"] = (
@@ -676,6 +703,13 @@ def _print_store(
         ("impact_ms", "impact on a 10,000-node graph, ms (median)"),
         ("impact_first_ms", "  first impact request after lineage changed, ms"),
     ]
+    writer = [
+        f"{key.removesuffix('_events_per_s')}: "
+        f"{median[f'{key}:requests_per_transaction']:.1f} requests a transaction, "
+        f"busy {median[f'{key}:writer_busy']:.0%}"
+        for key, _mode, _conns, _label in PHASES
+        if f"{key}:writer_busy" in median
+    ]
     for key, label in rows:
         if key not in median:
             continue
@@ -693,6 +727,10 @@ def _print_store(
             verdict = f"goal {goal[0]} {goal[1]:,}  {'PASS' if verdicts[key] else 'FAIL'}"
         value = f"{median[key]:10.2f}" if ratio else f"{median[key]:10,.1f}"
         print(f"   {label:48} {value} {spread:>19} {cpu_text:>15} {client_text:>15}   {verdict}")
+    if writer:
+        print("   the server's ingest writer (/metrics), median:")
+        for line in writer:
+            print(f"     {line}")
 
 
 if __name__ == "__main__":

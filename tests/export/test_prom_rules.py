@@ -115,7 +115,7 @@ def test_promtool_accepts_the_rules_from_a_store(tmp_path: Path, require_tool: A
     assert "Wrote Prometheus rules to" in result.output
     checked = _run(promtool, "check", "rules", out)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 10 rules found" in checked.stdout
+    assert "SUCCESS: 11 rules found" in checked.stdout
     exprs = [r["expr"] for g in yaml.safe_load(out.read_text())["groups"] for r in g["rules"]]
     assert 'asset_freshness_seconds{asset_name="odd \\"quoted\\" \\\\ name"} > 1800' in exprs
 

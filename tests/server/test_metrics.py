@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+import time
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -90,6 +91,21 @@ def test_ingest_counters_count_accepted_and_rejected_events(client: Any) -> None
     assert _value(samples, "lakelens_ingest_events_total", source="native") == 2
     assert _value(samples, "lakelens_ingest_rejected_events_total", source="native") == 1
     assert _value(samples, "lakelens_runs_in_progress") == 1
+
+
+def test_the_ingest_writer_says_how_busy_it_is(client: Any) -> None:
+    before = _samples(client.get("/metrics").text)
+    for name in ("transactions", "transaction_requests", "writer_busy_seconds"):
+        assert _value(before, f"lakelens_ingest_{name}_total") == 0  # before the first request
+    started = time.monotonic()
+    for i in range(3):
+        client.post("/api/v1/events", json=[{"type": "log", "message": f"m{i}"}] * 5)
+    took = time.monotonic() - started
+    after = _samples(client.get("/metrics").text)
+    # One request at a time from this client: a transaction each.
+    assert _value(after, "lakelens_ingest_transactions_total") == 3
+    assert _value(after, "lakelens_ingest_transaction_requests_total") == 3
+    assert 0 < _value(after, "lakelens_ingest_writer_busy_seconds_total") <= took
 
 
 def test_custom_metrics_never_shadow_lakelens_series(client: Any) -> None:

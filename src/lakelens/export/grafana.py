@@ -615,6 +615,36 @@ def _self(job: str) -> dict[str, Any]:
     )
     s.add(
         _series(
+            "Ingest writer busy (1 = ingest waits for it)",
+            [
+                (
+                    f"max by (instance) (rate(lakelens_ingest_writer_busy_seconds_total[{RATE}]))",
+                    "{{instance}}",
+                ),
+            ],
+            unit="percentunit",
+            maximum=1,
+        ),
+        12,
+        8,
+    )
+    s.add(
+        _series(
+            "Requests per ingest transaction",
+            [
+                (
+                    "sum by (instance) "
+                    f"(rate(lakelens_ingest_transaction_requests_total[{RATE}])) / "
+                    f"sum by (instance) (rate(lakelens_ingest_transactions_total[{RATE}]))",
+                    "{{instance}}",
+                ),
+            ],
+        ),
+        12,
+        8,
+    )
+    s.add(
+        _series(
             "Alert deliveries per second",
             [
                 (

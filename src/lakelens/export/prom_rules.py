@@ -41,6 +41,7 @@ RULE_NAMES = (
     "AlertOutboxBacklog",
     "EvaluatorStalled",
     "AlertWorkerStalled",
+    "IngestWriterSaturated",
 )
 
 
@@ -66,6 +67,7 @@ class RuleOptions:
     outbox_backlog: float = 900.0
     evaluator_stall: float = 300.0
     worker_stall: float = 120.0
+    writer_busy: float = 0.9
     for_seconds: dict[str, float] = field(
         default_factory=lambda: {
             "DatasetFreshness": 300.0,
@@ -76,6 +78,7 @@ class RuleOptions:
             "AlertOutboxBacklog": 300.0,
             "EvaluatorStalled": 120.0,
             "AlertWorkerStalled": 120.0,
+            "IngestWriterSaturated": 900.0,
         }
     )
     for_override: float | None = None
@@ -257,6 +260,18 @@ def build_rules(slas: list[AssetSla], options: RuleOptions | None = None) -> dic
             "critical",
             "The lakelens alert delivery worker has stopped",
             "No notification has been sent or retried for {{ $value | humanizeDuration }}.",
+        ),
+        _rule(
+            "IngestWriterSaturated",
+            "max by (job, instance) (rate(lakelens_ingest_writer_busy_seconds_total[10m]))"
+            f" > {o.writer_busy:g}",
+            o,
+            "warning",
+            "lakelens at {{ $labels.instance }} ingests as fast as its one writer can",
+            "The ingest writer of {{ $labels.instance }} was busy {{ $value | humanizePercentage }}"
+            " of the last 10m: requests queue for it and clients wait. On PostgreSQL, spread the "
+            "clients over another `lakelens serve` on the same store; on SQLite the store's "
+            "single writer is the limit.",
         ),
     ]
     return {

@@ -157,9 +157,11 @@ class GroupCommitter:
         # (4 of 6 pairs).
         self._defer_wake = store.is_sqlite
         self._kicking = False  # a wake of the writer is scheduled on a loop
-        # Transactions and requests they held, for tests and /metrics-style introspection.
+        # Transactions and the requests they held, and the seconds spent in them (/metrics:
+        # a writer busy nearly all the time is what ingest waits for).
         self.groups = 0
         self.requests = 0
+        self.busy_seconds = 0.0
         # The writer thread's connection, and when it was taken from the pool.
         self._held: sa.Connection | None = None
         self._held_since = 0.0
@@ -234,7 +236,7 @@ class GroupCommitter:
         # A process that only ingests over HTTP still makes the coming days' partitions (once
         # an hour; `lakelens serve` also runs it on the clock, and one at a time).
         self.store.upkeep_when_due()
-        self.writing_since = time.monotonic()
+        began = self.writing_since = time.monotonic()
         try:
             results = _write(
                 self.store,
@@ -244,6 +246,7 @@ class GroupCommitter:
             )
         except Exception as exc:
             self.writing_since = None
+            self.busy_seconds += time.monotonic() - began
             if self._held is not None and self._held.invalidated:
                 self._release()
             if len(group) == 1 or not self._alone_may_succeed(exc):
@@ -261,6 +264,7 @@ class GroupCommitter:
             return
         self.writing_since = None
         self.last_commit = time.monotonic()
+        self.busy_seconds += self.last_commit - began
         self._count(1, len(group))
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, bool]]] = {}
         for waiting, fresh in zip(group, results, strict=True):

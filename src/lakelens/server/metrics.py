@@ -23,6 +23,7 @@ from lakelens.server.security import require_read
 from lakelens.store import schema
 
 if TYPE_CHECKING:
+    from lakelens.server.commit import GroupCommitter
     from lakelens.server.context import ServerContext
 
 __all__ = ["INGEST_SOURCES", "exposition", "router"]
@@ -160,6 +161,31 @@ def runtime_families(ctx: ServerContext, conn: sa.Connection) -> list[Any]:
     return [in_progress, accepted, rejected, disk, memory]
 
 
+def writer_families(committer: GroupCommitter | None) -> list[Any]:
+    """This server's ingest writer: its transactions, the requests they held and the seconds
+    spent in them (zeros until the first ingest request starts it)."""
+    from prometheus_client.core import CounterMetricFamily
+
+    transactions = CounterMetricFamily(
+        "lakelens_ingest_transactions",
+        "Transactions this server's ingest writer ran, committed or not (each holds a group "
+        "of requests).",
+    )
+    requests = CounterMetricFamily(
+        "lakelens_ingest_transaction_requests",
+        "Ingest requests held by those transactions (÷ transactions: requests per group).",
+    )
+    busy = CounterMetricFamily(
+        "lakelens_ingest_writer_busy_seconds",
+        "Seconds this server's ingest writer spent in transactions; a rate near 1 means "
+        "ingest waits for the writer.",
+    )
+    transactions.add_metric([], float(committer.groups if committer else 0))
+    requests.add_metric([], float(committer.requests if committer else 0))
+    busy.add_metric([], committer.busy_seconds if committer else 0.0)
+    return [transactions, requests, busy]
+
+
 class _Families:
     def __init__(self, families: Iterable[Any]) -> None:
         self.families = list(families)
@@ -168,7 +194,7 @@ class _Families:
         return iter(self.families)
 
 
-def exposition(ctx: ServerContext) -> bytes:
+def exposition(ctx: ServerContext, committer: GroupCommitter | None = None) -> bytes:
     """The whole scrape, in the Prometheus text format 0.0.4."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.process_collector import ProcessCollector
@@ -182,6 +208,7 @@ def exposition(ctx: ServerContext) -> bytes:
     with ctx.store.connect() as conn:
         families = list(StoreCollector(conn, since=None, now=ctx.clock()).collect())
         families += runtime_families(ctx, conn)
+        families += writer_families(committer)
         families += alerting_families(conn, now=ctx.clock())
         families += incident_families(conn, now=ctx.clock())
         families += profile_families(conn)
@@ -205,14 +232,15 @@ async def metrics(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     compress = gzip_accepted(request.headers.get("accept-encoding", ""))
-    body = await run_in_threadpool(_scrape, request.app.state.ctx, compress)
+    committer = getattr(request.app.state, "committer", None)
+    body = await run_in_threadpool(_scrape, request.app.state.ctx, compress, committer)
     headers = {"Vary": "Accept-Encoding"}
     if compress:
         headers["Content-Encoding"] = "gzip"
     return Response(body, media_type=CONTENT_TYPE, headers=headers)
 
 
-def _scrape(ctx: ServerContext, compress: bool) -> bytes:
+def _scrape(ctx: ServerContext, compress: bool, committer: GroupCommitter | None = None) -> bytes:
     """The exposition, gzipped when the scraper accepts it (Prometheus always does).
 
     The text repeats each asset name in every series (5,000 assets: 14 MB); level 1 makes
@@ -220,5 +248,5 @@ def _scrape(ctx: ServerContext, compress: bool) -> bytes:
     """
     import gzip
 
-    body = exposition(ctx)
+    body = exposition(ctx, committer)
     return gzip.compress(body, compresslevel=GZIP_LEVEL) if compress else body
