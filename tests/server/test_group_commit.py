@@ -99,6 +99,26 @@ def test_requests_queued_behind_a_busy_writer_commit_together_after_it(
     assert committer.groups <= 2
 
 
+def test_a_writer_waiting_on_the_store_counts_as_busy_while_it_waits(
+    store: Store, store_url: str
+) -> None:
+    committer = GroupCommitter(store)
+
+    async def main() -> None:
+        with writes_blocked(store_url):
+            task = asyncio.ensure_future(_commit(committer, _logs("m")))
+            await asyncio.sleep(0.3)
+            assert not task.done()
+            waited = committer.busy_so_far()
+            await asyncio.sleep(0.2)
+            assert committer.busy_seconds == 0.0  # nothing ended yet
+            assert 0.1 < waited < committer.busy_so_far()  # and still it shows, growing
+        assert await task is True
+        assert committer.busy_so_far() == committer.busy_seconds >= 0.4
+
+    asyncio.run(main())
+
+
 def test_a_request_that_cannot_be_stored_fails_alone(store: Store, store_url: str) -> None:
     """Converters never let such a batch through; the committer must still not lose the others."""
     committer = GroupCommitter(store)

@@ -194,6 +194,12 @@ class GroupCommitter:
             self._kicking = False
             self._wake.notify()
 
+    def busy_so_far(self) -> float:
+        """Seconds spent in transactions, the one being written included: a transaction that
+        hangs shows as a busy writer while it hangs, not only once it ends."""
+        since = self.writing_since
+        return self.busy_seconds + (0.0 if since is None else time.monotonic() - since)
+
     def stalled_for(self) -> float:
         """Seconds the transaction being written has waited so far (0 when none is)."""
         since = self.writing_since

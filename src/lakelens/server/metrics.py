@@ -182,7 +182,7 @@ def writer_families(committer: GroupCommitter | None) -> list[Any]:
     )
     transactions.add_metric([], float(committer.groups if committer else 0))
     requests.add_metric([], float(committer.requests if committer else 0))
-    busy.add_metric([], committer.busy_seconds if committer else 0.0)
+    busy.add_metric([], committer.busy_so_far() if committer else 0.0)
     return [transactions, requests, busy]
 
 
