@@ -1,7 +1,8 @@
 """The ingest writer's transaction, in process: one OpenLineage event per transaction, as the
 server's group committer writes one-event requests that arrive one at a time (one connection).
 
-Each RunEvent pair (START, then COMPLETE; the COMPLETE's output has no start of its own, so the
+With `--group N`, N runs' STARTs go in one transaction and their COMPLETEs in the next, as the
+committer groups N concurrent one-event requests. Each RunEvent pair (START, then COMPLETE; the COMPLETE's output has no start of its own, so the
 writer takes its run's) is converted
 once before the clock starts; the clock then runs over `store.writes.write_batches` alone, on
 one held connection, as the committer holds it. Wall time and this process's CPU per
@@ -38,8 +39,10 @@ exec(RUN_EVENT, _SCOPE)
 run_event = _SCOPE["run_event"]
 
 
-def one_turn(kind: str, events: int, postgres_url: str) -> dict[str, float]:
-    """Write `events` runs (2 transactions each) after 100 warm-up runs: ms per transaction."""
+def one_turn(kind: str, events: int, postgres_url: str, group: int = 1) -> dict[str, float]:
+    """Write `events` runs after 100 warm-up runs, `group` runs' STARTs in one transaction and
+    then their COMPLETEs in another (as the committer groups concurrent one-event requests):
+    ms per transaction and per event."""
     import sqlalchemy as sa
 
     from lakelens.config import load_settings
@@ -61,20 +64,23 @@ def one_turn(kind: str, events: int, postgres_url: str) -> dict[str, float]:
     try:
         store = Store(settings=load_settings(home=home, database_url=url, log_format="none"))
         engine = store.engine
-        parts = []
-        for i in range(events + 100):
-            run_id = str(uuid.uuid4())
+        groups: list[list[Any]] = []
+        warm = -(-100 // group) * 2  # the warm-up runs' transactions
+        for first in range(0, events + warm * group // 2, group):
+            runs = [(str(uuid.uuid4()), i) for i in range(first, first + group)]
             for event_type in ("START", "COMPLETE"):
-                body = json.dumps(run_event(run_id, event_type, i)).encode()
-                batch = openlineage.body_to_ingested(body, now=time.time()).batch
-                parts.append(Part(batch, source="openlineage"))
+                groups.append([])
+                for run_id, i in runs:
+                    body = json.dumps(run_event(run_id, event_type, i)).encode()
+                    batch = openlineage.body_to_ingested(body, now=time.time()).batch
+                    groups[-1].append(Part(batch, source="openlineage"))
         conn = engine.connect()
         try:
-            for at, part in enumerate(parts):
-                if at == 200:
+            for at, parts in enumerate(groups):
+                if at == warm:
                     wall, cpu = time.perf_counter(), time.process_time()
                 with answer_deadline(30):
-                    write_batches(engine, [part], connection=conn)
+                    write_batches(engine, parts, connection=conn)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         finally:
             conn.close()
@@ -85,8 +91,12 @@ def one_turn(kind: str, events: int, postgres_url: str) -> dict[str, float]:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.dispose()
-    done = len(parts) - 200
-    return {"wall_ms": wall / done * 1e3, "cpu_ms": cpu / done * 1e3}
+    done = len(groups) - warm
+    return {
+        "wall_ms": wall / done * 1e3,
+        "cpu_ms": cpu / done * 1e3,
+        "wall_ms_per_event": wall / (done * group) * 1e3,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--events", type=int, default=1000, help="runs per turn (2 txns each)")
     parser.add_argument("--turns", type=int, default=3, help="turns per store, alternating")
+    parser.add_argument(
+        "--group", type=int, default=1, help="one-event requests per transaction (default 1)"
+    )
     parser.add_argument("--database-url", default=os.environ.get("LAKELENS_DATABASE_URL", POSTGRES))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -101,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     turns: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for turn in range(args.turns):
         for kind in kinds:
-            turns[kind].append(one_turn(kind, args.events, args.database_url))
+            turns[kind].append(one_turn(kind, args.events, args.database_url, args.group))
             if not args.json:
                 got = turns[kind][-1]
                 print(
@@ -110,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
     result: dict[str, Any] = {
-        kind: {key: statistics.median(t[key] for t in found) for key in ("wall_ms", "cpu_ms")}
+        kind: {key: statistics.median(t[key] for t in found) for key in found[0]}
         for kind, found in turns.items()
     }
     if "sqlite" in result and "postgres" in result:
@@ -120,11 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"writer transactions, one OpenLineage event each, median of {args.turns} turns:")
+    print(
+        f"writer transactions of {args.group} one-event OpenLineage request"
+        f"{'s' * (args.group > 1)} each, median of {args.turns} turns:"
+    )
     for kind in kinds:
         print(
             f"  {kind:9} {result[kind]['wall_ms']:.3f} ms wall  "
-            f"{result[kind]['cpu_ms']:.3f} ms CPU  ({1e3 / result[kind]['wall_ms']:,.0f}/s)"
+            f"{result[kind]['cpu_ms']:.3f} ms CPU  ({1e3 / result[kind]['wall_ms']:,.0f}/s; "
+            f"{result[kind]['wall_ms_per_event']:.3f} ms an event)"
         )
     if "postgres_vs_sqlite_txn_per_s" in result:
         print(
