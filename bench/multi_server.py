@@ -38,6 +38,7 @@ from ingest import (  # bench/ingest.py: the same client, store and process help
     free_port,
     fresh_store,
     wait_ready,
+    writer_counters,
 )
 
 GOAL = 1.5  # two servers ÷ one
@@ -159,9 +160,15 @@ def measure(servers: int, seconds: float, postgres_url: str) -> dict[str, dict[s
             pids = [p.pid for p in procs]
             database = backends(url)
             before = (_cpu(pids), _cpu(database), machine_busy())
+            writers = [writer_counters(base) for base in bases]
             with Waits(url) as waits:
                 data = _drive(",".join(bases), mode, seconds, CONNECTIONS)
             after = (_cpu(pids), _cpu(database), machine_busy())
+            # Each server's writer (/metrics): busy share of the phase, requests a transaction.
+            done = [
+                [b - a for a, b in zip(old, writer_counters(base), strict=True)]
+                for old, base in zip(writers, bases, strict=True)
+            ]
             wall, requests = data["seconds"], data["sent"] / per_request
             busy = (after[2][0] - before[2][0]) / max(1, after[2][1] - before[2][1])
             found[name] = {
@@ -171,6 +178,9 @@ def measure(servers: int, seconds: float, postgres_url: str) -> dict[str, dict[s
                 "postgres_ms": (after[1] - before[1]) * 1000 / requests,
                 "client_ms": data["cpu"] * 1000 / requests,
                 "machine_busy_cores": busy * (os.cpu_count() or 1),
+                "writer_busy": max(d[2] for d in done) / data["seconds"],
+                "requests_per_transaction": sum(d[1] for d in done)
+                / max(1.0, sum(d[0] for d in done)),
                 # Mean backends of this database doing each, sampled every 50 ms.
                 **{f"backends_{k}": v for k, v in waits.means().items()},
             }
@@ -340,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"    {'servers':>7} {'events/s':>9} {'÷ 1':>5} | CPU ms/request: {'servers':>7} "
             f"{'postgres':>8} {'client':>6} | cores: {'ours':>4} {'machine':>7} | ceiling "
-            f"events/s: {'servers':>7} {'machine':>7} | PostgreSQL backends: running, "
-            "waiting for the rollup lock, rows, WAL/IO"
+            f"events/s: {'servers':>7} {'machine':>7} | writer: busiest, requests/txn | "
+            "PostgreSQL backends: running, waiting for the rollup lock, rows, WAL/IO"
         )
         for n in counts:
             f = results[n][name]
@@ -353,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{f['servers_ms']:>7.2f} {f['postgres_ms']:>8.2f} {f['client_ms']:>6.2f} | "
                 f"{'':6} {f['lakelens_cores']:>4.2f} {f['machine_busy_cores']:>7.2f} | "
                 f"{'':18} {f['servers_ceiling']:>7,.0f} {f['machine_ceiling']:>7,.0f} | "
+                f"{'':8}{f['writer_busy']:>7.0%} {f['requests_per_transaction']:>12.1f} | "
                 + " ".join(f"{f['backends_' + name]:.2f}" for name in Waits.NAMES)
                 + f"  {verdict}"
             )
