@@ -1,15 +1,17 @@
-"""The ingest writer's transaction, in process: one OpenLineage event per transaction, as the
-server's group committer writes one-event requests that arrive one at a time (one connection).
+"""The ingest writer's transaction, in process: one-event OpenLineage requests as the
+server's group committer writes them, one per transaction (requests that arrive one at a time)
+or `--group N` per transaction (N runs' STARTs in one, then their COMPLETEs in the next, as N
+concurrent requests are grouped).
 
-With `--group N`, N runs' STARTs go in one transaction and their COMPLETEs in the next, as the
-committer groups N concurrent one-event requests. Each RunEvent pair (START, then COMPLETE; the COMPLETE's output has no start of its own, so the
-writer takes its run's) is converted
-once before the clock starts; the clock then runs over `store.writes.write_batches` alone, on
-one held connection, as the committer holds it. Wall time and this process's CPU per
-transaction, SQLite and PostgreSQL in turn, and PostgreSQL ÷ SQLite (transactions/s) from the
-same run. No HTTP, no event loop: what is left is the store's part of a request.
+Each RunEvent (START, then COMPLETE, whose output has no start of its own, so the writer takes
+its run's) is converted before the clock starts; the clock runs over
+`store.writes.write_batches` alone, on one held connection, as the committer holds it. Wall
+time and this process's CPU per transaction and per event, SQLite and PostgreSQL taking turns,
+and PostgreSQL ÷ SQLite (transactions/s) from the same run. No HTTP, no event loop: what is
+left is the store's part of a request.
 
     .venv/bin/python bench/writer.py                         # both stores, 3 turns each
+    .venv/bin/python bench/writer.py --group 8               # as eight concurrent requests
     .venv/bin/python bench/writer.py --stores postgres --turns 5 --json
 
 PostgreSQL: a new database per turn on --database-url (default: the local test server).
