@@ -45,3 +45,16 @@ def cli_loads(args: list[str], store_url: str, home: Path, modules: list[str]) -
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
     )
     return done.stdout + done.stderr
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` itself listens on TCP `port`. A server started on a port picked
+    as free can lose it to another test's server started at the same moment: that one then
+    answers the readiness probe, while ours exits with "Address already in use"."""
+    import psutil
+
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections)

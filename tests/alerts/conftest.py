@@ -173,6 +173,11 @@ class Receiver:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.command == "GET" and self.path == "/livez":
+                    # Another test's readiness probe: its server was to take this port, picked
+                    # as free at the same moment as ours. Not a delivery, and not its server.
+                    self.send_error(404)
+                    return
                 answer = receiver._record(
                     RecordedRequest(
                         method=self.command,

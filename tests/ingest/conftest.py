@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from _support import listens
+
 
 class Recorder(ThreadingHTTPServer):
     """Every POST as (path, content type, content encoding, body), answered 200 and empty."""
@@ -72,19 +74,25 @@ class Serve:
     def __init__(
         self, tmp_path: Path, database_url: str, token: str | None, args: tuple[str, ...] = ()
     ) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
-        self.log = tmp_path / f"serve-{self.port}.log"
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("LAKELENS_", "OPENLINEAGE"))
         }
         env.update(LAKELENS_DATABASE_URL=database_url, LAKELENS_LOG_FORMAT="json")
         if token:
             env["LAKELENS_API_TOKEN"] = token
-        home = tmp_path / "serve-home"
+        for _attempt in range(3):  # a port picked as free can be taken before the server binds it
+            if self._start(tmp_path, env, args):
+                return
+        raise AssertionError(f"lakelens serve found no free port:\n{self.log.read_text()}")
+
+    def _start(self, tmp_path: Path, env: dict[str, str], args: tuple[str, ...]) -> bool:
+        """Start on a free port and wait until it answers; False when the port was taken."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"serve-{self.port}.log"
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -93,7 +101,7 @@ class Serve:
                     "lakelens",
                     "serve",
                     "--home",
-                    str(home),
+                    str(tmp_path / "serve-home"),
                     "--port",
                     str(self.port),
                     *args,
@@ -105,10 +113,13 @@ class Serve:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "Address already in use" in self.log.read_text():
+                    return False
                 raise AssertionError(f"lakelens serve exited early:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.url + "/livez", timeout=1.0).status_code == 200:
-                    return
+                answered = httpx.get(self.url + "/livez", timeout=1.0).status_code == 200
+                if answered and listens(self.proc.pid, self.port):  # not another test's server
+                    return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from _support import listens
 from lakelens.config import Settings, load_settings
 from lakelens.store import Store
 
@@ -128,7 +129,7 @@ class ServeProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"lakelens serve exited early:\n{self.output()}")
-            if _answers(self.url):
+            if _answers(self.url) and listens(self.proc.pid, self.port):
                 return self
             time.sleep(0.1)
         self.kill()
