@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from _support import load_module
+from _support import listens, load_module
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,7 +53,8 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited early:\n{self.output()}")
             try:
-                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
+                answered = httpx.get(self.url + path, timeout=1.0).status_code == 200
+                if answered and listens(self.proc.pid, self.port):  # not another test's server
                     return self
             except httpx.HTTPError:
                 pass
