@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -107,3 +108,43 @@ def test_many_runs_in_one_transaction(store: Store) -> None:
     _write(store, *(_done(f"m{i}", f"t{i % 7}", 2_000) for i in range(1_200)))
     for i in (0, 499, 500, 1_199):
         assert _stored(store, f"m{i}")[f"t{i % 7}"] == (float(i), 2_000.0 - i)
+
+
+def test_a_complete_on_postgresql_waits_for_the_server_three_times(
+    empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg's BEGIN (it syncs in pipeline mode), the names' read (which brings the run's
+    start with it) and the pipeline's end (which brings the COMMIT's answer): no round trip for
+    the start alone, none for psycopg's commit."""
+    from psycopg import _pipeline_base
+
+    from lakelens.store.writes import write_batch
+
+    store = Store(empty_postgres_url)
+    try:
+        _write(store, Run("r7", "load", start_time=_at(0)))
+        syncs: list[str] = []
+        commits: list[bytes] = []
+        enqueue = _pipeline_base.BasePipeline._enqueue_sync
+        monkeypatch.setattr(
+            _pipeline_base.BasePipeline,
+            "_enqueue_sync",
+            lambda self: (syncs.append("sync"), enqueue(self))[1],
+        )
+        connection_base = type(store.engine.raw_connection().driver_connection).__mro__
+        base = next(c for c in connection_base if "_exec_command" in vars(c))
+        command = base._exec_command
+
+        def exec_command(self: Any, cmd: Any, *args: Any, **kwargs: Any) -> Any:
+            commits.append(bytes(cmd)) if bytes(cmd).strip().upper() == b"COMMIT" else None
+            return command(self, cmd, *args, **kwargs)
+
+        monkeypatch.setattr(base, "_exec_command", exec_command)
+        batch = Batch()
+        batch.add(Run("r7", "load", "success", start_time=_at(30), end_time=_at(30)))
+        batch.add(_done("r7", "t", 30))
+        assert write_batch(store.engine, batch)
+        assert (syncs, commits) == (["sync"] * 3, [])
+        assert _stored(store, "r7")["t"] == (0.0, 30.0)  # and it was committed, start and all
+    finally:
+        store.close()
