@@ -110,12 +110,12 @@ def test_many_runs_in_one_transaction(store: Store) -> None:
         assert _stored(store, f"m{i}")[f"t{i % 7}"] == (float(i), 2_000.0 - i)
 
 
-def test_a_complete_on_postgresql_waits_for_the_server_three_times(
+def test_a_complete_on_postgresql_waits_for_the_server_twice(
     empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """psycopg's BEGIN (it syncs in pipeline mode), the names' read (which brings the run's
-    start with it) and the pipeline's end (which brings the COMMIT's answer): no round trip for
-    the start alone, none for psycopg's commit."""
+    """The names' read (which brings the BEGIN's and the run's start's answers with it) and the
+    pipeline's end (which brings the COMMIT's): no round trip for psycopg's BEGIN (it syncs in
+    pipeline mode), none for the start alone, none for psycopg's commit."""
     from psycopg import _pipeline_base
 
     from lakelens.store.writes import write_batch
@@ -144,7 +144,61 @@ def test_a_complete_on_postgresql_waits_for_the_server_three_times(
         batch.add(Run("r7", "load", "success", start_time=_at(30), end_time=_at(30)))
         batch.add(_done("r7", "t", 30))
         assert write_batch(store.engine, batch)
-        assert (syncs, commits) == (["sync"] * 3, [])
+        assert (syncs, commits) == (["sync"] * 2, [])
         assert _stored(store, "r7")["t"] == (0.0, 30.0)  # and it was committed, start and all
+    finally:
+        store.close()
+
+
+def _fail_with(failure: str, cursor_at: int = 0) -> Any:
+    def fail(*args: Any) -> None:
+        cursor = args[cursor_at]
+        if failure == "database error":
+            cursor.execute("SELECT 1/0")
+            cursor.fetchall()
+        raise ZeroDivisionError
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    "ending",
+    ["commit", "repeat", "database error", "raised", "database error under the lock"],
+)
+def test_a_pipelined_write_hands_its_connection_back_out_of_autocommit(
+    empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    """write_batches runs its pipeline in autocommit (BEGIN queued, not synced) and must hand
+    the connection back as psycopg opened it, however the transaction ended: rolled back, or
+    closed when it held the rollup lock."""
+    import lakelens.store.writes as writes
+
+    store = Store(empty_postgres_url)
+    try:
+        _write(store, Run("r8", "load", start_time=_at(0)))
+        if ending in ("database error", "raised"):  # before the rollup lock: rolled back
+            monkeypatch.setattr(writes, "_append", _fail_with(ending, cursor_at=1))
+        elif ending == "database error under the lock":  # closed instead
+            monkeypatch.setattr(writes, "_update_asset_state", _fail_with("database error"))
+        first = Batch()
+        first.add(_done("r8", "t", 30))
+        if ending == "repeat":
+            assert writes.write_batch(store.engine, first, batch_id="b1")
+        again = Batch()
+        again.add(_done("r8", "u", 40))
+        if ending.startswith("database error") or ending == "raised":
+            with pytest.raises((sa.exc.DBAPIError, ZeroDivisionError)):
+                writes.write_batch(store.engine, again, batch_id="b1")
+        else:
+            fresh = writes.write_batch(store.engine, again, batch_id="b1")
+            assert fresh is (ending == "commit")
+        with store.engine.connect() as conn:
+            dbapi: Any = conn.connection.dbapi_connection
+            assert (dbapi.autocommit, dbapi.info.transaction_status) == (False, 0)
+            # A transaction on it is still one: a rollback undoes a write.
+            conn.execute(sa.text("CREATE TABLE undone (x int)"))
+            conn.rollback()
+            assert conn.execute(sa.text("SELECT to_regclass('undone')")).scalar() is None
+        assert ("u" in _stored(store, "r8")) is (ending == "commit")
     finally:
         store.close()

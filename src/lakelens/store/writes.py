@@ -150,7 +150,26 @@ def write_batches(
             raise
         finally:
             raw.close()
+            if not sql.sqlite:
+                _end_autocommit(conn)
     return fresh
+
+
+def _end_autocommit(conn: sa.Connection) -> None:
+    """Hand the connection back as psycopg opened it (`_pipelined` ran it in autocommit);
+    one whose transaction did not end is closed instead of pooled."""
+    if conn.invalidated:
+        return
+    dbapi: Any = conn.connection.dbapi_connection
+    if not dbapi.autocommit:
+        return
+    if dbapi.pgconn.transaction_status == _IDLE:
+        dbapi.autocommit = False
+    else:
+        conn.invalidate()
+
+
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
 @contextmanager
@@ -159,7 +178,7 @@ def _pipelined(
 ) -> Iterator[Any]:
     """The transaction's cursor; on PostgreSQL in pipeline mode, so that its statements go out
     without waiting for each answer: a one-event OpenLineage transaction took about a dozen
-    round trips, now three or four (each read the write needs waits for what came before).
+    round trips, now two (each read the write needs waits for what came before).
 
     Not for a batch that COPY writes (pipeline mode cannot run COPY) or that holds schema
     snapshots (written through SQLAlchemy, which reads a result's shape before it arrived).
@@ -171,7 +190,12 @@ def _pipelined(
         yield cursor
         return
     dbapi: Any = conn.connection.dbapi_connection
+    # psycopg's own BEGIN syncs the pipeline (a round trip of its own); in autocommit, the
+    # transaction's BEGIN is queued with its first statements. `write_batches` ends the
+    # autocommit once the transaction has ended (`_end_autocommit`).
+    dbapi.autocommit = True
     with dbapi.pipeline() as pipeline:
+        cursor.execute("BEGIN", prepare=False)
         yield _Piped(cursor, pipeline)
 
 
