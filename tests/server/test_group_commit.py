@@ -364,3 +364,28 @@ def test_sqlite_requests_queued_in_one_turn_of_the_loop_wake_an_idle_writer_once
         assert _messages(store) == Counter(["first"] + [f"m{i}" for i in range(5)])
     finally:
         store.close()
+
+
+def test_a_writer_held_up_in_the_partition_upkeep_counts_as_busy_and_stalled(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group waits for the hourly upkeep the writer runs before its transaction: that
+    time shows on /metrics (busy) and /readyz (stalled) as the transaction's would."""
+    upkeep = store.upkeep_when_due
+    release = threading.Event()
+    monkeypatch.setattr(store, "upkeep_when_due", lambda: (release.wait(30), upkeep())[1])
+    committer = GroupCommitter(store)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(_commit(committer, _logs("after the upkeep")))
+        await asyncio.sleep(0.4)
+        assert not task.done()
+        assert committer.stalled_for() > 0.3
+        assert committer.busy_so_far() > 0.3
+        release.set()
+        assert await task is True
+        assert committer.stalled_for() == 0.0
+        assert committer.busy_seconds >= 0.4
+
+    asyncio.run(main())
+    assert _messages(store) == Counter(["after the upkeep"])

@@ -270,8 +270,10 @@ def build_rules(slas: list[AssetSla], options: RuleOptions | None = None) -> dic
             "lakelens at {{ $labels.instance }} ingests as fast as its one writer can",
             "The ingest writer of {{ $labels.instance }} was busy {{ $value | humanizePercentage }}"
             " of the last 10m: requests queue for it and clients wait. On PostgreSQL, spread the "
-            "clients over another `lakelens serve` on the same store; on SQLite the store's "
-            "single writer is the limit.",
+            "clients over another `lakelens serve` on the same store. On SQLite a second server "
+            "does not help (the file has one writer): send more events per request (the SDK's "
+            "batches, an array of RunEvents per POST to /api/v1/lineage) or move the store to "
+            "PostgreSQL.",
         ),
     ]
     return {

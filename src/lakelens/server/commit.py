@@ -239,11 +239,13 @@ class GroupCommitter:
         return group
 
     def _commit(self, group: list[_Waiting]) -> None:
-        # A process that only ingests over HTTP still makes the coming days' partitions (once
-        # an hour; `lakelens serve` also runs it on the clock, and one at a time).
-        self.store.upkeep_when_due()
         began = self.writing_since = time.monotonic()
         try:
+            # A process that only ingests over HTTP still makes the coming days' partitions
+            # (once an hour; `lakelens serve` also runs it on the clock, and one at a time).
+            # The group waits for it, so it counts as writing: busy on /metrics, and a stall
+            # on /readyz when it hangs.
+            self.store.upkeep_when_due()
             results = _write(
                 self.store,
                 [w.part for w in group],
