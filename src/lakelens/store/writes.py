@@ -107,6 +107,7 @@ def write_batches(
             conn.begin()
         raw = conn.connection.cursor()
         locked = False
+        starts: _RunStarts | None = None
         try:
             with _pipelined(conn, raw, sql, parts) as cursor:
                 fresh = [_claim(cursor, sql, part) for part in parts]
@@ -149,6 +150,8 @@ def write_batches(
                 conn.rollback()
             raise
         finally:
+            if starts is not None:
+                starts.close()  # its cursors, when the transaction ended before it was read
             raw.close()
             if not sql.sqlite:
                 _end_autocommit(conn)
@@ -392,6 +395,10 @@ class _RunStarts:
             asking.execute(sql.run_starts(len(ids)), ids)
             self._asked.append(asking)
 
+    def close(self) -> None:
+        for asking in self._asked:
+            asking.close()
+
     def knows(self, run_id: str) -> bool:
         return run_id in self._wanted
 
@@ -402,7 +409,7 @@ class _RunStarts:
             for asking in self._asked:
                 if asking.description is not None:  # waits for the answer in a pipeline
                     self._stored.update(asking.fetchall())
-                asking.close()
+            self.close()
         stored, given = self._stored.get(run_id), self._given.get(run_id)
         if stored is None or given is None:
             return stored if given is None else given
