@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import resource
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from _support import UvicornThread
 
 IDLE = 1000
 
@@ -78,8 +79,6 @@ def test_a_thousand_idle_connections_neither_lock_out_requests_nor_stay(
 def app_server(tmp_path: Path) -> Iterator[tuple[str, list[logging.LogRecord]]]:
     """The app with a failing route under uvicorn (as `lakelens serve` runs it) in a thread,
     and the log records of lakelens and uvicorn."""
-    import uvicorn
-
     from lakelens.config import load_settings
     from lakelens.server import create_app
     from lakelens.server.limits import header_timeout_protocol
@@ -106,23 +105,12 @@ def app_server(tmp_path: Path) -> Iterator[tuple[str, list[logging.LogRecord]]]:
     for logger in loggers:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=free, log_config=None, http=header_timeout_protocol(10)
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # log_level=None: uvicorn leaves the levels set above as they are.
+    server = UvicornThread(app, log_config=None, log_level=None, http=header_timeout_protocol(10))
     try:
-        yield f"http://127.0.0.1:{free}", records
+        with server:
+            yield server.url, records
     finally:
-        server.should_exit = True
-        thread.join(15)
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(level)

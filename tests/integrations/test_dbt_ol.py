@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
-from _support import load_module
+from _support import load_module, serving
 from lakelens.store import Store, reads
 
 HERE = Path(__file__).resolve().parent
@@ -44,35 +41,12 @@ def _dbt_ol() -> Path:
 @pytest.fixture
 def server(tmp_path: Path, store_url: str) -> Iterator[str]:
     """`lakelens serve --no-alerts` on the test's store: evaluation is left to the test."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKELENS_", "OPENLINEAGE"))}
     env.update(LAKELENS_DATABASE_URL=store_url, LAKELENS_LOG_FORMAT="json")
-    log = tmp_path / "serve.log"
     argv = [sys.executable, "-m", "lakelens", "serve", "--no-alerts"]
-    argv += ["--home", str(tmp_path / "serve-home"), "--port", str(port)]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"lakelens serve exited early:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"lakelens serve did not answer:\n{log.read_text()}"
-            try:
-                if httpx.get(url + "/livez", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    argv += ["--home", str(tmp_path / "serve-home"), "--port"]
+    with serving(lambda port: [*argv, str(port)], tmp_path / "serve.log", env=env) as (_, url):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _dbt_ol_build(tmp_path: Path, url: str) -> tuple[Path, str]:

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -15,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from _support import serving
 from lakelens.monitors import MonitorConfig
 from lakelens.monitors.service import MonitorService
 from lakelens.monitors.state import add_monitor
@@ -60,12 +59,6 @@ def test_a_due_monitor_runs_once_across_servers_and_again_after_its_interval(
     assert [r.name for r in services[1].run_due()] == ["shop"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_runs_due_monitors_in_the_background(tmp_path: Path) -> None:
     from lakelens.config import load_settings
     from lakelens.store import Store
@@ -75,17 +68,10 @@ def test_serve_runs_due_monitors_in_the_background(tmp_path: Path) -> None:
     store = Store(settings=load_settings({}, home=str(home), log_format="none"))
     add_monitor(store.engine, MonitorConfig.create(f"sqlite:///{warehouse}"), now=time.time())
     store.close()
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lakelens", "serve", "--home", str(home), "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    argv = [sys.executable, "-m", "lakelens", "serve", "--home", str(home), "--port"]
+    with serving(lambda port: [*argv, str(port)], log, env=env) as (proc, url):
         deadline = time.monotonic() + 60
         observed = 0
         while time.monotonic() < deadline and not observed:
@@ -94,9 +80,6 @@ def test_serve_runs_due_monitors_in_the_background(tmp_path: Path) -> None:
             with sqlite3.connect(home / "lakelens.db") as db:
                 observed = db.execute("SELECT count(*) FROM table_observations").fetchone()[0]
         assert observed == 1, log.read_text()
-        report = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+        report = httpx.get(f"{url}/health", timeout=30).json()
         monitors = report["components"]["monitors"]
         assert monitors["status"] == "healthy" and monitors["details"]["monitors"] == 1
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from _support import closed_port
 from lakelens.errors import ConfigError
 from lakelens.monitors import MonitorConfig, MonitorError, run_cycle
 from lakelens.monitors.settings import Masker, from_config
@@ -51,21 +52,17 @@ def test_the_password_comes_from_the_environment_and_its_absence_is_the_failure(
 def test_unreachable_warehouse_messages_never_show_the_password(
     make_store: Any, tmp_path: Path
 ) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once closed
     secret = "pa55-w0rd-xyz"
-    config = MonitorConfig.create(
-        f"postgresql://monitor@127.0.0.1:{port}/wh",
-        name="wh",
-        password_env="WH_PW",
-        connect_timeout="2s",
-    )
     store = make_store()
-    add_monitor(store.engine, config, now=0.0)
-    result = run_cycle(store, config, environ={"WH_PW": secret})
+    with closed_port() as port:
+        config = MonitorConfig.create(
+            f"postgresql://monitor@127.0.0.1:{port}/wh",
+            name="wh",
+            password_env="WH_PW",
+            connect_timeout="2s",
+        )
+        add_monitor(store.engine, config, now=0.0)
+        result = run_cycle(store, config, environ={"WH_PW": secret})
     assert result.error is not None
     assert result.error.startswith(f"cannot connect to postgresql://monitor@127.0.0.1:{port}/wh: ")
     with store.connect() as conn:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -24,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 import lakelens
+from _support import UvicornThread
 from lakelens.config import load_settings
 from lakelens.ingest.native import loads, to_ingested
 from lakelens.sdk._profile import SAMPLE_ROWS, compute, estimate_distinct
@@ -313,37 +312,17 @@ def test_prune_keeps_the_newest_profile_of_each_asset(sdk: Store) -> None:
 # -- remote: through `lakelens serve` -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server(store_url: str, tmp_path: Path) -> Iterator[tuple[str, Store]]:
     """A real lakelens server on 127.0.0.1 (uvicorn in a thread) over a store on `store_url`."""
-    import uvicorn
-
     from lakelens.server import create_app
 
     settings = load_settings(
         home=str(tmp_path / "server"), database_url=store_url, log_format="none"
     )
     store = Store(settings=settings)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, store), host="127.0.0.1", port=port, log_level="warning"
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", store
-    running.should_exit = True
-    thread.join(15)
+    with UvicornThread(create_app(settings, store)) as running:
+        yield running.url, store
     store.close()
 
 

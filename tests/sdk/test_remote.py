@@ -7,16 +7,15 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 import lakelens
+from _support import UvicornThread, bound_socket
 from lakelens.config import Settings, load_settings
 from lakelens.events import Batch
 from lakelens.ingest.native_write import dumps_batch
@@ -26,47 +25,26 @@ from lakelens.sdk._writer import Writer
 from lakelens.store import Store, reads, schema
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
-    """The lakelens app under uvicorn in a thread, on a chosen port; start and stop at will."""
+    """The lakelens app under uvicorn in a thread, on `sock` (a new port by default): a test
+    that starts it late holds the port bound meanwhile (`bound_socket()`), so that the SDK's
+    posts are refused and no other test's server takes the port."""
 
-    def __init__(self, store: Store, port: int, token: str | None = None) -> None:
-        self.store = store
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.token = token
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> Server:
-        import uvicorn
-
+    def __init__(
+        self, store: Store, sock: socket.socket | None = None, token: str | None = None
+    ) -> None:
         from lakelens.server import create_app
 
-        settings = self.store.settings.replace(api_token=self.token)
-        config = uvicorn.Config(
-            create_app(settings, self.store), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
+        settings = store.settings.replace(api_token=token)
+        self._server = UvicornThread(create_app(settings, store), sock)
+        self.url = self._server.url
+
+    def start(self) -> Server:
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            assert self._thread is not None
-            self._thread.join(15)
-            self._server = None
+        self._server.stop()
 
 
 @pytest.fixture
@@ -151,7 +129,7 @@ def _reset_sdk(tmp_path: Path) -> Iterator[None]:
 def test_remote_mode_delivers_every_event_once(
     server_store: Store, servers: list[Server], tmp_path: Path
 ) -> None:
-    server = Server(server_store, _free_port(), token="tok").start()
+    server = Server(server_store, token="tok").start()
     servers.append(server)
     remote_sdk(tmp_path / "client", server.url, token="tok")
     run_ids = record(runs=3, logs_per_run=50)
@@ -172,8 +150,8 @@ def test_remote_mode_delivers_every_event_once(
 def test_server_down_for_a_while_loses_and_duplicates_nothing(
     server_store: Store, servers: list[Server], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    port = _free_port()
-    remote_sdk(tmp_path / "client", f"http://127.0.0.1:{port}")
+    down = bound_socket()
+    remote_sdk(tmp_path / "client", f"http://127.0.0.1:{down.getsockname()[1]}")
     record(runs=2, logs_per_run=100)
     assert lakelens.flush(30)  # spooled: the pipeline never waits for the server
     sink = _sink()
@@ -183,7 +161,7 @@ def test_server_down_for_a_while_loses_and_duplicates_nothing(
     record(runs=1, logs_per_run=100)  # more while it is still down
     assert lakelens.flush(30)
     time.sleep(1.0)
-    servers.append(Server(server_store, port).start())
+    servers.append(Server(server_store, down).start())
     assert sink.drain(40), sink.stats()
     counts = _counts(server_store)
     assert counts["runs"] == 3
@@ -198,7 +176,7 @@ def test_a_batch_whose_answer_was_lost_is_not_stored_twice(
 ) -> None:
     import httpx
 
-    server = Server(server_store, _free_port()).start()
+    server = Server(server_store).start()
     servers.append(server)
     batch = Batch()
     batch.logs.extend(
@@ -228,7 +206,8 @@ def test_a_batch_whose_answer_was_lost_is_not_stored_twice(
 def test_a_dead_process_spool_is_delivered_by_the_next_one(
     server_store: Store, servers: list[Server], tmp_path: Path
 ) -> None:
-    port = _free_port()
+    down = bound_socket()
+    port = down.getsockname()[1]
     home = tmp_path / "client"
     script = textwrap.dedent(
         f"""
@@ -257,7 +236,7 @@ def test_a_dead_process_spool_is_delivered_by_the_next_one(
     )
     assert result.returncode == 0, result.stderr
     assert "retrying" in result.stderr
-    servers.append(Server(server_store, port).start())
+    servers.append(Server(server_store, down).start())
     sink = RemoteSink(f"http://127.0.0.1:{port}", home=home)
     try:
         assert sink.drain(20)
@@ -278,7 +257,7 @@ def test_a_batch_the_server_refuses_is_set_aside_and_the_queue_moves_on(
 ) -> None:
     """A batch refused with a 4xx goes to spool/rejected/ (reported once); the ones behind it
     are delivered."""
-    server = Server(server_store, _free_port()).start()
+    server = Server(server_store).start()
     servers.append(server)
     sink = RemoteSink(server.url, home=tmp_path / "client", deliver_inline=False)
     try:

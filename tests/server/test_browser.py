@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _support import serving
 
 XSS_ASSET = "<img src=x onerror=alert(1)>"
 XSS_MESSAGE = "</script><script>alert(1)</script>"
@@ -37,12 +38,6 @@ lakelens.configure(settings=load_settings(home=sys.argv[1], log_format="none"))
 lakelens.get_logger("e2e").warning(sys.argv[2], source="another process")
 assert lakelens.flush(10)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _clean_env() -> dict[str, str]:
@@ -157,48 +152,14 @@ def _serving(
     home: Path, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[str]:
     """`lakelens serve` on a free port of 127.0.0.1 over `home`; yields its URL."""
-    import httpx
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lakelens",
-                "serve",
-                "--home",
-                str(home),
-                "--port",
-                str(port),
-                *args,
-            ],
-            env={**_clean_env(), "LAKELENS_LOG_FORMAT": "json", **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"lakelens serve exited:\n{log_path.read_text()}")
-            try:
-                if httpx.get(url + "/livez", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"lakelens serve did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    argv = [sys.executable, "-m", "lakelens", "serve", "--home", str(home), *args, "--port"]
+    log_path.write_bytes(b"")
+    with serving(
+        lambda port: [*argv, str(port)],
+        log_path,
+        env={**_clean_env(), "LAKELENS_LOG_FORMAT": "json", **(env or {})},
+    ) as (_, url):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ over incidents the alert engine opened from a pipeline recorded through the SDK.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 import lakelens
+from _support import bound_socket
 from lakelens.alerts import triage
 from lakelens.alerts.config import AlertingConfig, RuleSettings
 from lakelens.alerts.destinations import create_destination
@@ -32,12 +32,6 @@ SECRET = "SUPERSECRETTOKEN123"
 
 class Boom(Exception):
     pass
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _materialize(clock: FakeClock, asset: str, *, fail: bool = False, **options: Any) -> None:
@@ -67,7 +61,9 @@ def world(store_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     clock = FakeClock(time.time() - 3600)
     lakelens.configure(settings=settings, store=store, clock=clock)
-    url = f"http://127.0.0.1:{_closed_port()}/hooks/{SECRET}"
+    # The delivery fails: the port refuses connections, and no other test's server can take it.
+    refusing = bound_socket()
+    url = f"http://127.0.0.1:{refusing.getsockname()[1]}/hooks/{SECRET}"
     cfg = AlertingConfig(
         destinations={"hook": {"type": "webhook", "url": url}},
         rules=RuleSettings(),
@@ -109,6 +105,7 @@ def world(store_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
         lakelens.flush()
         lakelens.configure(settings=load_settings(home=str(tmp_path / "after"), log_format="none"))
         store.close()
+        refusing.close()
 
 
 def test_incident_page_tells_what_broke_findings_timeline_and_deliveries(world: Any) -> None:

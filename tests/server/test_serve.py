@@ -18,6 +18,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from _support import serving
 from lakelens.cli.main import app
 
 TOKEN = "e2e-token-0123456789"
@@ -158,7 +159,7 @@ def test_kill_9_loses_no_acknowledged_batch(serve: Any, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_real_prometheus_scrapes_the_demo_assets(
-    serve: Any, tmp_path: Path, require_tool: Any, free_port: Any
+    serve: Any, tmp_path: Path, require_tool: Any
 ) -> None:
     import sys
 
@@ -171,7 +172,6 @@ def test_a_real_prometheus_scrapes_the_demo_assets(
         timeout=120,
     )
     server = serve(home, env={"LAKELENS_API_TOKEN": TOKEN})
-    port = free_port()
     (tmp_path / "token").write_text(TOKEN)
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -183,18 +183,12 @@ def test_a_real_prometheus_scrapes_the_demo_assets(
         "    static_configs:\n"
         f"      - targets: ['127.0.0.1:{server.port}']\n"
     )
-    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    argv = [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"]
+    with serving(
+        lambda port: [*argv, f"--web.listen-address=127.0.0.1:{port}"],
+        tmp_path / "prometheus.log",
+        probe="/-/ready",
+    ) as (_, url):
         expected = {"dlt_glucose_entries", "stg_glucose_entries", "mrt_glucose_readings"}
         found: set[str] = set()
         deadline = time.monotonic() + 45
@@ -202,7 +196,7 @@ def test_a_real_prometheus_scrapes_the_demo_assets(
             time.sleep(0.5)
             try:
                 answer = httpx.get(
-                    f"http://127.0.0.1:{port}/api/v1/query",
+                    f"{url}/api/v1/query",
                     params={"query": "asset_freshness_seconds"},
                     timeout=2,
                 ).json()
@@ -211,7 +205,7 @@ def test_a_real_prometheus_scrapes_the_demo_assets(
             found = {
                 r["metric"].get("asset_name") for r in answer.get("data", {}).get("result", [])
             }
-        targets = httpx.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2).json()
+        targets = httpx.get(f"{url}/api/v1/targets", timeout=2).json()
         health = [t["health"] for t in targets["data"]["activeTargets"]]
         assert expected <= found, (
             found,
@@ -219,10 +213,6 @@ def test_a_real_prometheus_scrapes_the_demo_assets(
             (tmp_path / "prometheus.log").read_text()[-2000:],
         )
         assert health == ["up"]
-    finally:
-        proc.kill()
-        proc.wait(10)
-        log.close()
 
 
 def test_log_stream_tails_new_records_and_resumes(pipeline: Any, thread_server: Any) -> None:

@@ -53,7 +53,7 @@ def test_an_acknowledged_incident_stays_active_in_alertmanager_past_its_ttl(
         ],
         port,
         tmp_path / "alertmanager.log",
-    )
+    ).wait_ready()  # on its own socket: not another test's Alertmanager on the same port
     am = f"http://127.0.0.1:{port}"
     config = AlertingConfig(
         destinations={"am": {"type": "alertmanager", "url": am, "ttl": TTL}},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _support import cli_loads
+from _support import cli_loads, closed_port
 from lakelens.events import Batch
 from lakelens.model import Asset
 from lakelens.store import Store
@@ -159,18 +158,16 @@ CLI = "from lakelens.cli.main import main; main()"
 
 
 def test_an_unreachable_postgres_is_one_line_with_the_password_hidden(tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"postgresql://lakelens:s3cret@127.0.0.1:{port}/lakelens"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKELENS_")}
-    done = subprocess.run(
-        [sys.executable, "-c", CLI, "runs", "--home", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env | {"LAKELENS_DATABASE_URL": url},
-        check=False,
-    )
+    with closed_port() as port:
+        url = f"postgresql://lakelens:s3cret@127.0.0.1:{port}/lakelens"
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, "runs", "--home", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=env | {"LAKELENS_DATABASE_URL": url},
+            check=False,
+        )
     assert done.returncode == 1
     assert "Cannot read the store at postgresql://lakelens:***@127.0.0.1" in done.stderr
     assert "s3cret" not in done.stderr + done.stdout
