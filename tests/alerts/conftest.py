@@ -11,6 +11,8 @@
 
     receiver.stop() / receiver.start()            # the receiver is down / back (same port)
 
+While down, its port refuses connections and stays held: no other test's server can take it.
+
 `smtp_server(mode, users=...)` starts an aiosmtpd server: mode "plain" (no STARTTLS),
 "starttls" or "tls" (implicit TLS). Its certificate is signed by a throwaway CA generated
 for the session; point a client at `server.ca_file` to trust it.
@@ -43,6 +45,34 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class HeldPort:
+    """A port of `host` kept from creation to `close()`, for a server that stops and starts
+    again on it: while no `listener()` is open it refuses connections, and no other test's
+    server can bind it at any time. A bound, never listening socket holds it; it and the
+    listeners share the port through SO_REUSEPORT, which no other server of the tests sets.
+    (One socket cannot: after shutdown() a port bound as 0 is free, and listening again past
+    TIME_WAIT needs SO_REUSEADDR, with which uvicorn's bind takes the port while it is down.)
+    Not on `_support.bound_socket`: bench/delivery_faults.py loads this file outside pytest."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self._holder = self._bound(0)
+        self.port = int(self._holder.getsockname()[1])
+
+    def _bound(self, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((self.host, port))
+        return sock
+
+    def listener(self) -> socket.socket:
+        """A new socket bound to the port, not listening yet; close it to stop serving."""
+        return self._bound(self.port)
+
+    def close(self) -> None:
+        self._holder.close()
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -82,7 +112,8 @@ class Receiver:
     """
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self._port = HeldPort()
+        self.port = self._port.port
         self.default = ScriptedResponse()
         self._requests: list[RecordedRequest] = []
         self._script: deque[ScriptedResponse] = deque()
@@ -138,7 +169,12 @@ class Receiver:
         """Listen (again) on the same port."""
         if self._server is not None:
             return
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        server = ThreadingHTTPServer(
+            ("127.0.0.1", self.port), self._handler_class(), bind_and_activate=False
+        )
+        server.socket.close()  # on the held port's socket instead: see HeldPort
+        server.socket = self._port.listener()
+        server.server_activate()
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
@@ -147,7 +183,7 @@ class Receiver:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop listening: new connections are refused until `start()`."""
+        """Stop listening: new connections are refused until `start()`, the port kept."""
         if self._server is None:
             return
         self._server.shutdown()
@@ -155,6 +191,11 @@ class Receiver:
         assert self._thread is not None
         self._thread.join(timeout=5)
         self._server = None
+
+    def close(self) -> None:
+        """Stop, and give the port back (at the end of the test)."""
+        self.stop()
+        self._port.close()
 
     def _record(self, request: RecordedRequest) -> ScriptedResponse:
         with self._changed:
@@ -213,7 +254,7 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 # --- TLS certificates --------------------------------------------------------------------------
@@ -327,7 +368,8 @@ class SmtpServer:
         if mode not in ("plain", "starttls", "tls"):
             raise ValueError(f"unknown SMTP server mode {mode!r}")
         self.mode = mode
-        self.port = free_port()
+        self._port = HeldPort(self.host)
+        self.port = self._port.port
         self.ca_file = tls.ca_file
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
@@ -361,7 +403,15 @@ class SmtpServer:
             options.update(authenticator=authenticate, auth_require_tls=mode == "starttls")
         if mode == "starttls":
             options.update(tls_context=tls.server_context(), require_starttls=False)
-        self._controller = Controller(
+        listener = self._port.listener()
+
+        class HeldController(Controller):
+            def _create_server(self) -> Any:  # on the held port's socket: see HeldPort
+                return self.loop.create_server(
+                    self._factory_invoker, sock=listener, ssl=self.ssl_context
+                )
+
+        self._controller = HeldController(
             Handler(),
             hostname=self.host,
             port=self.port,
@@ -376,10 +426,16 @@ class SmtpServer:
         self._replies.append(reply)
 
     def stop(self) -> None:
-        """Stop listening (connections are refused afterwards); safe to call twice."""
+        """Stop listening (connections are refused afterwards, the port kept); safe to call
+        twice."""
         if self._running:
             self._running = False
             self._controller.stop()
+
+    def close(self) -> None:
+        """Stop, and give the port back (at the end of the test)."""
+        self.stop()
+        self._port.close()
 
 
 @pytest.fixture
@@ -394,7 +450,7 @@ def smtp_server(tls_files: TlsFiles) -> Iterator[Callable[..., SmtpServer]]:
 
     yield start
     for server in started:
-        server.stop()
+        server.close()
 
 
 # The start of the alert tests' fake clock (a test may `clock.set()` another start first).

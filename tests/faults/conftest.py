@@ -174,7 +174,7 @@ def receiver() -> Iterator[Any]:
     server = Receiver()
     server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def make_receiver() -> Iterator[Any]:
 
     yield start
     for server in started:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def receiver() -> Iterator[Any]:
     server = Receiver()
     server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 class PgWarehouse:

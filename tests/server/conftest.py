@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import listens
+from _support import UvicornThread, serving
 from lakelens.config import Settings, load_settings
 from lakelens.store import Store
 
@@ -46,9 +46,9 @@ def odd_asset() -> str:
 
 
 @pytest.fixture
-def thread_server() -> type[ThreadServer]:
+def thread_server() -> type[UvicornThread]:
     """`with thread_server(app) as server:` runs the app under uvicorn in this process."""
-    return ThreadServer
+    return UvicornThread
 
 
 @pytest.fixture
@@ -70,70 +70,35 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _answers(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(url + "/livez", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+_LOGS = itertools.count(1)
 
 
 class ServeProcess:
-    """`lakelens serve` in a subprocess on 127.0.0.1 and a free port."""
+    """`lakelens serve` in a subprocess on 127.0.0.1 and a free port (`_support.serving`: on
+    another port when another test's server took it first). A restart is a new ServeProcess,
+    on a new port: the old one could be taken meanwhile."""
 
     def __init__(
-        self,
-        home: Path,
-        *,
-        env: dict[str, str] | None = None,
-        port: int | None = None,
-        args: tuple[str, ...] = (),
+        self, home: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
     ):
         self.home = home
         self.args = args
-        self.port = port or _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "LAKELENS_LOG_FORMAT": "json", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = home.parent / f"serve-{self.port}.log"
+        self.port = 0
+        self.url = ""
+        self.log = home.parent / f"serve-{next(_LOGS)}.log"
+        self._serving = contextlib.ExitStack()
 
     def start(self, timeout: float = 30.0) -> ServeProcess:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "lakelens",
-                    "serve",
-                    "--home",
-                    str(self.home),
-                    "--port",
-                    str(self.port),
-                    *self.args,
-                ],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+        argv = [sys.executable, "-m", "lakelens", "serve", "--home", str(self.home), *self.args]
+        self.proc, self.url = self._serving.enter_context(
+            serving(
+                lambda port: [*argv, "--port", str(port)], self.log, env=self.env, timeout=timeout
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"lakelens serve exited early:\n{self.output()}")
-            if _answers(self.url) and listens(self.proc.pid, self.port):
-                return self
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"lakelens serve did not answer within {timeout}s:\n{self.output()}")
+        )
+        self.port = int(self.url.rsplit(":", 1)[1])
+        return self
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -144,14 +109,16 @@ class ServeProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+            self.kill()
             raise AssertionError("lakelens serve did not stop on SIGTERM") from None
+        finally:
+            self._serving.close()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._serving.close()
 
 
 @pytest.fixture
@@ -167,25 +134,3 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     yield start
     for server in started:
         server.kill()
-
-
-class ThreadServer:
-    """uvicorn in a thread of this process (for streaming tests on a real socket)."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 15, "uvicorn to start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)

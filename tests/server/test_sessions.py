@@ -107,6 +107,11 @@ class Browser:
     def __exit__(self, *exc: object) -> None:
         self.client.close()
 
+    def move_to(self, url: str) -> None:
+        """Talk to the server at `url` from now on, with the same cookies: a cookie is for a
+        host, whatever the port (RFC 6265), in browsers and in httpx alike."""
+        self.client.base_url = httpx.URL(url)
+
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(path, headers={**HTML, **kwargs.pop("headers", {})}, **kwargs)
 
@@ -376,14 +381,18 @@ def test_removing_a_token_from_the_config_ends_its_sessions(
         assert viewer.get("/runs").status_code == 200 and team.get("/runs").status_code == 200
         first.stop()
         _write_config(config, ["team"])
-        second = serve(tmp_path / "server-home", env=env, port=first.port)
+        # Restarted on another port: the first one may be taken meanwhile by another test's
+        # server. The browsers follow with their cookies.
+        second = serve(tmp_path / "server-home", env=env)
+        viewer.move_to(second.url)
+        team.move_to(second.url)
         assert team.get("/runs").status_code == 200
         assert viewer.get("/runs").headers["location"] == "/signin?next=%2Fruns"
         assert viewer.sign_in(TOKENS["viewer"][0]).status_code == 401
         second.stop()
         # A new key (no secret, no API token: new at each start) signs everyone out.
         without = {k: v for k, v in env.items() if k != "LAKELENS_SESSION_SECRET"}
-        serve(tmp_path / "server-home", env=without, port=first.port)
+        team.move_to(serve(tmp_path / "server-home", env=without).url)
         assert team.get("/runs").status_code == 303
 
 

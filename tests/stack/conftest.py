@@ -103,4 +103,4 @@ def receiver() -> Iterator[Any]:
     server = Receiver()
     server.start()
     yield server
-    server.stop()
+    server.close()
