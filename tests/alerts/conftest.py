@@ -40,13 +40,6 @@ from typing import Any
 import pytest
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class HeldPort:
     """A port of `host` kept from creation to `close()`, for a server that stops and starts
     again on it: while no `listener()` is open it refuses connections, and no other test's

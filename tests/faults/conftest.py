@@ -164,17 +164,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         server.kill()
 
 
-Receiver = receivers.Receiver
-ScriptedResponse = receivers.ScriptedResponse
-
-
-@pytest.fixture
-def receiver() -> Iterator[Any]:
-    """A started Receiver (see tests/alerts/conftest.py); stopped after the test."""
-    server = Receiver()
-    server.start()
-    yield server
-    server.close()
+receiver = receivers.receiver
 
 
 @pytest.fixture
@@ -183,7 +173,7 @@ def make_receiver() -> Iterator[Any]:
     started: list[Any] = []
 
     def start() -> Any:
-        server = Receiver()
+        server = receivers.Receiver()
         server.start()
         started.append(server)
         return server

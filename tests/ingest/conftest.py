@@ -3,12 +3,11 @@ and a real `lakelens serve` for the real OpenLineage client."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from _support import listens
+from _support import serving
+
+_LOGS = itertools.count(1)
 
 
 class Recorder(ThreadingHTTPServer):
@@ -69,7 +70,8 @@ def http_recorder() -> Iterator[Recorder]:
 
 
 class Serve:
-    """`lakelens serve` in a subprocess on 127.0.0.1, on the store at `database_url`."""
+    """`lakelens serve` in a subprocess on 127.0.0.1, on the store at `database_url`, started
+    by `_support.serving` (on another port when another test's server took it first)."""
 
     def __init__(
         self, tmp_path: Path, database_url: str, token: str | None, args: tuple[str, ...] = ()
@@ -81,50 +83,13 @@ class Serve:
         env.update(LAKELENS_DATABASE_URL=database_url, LAKELENS_LOG_FORMAT="json")
         if token:
             env["LAKELENS_API_TOKEN"] = token
-        for _attempt in range(3):  # a port picked as free can be taken before the server binds it
-            if self._start(tmp_path, env, args):
-                return
-        raise AssertionError(f"lakelens serve found no free port:\n{self.log.read_text()}")
-
-    def _start(self, tmp_path: Path, env: dict[str, str], args: tuple[str, ...]) -> bool:
-        """Start on a free port and wait until it answers; False when the port was taken."""
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / f"serve-{self.port}.log"
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "lakelens",
-                    "serve",
-                    "--home",
-                    str(tmp_path / "serve-home"),
-                    "--port",
-                    str(self.port),
-                    *args,
-                ],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                if "Address already in use" in self.log.read_text():
-                    return False
-                raise AssertionError(f"lakelens serve exited early:\n{self.log.read_text()}")
-            try:
-                answered = httpx.get(self.url + "/livez", timeout=1.0).status_code == 200
-                if answered and listens(self.proc.pid, self.port):  # not another test's server
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"lakelens serve did not answer:\n{self.log.read_text()}")
+        argv = [sys.executable, "-m", "lakelens", "serve", "--home", str(tmp_path / "serve-home")]
+        self.log = tmp_path / f"serve-{next(_LOGS)}.log"
+        self._serving = contextlib.ExitStack()
+        self.proc, self.url = self._serving.enter_context(
+            serving(lambda port: [*argv, "--port", str(port), *args], self.log, env=env)
+        )
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def get(self, path: str, **params: Any) -> Any:
         """GET an API path with the token; the JSON answer."""
@@ -134,13 +99,8 @@ class Serve:
         return response.json()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        """SIGTERM, then SIGKILL (safe to call twice)."""
+        self._serving.close()
 
 
 @pytest.fixture

@@ -19,22 +19,9 @@ WAREHOUSE_SERVER = os.environ.get(
 )
 
 
-def _alerts_conftest() -> Any:
-    return load_module(
-        "lakelens_tests_alerts_receivers", Path(__file__).parents[1] / "alerts" / "conftest.py"
-    )
-
-
-Receiver = _alerts_conftest().Receiver
-
-
-@pytest.fixture
-def receiver() -> Iterator[Any]:
-    """A real HTTP server on 127.0.0.1 recording requests (see tests/alerts/conftest.py)."""
-    server = Receiver()
-    server.start()
-    yield server
-    server.close()
+receiver = load_module(
+    "lakelens_tests_alerts_receivers", Path(__file__).parents[1] / "alerts" / "conftest.py"
+).receiver
 
 
 class PgWarehouse:

@@ -37,24 +37,21 @@ def _active(am: str) -> list[dict[str, Any]]:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_an_acknowledged_incident_stays_active_in_alertmanager_past_its_ttl(
-    tmp_path: Path, require_tool: Any, daemons: Any, free_port: Any
+    tmp_path: Path, require_tool: Any, daemons: Any
 ) -> None:
     binary = require_tool("prometheus-alertmanager", "apt-get install prometheus-alertmanager")
-    port = free_port()
     (tmp_path / "am.yml").write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
-    daemons(
+    am = daemons(
         "alertmanager",
-        [
+        lambda port: [
             binary,
             f"--config.file={tmp_path / 'am.yml'}",
             f"--storage.path={tmp_path / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
         ],
-        port,
         tmp_path / "alertmanager.log",
-    ).wait_ready()  # on its own socket: not another test's Alertmanager on the same port
-    am = f"http://127.0.0.1:{port}"
+    ).url  # ready when it listens itself: not another test's Alertmanager on its port
     config = AlertingConfig(
         destinations={"am": {"type": "alertmanager", "url": am, "ttl": TTL}},
         rules=RuleSettings(),

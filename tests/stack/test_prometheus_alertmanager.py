@@ -75,7 +75,6 @@ def test_failing_and_stale_assets_fire_through_prometheus_and_alertmanager(
     serve: Any,
     daemons: Any,
     receiver: Any,
-    free_port: Any,
 ) -> None:
     prometheus_bin = require_tool("prometheus", "apt-get install prometheus")
     alertmanager_bin = require_tool(
@@ -98,7 +97,6 @@ def test_failing_and_stale_assets_fire_through_prometheus_and_alertmanager(
 
     lakelens_server = serve(home)
 
-    am_port = free_port()
     (tmp_path / "alertmanager.yml").write_text(
         "route:\n"
         "  receiver: hook\n"
@@ -112,41 +110,37 @@ def test_failing_and_stale_assets_fire_through_prometheus_and_alertmanager(
     )
     alertmanager = daemons(
         "alertmanager",
-        [
+        lambda port: [
             alertmanager_bin,
             f"--config.file={tmp_path / 'alertmanager.yml'}",
             f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
+            f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",  # no gossip port: one instance
         ],
-        am_port,
         tmp_path / "alertmanager.log",
     )
 
-    prom_port = free_port()
+    # Alertmanager is up, so its port (in Prometheus' config) is settled.
     (tmp_path / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
         "rule_files: [rules.yml]\n"
         "alerting:\n"
         "  alertmanagers:\n"
-        f"    - static_configs: [{{targets: ['127.0.0.1:{am_port}']}}]\n"
+        f"    - static_configs: [{{targets: ['127.0.0.1:{alertmanager.port}']}}]\n"
         "scrape_configs:\n"
         "  - job_name: lakelens\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{lakelens_server.port}']}}]\n"
     )
     prometheus = daemons(
         "prometheus",
-        [
+        lambda port: [
             prometheus_bin,
             f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
+            f"--web.listen-address=127.0.0.1:{port}",
         ],
-        prom_port,
         tmp_path / "prometheus.log",
     )
-    alertmanager.wait_ready()
-    prometheus.wait_ready()
     logs = (prometheus, alertmanager)
 
     # Prometheus has seen orders healthy (its failure counter at 0) before the failure.
