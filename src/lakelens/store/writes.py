@@ -166,13 +166,12 @@ def _end_autocommit(conn: sa.Connection) -> None:
     dbapi: Any = conn.connection.dbapi_connection
     if not dbapi.autocommit:
         return
-    if dbapi.pgconn.transaction_status == _IDLE:
+    from psycopg.pq import TransactionStatus
+
+    if dbapi.info.transaction_status == TransactionStatus.IDLE:
         dbapi.autocommit = False
     else:
         conn.invalidate()
-
-
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
 @contextmanager
