@@ -6,9 +6,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from lakelens.store import Store
 
 STRICT = os.environ.get("LAKELENS_TEST_STRICT") == "1"
 POSTGRES_URL = os.environ.get(
@@ -92,6 +95,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'lakelens.db'}"
     url: str = request.getfixturevalue("empty_postgres_url")
     return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A Store open on `store_url` (both stores), its tables in place; closed after the test."""
+    from lakelens.store import Store
+
+    opened = Store(store_url)
+    opened.engine  # noqa: B018 - creates the tables before a test blocks or reads them
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

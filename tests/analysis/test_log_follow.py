@@ -7,10 +7,8 @@ reader that wraps the tail's own connection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from lakelens.analysis.logs import COLUMNS, LogFilter, follow
 from lakelens.store import Store, schema
@@ -65,14 +63,6 @@ def _tail(store: Store, hooks: list[tuple[str, Callable[[], None]]], polls: int)
 
     stopped = lambda: count >= polls  # noqa: E731 - read after each poll
     return [r.id for r in follow(connect, LogFilter(), after_id=0, interval=0.0, stop=stopped)]
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store(store_url)
-    opened.engine  # noqa: B018 - creates the tables
-    yield opened
-    opened.close()
 
 
 _IDS = "SELECT id FROM logs WHERE id > :position"  # the poll's id read

@@ -122,15 +122,6 @@ def _logs(start: float, *, repeat: int = 1) -> list[tuple[Any, ...]]:
     return rows
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def _indexed(store: Store, pattern: str) -> list[int]:
     """Ids `logs --grep` finds (the index where there is one), newest first."""
     with store.reader() as db:

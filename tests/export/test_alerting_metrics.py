@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lakelens.export.alerting_metrics import exposition
@@ -46,13 +45,6 @@ def _alert(fingerprint: str, severity: str, status: str) -> dict:
         "first_seen": NOW,
         "last_seen": NOW,
     }
-
-
-@pytest.fixture
-def store(store_url: str) -> Any:
-    store = Store(store_url)
-    yield store
-    store.close()
 
 
 def test_an_empty_store_has_zero_series_and_no_heartbeats(store: Store) -> None:

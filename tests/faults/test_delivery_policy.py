@@ -22,13 +22,6 @@ from lakelens.store import Store, schema
 T0 = 1_800_000_000.0
 
 
-@pytest.fixture
-def store(store_url: str) -> Any:
-    store = Store(store_url)
-    yield store
-    store.close()
-
-
 class Clock:
     def __init__(self, now: float = T0) -> None:
         self.now = now

@@ -276,13 +276,6 @@ def _only_artifacts(directory: str, names: list[str]) -> list[str]:
     return [n for n in names if n not in kept]
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    yield store
-    store.close()
-
-
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc).timestamp()
 

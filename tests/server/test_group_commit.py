@@ -28,14 +28,6 @@ from lakelens.store import Store, schema
 NOW = 1_700_000_000.0
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    store = Store(store_url)
-    store.engine  # noqa: B018 -- schema in place before any writer is blocked
-    yield store
-    store.close()
-
-
 @contextmanager
 def writes_blocked(store_url: str) -> Iterator[None]:
     """Hold the store's write lock from another connection, as another process could."""

@@ -3,7 +3,6 @@ transaction's own run rows are written (asked before the rows are written, store
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,13 +45,6 @@ def _stored(store: Store, run_id: str) -> dict[str, tuple[float | None, float | 
     return {
         asset: (None if start is None else start - T0, duration) for asset, start, duration in rows
     } | {f"state:{name}": (None if s is None else s - T0, None) for name, s in states.items()}
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store(store_url)
-    yield opened
-    opened.close()
 
 
 def test_the_stored_start_of_its_run(store: Store) -> None:
